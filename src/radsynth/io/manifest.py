@@ -86,7 +86,7 @@ class ManifestWriter:
         if record["id"] in self.done_ids:
             raise ValueError(f"record {record['id']!r} is already in {self.path}")
         if self._handle is None:
-            raise ValueError("ManifestWriter.append needs an open writer: use `with ManifestWriter(...)`")
+            raise ValueError("ManifestWriter.append needs an open writer: use it in a with block")
         self._handle.write(json.dumps(record, sort_keys=True) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())

@@ -25,7 +25,7 @@ def write_png(path: str | Path, pixels: np.ndarray, text: Mapping[str, str] | No
     elif pixels.dtype == np.uint16:
         image = Image.fromarray(pixels.astype("<u2"), mode="I;16")
     else:
-        raise ValueError(f"write_png takes uint8 or uint16 pixels, got {pixels.dtype}; convert first")
+        raise ValueError(f"write_png takes uint8 or uint16 pixels, got {pixels.dtype}")
     info = PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, value)
