@@ -1,0 +1,517 @@
+"""Soft tissues: the body envelope (skin, subcutaneous fat, muscle) and the organs.
+
+Millimetres, body coordinates (x to the patient's left, y anterior, z up), for a 1750 mm adult.
+Organ positions follow the skeleton's landmarks so that a chest radiograph shows the lungs
+inside the rib cage, the domes of the diaphragm, the heart shadow and the gastric bubble.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from radsynth.phantoms.solids import Solid, Structure, ellipsoid, frustum, rotation_about
+
+
+def chest_half_width(z: float) -> float:
+    """Inner half-width of the rib cage at height z (mm), apex to costal margin."""
+    zs = [1130.0, 1190.0, 1260.0, 1350.0, 1420.0, 1470.0, 1500.0]
+    ws = [128.0, 138.0, 141.0, 136.0, 118.0, 88.0, 60.0]
+    return float(np.interp(z, zs, ws))
+
+
+def _ring(
+    zs: list[float],
+    half_widths: list[float],
+    half_depths: list[float],
+    ys: list[float],
+    x: float = 0.0,
+) -> list[Solid]:
+    """Stacked frusta through elliptic sections at heights zs (a smooth tapered trunk)."""
+    parts: list[Solid] = []
+    for i in range(len(zs) - 1):
+        a0, a1 = half_widths[i], half_widths[i + 1]
+        b0, b1 = half_depths[i], half_depths[i + 1]
+        # One taper for both axes: use the mean ratio; the depth follows within a few mm.
+        taper = 0.5 * (a1 / a0 + b1 / b0)
+        parts.append(frustum((x, ys[i], zs[i]), (x, ys[i + 1], zs[i + 1]), a0, b0, taper=taper))
+    return parts
+
+
+def envelope(
+    female: bool,
+    fat_mm: float,
+    bulk: float,
+    landmarks: dict[str, np.ndarray],
+    breast_size: float,
+) -> list[Structure]:
+    """Skin/subcutaneous fat as the outer union, muscle inside it, visceral fat in the abdomen.
+
+    fat_mm: subcutaneous fat thickness; bulk: width factor of the trunk and limbs (1 = average).
+    """
+    hip_w = (182.0 if female else 168.0) * bulk
+    waist_w = (128.0 if female else 148.0) * bulk
+    chest_w = (148.0 if female else 162.0) * bulk
+    shoulder_w = (150.0 if female else 172.0) * bulk
+    zs = [820.0, 900.0, 980.0, 1060.0, 1150.0, 1260.0, 1380.0, 1455.0]
+    widths = [
+        hip_w * 0.92,
+        hip_w,
+        hip_w * 0.93,
+        waist_w,
+        chest_w * 0.96,
+        chest_w,
+        shoulder_w,
+        shoulder_w * 0.8,
+    ]
+    depths = [x * bulk for x in (100.0, 118.0, 112.0, 104.0, 110.0, 118.0, 112.0, 92.0)]
+    ys = [-14.0, -12.0, -4.0, 2.0, 6.0, 8.0, 4.0, -6.0]
+    parts: list[Solid] = _ring(zs, widths, depths, ys)
+    # Buttocks and shoulder caps (deltoids).
+    for s in (-1.0, 1.0):
+        parts.append(
+            ellipsoid((s * 70.0 * bulk, -70.0 * bulk, 880.0), (80.0 * bulk, 65.0 * bulk, 90.0))
+        )
+        shoulder = landmarks["left_shoulder" if s > 0 else "right_shoulder"]
+        parts.append(
+            ellipsoid(shoulder + np.array([s * 8.0, 0.0, 2.0]), (44.0 * bulk, 52.0 * bulk, 50.0))
+        )
+    # Neck and head (scalp around the vault).
+    parts.append(
+        frustum((0.0, -12.0, 1420.0), (0.0, -2.0, 1590.0), 56.0 * bulk, 58.0 * bulk, taper=0.9)
+    )
+    head = landmarks["head_centre"]
+    parts.append(ellipsoid(head, (79.0, 99.0, 93.0)))
+    parts.append(ellipsoid(head + np.array([0.0, 62.0, -75.0]), (58.0, 45.0, 62.0)))  # face and jaw
+    for side in ("left", "right"):
+        parts += _arm_envelope(side, landmarks, bulk)
+        parts += _leg_envelope(side, landmarks, bulk)
+    if female:
+        for s in (-1.0, 1.0):
+            parts.append(_breast_solid(s, breast_size))
+    body = Structure(
+        "body",
+        "envelope",
+        "fat",
+        "air",
+        parts,
+        inner_material="muscle",
+        inner_parts=[p.shrunk(fat_mm) for p in parts],
+    )
+    structures = [body]
+    if female:
+        structures += [
+            Structure(
+                f"{'left' if s > 0 else 'right'}_breast",
+                "organ",
+                "breast",
+                "fat",
+                [_breast_solid(s, breast_size).scaled(0.62)],
+            )
+            for s in (-1.0, 1.0)
+        ]
+    # Visceral fat fills the abdominal cavity, where the organs sit.
+    cavity = _ring(
+        [850.0, 960.0, 1080.0, 1200.0],
+        [hip_w * 0.62, hip_w * 0.68, waist_w * 0.8, chest_w * 0.8],
+        [70.0 * bulk, 80.0 * bulk, 80.0 * bulk, 82.0],
+        [10.0, 14.0, 18.0, 16.0],
+    )
+    structures.append(Structure("abdominal_cavity", "envelope", "fat", "muscle", cavity))
+    return structures
+
+
+def _breast_solid(side: float, size: float) -> Solid:
+    return ellipsoid(
+        (side * 78.0, 112.0, 1292.0),
+        (62.0 * size, 52.0 * size, 62.0 * size),
+        rotation_about((1.0, 0.0, 0.0), np.deg2rad(-15.0)),
+    )
+
+
+def _arm_envelope(side: str, lm: dict[str, np.ndarray], bulk: float) -> list[Solid]:
+    shoulder, elbow, wrist = lm[f"{side}_shoulder"], lm[f"{side}_elbow"], lm[f"{side}_wrist"]
+    down = (wrist - elbow) / np.linalg.norm(wrist - elbow)
+    lateral = np.array([np.sign(wrist[0]) * down[2] * -1.0, 0.0, 0.0])
+    lateral = np.array([abs(down[2]) * np.sign(wrist[0]), 0.0, abs(down[0])])
+    hand = lm[f"{side}_hand"]
+    fingers_end = hand + down * 105.0
+    return [
+        frustum(shoulder + down * 10.0, elbow, 46.0 * bulk, 46.0 * bulk, taper=0.8, u=lateral),
+        ellipsoid(elbow, (36.0 * bulk, 36.0 * bulk, 40.0)),
+        frustum(elbow, wrist, 38.0 * bulk, 34.0 * bulk, taper=0.7, u=lateral),
+        frustum(wrist - down * 10.0, wrist + down * 20.0, 30.0, 18.0, taper=1.15, u=lateral),
+        ellipsoid(
+            hand, (44.0, 16.0, 52.0), np.stack([lateral, np.array([0.0, 1.0, 0.0]), down], axis=1)
+        ),
+        frustum(hand + down * 30.0, fingers_end, 40.0, 11.0, taper=0.75, u=lateral),
+        frustum(
+            wrist + down * 30.0 + lateral * 32.0,
+            wrist + down * 95.0 + lateral * 62.0,
+            12.0,
+            11.0,
+            taper=0.8,
+            u=lateral,
+        ),
+    ]
+
+
+def _leg_envelope(side: str, lm: dict[str, np.ndarray], bulk: float) -> list[Solid]:
+    hip, knee, ankle = lm[f"{side}_hip"], lm[f"{side}_knee"], lm[f"{side}_ankle"]
+    s = 1.0 if side == "left" else -1.0
+    thigh_top = hip + np.array([s * 20.0, -10.0, -20.0])
+    return [
+        frustum(thigh_top, knee + np.array([0.0, 0.0, 40.0]), 90.0 * bulk, 92.0 * bulk, taper=0.58),
+        ellipsoid(knee + np.array([0.0, 4.0, 10.0]), (52.0 * bulk, 54.0 * bulk, 60.0)),
+        frustum(
+            knee + np.array([0.0, -8.0, -20.0]),
+            knee + np.array([0.0, -14.0, -150.0]),
+            50.0 * bulk,
+            52.0 * bulk,
+            taper=1.08,
+        ),
+        frustum(
+            knee + np.array([0.0, -14.0, -150.0]),
+            ankle + np.array([0.0, -4.0, 20.0]),
+            54.0 * bulk,
+            56.0 * bulk,
+            taper=0.56,
+        ),
+        ellipsoid(ankle + np.array([0.0, 0.0, -20.0]), (36.0, 44.0, 40.0)),
+        ellipsoid(ankle + np.array([s * 4.0, -28.0, -52.0]), (30.0, 40.0, 30.0)),  # heel pad
+        frustum(
+            ankle + np.array([s * 2.0, 20.0, -50.0]),
+            ankle + np.array([s * 6.0, 190.0, -70.0]),
+            42.0,
+            28.0,
+            taper=0.55,
+            u=(1.0, 0.0, 0.0),
+        ),
+    ]
+
+
+def lungs_and_mediastinum(
+    rng: np.random.Generator, dome_shift_mm: float, heart_scale: float
+) -> list[Structure]:
+    """Lungs (with vessel trees), heart, great vessels, trachea and main bronchi."""
+    structures: list[Structure] = []
+    heart_c = np.array([22.0, 34.0, 1292.0])
+    heart_rot = rotation_about((0.0, 1.0, 0.0), np.deg2rad(-28.0)) @ rotation_about(
+        (0.0, 0.0, 1.0), np.deg2rad(30.0)
+    )
+    heart_parts = [
+        ellipsoid(heart_c, np.array([64.0, 50.0, 54.0]) * heart_scale, heart_rot),
+        ellipsoid((-32.0, 26.0, 1308.0), np.array([30.0, 34.0, 42.0]) * heart_scale),
+    ]
+    for side, s in (("left", 1.0), ("right", -1.0)):
+        dome_top = (1222.0 if s > 0 else 1238.0) + dome_shift_mm
+        zs = [1170.0, 1250.0, 1350.0, 1440.0]
+        lateral = [chest_half_width(z) - 10.0 for z in zs]
+        medial = [40.0, 30.0, 36.0, 30.0] if s < 0 else [50.0, 40.0, 36.0, 30.0]
+        parts: list[Solid] = []
+        for i in range(len(zs) - 1):
+            c0 = (lateral[i] + medial[i]) / 2.0
+            c1 = (lateral[i + 1] + medial[i + 1]) / 2.0
+            a0 = (lateral[i] - medial[i]) / 2.0
+            a1 = (lateral[i + 1] - medial[i + 1]) / 2.0
+            parts.append(
+                frustum(
+                    (s * c0, -2.0, zs[i]),
+                    (s * c1, -4.0, zs[i + 1]),
+                    a0,
+                    88.0 - 4.0 * i,
+                    taper=a1 / a0,
+                )
+            )
+        parts.append(ellipsoid((s * 72.0, -14.0, 1440.0), (46.0, 62.0, 52.0)))
+        dome = ellipsoid((s * 62.0, 6.0, dome_top - 112.0), (86.0, 116.0, 112.0))
+        lung = Structure(
+            f"{side}_lung", "organ", "lung", "muscle", parts, cutouts=[dome, *heart_parts]
+        )
+        structures.append(lung)
+        structures.append(_vessel_tree(f"{side}_pulmonary_vessels", s, rng, dome_top))
+    structures.append(Structure("heart", "organ", "heart", "muscle", heart_parts))
+    aorta_pts = [
+        np.array(p)
+        for p in (
+            (12.0, 34.0, 1330.0),
+            (8.0, 30.0, 1400.0),
+            (12.0, 12.0, 1428.0),
+            (26.0, -14.0, 1420.0),
+            (26.0, -30.0, 1390.0),
+        )
+    ]
+    aorta_parts: list[Solid] = [
+        frustum(p, q, 14.0, 14.0) for p, q in zip(aorta_pts[:-1], aorta_pts[1:], strict=True)
+    ]
+    aorta_parts.append(frustum(aorta_pts[-1], (18.0, -24.0, 1000.0), 13.0, 13.0, taper=0.8))
+    structures.append(Structure("aorta", "vessel", "blood", "muscle", aorta_parts))
+    airway: list[Solid] = [
+        frustum((0.0, 10.0, 1580.0), (0.0, 2.0, 1392.0), 9.5, 8.5, u=(1.0, 0.0, 0.0))
+    ]
+    for s in (-1.0, 1.0):
+        airway.append(
+            frustum(
+                (0.0, 2.0, 1396.0),
+                (s * 46.0, -4.0, 1356.0 - (4.0 if s > 0 else 0.0)),
+                6.5,
+                6.0,
+                taper=0.8,
+            )
+        )
+    structures.append(Structure("trachea", "organ", "air", "muscle", airway))
+    return structures
+
+
+def _vessel_tree(name: str, side: float, rng: np.random.Generator, dome_top: float) -> Structure:
+    """Pulmonary vessels branching from the hilum towards the periphery (lung markings)."""
+    hilum = np.array([side * 52.0, -2.0, 1340.0])
+    segments: list[Solid] = []
+    targets = [(0.9, 0.35), (0.75, -0.55), (1.0, -0.05), (0.3, 0.95), (0.55, -0.85)]
+    stack = []
+    for lat, up in targets:
+        d = np.array([side * lat, rng.normal(0.0, 0.3), up])
+        stack.append((hilum, d / np.linalg.norm(d), 5.5, 0))
+    while stack:
+        start, direction, radius, depth = stack.pop()
+        length = rng.uniform(28.0, 45.0) * (0.85**depth)
+        end = start + direction * length
+        inner = chest_half_width(float(end[2])) - 25.0
+        if abs(end[0]) > inner or end[2] < dome_top - 40.0 or end[2] > 1460.0 or abs(end[0]) < 30.0:
+            continue
+        segments.append(frustum(start, end, radius, radius, taper=0.8))
+        if depth < 4 and radius > 1.2:
+            for _ in range(2):
+                turn = rng.normal(0.0, 0.45, size=3)
+                child = direction + turn
+                child /= np.linalg.norm(child)
+                stack.append((end, child, radius * 0.72, depth + 1))
+    return Structure(name, "vessel", "blood", "lung", segments)
+
+
+def abdominal_organs(rng: np.random.Generator, dome_shift_mm: float) -> list[Structure]:
+    """Liver, spleen, stomach with its gas bubble, kidneys in perirenal fat, psoas muscles,
+    colon and small bowel with gas, bladder."""
+    z_liver = 1128.0 + dome_shift_mm
+    out: list[Structure] = [
+        Structure(
+            "liver",
+            "organ",
+            "liver",
+            "fat",
+            [
+                ellipsoid(
+                    (-58.0, 12.0, z_liver),
+                    (108.0, 92.0, 96.0),
+                    rotation_about((0.0, 1.0, 0.0), np.deg2rad(12.0)),
+                )
+            ],
+        ),
+        Structure(
+            "spleen",
+            "organ",
+            "spleen",
+            "fat",
+            [
+                ellipsoid(
+                    (88.0, -48.0, 1140.0 + dome_shift_mm),
+                    (30.0, 48.0, 55.0),
+                    rotation_about((0.0, 0.0, 1.0), np.deg2rad(-30.0)),
+                )
+            ],
+        ),
+        Structure(
+            "stomach",
+            "organ",
+            "bowel",
+            "fat",
+            [
+                ellipsoid(
+                    (58.0, 28.0, 1140.0 + dome_shift_mm),
+                    (48.0, 40.0, 62.0),
+                    rotation_about((0.0, 1.0, 0.0), np.deg2rad(25.0)),
+                )
+            ],
+        ),
+        Structure(
+            "gastric_bubble",
+            "organ",
+            "bowel_gas",
+            "bowel",
+            [ellipsoid((62.0, 24.0, 1180.0 + dome_shift_mm), (28.0, 22.0, 14.0))],
+        ),
+    ]
+    for side, s in (("left", 1.0), ("right", -1.0)):
+        z = 1088.0 if s > 0 else 1072.0
+        rot = rotation_about((0.0, 1.0, 0.0), -s * np.deg2rad(16.0)) @ rotation_about(
+            (0.0, 0.0, 1.0), s * np.deg2rad(25.0)
+        )
+        centre = np.array([s * 62.0, -48.0, z])
+        out.append(
+            Structure(
+                f"{side}_perirenal_fat",
+                "organ",
+                "fat",
+                "fat",
+                [ellipsoid(centre, (42.0, 38.0, 70.0), rot)],
+            )
+        )
+        out.append(
+            Structure(
+                f"{side}_kidney",
+                "organ",
+                "kidney",
+                "fat",
+                [ellipsoid(centre, (28.0, 24.0, 56.0), rot)],
+                inner_material="renal_sinus",
+                inner_parts=[
+                    ellipsoid(centre + np.array([-s * 8.0, 6.0, 0.0]), (10.0, 9.0, 30.0), rot)
+                ],
+            )
+        )
+        out.append(
+            Structure(
+                f"{side}_psoas",
+                "organ",
+                "muscle",
+                "fat",
+                [
+                    frustum(
+                        (s * 30.0, -40.0, 1180.0), (s * 62.0, -10.0, 930.0), 14.0, 14.0, taper=2.0
+                    )
+                ],
+            )
+        )
+    colon_path = [
+        (-92.0, 10.0, 930.0),
+        (-98.0, 0.0, 1060.0),
+        (-70.0, 40.0, 1105.0),
+        (0.0, 58.0, 1085.0),
+        (72.0, 40.0, 1120.0),
+        (100.0, 0.0, 1070.0),
+        (96.0, 0.0, 960.0),
+        (40.0, 20.0, 905.0),
+        (0.0, -40.0, 890.0),
+        (0.0, -55.0, 830.0),
+    ]
+    pts = [np.array(p) for p in colon_path]
+    colon = Structure(
+        "colon",
+        "organ",
+        "bowel",
+        "fat",
+        [frustum(p, q, 24.0, 22.0) for p, q in zip(pts[:-1], pts[1:], strict=True)],
+    )
+    out.append(colon)
+    gas: list[Solid] = []
+    for p, q in zip(pts[:-1], pts[1:], strict=True):
+        for _ in range(int(rng.integers(1, 4))):
+            t = rng.uniform(0.1, 0.9)
+            c = p + (q - p) * t + rng.normal(0.0, 4.0, 3)
+            gas.append(ellipsoid(c, rng.uniform(7.0, 16.0, 3)))
+    out.append(Structure("colonic_gas", "organ", "bowel_gas", "bowel", gas))
+    small: list[Solid] = []
+    for _ in range(int(rng.integers(4, 12))):
+        c = np.array([rng.uniform(-60.0, 60.0), rng.uniform(0.0, 60.0), rng.uniform(960.0, 1060.0)])
+        small.append(
+            ellipsoid(c, (rng.uniform(5.0, 11.0), rng.uniform(5.0, 9.0), rng.uniform(5.0, 10.0)))
+        )
+    out.append(Structure("small_bowel_gas", "organ", "bowel_gas", "fat", small))
+    out.append(
+        Structure(
+            "bladder",
+            "organ",
+            "bladder",
+            "fat",
+            [ellipsoid((0.0, 42.0, 872.0), (42.0, 34.0, 30.0))],
+        )
+    )
+    out.append(
+        Structure(
+            "inferior_vena_cava",
+            "vessel",
+            "blood",
+            "fat",
+            [frustum((-22.0, -20.0, 1000.0), (-26.0, -10.0, 1240.0), 11.0, 9.0)],
+        )
+    )
+    return out
+
+
+def brain(head_centre: np.ndarray) -> list[Structure]:
+    """CSF space, grey and white matter, ventricles, cerebellum, brainstem and the eyes."""
+    c = head_centre
+    cavity_r = np.array([65.0, 85.0, 79.0])
+    out = [
+        Structure("csf_space", "organ", "csf", "muscle", [ellipsoid(c, cavity_r)]),
+        Structure(
+            "cerebrum",
+            "organ",
+            "grey_matter",
+            "csf",
+            [ellipsoid(c + np.array([0.0, 0.0, 6.0]), cavity_r - np.array([3.0, 3.0, 9.0]))],
+            cutouts=[ellipsoid(c + np.array([0.0, -58.0, -52.0]), (52.0, 34.0, 30.0))],
+        ),
+        Structure(
+            "white_matter",
+            "organ",
+            "white_matter",
+            "grey_matter",
+            [
+                ellipsoid(c + np.array([s * 26.0, -2.0, 14.0]), (30.0, 62.0, 44.0))
+                for s in (-1.0, 1.0)
+            ],
+        ),
+        Structure(
+            "lateral_ventricles",
+            "organ",
+            "csf",
+            "white_matter",
+            [
+                ellipsoid(
+                    c + np.array([s * 11.0, 4.0, 16.0]),
+                    (6.0, 36.0, 9.0),
+                    rotation_about((1.0, 0.0, 0.0), np.deg2rad(-8.0)),
+                )
+                for s in (-1.0, 1.0)
+            ],
+        ),
+        Structure(
+            "third_ventricle",
+            "organ",
+            "csf",
+            "grey_matter",
+            [ellipsoid(c + np.array([0.0, 0.0, -4.0]), (2.5, 14.0, 10.0))],
+        ),
+        Structure(
+            "cerebellum",
+            "organ",
+            "grey_matter",
+            "csf",
+            [ellipsoid(c + np.array([0.0, -56.0, -50.0]), (50.0, 30.0, 27.0))],
+            inner_material="white_matter",
+            inner_parts=[ellipsoid(c + np.array([0.0, -54.0, -48.0]), (18.0, 12.0, 10.0))],
+        ),
+        Structure(
+            "brainstem",
+            "organ",
+            "white_matter",
+            "csf",
+            [
+                frustum(
+                    c + np.array([0.0, -14.0, -10.0]),
+                    c + np.array([0.0, -22.0, -95.0]),
+                    13.0,
+                    12.0,
+                    taper=0.75,
+                )
+            ],
+        ),
+    ]
+    for s, side in ((1.0, "left"), (-1.0, "right")):
+        eye_c = c + np.array([s * 31.0, 76.0, -24.0])
+        out.append(
+            Structure(
+                f"{side}_eye", "organ", "fluid", "fat", [ellipsoid(eye_c, (12.0, 12.0, 12.0))]
+            )
+        )
+    return out
