@@ -1,0 +1,319 @@
+"""The parts of a radsynth diffusion model, built from a preset or loaded from a folder.
+
+A model folder uses diffusers' layout: `model_index.json` naming each component, one
+sub-folder per component with its `config.json` and `*.safetensors` weights. The same loader
+reads a user's local Stable Diffusion folder (RGB autoencoder, CLIP text encoder); images stay
+grayscale on radsynth's side and are converted at the model's edge.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
+
+from radsynth.models.presets import ModelPreset, get_preset
+from radsynth.models.text_encoders import (
+    CLIPPromptEncoder,
+    MiniLMPromptEncoder,
+    PromptEncoder,
+)
+
+MODEL_INDEX = "model_index.json"
+# ITU-R BT.601 luma: how an RGB decoder's output becomes one gray value.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class DiffusionComponents:
+    """A denoiser, its noise scheduler, a frozen prompt encoder and an optional autoencoder."""
+
+    # diffusers classes are typed Any: diffusers' lazy imports hide their attributes from mypy.
+    unet: Any  # UNet2DConditionModel
+    scheduler: Any  # a diffusers SchedulerMixin
+    prompt_encoder: PromptEncoder
+    vae: Any = None  # AutoencoderKL, or None for a pixel-space model
+    # Sampling defaults saved with the model (steps, guidance) and the preset it came from.
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Image pixels per model pixel along one axis (1 without an autoencoder)."""
+        if self.vae is None:
+            return 1
+        return int(2 ** (len(self.vae.config.block_out_channels) - 1))
+
+    @property
+    def sample_size(self) -> int:
+        """The model's native image size in pixels."""
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def size_multiple(self) -> int:
+        """Image heights and widths must be multiples of this (UNet and autoencoder steps)."""
+        levels = len(self.unet.config.block_out_channels) - 1
+        return self.vae_scale_factor * 2**levels
+
+    @property
+    def model_channels(self) -> int:
+        """Channels of the tensors the UNet denoises."""
+        return int(self.unet.config.in_channels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def image_to_model(self, images: torch.Tensor) -> torch.Tensor:
+        """Map grayscale images (B, 1, H, W) in [0, 1] to the space the UNet denoises."""
+        pixels = images * 2.0 - 1.0
+        if self.vae is None:
+            return pixels
+        if self.vae.config.in_channels == 3:
+            pixels = pixels.expand(-1, 3, -1, -1)
+        # The mode, not a sample: known regions must encode the same way every time.
+        latents = self.vae.encode(pixels).latent_dist.mode()
+        shift = self.vae.config.get("shift_factor") or 0.0
+        return (latents - shift) * self.vae.config.scaling_factor
+
+    def model_to_image(self, latents: torch.Tensor) -> torch.Tensor:
+        """Map denoised UNet tensors back to grayscale images (B, 1, H, W) in [0, 1]."""
+        if self.vae is None:
+            pixels = latents
+        else:
+            shift = self.vae.config.get("shift_factor") or 0.0
+            pixels = self.vae.decode(latents / self.vae.config.scaling_factor + shift).sample
+            if pixels.shape[1] == 3:
+                weights = torch.tensor(LUMA_WEIGHTS, dtype=pixels.dtype, device=pixels.device)
+                pixels = (pixels * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        return ((pixels + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def to(self, device: torch.device | str) -> DiffusionComponents:
+        """Move the trainable networks to `device` (the prompt encoder follows on use)."""
+        self.unet.to(device)
+        if self.vae is not None:
+            self.vae.to(device)
+        return self
+
+    def save_pretrained(self, folder: str | Path, weights_dtype: torch.dtype | None = None) -> Path:
+        """Write the model in diffusers' folder layout; `weights_dtype` e.g. torch.float16."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        index: dict[str, Any] = {
+            "_class_name": "TextToImagePipeline",
+            "_diffusers_version": _diffusers_version(),
+            "_radsynth_defaults": self.defaults,
+        }
+        for name, model in (("unet", self.unet), ("vae", self.vae)):
+            if model is None:
+                index[name] = [None, None]
+                continue
+            saved: Any = copy.deepcopy(model).to(weights_dtype) if weights_dtype else model
+            saved.save_pretrained(folder / name, safe_serialization=True)
+            index[name] = ["diffusers", type(model).__name__]
+        self.scheduler.save_pretrained(folder / "scheduler")
+        index["scheduler"] = ["diffusers", type(self.scheduler).__name__]
+        index.update(self.prompt_encoder.save_pretrained(folder))
+        (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> DiffusionComponents:
+        """Load a radsynth model folder or a local Stable Diffusion folder (float32, CPU)."""
+        folder = Path(folder)
+        index = read_model_index(folder)
+        unet = _load_diffusers_model(UNet2DConditionModel, folder, "unet")
+        vae = None
+        if (index.get("vae") or [None])[0] is not None:
+            vae = _load_diffusers_model(AutoencoderKL, folder, "vae")
+        components = cls(
+            unet=unet,
+            scheduler=_load_scheduler(folder, index),
+            prompt_encoder=_load_prompt_encoder(folder, index),
+            vae=vae,
+            defaults=dict(index.get("_radsynth_defaults") or {}),
+        )
+        components.check()
+        return components
+
+    def check(self) -> None:
+        """Raise ValueError when the parts do not fit together."""
+        cross = self.unet.config.cross_attention_dim
+        if cross != self.prompt_encoder.hidden_size:
+            raise ValueError(
+                f"the UNet expects text embeddings {cross} wide but the text encoder gives "
+                f"{self.prompt_encoder.hidden_size}; use a UNet built for this encoder"
+            )
+        if self.vae is not None and self.vae.config.latent_channels != self.model_channels:
+            raise ValueError(
+                f"the autoencoder makes {self.vae.config.latent_channels}-channel latents but the "
+                f"UNet takes {self.model_channels} channels; the folder mixes two models"
+            )
+        if self.vae is None and self.model_channels != 1:
+            raise ValueError(
+                f"a pixel-space UNet must take 1-channel images, this one takes "
+                f"{self.model_channels}; add the autoencoder (vae/) it was trained with"
+            )
+
+
+def _diffusers_version() -> str:
+    import diffusers
+
+    return str(diffusers.__version__)
+
+
+def read_model_index(folder: Path) -> dict[str, Any]:
+    """Read `model_index.json`, with errors that say what a model folder must contain."""
+    if not folder.is_dir():
+        raise ValueError(
+            f"no model folder at {folder}; pass a folder written by save_pretrained "
+            "or a local Stable Diffusion folder (nothing is downloaded)"
+        )
+    path = folder / MODEL_INDEX
+    if not path.is_file():
+        raise ValueError(
+            f"{folder} has no {MODEL_INDEX}; it is not a diffusers model folder "
+            "(write one with save_pretrained)"
+        )
+    try:
+        index = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg}); rewrite the folder") from None
+    for name in ("unet", "scheduler", "text_encoder"):
+        if (index.get(name) or [None])[0] is None:
+            raise ValueError(
+                f"{path} names no {name}; a radsynth model needs unet, scheduler and text_encoder"
+            )
+    return dict(index)
+
+
+def _check_weights(subfolder: Path) -> None:
+    if not subfolder.is_dir():
+        raise ValueError(f"the model folder lacks {subfolder.name}/ ({subfolder}); copy it in")
+    if any(subfolder.glob("*.safetensors")):
+        return
+    if any(subfolder.glob("*.bin")) or any(subfolder.glob("*.ckpt")) or any(subfolder.glob("*.pt")):
+        raise ValueError(
+            f"{subfolder} holds only pickle weights (.bin/.ckpt/.pt), which radsynth never loads; "
+            "convert them to .safetensors first (e.g. with diffusers' save_pretrained)"
+        )
+    raise ValueError(f"{subfolder} has no *.safetensors weights; copy the complete model folder")
+
+
+def _load_diffusers_model(model_class: Any, folder: Path, name: str) -> Any:
+    _check_weights(folder / name)
+    return model_class.from_pretrained(
+        folder,
+        subfolder=name,
+        use_safetensors=True,
+        local_files_only=True,
+        torch_dtype=torch.float32,
+    ).eval()
+
+
+def _load_scheduler(folder: Path, index: dict[str, Any]) -> Any:
+    import diffusers
+
+    class_name = index["scheduler"][1]
+    scheduler_class = getattr(diffusers, str(class_name), None)
+    if not (isinstance(scheduler_class, type) and issubclass(scheduler_class, SchedulerMixin)):
+        raise ValueError(f"unknown scheduler {class_name!r} in {folder / MODEL_INDEX}")
+    if not (folder / "scheduler").is_dir():
+        raise ValueError(f"the model folder lacks scheduler/ ({folder}); copy it in")
+    return scheduler_class.from_pretrained(folder, subfolder="scheduler")
+
+
+def _load_prompt_encoder(folder: Path, index: dict[str, Any]) -> PromptEncoder:
+    library, class_name = index["text_encoder"]
+    if class_name == MiniLMPromptEncoder.class_name:
+        if not (folder / "text_encoder" / "config.json").is_file():
+            raise ValueError(f"the model folder lacks text_encoder/config.json ({folder})")
+        return MiniLMPromptEncoder.from_pretrained(folder)
+    if library == "transformers" and class_name == "CLIPTextModel":
+        _check_weights(folder / "text_encoder")
+        if not (folder / "tokenizer").is_dir():
+            raise ValueError(f"the model folder lacks tokenizer/ ({folder}); copy it in")
+        return CLIPPromptEncoder.from_pretrained(folder)
+    raise ValueError(
+        f"unsupported text encoder {library}.{class_name} in {folder / MODEL_INDEX}; radsynth "
+        "reads all-MiniLM-L6-v2 references and CLIPTextModel"
+    )
+
+
+def build_components(preset: ModelPreset | str, seed: int = 0) -> DiffusionComponents:
+    """Build untrained components for `preset`, with weights initialised from `seed`."""
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    if preset.resolution % preset.vae_scale_factor:
+        raise ValueError(
+            f"preset resolution {preset.resolution} is not divisible by "
+            f"its autoencoder factor {preset.vae_scale_factor}"
+        )
+    prompt_encoder = MiniLMPromptEncoder(max_length=preset.text_max_length)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = _build_vae(preset) if preset.architecture == "latent" else None
+        channels = preset.latent_channels if vae is not None else 1
+        unet: Any = UNet2DConditionModel(
+            sample_size=preset.resolution // preset.vae_scale_factor,
+            in_channels=channels,
+            out_channels=channels,
+            block_out_channels=preset.block_out_channels,
+            down_block_types=preset.down_block_types,
+            up_block_types=preset.up_block_types,
+            layers_per_block=preset.layers_per_block,
+            attention_head_dim=preset.attention_head_dim,
+            norm_num_groups=preset.norm_num_groups,
+            cross_attention_dim=prompt_encoder.hidden_size,
+            **preset.extra_unet_config,
+        )
+    components = DiffusionComponents(
+        unet=unet.eval(),
+        scheduler=build_scheduler(preset),
+        prompt_encoder=prompt_encoder,
+        vae=vae,
+        defaults={
+            "preset": preset.name,
+            "num_inference_steps": preset.num_inference_steps,
+            "guidance_scale": preset.guidance_scale,
+        },
+    )
+    components.check()
+    return components
+
+
+def _build_vae(preset: ModelPreset) -> Any:
+    levels = len(preset.vae_block_out_channels)
+    vae: Any = AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        block_out_channels=preset.vae_block_out_channels,
+        latent_channels=preset.latent_channels,
+        norm_num_groups=min(preset.vae_block_out_channels[0], 32),
+        sample_size=preset.resolution,
+    )
+    return vae.eval()
+
+
+def build_scheduler(preset: ModelPreset) -> Any:
+    """The sampling scheduler named by the preset, with the preset's noise schedule."""
+    import diffusers
+
+    scheduler_class = getattr(diffusers, preset.scheduler)
+    options: dict[str, Any] = {
+        "num_train_timesteps": preset.num_train_timesteps,
+        "beta_schedule": preset.beta_schedule,
+        "prediction_type": preset.prediction_type,
+        # "trailing" starts sampling at t = T: with few steps the first step sees pure noise.
+        "timestep_spacing": "trailing",
+    }
+    if preset.scheduler == "DPMSolverMultistepScheduler":
+        options["algorithm_type"] = "dpmsolver++"
+        options["solver_order"] = 2
+    return scheduler_class(**options)

@@ -1,0 +1,103 @@
+"""Inpainting and its masked core, shared with editing and outpainting.
+
+Mask convention: 1 (> 0.5) = regenerate. The known region is blended in at every denoising step
+(noised to the current timestep), so the new content continues its surroundings without a seam;
+after decoding, the original pixels are pasted back, so every pixel outside the mask comes back
+bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from radsynth.pipelines.pipeline_base import (
+    ImageInput,
+    OutputType,
+    RadiologyPipeline,
+    RadiologyPipelineOutput,
+    image_to_tensor,
+    mask_to_tensor,
+    postprocess,
+)
+
+
+class MaskedPipeline(RadiologyPipeline):
+    """Shared by inpainting, editing and outpainting: regenerate the masked part of images."""
+
+    def regenerate(
+        self,
+        images: torch.Tensor,
+        regenerate: torch.Tensor,
+        embeds: torch.Tensor,
+        steps: int,
+        guidance: float,
+        strength: float,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Steps 3 to 6 on tensors: `images` (B or 1, 1, H, W), `regenerate` likewise, bool;
+        B = the batch of `embeds` (half of it under classifier-free guidance).
+
+        `strength` 1 starts from pure noise; below 1 it starts from the image noised to that
+        fraction of the schedule (SDEdit), keeping its coarse structure.
+        """
+        batch = embeds.shape[0] // 2 if guidance > 1.0 else embeds.shape[0]
+        images = images.expand(batch, -1, -1, -1)
+
+        # 3. Prepare timesteps
+        timesteps = self.prepare_timesteps(steps, strength)
+
+        # 4. Prepare latents
+        known = self.encode_images(images)
+        keep = self.keep_mask_for_model(regenerate)
+        noise = self.random_latents(tuple(known.shape), generator)
+        if strength >= 1.0:
+            latents = noise * self.scheduler.init_noise_sigma
+        else:
+            latents = self.scheduler.add_noise(known, noise, timesteps[:1].repeat(batch))
+
+        # 5. Denoising loop, the known region blended in at every step
+        latents = self.denoise_masked(latents, known, keep, timesteps, embeds, guidance, generator)
+
+        # 6. Postprocess: decode, then paste the original pixels back exactly
+        generated = self.decode(latents)
+        return torch.where(regenerate.to(generated.device), generated, images.to(generated.device))
+
+
+class InpaintPipeline(MaskedPipeline):
+    """Regenerate the area of `image` where `mask_image` is 1, keeping every other pixel."""
+
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        image: ImageInput,
+        mask_image: ImageInput,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: OutputType = "np",
+        strength: float = 1.0,
+    ) -> RadiologyPipelineOutput:
+        """Inpainted copies of `image` (same size), `num_images_per_prompt` per prompt."""
+        # 1. Check inputs
+        steps = int(self.default("num_inference_steps", num_inference_steps))
+        guidance = float(self.default("guidance_scale", guidance_scale))
+        prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
+        pixels = image_to_tensor(image)
+        height, width = pixels.shape[-2:]
+        self.check_size(height, width)
+        regenerate = mask_to_tensor(mask_image, height, width)
+        if regenerate.all():
+            raise ValueError(
+                "mask_image covers the whole image, so nothing is kept; "
+                "use TextToImagePipeline, or leave some pixels at 0"
+            )
+
+        # 2. Encode prompt
+        embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0)
+
+        # 3.-6. Timesteps, latents, denoising with blending, paste-back
+        result = self.regenerate(pixels, regenerate, embeds, steps, guidance, strength, generator)
+        return postprocess(result, output_type)

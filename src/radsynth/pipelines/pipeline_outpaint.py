@@ -1,0 +1,110 @@
+"""Outpainting: extend an image past its borders, as far as asked, in overlapping tiles.
+
+The canvas grows by `left`, `right`, `top` and `bottom` pixels. It is filled one tile of the
+model's native size at a time; each tile overlaps what is already known (by half a tile by
+default), is inpainted with the unknown part as its mask, and becomes context for the next.
+Tiles are taken in order of most known context first, so the image grows outwards from the
+original, which comes back bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from radsynth.pipelines.pipeline_base import (
+    ImageInput,
+    OutputType,
+    RadiologyPipelineOutput,
+    image_to_tensor,
+    postprocess,
+)
+from radsynth.pipelines.pipeline_inpaint import MaskedPipeline
+
+
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets of tiles of size `tile` covering `length` pixels, `stride` apart."""
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def next_tile(
+    known: torch.Tensor, tile_h: int, tile_w: int, stride_h: int, stride_w: int
+) -> tuple[int, int] | None:
+    """Top-left corner of the tile with the most known pixels among those that still have
+    unknown ones and at least one known one; None when the canvas is complete."""
+    best: tuple[int, int] | None = None
+    best_known = 0
+    for y in tile_starts(known.shape[0], tile_h, stride_h):
+        for x in tile_starts(known.shape[1], tile_w, stride_w):
+            window = known[y : y + tile_h, x : x + tile_w]
+            count = int(window.sum())
+            if count < window.numel() and count > best_known:
+                best, best_known = (y, x), count
+    return best
+
+
+class OutpaintPipeline(MaskedPipeline):
+    """Extend `image` by the given pixel amounts on each side."""
+
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        image: ImageInput,
+        left: int = 0,
+        right: int = 0,
+        top: int = 0,
+        bottom: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: OutputType = "np",
+        overlap: int | None = None,
+    ) -> RadiologyPipelineOutput:
+        """Images of (top + H + bottom) x (left + W + right) pixels, the original in place.
+
+        `overlap`: pixels shared by neighbouring tiles (default half a tile).
+        """
+        # 1. Check inputs
+        steps = int(self.default("num_inference_steps", num_inference_steps))
+        guidance = float(self.default("guidance_scale", guidance_scale))
+        prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
+        pixels = image_to_tensor(image)
+        height, width = pixels.shape[-2:]
+        amounts = {"left": left, "right": right, "top": top, "bottom": bottom}
+        if any(value < 0 for value in amounts.values()) or not any(amounts.values()):
+            raise ValueError(f"give left/right/top/bottom >= 0 pixels, at least one > 0: {amounts}")
+        canvas_h, canvas_w = top + height + bottom, left + width + right
+        tile_h = min(self.components.sample_size, canvas_h)
+        tile_w = min(self.components.sample_size, canvas_w)
+        self.check_size(tile_h, tile_w, "an outpainting tile (the native size or the canvas)")
+        overlap = min(tile_h, tile_w) // 2 if overlap is None else overlap
+        if not 0 < overlap < min(tile_h, tile_w):
+            raise ValueError(
+                f"overlap must be between 1 and {min(tile_h, tile_w) - 1}, got {overlap}"
+            )
+
+        # 2. Encode prompt
+        embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0)
+        batch = len(prompts) * num_images_per_prompt
+
+        # 3.-6. For each tile: timesteps, latents, masked denoising, paste-back
+        canvas = torch.zeros(batch, 1, canvas_h, canvas_w)
+        canvas[:, :, top : top + height, left : left + width] = pixels
+        known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
+        known[top : top + height, left : left + width] = True
+        stride_h, stride_w = tile_h - overlap, tile_w - overlap
+        while (corner := next_tile(known, tile_h, tile_w, stride_h, stride_w)) is not None:
+            y, x = corner
+            window = (slice(None), slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
+            regenerate = ~known[y : y + tile_h, x : x + tile_w][None, None]
+            tile = self.regenerate(
+                canvas[window], regenerate, embeds, steps, guidance, 1.0, generator
+            )
+            canvas[window] = tile.cpu()
+            known[y : y + tile_h, x : x + tile_w] = True
+        return postprocess(canvas, output_type)

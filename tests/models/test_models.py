@@ -1,0 +1,107 @@
+"""Presets, building, saving and loading components, text encoders, image conversion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from radsynth.models import (
+    MiniLMPromptEncoder,
+    build_components,
+    get_preset,
+    list_presets,
+    normalise_prompts,
+)
+
+
+def test_presets_are_listed_and_fetched_as_copies() -> None:
+    assert {"tiny", "tiny-latent", "builtin"} <= set(list_presets())
+    preset = get_preset("tiny")
+    preset.resolution = 999
+    preset.extra_unet_config["x"] = 1
+    assert get_preset("tiny").resolution == 32
+    assert get_preset("tiny").extra_unet_config == {}
+    with pytest.raises(ValueError, match="choose one of"):
+        get_preset("huge")
+
+
+def test_builtin_preset_fits_its_budget() -> None:
+    preset = get_preset("builtin")
+    assert preset.resolution >= 256
+    components = build_components(preset)
+    assert components.sample_size == preset.resolution
+    parameters = sum(p.numel() for p in components.unet.parameters())
+    assert parameters * 2 < 40e6  # bytes in fp16: "a few tens of MB at most"
+
+
+def test_tiny_presets_build_consistent_components() -> None:
+    pixel = build_components("tiny")
+    assert pixel.vae is None and pixel.model_channels == 1 and pixel.sample_size == 32
+    latent = build_components("tiny-latent")
+    assert latent.vae is not None and latent.vae_scale_factor == 2
+    assert latent.unet.config.sample_size == 16 and latent.size_multiple == 4
+
+
+def test_same_seed_same_weights() -> None:
+    first, again, other = (build_components("tiny", seed=s) for s in (1, 1, 2))
+    w1, w2, w3 = (c.unet.conv_in.weight for c in (first, again, other))
+    assert torch.equal(w1, w2) and not torch.equal(w1, w3)
+
+
+def test_save_writes_diffusers_layout_and_loads_back(tmp_path: Path) -> None:
+    components = build_components("tiny-latent", seed=3)
+    folder = components.save_pretrained(tmp_path / "model")
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["unet"] == ["diffusers", "UNet2DConditionModel"]
+    assert index["vae"] == ["diffusers", "AutoencoderKL"]
+    assert index["text_encoder"] == ["radsynth", "MiniLMPromptEncoder"]
+    assert (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert not list(folder.rglob("*.bin"))
+    loaded = type(components).from_pretrained(folder)
+    for name, tensor in components.unet.state_dict().items():
+        assert torch.equal(tensor, loaded.unet.state_dict()[name]), name
+    assert loaded.defaults["preset"] == "tiny-latent"
+
+
+def test_half_precision_save_is_smaller_and_loads_as_float32(tmp_path: Path) -> None:
+    components = build_components("tiny")
+    full = components.save_pretrained(tmp_path / "fp32")
+    half = components.save_pretrained(tmp_path / "fp16", weights_dtype=torch.float16)
+    size = lambda folder: (folder / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size  # noqa: E731
+    assert size(half) < 0.6 * size(full)
+    loaded = type(components).from_pretrained(half)
+    assert loaded.unet.conv_in.weight.dtype == torch.float32
+    assert components.unet.conv_in.weight.dtype == torch.float32  # the original is untouched
+
+
+def test_minilm_encoder_gives_token_embeddings() -> None:
+    encoder = MiniLMPromptEncoder(max_length=16)
+    embeds = encoder.encode(
+        ["fracture of the left femur", "pleural effusion", ""], torch.device("cpu")
+    )
+    assert embeds.shape == (3, 16, 384) and embeds.dtype == torch.float32
+    assert not torch.allclose(embeds[0], embeds[1])
+    again = encoder.encode(["fracture of the left femur"], torch.device("cpu"))
+    assert torch.equal(again[0], embeds[0])
+
+
+def test_empty_prompt_stays_unconditional() -> None:
+    assert normalise_prompts(["", "  "]) == ["", ""]
+
+
+def test_pixel_model_space_round_trip_is_exact_enough() -> None:
+    components = build_components("tiny")
+    images = torch.rand(2, 1, 32, 32)
+    model = components.image_to_model(images)
+    assert model.min() >= -1.0 and model.max() <= 1.0
+    assert torch.allclose(components.model_to_image(model), images, atol=1e-6)
+
+
+def test_mismatched_text_width_is_refused() -> None:
+    components = build_components("tiny")
+    components.unet.register_to_config(cross_attention_dim=768)
+    with pytest.raises(ValueError, match="384"):
+        components.check()

@@ -1,0 +1,99 @@
+"""Bad inputs and bad model folders give errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radsynth.models import DiffusionComponents
+from radsynth.pipelines import (
+    EditPipeline,
+    InpaintPipeline,
+    OutpaintPipeline,
+    TextToImagePipeline,
+)
+
+PROMPT = "PA chest radiograph"
+
+
+def test_wrong_mask_size(tiny: DiffusionComponents, image: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="same size"):
+        InpaintPipeline(tiny)(PROMPT, image, np.ones((16, 16), dtype=np.float32))
+
+
+def test_empty_and_full_masks(tiny: DiffusionComponents, image: np.ndarray) -> None:
+    pipe = InpaintPipeline(tiny)
+    with pytest.raises(ValueError, match="selects no pixels"):
+        pipe(PROMPT, image, np.zeros_like(image))
+    with pytest.raises(ValueError, match="whole image.*TextToImagePipeline"):
+        pipe(PROMPT, image, np.ones_like(image))
+    with pytest.raises(ValueError, match="selects no pixels"):
+        EditPipeline(tiny)(PROMPT, image, np.zeros_like(image))
+
+
+def test_bad_images(tiny: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray) -> None:
+    pipe = InpaintPipeline(tiny)
+    with pytest.raises(ValueError, match="multiples of 2"):
+        pipe(PROMPT, image[:31, :31], box_mask[:31, :31])
+    with pytest.raises(ValueError, match="2-D grayscale"):
+        pipe(PROMPT, np.stack([image] * 3, axis=-1), box_mask)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        pipe(PROMPT, image * 255.0, box_mask)
+    with pytest.raises(ValueError, match="2-D numpy array or a PIL image"):
+        pipe(PROMPT, image.tolist(), box_mask)  # type: ignore[arg-type]
+
+
+def test_bad_arguments(tiny: DiffusionComponents, image: np.ndarray) -> None:
+    t2i = TextToImagePipeline(tiny)
+    with pytest.raises(ValueError, match="output_type"):
+        t2i(PROMPT, output_type="tensor")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        t2i(PROMPT, num_inference_steps=0)
+    with pytest.raises(ValueError, match="prompt must be"):
+        t2i([])
+    with pytest.raises(ValueError, match="strength"):
+        EditPipeline(tiny)(PROMPT, image, strength=0.0)
+    with pytest.raises(ValueError, match="at least one > 0"):
+        OutpaintPipeline(tiny)(PROMPT, image)
+    with pytest.raises(ValueError, match="left/right/top/bottom"):
+        OutpaintPipeline(tiny)(PROMPT, image, left=-4)
+
+
+def test_unknown_and_incomplete_model_folders(tiny: DiffusionComponents, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no model folder.*nothing is downloaded"):
+        TextToImagePipeline.from_pretrained(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no model_index.json"):
+        TextToImagePipeline.from_pretrained(tmp_path / "empty")
+    folder = tiny.save_pretrained(tmp_path / "model")
+    shutil.rmtree(folder / "unet")
+    with pytest.raises(ValueError, match="lacks unet/"):
+        TextToImagePipeline.from_pretrained(folder)
+
+
+def test_pickle_only_weights_are_refused(tiny: DiffusionComponents, tmp_path: Path) -> None:
+    folder = tiny.save_pretrained(tmp_path / "model")
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_suffix(".bin"))
+    with pytest.raises(ValueError, match=r"pickle weights.*convert them to \.safetensors"):
+        TextToImagePipeline.from_pretrained(folder)
+
+
+def test_sd_folder_missing_tokenizer(sd_folder: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(sd_folder, tmp_path / "sd"))
+    shutil.rmtree(copy / "tokenizer")
+    with pytest.raises(ValueError, match="lacks tokenizer/"):
+        TextToImagePipeline.from_pretrained(copy)
+
+
+def test_model_index_naming_no_unet(tiny: DiffusionComponents, tmp_path: Path) -> None:
+    folder = tiny.save_pretrained(tmp_path / "model")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["unet"] = [None, None]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="names no unet"):
+        TextToImagePipeline.from_pretrained(folder)

@@ -1,0 +1,200 @@
+"""Every pipeline on CPU with tiny random models: shapes, kept pixels, seeds, round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from radsynth.models import DiffusionComponents
+from radsynth.pipelines import (
+    EditPipeline,
+    InpaintPipeline,
+    OutpaintPipeline,
+    TextToImagePipeline,
+)
+
+PROMPT = "AP radiograph of the left knee"
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_text_to_image_gives_grayscale_batches(components: DiffusionComponents) -> None:
+    pipe = TextToImagePipeline(components)
+    images = pipe([PROMPT, ""], num_images_per_prompt=2, generator=seeded(0)).images
+    assert isinstance(images, np.ndarray)
+    assert images.shape == (4, 32, 32) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert images.std(axis=(1, 2)).min() > 0.0  # not blank
+    assert not np.array_equal(images[0], images[1])  # one noise draw per image
+
+
+def test_text_to_image_other_size_and_pil_output(tiny: DiffusionComponents) -> None:
+    pipe = TextToImagePipeline(tiny)
+    images = pipe(PROMPT, height=16, width=48, generator=seeded(0), output_type="pil").images
+    assert isinstance(images[0], Image.Image)
+    assert images[0].mode == "L" and images[0].size == (48, 16)
+
+
+def test_same_seed_same_images_other_seed_other_images(tiny: DiffusionComponents) -> None:
+    pipe = TextToImagePipeline(tiny)
+    first = pipe(PROMPT, generator=seeded(7)).images
+    again = pipe(PROMPT, generator=seeded(7)).images
+    other = pipe(PROMPT, generator=seeded(8)).images
+    assert np.array_equal(first, again)
+    assert np.abs(first - other).mean() > 1e-3
+
+
+def test_prompt_and_guidance_change_the_image(tiny: DiffusionComponents) -> None:
+    pipe = TextToImagePipeline(tiny)
+    base = pipe(PROMPT, guidance_scale=3.0, generator=seeded(1)).images
+    other_prompt = pipe("axial CT of the head", guidance_scale=3.0, generator=seeded(1)).images
+    unguided = pipe(PROMPT, guidance_scale=1.0, generator=seeded(1)).images
+    assert not np.array_equal(base, other_prompt)
+    assert not np.array_equal(base, unguided)
+
+
+def test_inpaint_keeps_unmasked_pixels_bit_identical(
+    components: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
+) -> None:
+    pipe = InpaintPipeline(components)
+    result = pipe(PROMPT, image, box_mask, num_images_per_prompt=2, generator=seeded(0)).images
+    assert result.shape == (2, 32, 32)
+    outside = box_mask == 0
+    for out in result:
+        assert np.array_equal(out[outside], image[outside])
+        assert np.abs(out[~outside] - image[~outside]).mean() > 1e-3
+
+
+def test_inpaint_pil_in_pil_out_keeps_pixels(
+    tiny: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
+) -> None:
+    original = Image.fromarray(np.round(image * 255).astype(np.uint8), mode="L")
+    mask = Image.fromarray((box_mask * 255).astype(np.uint8), mode="L")
+    out = InpaintPipeline(tiny)(PROMPT, original, mask, generator=seeded(0), output_type="pil")
+    kept = np.asarray(out.images[0])[box_mask == 0]
+    assert np.array_equal(kept, np.asarray(original)[box_mask == 0])
+
+
+def test_inpaint_is_reproducible(
+    tiny: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
+) -> None:
+    pipe = InpaintPipeline(tiny)
+    first = pipe(PROMPT, image, box_mask, generator=seeded(3)).images
+    assert np.array_equal(first, pipe(PROMPT, image, box_mask, generator=seeded(3)).images)
+    assert not np.array_equal(first, pipe(PROMPT, image, box_mask, generator=seeded(4)).images)
+
+
+def test_outpaint_extends_and_keeps_the_original(
+    components: DiffusionComponents, image: np.ndarray
+) -> None:
+    pipe = OutpaintPipeline(components)
+    result = pipe(PROMPT, image, left=8, right=40, bottom=16, generator=seeded(0)).images
+    assert result.shape == (1, 48, 80)
+    assert np.array_equal(result[0, 0:32, 8:40], image)
+    new = np.ones((48, 80), dtype=bool)
+    new[0:32, 8:40] = False
+    assert result[0][new].std() > 0.0  # the extension was generated, not left blank
+
+
+def test_outpaint_is_repeatable_far_past_the_native_size(
+    tiny: DiffusionComponents, image: np.ndarray
+) -> None:
+    pipe = OutpaintPipeline(tiny)
+    once = pipe(PROMPT, image, top=64, generator=seeded(2)).images[0]
+    assert once.shape == (96, 32)
+    twice = pipe(PROMPT, once, right=16, generator=seeded(2)).images[0]
+    assert twice.shape == (96, 48)
+    assert np.array_equal(twice[:, :32], once)
+    assert np.array_equal(twice[64:, :32], image)
+
+
+def test_edit_changes_only_the_mask(
+    components: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
+) -> None:
+    edited = EditPipeline(components)(
+        "fracture", image, box_mask, strength=0.5, num_images_per_prompt=2, generator=seeded(0)
+    ).images
+    inside = box_mask == 1
+    for out in edited:
+        assert np.array_equal(out[~inside], image[~inside])
+        assert np.abs(out[inside] - image[inside]).mean() > 1e-3
+
+
+def test_edit_strength_sets_how_far_the_image_moves(
+    tiny: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
+) -> None:
+    pipe = EditPipeline(tiny)
+    inside = box_mask == 1
+
+    def change(strength: float) -> float:
+        edited = pipe(
+            "fracture",
+            image,
+            box_mask,
+            strength=strength,
+            num_inference_steps=10,
+            generator=seeded(0),
+        ).images[0]
+        return float(np.abs(edited[inside] - image[inside]).mean())
+
+    assert 0.0 < change(0.1) < change(1.0)
+
+
+def test_edit_without_mask_edits_the_whole_image(
+    tiny: DiffusionComponents, image: np.ndarray
+) -> None:
+    edited = EditPipeline(tiny)("fracture", image, strength=0.5, generator=seeded(0)).images[0]
+    assert edited.shape == image.shape
+    assert np.abs(edited - image).mean() > 1e-3
+
+
+def test_save_load_round_trip_gives_identical_images(
+    components: DiffusionComponents, tmp_path: Path, image: np.ndarray, box_mask: np.ndarray
+) -> None:
+    pipe = InpaintPipeline(components)
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = InpaintPipeline.from_pretrained(tmp_path / "model")
+    before = pipe(PROMPT, image, box_mask, generator=seeded(5)).images
+    after = loaded(PROMPT, image, box_mask, generator=seeded(5)).images
+    assert np.array_equal(before, after)
+    t2i = TextToImagePipeline(components)(PROMPT, generator=seeded(5)).images
+    assert np.array_equal(
+        t2i, TextToImagePipeline(loaded.components)(PROMPT, generator=seeded(5)).images
+    )
+
+
+def test_scheduler_can_be_swapped(tiny: DiffusionComponents) -> None:
+    from diffusers import DDIMScheduler
+
+    pipe = TextToImagePipeline(tiny)
+    default = pipe(PROMPT, generator=seeded(0)).images
+    saved = pipe.scheduler
+    try:
+        pipe.scheduler = DDIMScheduler.from_config(saved.config)
+        ddim = pipe(PROMPT, num_inference_steps=3, generator=seeded(0)).images
+    finally:
+        pipe.scheduler = saved
+    assert ddim.shape == default.shape and not np.array_equal(ddim, default)
+
+
+def test_stable_diffusion_folder_runs_in_grayscale(
+    sd_folder: Path, image: np.ndarray, box_mask: np.ndarray, tmp_path: Path
+) -> None:
+    t2i = TextToImagePipeline.from_pretrained(sd_folder)
+    assert t2i.vae.config.in_channels == 3
+    images = t2i(PROMPT, num_inference_steps=2, generator=seeded(0)).images
+    assert images.shape == (1, 32, 32)
+    inpaint = InpaintPipeline(t2i.components)
+    out = inpaint(PROMPT, image, box_mask, num_inference_steps=2, generator=seeded(0)).images
+    assert np.array_equal(out[0][box_mask == 0], image[box_mask == 0])
+    # Gray in, RGB inside: the three decoder channels are folded back with luma weights.
+    rgb = t2i.components.image_to_model(torch.from_numpy(image)[None, None])
+    assert rgb.shape == (1, 4, 16, 16)
+    t2i.save_pretrained(tmp_path / "copy")
+    again = TextToImagePipeline.from_pretrained(tmp_path / "copy")
+    assert np.array_equal(images, again(PROMPT, num_inference_steps=2, generator=seeded(0)).images)
