@@ -142,7 +142,9 @@ class _Structure:
     masks: the named masks this structure's visible region belongs to.
     wall: specular reflectivity of its boundary, in units of the liver speckle level at focus.
     echo_scale: multiplies the material's backscatter (e.g. hypoechoic medullary pyramids).
+    attenuation_scale: multiplies the material's attenuation (e.g. the watery fetal brain).
     refracting: curved fluid or bone boundary that casts thin edge shadows at grazing incidence.
+    mirror: gas behind a strong reflector (lung behind the diaphragm) shows a mirror image.
     """
 
     material: str
@@ -150,7 +152,9 @@ class _Structure:
     masks: tuple[str, ...] = ()
     wall: float = 0.0
     echo_scale: float = 1.0
+    attenuation_scale: float = 1.0
     refracting: bool = False
+    mirror: bool = False
 
 
 @dataclass
@@ -163,74 +167,115 @@ class _Scene:
         self.structures.append(_Structure(material_name, shape, masks, **kwargs))
 
 
-def _body_wall(scene: _Scene, rng: np.random.Generator, sex: str, age: int) -> float:
-    """Skin, subcutaneous fat and abdominal muscle; returns the depth of the peritoneum (mm)."""
+def _septum(radius: float, lateral: float, u0: float, length: float, tilt: float) -> _Shape:
+    """Thin connective-tissue septum roughly parallel to the skin (mm; `radius` of the probe,
+    0 for a linear array), `tilt` in mm of depth per mm across."""
+
+    def inside(x: FloatArray, y: FloatArray, u: FloatArray) -> BoolArray:
+        across = (radius + u0) * np.arctan2(x, y + radius) if radius > 0 else x
+        offset = across - lateral
+        return (np.abs(offset) < 0.5 * length) & (np.abs(u - u0 - tilt * offset) < 0.25)
+
+    return _Shape(inside, None)
+
+
+def _body_wall(scene: _Scene, rng: np.random.Generator, subject: _Subject) -> float:
+    """Skin, subcutaneous fat with septa and abdominal muscle; returns the depth of the
+    peritoneum below the skin (mm)."""
     skin = rng.uniform(1.5, 2.5)
-    fat = rng.uniform(8.0, 20.0) if sex == "female" else rng.uniform(5.0, 15.0)
-    fat += float(np.clip(age - 30, 0, 40)) * 0.1
-    muscle = rng.uniform(6.0, 11.0) * (1.0 - 0.004 * float(np.clip(age - 40, 0, 50)))
+    fat = rng.uniform(8.0, 20.0) if subject.sex == "female" else rng.uniform(5.0, 15.0)
+    fat += float(np.clip(subject.age - 30, 0, 40)) * 0.1
+    muscle = rng.uniform(6.0, 11.0) * (1.0 - 0.004 * float(np.clip(subject.age - 40, 0, 50)))
     # Subcutaneous fat is hypoechoic with echogenic septa, unlike echogenic perirenal fat.
     scene.add("skin", _layer(0.0, skin), wall=3.0)
-    scene.add("fat", _layer(skin, skin + fat), echo_scale=0.45, wall=2.0)
-    for _ in range(3):
-        u0 = skin + rng.uniform(0.2, 0.9) * fat
-        scene.add("fat", _layer(u0, u0 + 0.4), echo_scale=1.2, wall=1.2)
+    scene.add("fat", _layer(skin, skin + fat), echo_scale=0.45, wall=0.8)
+    for _ in range(int(rng.integers(4, 9))):
+        septum = _septum(
+            subject.radius,
+            rng.uniform(-70.0, 70.0),
+            skin + rng.uniform(0.15, 0.85) * fat,
+            rng.uniform(8.0, 30.0),
+            rng.uniform(-0.25, 0.25),
+        )
+        scene.add("fat", septum, echo_scale=2.0, wall=1.0)
     scene.add("muscle", _layer(skin + fat, skin + fat + muscle), wall=4.0)
     return skin + fat + muscle
 
 
+def _vessel(scene: _Scene, shape: _Shape, sheath: _Shape | None, *masks: str) -> None:
+    """Anechoic vessel lumen; portal veins carry an echogenic fibro-fatty sheath."""
+    if sheath is not None:
+        scene.add("fat", sheath, *masks, echo_scale=2.2)
+    scene.add("blood", shape, *masks, wall=2.0 if sheath is not None else 0.5)
+
+
 def _liver_vessels(scene: _Scene, rng: np.random.Generator, centre: tuple[float, float]) -> None:
-    """Hepatic veins (anechoic, no wall) radiating to a confluence, portal veins (bright walls)."""
+    """Hepatic veins converging on the inferior vena cava, portal branches with bright walls."""
     cx, cy = centre
     for k in range(3):
-        angle = np.radians(-120.0 + 60.0 * k + rng.uniform(-12.0, 12.0))
-        length = rng.uniform(45.0, 75.0)
-        end = (cx + length * np.cos(angle), cy + length * np.sin(angle))
-        scene.add(
-            "blood", _tube((cx, cy), end, rng.uniform(4.0, 6.0), 1.5), "hepatic_vessels", wall=0.6
+        angle = np.radians(-155.0 + 65.0 * k + rng.uniform(-10.0, 10.0))
+        length = rng.uniform(35.0, 60.0)
+        bend = np.radians(rng.uniform(-15.0, 15.0))
+        mid = (cx + 0.5 * length * np.cos(angle), cy + 0.5 * length * np.sin(angle))
+        end = (
+            mid[0] + 0.5 * length * np.cos(angle + bend),
+            mid[1] + 0.5 * length * np.sin(angle + bend),
         )
-    trunk_start = (cx + rng.uniform(-30.0, 30.0), cy - rng.uniform(25.0, 45.0))
-    trunk_end = (trunk_start[0] + rng.uniform(-40.0, 40.0), trunk_start[1] + rng.uniform(-8.0, 8.0))
-    scene.add(
-        "blood",
-        _tube(trunk_start, trunk_end, 5.0, 3.0),
+        r0 = rng.uniform(4.5, 6.5)
+        shape = _union(_tube((cx, cy), mid, r0, 0.7 * r0), _tube(mid, end, 0.7 * r0, 1.5))
+        _vessel(scene, shape, None, "hepatic_vessels")
+    _vessel(
+        scene,
+        _ellipse(cx, cy, rng.uniform(9.0, 12.0), rng.uniform(6.0, 8.0), rng.uniform(-20.0, 20.0)),
+        None,
         "hepatic_vessels",
-        "portal_veins",
-        wall=9.0,
+        "inferior_vena_cava",
     )
     for _ in range(int(rng.integers(3, 7))):
-        px, py = cx + rng.uniform(-70.0, 70.0), cy + rng.uniform(-70.0, -10.0)
-        r = rng.uniform(1.5, 3.5)
-        scene.add(
-            "blood",
-            _ellipse(px, py, r, r * rng.uniform(0.7, 1.0), rng.uniform(0, 180)),
-            "hepatic_vessels",
-            "portal_veins",
-            wall=8.0,
-        )
+        px, py = cx + rng.uniform(-60.0, 60.0), cy + rng.uniform(-75.0, -20.0)
+        r, angle = rng.uniform(1.8, 4.0), rng.uniform(0.0, 180.0)
+        if rng.random() < 0.5:  # a branch cut along its axis
+            t = rng.uniform(6.0, 14.0)
+            dx, dy = t * np.cos(np.radians(angle)), t * np.sin(np.radians(angle))
+            lumen = _tube((px - dx, py - dy), (px + dx, py + dy), r, 0.8 * r)
+            sheath = _tube((px - dx, py - dy), (px + dx, py + dy), r + 1.3, 0.8 * r + 1.3)
+        else:
+            lumen = _ellipse(px, py, r, 0.8 * r, angle)
+            sheath = _ellipse(px, py, r + 1.3, 0.8 * r + 1.3, angle)
+        _vessel(scene, lumen, sheath, "hepatic_vessels", "portal_veins")
 
 
-def _liver_scene(rng: np.random.Generator, sex: str, age: int, depth: float) -> _Scene:
+def _liver_scene(rng: np.random.Generator, subject: _Subject) -> _Scene:
     scene = _Scene("bowel")
-    wall = _body_wall(scene, rng, sex, age)
+    depth = subject.depth
+    wall = _body_wall(scene, rng, subject)
     # The liver dome: the diaphragm is the deep arc of a large circle, lung (gas) beyond it.
     radius = rng.uniform(0.62, 0.72) * depth
-    cx, cy = rng.uniform(-20.0, 20.0), depth - radius - rng.uniform(5.0, 20.0)
+    cx, cy = rng.uniform(-20.0, 20.0), depth - radius - rng.uniform(8.0, 22.0)
     liver = _minus(_ellipse(cx, cy, radius, radius), _layer(0.0, wall))
-    scene.add("liver", liver, "liver", wall=3.0, echo_scale=1.0 + 0.005 * max(age - 40, 0))
-    confluence = (cx + rng.uniform(-15.0, 15.0), cy + radius - rng.uniform(15.0, 25.0))
-    _liver_vessels(scene, rng, confluence)
+    scene.add("liver", liver, "liver", wall=3.0, echo_scale=1.0 + 0.005 * max(subject.age - 40, 0))
+    ivc = (cx + rng.uniform(-15.0, 15.0), cy + radius - rng.uniform(12.0, 20.0))
+    _liver_vessels(scene, rng, ivc)
     if rng.random() < 0.5:
         side = rng.choice([-1.0, 1.0])
-        kx, ky = cx + side * radius * 0.55, cy + radius * 0.75
+        kx, ky = cx + side * radius * 0.5, cy + radius * 0.72
         scene.add("kidney", _ellipse(kx, ky, 30.0, 18.0, side * 35.0), "kidney", wall=4.0)
-        scene.add("renal_sinus", _ellipse(kx, ky, 16.0, 7.0, side * 35.0), "kidney", "renal_sinus")
+        scene.add(
+            "renal_sinus",
+            _ellipse(kx, ky, 17.0, 6.0, side * 35.0),
+            "kidney",
+            "renal_sinus",
+            echo_scale=1.4,
+        )
     thick = 3.5
     dome = _minus(
         _ellipse(cx, cy, radius + thick, radius + thick), _ellipse(cx, cy, radius, radius)
     )
-    scene.add("muscle", _minus(dome, _layer(0.0, wall)), "diaphragm", wall=10.0)
-    scene.add("lung", _beyond_arc(cx, cy, radius + thick, cy + 0.3 * radius))
+    # The diaphragm shows as one bright band: muscle backed by the lung's total reflection.
+    scene.add("muscle", _minus(dome, _layer(0.0, wall)), "diaphragm", echo_scale=4.0)
+    scene.add(
+        "lung", _beyond_arc(cx, cy, radius + thick, cy + 0.2 * radius), wall=10.0, mirror=True
+    )
     return scene
 
 
@@ -246,141 +291,173 @@ def _kidney(
     kx, ky = centre
     a, b = size
     c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
-    scene.add("fat", _ellipse(kx, ky, a + 6.0, b + 6.0, angle), "perirenal_fat")
-    cortex_echo = 0.8 + 0.004 * max(age - 50, 0)  # cortex brightens with age
+
+    def at(t: float, n: float) -> tuple[float, float]:  # along the long axis, across it (mm)
+        return kx + t * c - n * s, ky + t * s + n * c
+
+    scene.add("fat", _ellipse(kx, ky, a + 6.0, b + 6.0, angle), "perirenal_fat", wall=2.0)
+    cortex_echo = 1.0 + 0.005 * max(age - 50, 0)  # the cortex brightens with age
     scene.add(
         "kidney",
         _ellipse(kx, ky, a, b, angle),
         "kidney",
         "renal_cortex",
-        wall=5.0,
+        wall=6.0,
         echo_scale=cortex_echo,
     )
-    n_pyramids = int(rng.integers(6, 9))
-    for k in range(n_pyramids):
-        phi = 2.0 * np.pi * (k + rng.uniform(-0.2, 0.2)) / n_pyramids
-        ex, ey = 0.6 * a * np.cos(phi), 0.55 * b * np.sin(phi)
-        px, py = kx + ex * c - ey * s, ky + ex * s + ey * c
-        orient = np.degrees(np.arctan2(py - ky, px - kx))
-        scene.add(
-            "kidney",
-            _ellipse(px, py, 0.22 * b + 2.0, 0.16 * b + 1.5, orient),
-            "kidney",
-            "renal_pyramids",
-            echo_scale=0.35,
-        )
-    lobes = [_ellipse(kx, ky, 0.55 * a, 0.33 * b, angle)]
-    for _ in range(4):
-        t = rng.uniform(-0.45, 0.45) * a
+    for side in (-1.0, 1.0):
+        n_pyramids = int(rng.integers(3, 5))
+        for k in range(n_pyramids):
+            # A cone from its papilla at the sinus to its base under the cortex.
+            t = (k + 0.5) / n_pyramids * 1.3 * a - 0.65 * a + rng.uniform(-3.0, 3.0)
+            apex = at(0.8 * t, side * 0.18 * b)
+            base = at(1.1 * t, side * b * (0.62 - 0.3 * (t / a) ** 2))
+            scene.add(
+                "kidney",
+                _tube(apex, base, 1.5, rng.uniform(0.2, 0.26) * b),
+                "kidney",
+                "renal_pyramids",
+                echo_scale=0.3,
+            )
+    lobes = [_ellipse(kx, ky, 0.62 * a, 0.22 * b, angle)]
+    for _ in range(5):
+        t = rng.uniform(-0.5, 0.5) * a
         lobes.append(
             _ellipse(
-                kx + t * c,
-                ky + t * s,
-                rng.uniform(5.0, 9.0),
-                rng.uniform(4.0, 7.0),
-                angle + rng.uniform(-40, 40),
+                *at(t, rng.uniform(-0.15, 0.15) * b),
+                rng.uniform(5.0, 10.0),
+                rng.uniform(3.0, 6.0),
+                angle + rng.uniform(-35, 35),
             )
         )
-    scene.add("renal_sinus", _union(*lobes), "kidney", "renal_sinus", wall=1.5)
+    scene.add("renal_sinus", _union(*lobes), "kidney", "renal_sinus", wall=1.0, echo_scale=1.5)
 
 
-def _kidney_scene(rng: np.random.Generator, sex: str, age: int, depth: float) -> _Scene:
+def _kidney_scene(rng: np.random.Generator, subject: _Subject) -> _Scene:
     scene = _Scene("muscle")
-    wall = _body_wall(scene, rng, sex, age)
+    depth = subject.depth
+    wall = _body_wall(scene, rng, subject)
     side = "right" if rng.random() < 0.7 else "left"
     organ = "liver" if side == "right" else "spleen"
-    scale = 1.06 if sex == "male" else 1.0
-    a = rng.uniform(48.0, 56.0) * scale  # half the bipolar length (mm)
+    scale = 1.06 if subject.sex == "male" else 1.0
+    a = rng.uniform(46.0, 54.0) * scale  # half the bipolar length (mm)
     b = rng.uniform(20.0, 25.0) * scale
-    ky = wall + rng.uniform(0.32, 0.42) * depth + b
-    kx = rng.uniform(-12.0, 12.0)
+    ky = wall + rng.uniform(0.25, 0.33) * depth + b
+    kx = rng.uniform(-10.0, 10.0)
     angle = rng.uniform(-18.0, 18.0)
-    organ_bottom = ky + rng.uniform(-0.2, 0.3) * b
-    covering = _minus(_ellipse(kx, wall, 1.6 * depth, organ_bottom - wall), _layer(0.0, wall))
-    scene.add(organ, covering, organ, wall=3.0)
-    _kidney(scene, rng, (kx, ky), (a, b), angle, age)
+    # Liver (or spleen) drapes over the kidney, its lower edge tapering up at the sides.
+    lower = ky + rng.uniform(0.0, 0.4) * b
+    covering = _minus(
+        _ellipse(kx + rng.uniform(-20.0, 20.0), wall, 1.3 * depth, lower - wall), _layer(0.0, wall)
+    )
+    scene.add(organ, covering, organ, wall=2.0)
+    _kidney(scene, rng, (kx, ky), (a, b), angle, subject.age)
     scene.facts["side"] = side
     return scene
 
 
-def _gallbladder_scene(rng: np.random.Generator, sex: str, age: int, depth: float) -> _Scene:
+def _gallbladder_scene(rng: np.random.Generator, subject: _Subject) -> _Scene:
     scene = _Scene("liver")
-    wall = _body_wall(scene, rng, sex, age)
+    depth = subject.depth
+    wall = _body_wall(scene, rng, subject)
     scene.add("liver", _minus(_layer(wall, 2.0 * depth), _layer(0.0, wall)), "liver", wall=3.0)
     angle = rng.uniform(-25.0, 25.0)
-    length, width = rng.uniform(30.0, 40.0), rng.uniform(11.0, 16.0)
-    gx, gy = rng.uniform(-15.0, 15.0), wall + rng.uniform(22.0, 32.0) + width
+    length, width = rng.uniform(28.0, 38.0), rng.uniform(11.0, 16.0)
+    gx, gy = rng.uniform(-15.0, 15.0), wall + rng.uniform(15.0, 28.0) + width
     c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
     neck = (gx - 0.9 * length * c, gy - 0.9 * length * s)
+    for _ in range(int(rng.integers(2, 5))):
+        px, py = rng.uniform(-70.0, 70.0), gy + rng.uniform(-10.0, 60.0)
+        if abs(px - gx) > length + 15.0:
+            r = rng.uniform(2.0, 4.0)
+            _vessel(
+                scene,
+                _ellipse(px, py, r, r),
+                _ellipse(px, py, r + 1.3, r + 1.3),
+                "hepatic_vessels",
+                "portal_veins",
+            )
     body = _union(
         _ellipse(gx, gy, length, width, angle),
         _ellipse(neck[0], neck[1], 0.45 * length, 0.5 * width, angle - 20.0),
     )
-    for _ in range(int(rng.integers(2, 5))):
-        px, py = rng.uniform(-70.0, 70.0), gy + rng.uniform(-10.0, 60.0)
-        if abs(px - gx) > length + 12.0:
-            r = rng.uniform(2.0, 4.0)
-            scene.add("blood", _ellipse(px, py, r, r), "hepatic_vessels", "portal_veins", wall=8.0)
-    scene.add("fluid", body, "gallbladder", wall=9.0, refracting=True)
+    scene.add(
+        "muscle",
+        _union(
+            _ellipse(gx, gy, length + 1.5, width + 1.5, angle),
+            _ellipse(neck[0], neck[1], 0.45 * length + 1.5, 0.5 * width + 1.5, angle - 20.0),
+        ),
+        "gallbladder_wall",
+        echo_scale=2.0,
+    )
+    scene.add("fluid", body, "gallbladder", wall=6.0, refracting=True)
     scene.facts["gallbladder_length_mm"] = round(float(2.0 * length * 1.2), 1)
     return scene
 
 
-def _thyroid_scene(rng: np.random.Generator, sex: str, age: int, depth: float) -> _Scene:
+def _thyroid_scene(rng: np.random.Generator, subject: _Subject) -> _Scene:
     """Transverse view of the neck; the patient's right is on the image left."""
     scene = _Scene("muscle")
-    skin, fat = rng.uniform(1.0, 1.6), rng.uniform(1.5, 4.0)
+    skin, fat = rng.uniform(1.0, 1.6), rng.uniform(1.5, 3.5)
     scene.add("skin", _layer(0.0, skin), wall=3.0)
     scene.add("fat", _layer(skin, skin + fat), echo_scale=0.45, wall=2.0)
     top = skin + fat
-    scale = (1.1 if sex == "male" else 1.0) * (1.0 - 0.002 * max(age - 50, 0))
-    rt = rng.uniform(7.5, 9.5) * scale  # tracheal radius
-    ty = top + rng.uniform(5.0, 7.0) + rt
-    ax, by = rng.uniform(7.0, 9.0) * scale, rng.uniform(8.0, 10.5) * scale
+    scale = (1.08 if subject.sex == "male" else 1.0) * (1.0 - 0.002 * max(subject.age - 50, 0))
+    rt = rng.uniform(7.0, 8.5) * scale  # tracheal radius
+    ty = top + rng.uniform(6.0, 8.0) + rt
+    la, lb = rng.uniform(7.0, 8.5) * scale, rng.uniform(7.0, 9.0) * scale
+    edge = subject.half_width
     for sign, name in ((-1.0, "right"), (1.0, "left")):
-        lx = sign * (rt + 0.55 * ax)
-        scene.add(
-            "thyroid",
-            _ellipse(lx, ty + 1.0, ax, by, sign * rng.uniform(-25, -5)),
-            f"thyroid_{name}_lobe",
-            wall=2.5,
-        )
-        carotid_x, carotid_r = lx + sign * (ax + rng.uniform(3.0, 5.0)), rng.uniform(3.0, 3.8)
+        lx, ly = sign * (rt + 0.75 * la), ty + 1.0
         scene.add(
             "muscle",
-            _ellipse(lx + sign * 12.0, top + 6.0, 14.0, 4.5, sign * -20.0),
+            _ellipse(sign * 9.0, top + 2.8, 10.5, 2.2, sign * 14.0),
+            "strap_muscles",
+            wall=3.0,
+        )
+        scene.add(
+            "muscle",
+            _ellipse(sign * (edge - 2.0), top + 5.0, 9.0, 3.8, sign * -18.0),
             "sternocleidomastoid",
             wall=3.0,
         )
         scene.add(
             "muscle",
-            _ellipse(sign * 8.0, top + 2.6, 11.0, 2.3, sign * -15.0),
-            "strap_muscles",
-            wall=3.0,
+            _ellipse(sign * (rt + 6.0), ty + rt + 5.0, 8.0, 3.5),
+            "longus_colli",
+            wall=2.0,
+            echo_scale=0.9,
         )
         scene.add(
+            "thyroid",
+            _ellipse(lx, ly, la, lb, sign * rng.uniform(10.0, 25.0)),
+            f"thyroid_{name}_lobe",
+            wall=2.5,
+        )
+        rc = rng.uniform(2.8, 3.5)
+        carotid_x = sign * min(abs(lx) + 0.8 * la + rc, edge - rc - 1.5)
+        scene.add(
             "blood",
-            _ellipse(carotid_x, ty + 2.0, carotid_r, carotid_r),
+            _ellipse(carotid_x, ly + 0.5 * lb, rc, rc),
             f"{name}_common_carotid",
-            wall=9.0,
+            wall=8.0,
             refracting=True,
         )
-        jx, jy = carotid_x + sign * rng.uniform(5.0, 7.0), ty - rng.uniform(0.0, 3.0)
+        jx, jy = carotid_x + sign * rng.uniform(5.5, 7.0), ly + 0.2 * lb
         scene.add(
             "blood",
-            _ellipse(jx, jy, rng.uniform(3.5, 5.5), rng.uniform(2.0, 3.5), sign * 20.0),
+            _ellipse(jx, jy, rng.uniform(3.5, 5.0), rng.uniform(2.0, 3.5), sign * 20.0),
             f"{name}_internal_jugular_vein",
             wall=2.0,
         )
-        scene.add(
-            "muscle", _ellipse(sign * (rt + 4.0), ty + rt + 6.0, 7.0, 3.5), wall=2.0, echo_scale=0.9
-        )
-    isthmus = _minus(_ellipse(0.0, ty - 1.5, rt + 6.0, rt + 3.5), _ellipse(0.0, ty, rt, rt))
-    isthmus = _minus(isthmus, _deeper_than(ty - 0.5 * rt))
-    scene.add("thyroid", isthmus, "isthmus", wall=2.5)
+    isthmus = _minus(_ellipse(0.0, ty - 1.0, rt + 5.5, rt + 3.0), _ellipse(0.0, ty, rt, rt))
+    scene.add("thyroid", _minus(isthmus, _deeper_than(ty - 0.4 * rt)), "isthmus", wall=2.5)
+    ex, ey = rt + 2.5, ty + rt - 1.5  # oesophagus behind the left lobe, beside the trachea
+    scene.add("muscle", _ellipse(ex, ey, 6.5, 4.0, 10.0), "oesophagus", wall=2.0, echo_scale=0.8)
+    scene.add("fat", _ellipse(ex, ey, 3.5, 1.0, 10.0), "oesophagus", echo_scale=2.0)
     scene.add("cartilage", _ellipse(0.0, ty, rt, rt), "trachea", wall=2.0)
     scene.add("air", _ellipse(0.0, ty + 0.4, rt - 1.6, rt - 2.0), "trachea", wall=14.0)
-    bone_y = ty + rt + 12.0
+    bone_y = ty + rt + 10.0
     scene.add(
         "cortical_bone",
         _minus(_ellipse(0.0, bone_y + 10.0, 16.0, 12.0), _layer(0.0, bone_y)),
@@ -390,106 +467,142 @@ def _thyroid_scene(rng: np.random.Generator, sex: str, age: int, depth: float) -
     return scene
 
 
-def _fetal_head(
-    scene: _Scene, rng: np.random.Generator, centre: tuple[float, float], bpd: float, angle: float
-) -> None:
-    """Axial head at the biparietal plane: skull, brain, midline echo (falx), mm."""
+def _fetal_head(scene: _Scene, centre: tuple[float, float], bpd: float, angle: float) -> None:
+    """Axial head at the biparietal plane: skull, brain, thalami, midline echo (falx), mm."""
     hx, hy = centre
     a, b = 0.5 * bpd / 0.8, 0.5 * bpd  # cephalic index 0.8
-    scene.add("grey_matter", _ellipse(hx, hy, a, b, angle), "fetal_head", echo_scale=0.6)
+    # The fetal brain is watery and the skull only partly ossified: both attenuate less.
+    scene.add(
+        "grey_matter",
+        _ellipse(hx, hy, a, b, angle),
+        "fetal_head",
+        echo_scale=0.9,
+        attenuation_scale=0.5,
+    )
     c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
-    for sign in (-1.0, 1.0):  # thalami and the lateral ventricles' choroid plexus
+    for sign in (-1.0, 1.0):
+        centre_t = (hx + sign * 0.12 * b * s, hy - sign * 0.12 * b * c)
         scene.add(
             "grey_matter",
-            _ellipse(hx + sign * 0.1 * a * s, hy - sign * 0.1 * a * c, 0.18 * a, 0.12 * b, angle),
+            _ellipse(*centre_t, 0.2 * a, 0.1 * b, angle),
             "fetal_head",
             echo_scale=0.35,
+            wall=1.0,
         )
-    end0 = (hx - 0.8 * a * c, hy - 0.8 * a * s)
-    end1 = (hx + 0.8 * a * c, hy + 0.8 * a * s)
+    end0 = (hx - 0.85 * a * c, hy - 0.85 * a * s)
+    end1 = (hx + 0.85 * a * c, hy + 0.85 * a * s)
     scene.add("white_matter", _tube(end0, end1, 0.6, 0.6), "fetal_head", wall=4.0, echo_scale=2.0)
     scene.add(
         "trabecular_bone",
-        _shell(hx, hy, a, b, 2.0, angle),
+        _shell(hx, hy, a, b, 1.6, angle),
         "fetal_head",
         "fetal_skull",
         wall=10.0,
         refracting=True,
+        attenuation_scale=0.6,
     )
 
 
-def _fetus_scene(rng: np.random.Generator, sex: str, age: int, depth: float) -> _Scene:
-    scene = _Scene("muscle")
-    skin = rng.uniform(1.5, 2.5)
-    fat = rng.uniform(6.0, 18.0) + 0.1 * float(np.clip(age - 25, 0, 25))
-    scene.add("skin", _layer(0.0, skin), wall=3.0)
-    scene.add("fat", _layer(skin, skin + fat), echo_scale=0.45, wall=2.0)
-    top = skin + fat
-    ua, ub = rng.uniform(1.2, 1.5) * depth, rng.uniform(0.45, 0.55) * depth
-    ux, uy = rng.uniform(-15.0, 15.0), top + ub
-    myometrium = rng.uniform(6.0, 10.0)
-    scene.add("muscle", _ellipse(ux, uy, ua, ub), "uterine_wall", wall=4.0, echo_scale=1.1)
+def _fetal_trunk(
+    scene: _Scene,
+    rng: np.random.Generator,
+    centre: tuple[float, float],
+    length: float,
+    width: float,
+    angle: float,
+) -> None:
+    """Fetal trunk in long axis with the stomach and the spine's ossification centres (mm)."""
+    bx, by = centre
+    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
     scene.add(
-        "fluid", _ellipse(ux, uy, ua - myometrium, ub - myometrium), "amniotic_fluid", wall=3.0
+        "liver", _ellipse(bx, by, length, width, angle), "fetal_body", wall=3.0, echo_scale=0.8
     )
-    anterior = rng.random() < 0.5
-    px = ux + rng.uniform(-40.0, 40.0)
-    placenta_y = top + myometrium if anterior else uy + ub - myometrium
-    thickness = rng.uniform(22.0, 32.0)
-    placenta = _ellipse(px, placenta_y, rng.uniform(55.0, 75.0), thickness)
-    # Placental tissue is acoustically close to spleen: homogeneous, slightly echogenic.
-    cavity = _ellipse(ux, uy, ua - myometrium, ub - myometrium)
-    scene.add("spleen", _both(placenta, cavity), "placenta", wall=2.0, echo_scale=1.15)
-    weeks = rng.uniform(18.0, 32.0)
-    bpd = 2.6 * weeks - 5.0
-    free_top = top + myometrium + (thickness if anterior else 0.0) + 8.0
-    hx = rng.uniform(-0.2, 0.2) * depth
-    hy = free_top + 0.5 * bpd / 0.8 + rng.uniform(0.0, 10.0)
-    head_angle = rng.uniform(-30.0, 30.0)
-    direction = rng.choice([-1.0, 1.0])
-    # The trunk continues from the head, with the spine as a row of ossification centres.
-    body_angle = head_angle + rng.uniform(-20.0, 20.0)
-    c, s = np.cos(np.radians(body_angle)), np.sin(np.radians(body_angle))
-    body_len = 0.85 * bpd / 0.8
-    bx, by = (
-        hx + direction * (0.5 * bpd / 0.8 + 0.8 * body_len) * c,
-        hy + direction * (0.5 * bpd / 0.8 + 0.8 * body_len) * s,
-    )
-    scene.add(
-        "liver",
-        _ellipse(bx, by, body_len, 0.42 * bpd, body_angle),
-        "fetal_body",
-        wall=3.0,
-        echo_scale=0.8,
-    )
+    back = 1.0 if c >= 0 else -1.0  # spine down, the usual imaging position
+    sx, sy = bx + 0.15 * length * c + back * 0.35 * width * s, by + 0.15 * length * s
     scene.add(
         "fluid",
-        _ellipse(
-            bx + 0.2 * body_len * c,
-            by + 0.2 * body_len * s + 0.1 * bpd,
-            0.15 * bpd,
-            0.09 * bpd,
-            body_angle,
-        ),
+        _ellipse(sx, sy - back * 0.35 * width * c, 0.22 * width, 0.16 * width, angle),
         "fetal_body",
         "fetal_stomach",
         wall=1.0,
     )
-    back = rng.choice([-1.0, 1.0])
-    for k in range(14):
-        t = (k / 13.0 - 0.5) * 1.7 * body_len
-        sx = bx + t * c + back * s * 0.33 * bpd
-        sy = by + t * s - back * c * 0.33 * bpd
-        r = rng.uniform(1.3, 1.9)
-        scene.add("cortical_bone", _ellipse(sx, sy, r, r), "fetal_body", "fetal_spine", wall=6.0)
-    _fetal_head(scene, rng, (hx, hy), bpd, head_angle)
+    n_vertebrae = int(rng.integers(9, 12))
+    for k in range(n_vertebrae):
+        t = (k / (n_vertebrae - 1) - 0.5) * 1.6 * length
+        bend = 0.25 * width * (t / length) ** 2
+        nx = back * (0.72 * width - bend)
+        r = rng.uniform(1.1, 1.5)
+        scene.add(
+            "cortical_bone",
+            _ellipse(bx + t * c - nx * s, by + t * s + nx * c, r, r),
+            "fetal_body",
+            "fetal_spine",
+            wall=6.0,
+        )
+
+
+def _fetus_scene(rng: np.random.Generator, subject: _Subject) -> _Scene:
+    scene = _Scene("muscle")
+    depth = subject.depth
+    top = _body_wall(scene, rng, subject)
+    myometrium = rng.uniform(6.0, 10.0)
+    ub = 0.5 * (rng.uniform(0.72, 0.85) * depth - top + myometrium)
+    ua, ux, uy = rng.uniform(1.1, 1.4) * depth, rng.uniform(-15.0, 15.0), top + ub
+    cavity = _ellipse(ux, uy, ua - myometrium, ub - myometrium)
+    scene.add("muscle", _ellipse(ux, uy, ua, ub), "uterine_wall", wall=4.0, echo_scale=1.1)
+    scene.add("fluid", cavity, "amniotic_fluid", wall=3.0)
+    anterior = rng.random() < 0.5
+    thickness = rng.uniform(20.0, 30.0)
+    placenta_y = top + myometrium if anterior else uy + ub - myometrium
+    placenta = _ellipse(
+        ux + rng.uniform(-40.0, 40.0), placenta_y, rng.uniform(55.0, 75.0), thickness
+    )
+    # Placental tissue is acoustically close to spleen: homogeneous, slightly echogenic.
+    scene.add("spleen", _both(placenta, cavity), "placenta", wall=2.0, echo_scale=1.15)
+    weeks = rng.uniform(18.0, 30.0)
+    bpd = 2.6 * weeks - 5.0
+    head_a = 0.5 * bpd / 0.8
+    direction = rng.choice([-1.0, 1.0])
+    hx = -direction * rng.uniform(0.12, 0.22) * depth
+    free = (
+        top + myometrium + (thickness if anterior else 0.0),
+        uy + ub - myometrium - (0.0 if anterior else thickness),
+    )
+    hy = float(
+        np.clip(
+            0.5 * sum(free) + rng.uniform(-10.0, 10.0),
+            free[0] + head_a * 0.9,
+            free[1] - head_a * 0.6,
+        )
+    )
+    head_angle = rng.uniform(-25.0, 25.0)
+    body_angle = head_angle + rng.uniform(-20.0, 20.0)
+    body_len = 0.95 * head_a
+    reach = head_a + 0.75 * body_len
+    body = (
+        hx + direction * reach * np.cos(np.radians(body_angle)),
+        hy + direction * reach * np.sin(np.radians(body_angle)),
+    )
+    _fetal_trunk(scene, rng, body, body_len, 0.42 * bpd, body_angle)
+    _fetal_head(scene, (hx, hy), bpd, head_angle)
     scene.facts.update(
         gestational_age_weeks=round(float(weeks), 1), biparietal_diameter_mm=round(float(bpd), 1)
     )
     return scene
 
 
-_SCENES: dict[str, Callable[[np.random.Generator, str, int, float], _Scene]] = {
+@dataclass(frozen=True)
+class _Subject:
+    """Who is scanned, and the field the scene must fill (mm)."""
+
+    sex: str
+    age: int
+    depth: float  # imaged depth
+    radius: float  # curvilinear probe radius; 0 for a linear array
+    half_width: float  # linear array half aperture; sector half angle (rad) for a curvilinear
+
+
+_SCENES: dict[str, Callable[[np.random.Generator, _Subject], _Scene]] = {
     "liver": _liver_scene,
     "kidney": _kidney_scene,
     "gallbladder": _gallbladder_scene,
@@ -519,15 +632,19 @@ class _Probe:
     def wavelength_mm(self) -> float:
         return SPEED_OF_SOUND_MM_PER_US / self.frequency_mhz
 
-    def beam_sigma_mm(self, depth: NDArray[np.float64]) -> NDArray[np.float64]:
+    def beam_sigma_mm(self, depth: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         """Lateral pulse-echo beam width (Gaussian sigma, mm) at each depth (mm)."""
-        f_number = 2.0 if self.kind == "curvilinear" else 2.5
+        f_number = 4.0 if self.kind == "curvilinear" else 3.0  # effective, with apodisation
         focal = 1.2 * self.wavelength_mm * f_number / 2.355
         growth = (depth - self.focus_mm) / (0.3 * self.depth_mm)
         return focal * np.sqrt(1.0 + growth**2)
 
-    def line_spacing_mm(self, depth: NDArray[np.float64], n_lines: int) -> NDArray[np.float64]:
+    def line_spacing_mm(
+        self, depth: NDArray[np.floating[Any]], n_lines: int
+    ) -> NDArray[np.float64]:
+        """Distance between neighbouring beam lines (mm) at each depth (mm)."""
         step = 2.0 * self.half_width / n_lines
+        depth = np.asarray(depth, dtype=np.float64)
         if self.kind == "curvilinear":
             return (self.radius_mm + depth) * step
         return np.full_like(depth, step)
@@ -543,15 +660,10 @@ def _make_probe(organ: str, rng: np.random.Generator, frequency_mhz: float | Non
     if organ == "thyroid":
         freq = rng.uniform(10.0, 12.0) if frequency_mhz is None else frequency_mhz
         depth = rng.uniform(38.0, 45.0)
-        return _Probe("linear", freq, depth, rng.uniform(19.0, 22.0), 0.0, 0.5 * depth)
+        return _Probe("linear", freq, depth, rng.uniform(22.0, 25.0), 0.0, 0.5 * depth)
     freq = rng.uniform(3.5, 5.0) if frequency_mhz is None else frequency_mhz
-    depth = {
-        "liver": (150.0, 170.0),
-        "kidney": (130.0, 150.0),
-        "gallbladder": (120.0, 140.0),
-        "fetus": (150.0, 180.0),
-    }[organ]
-    depth_mm = rng.uniform(*depth)
+    limits = {"liver": 150.0, "kidney": 130.0, "gallbladder": 120.0, "fetus": 150.0}[organ]
+    depth_mm = rng.uniform(limits, limits + (30.0 if organ == "fetus" else 20.0))
     half = np.radians(rng.uniform(30.0, 36.0))
     return _Probe("curvilinear", freq, depth_mm, half, rng.uniform(45.0, 60.0), 0.5 * depth_mm)
 
@@ -610,7 +722,8 @@ def _beam_grid(probe: _Probe, n_rows: int, n_lines: int, dz: float) -> _Grid:
 
 @dataclass(frozen=True)
 class _Display:
-    """Square display raster: pixel (row, col) centre at x = x0 + (col + .5) s, y = y0 + (row + .5) s."""
+    """Square display raster: pixel (row, col) has its centre at x0 + (col + 0.5) spacing,
+    y0 + (row + 0.5) spacing (mm)."""
 
     size: int
     spacing_mm: float
@@ -704,8 +817,9 @@ def _property(scene: _Scene, name: str) -> NDArray[np.float32]:
     """Per label (background first) a material property scaled by the structure settings."""
     mats = [material(scene.background)] + [material(s.material) for s in scene.structures]
     values = [getattr(m, name) for m in mats]
-    if name == "echo":
-        scales = [1.0] + [s.echo_scale for s in scene.structures]
+    if name in ("echo", "sound_attenuation"):
+        key = "echo_scale" if name == "echo" else "attenuation_scale"
+        scales = [1.0] + [getattr(s, key) for s in scene.structures]
         values = [v * k for v, k in zip(values, scales, strict=True)]
     return np.asarray(values, dtype=np.float32)
 
@@ -766,10 +880,49 @@ def _reverberation(
     src[:near_rows] = source[:near_rows]
     out = np.zeros_like(source)
     n = source.shape[0]
-    for k, coef in ((2, 0.3), (3, 0.1), (4, 0.04)):
+    for k, coef in ((2, 0.2), (3, 0.06), (4, 0.02)):
         m = (n + k - 1) // k
         out[::k] += coef * src[:m] * attenuation[:m] ** (k - 1)
     return out
+
+
+def _time_gain_db(
+    scene: _Scene, label: NDArray[np.int16], probe: _Probe, dz: float
+) -> NDArray[np.float64]:
+    """Time-gain compensation (dB per coarse row): it undoes most of the loss of the typical
+    (median) soft tissue at each depth, so bone, gas and fluid still shadow or enhance."""
+    rate = _property(scene, "sound_attenuation")[label].astype(np.float64)
+    rate[rate > 3.0] = np.nan  # bone and gas are local, not what the sonographer compensates
+    all_hard = np.isnan(rate).all(axis=1)
+    rate[all_hard] = 0.5
+    typical = np.nanmedian(rate, axis=1)
+    typical = ndimage.gaussian_filter1d(typical, 4.0 / dz, mode="nearest")
+    return 0.95 * np.cumsum(2.0 * typical * probe.frequency_mhz * 0.1 * dz)
+
+
+def _mirror(
+    field_: NDArray[np.complex64], label: NDArray[np.int16], scene: _Scene, atten_db: FloatArray
+) -> None:
+    """Mirror-image artefact: behind a gas reflector (lung behind the diaphragm) the scanner
+    shows the tissue in front of it once more, reflected about the interface; in place."""
+    ids = [k for k, s in enumerate(scene.structures, 1) if s.mirror]
+    hit = np.isin(label, ids)
+    lines = np.nonzero(hit.any(axis=0))[0]
+    if lines.size == 0:
+        return
+    first = hit[:, lines].argmax(axis=0) * SCENE_DECIMATION
+    rows = np.arange(field_.shape[0])[:, None]
+    source = 2 * first[None, :] - rows
+    behind = (rows >= first[None, :]) & (source >= 0)
+    source = np.clip(source, 0, field_.shape[0] - 1)
+    loss = np.repeat(atten_db[:, lines], SCENE_DECIMATION, axis=0)
+    extra_db = 2.0 * (
+        np.take_along_axis(loss, first[None, :], axis=0) - np.take_along_axis(loss, source, axis=0)
+    )  # the way back and forth
+    mirrored = np.take_along_axis(field_[:, lines], source, axis=0) * (
+        0.5 * 10.0 ** (-np.maximum(extra_db, 0.0) / 20.0)
+    ).astype(np.float32)
+    field_[:, lines] = np.where(behind, mirrored, field_[:, lines])
 
 
 def _lateral_psf(field_: NDArray[np.complex64], sigma_lines: NDArray[np.float64]) -> None:
@@ -790,7 +943,8 @@ def _simulate(
 ) -> _BeamData:
     """Run the pulse-echo simulation along the beam lines (steps 1 to 4)."""
     probe = _make_probe(organ, rng, frequency_mhz)
-    scene = _SCENES[organ](rng, sex, age, probe.depth_mm)
+    subject = _Subject(sex, age, probe.depth_mm, probe.radius_mm, probe.half_width)
+    scene = _SCENES[organ](rng, subject)
     dz = probe.wavelength_mm / SAMPLES_PER_WAVELENGTH
     dz_scene = dz * SCENE_DECIMATION
     n_scene = int(np.ceil(probe.depth_mm / dz_scene))
@@ -798,7 +952,8 @@ def _simulate(
     grid = _beam_grid(probe, n_scene, n_lines, dz_scene)
     label, blocks = _paint(scene, grid)
     specular, loss_db = _interfaces(scene, label, blocks, probe, dz_scene, n_lines)
-    atten = 10.0 ** (-_attenuation_db(scene, label, loss_db, probe, dz_scene) / 20.0)
+    atten_db = _attenuation_db(scene, label, loss_db, probe, dz_scene)
+    atten = (10.0 ** (-atten_db / 20.0)).astype(np.float32)
     gas_ids = [k for k, s in enumerate(scene.structures, 1) if s.material in _GAS]
     gas = np.isin(label, gas_ids)
     specular = specular * atten
@@ -809,7 +964,7 @@ def _simulate(
     depth = (np.arange(n_rows) + 0.5) * dz
     sigma_lat = probe.beam_sigma_mm(depth)
     sigma_focus = float(probe.beam_sigma_mm(np.array([probe.focus_mm]))[0])
-    sigma_ax = 0.42 * probe.wavelength_mm  # two-cycle pulse: FWHM of about one wavelength
+    sigma_ax = 0.55 * probe.wavelength_mm  # 2.5-cycle pulse: FWHM of 1.3 wavelengths
     dx = probe.line_spacing_mm(depth, n_lines)
     # Scaling so that liver at the focus has unit echo power after the point-spread function.
     norm = np.sqrt(dz / dx * 2.0 * sigma_focus / sigma_ax).astype(np.float32)[:, None]
@@ -818,9 +973,10 @@ def _simulate(
     field_ = ((noise[0] + 1j * noise[1]) * (level * norm * np.float32(np.sqrt(0.5)))).astype(
         np.complex64
     )
+    _mirror(field_, label, scene, atten_db)
     field_[SCENE_DECIMATION // 2 :: SCENE_DECIMATION] += specular
     # Electronic noise (fixed at the receiver, so raised by the gain) and near-field clutter.
-    floor = 10.0 ** ((-78.0 if probe.kind == "curvilinear" else -100.0) / 20.0)
+    floor = 10.0 ** ((-80.0 if probe.kind == "curvilinear" else -108.0) / 20.0)
     clutter = 0.8 * np.exp(-depth / (0.03 * probe.depth_mm)) + floor
     field_ += (noise[2] + 1j * noise[3]) * (norm * clutter[:, None] * np.sqrt(0.5)).astype(
         np.float32
@@ -837,10 +993,8 @@ def _simulate(
         * peak
     )
 
-    # Time-gain compensation: undo most of the scene's typical (median) loss, not the local one.
-    tgc_db = np.median(_attenuation_db(scene, label, loss_db * 0, probe, dz_scene), axis=1)
-    tgc_db = ndimage.gaussian_filter1d(tgc_db, 3.0 / dz_scene, mode="nearest")
-    gain = np.repeat(10.0 ** (0.95 * tgc_db / 20.0), SCENE_DECIMATION)
+    gain = np.repeat(_time_gain_db(scene, label, probe, dz_scene), SCENE_DECIMATION)
+    gain = 10.0 ** (gain / 20.0)
     gain *= (sigma_lat / sigma_focus) ** 0.35  # partial focal-zone equalisation
     envelope *= gain[:, None].astype(np.float32)
     return _BeamData(probe, scene, envelope.astype(np.float32), label, dz, n_lines)
@@ -854,8 +1008,8 @@ def _simulate(
 def _log_compress(envelope: FloatArray, dynamic_range_db: float, gain_db: float) -> FloatArray:
     """Map echo amplitude to gray: liver speckle mean near 0.5, `dynamic_range_db` to black."""
     db = 20.0 * np.log10(envelope + 1e-12) - 20.0 * np.log10(0.886) - gain_db
-    gray = np.clip(0.5 + db / dynamic_range_db, 0.0, 1.0)
-    return (gray**1.15).astype(np.float32)
+    gray = np.clip(0.47 + db / dynamic_range_db, 0.0, 1.0)
+    return (gray**1.3).astype(np.float32)
 
 
 def _scan_convert(
