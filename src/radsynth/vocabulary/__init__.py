@@ -1,0 +1,72 @@
+"""Radiology vocabulary: label schema, terms and synonyms, prompt parsing and caption writing."""
+
+from __future__ import annotations
+
+from radsynth.vocabulary.captions import CAPTION_STYLES, canonical_caption, make_caption
+from radsynth.vocabulary.labels import (
+    ALL_REGIONS,
+    CT_REGIONS,
+    CT_WINDOWS,
+    DEVICE_KINDS,
+    FINDING_KINDS,
+    FINDING_QUALIFIERS,
+    FINDING_SITES,
+    LATERALITIES,
+    LUNG_SITES,
+    MODALITIES,
+    MRI_REGIONS,
+    MRI_SEQUENCES,
+    PAIRED_REGIONS,
+    PATHOLOGY_KINDS,
+    REGIONS_BY_MODALITY,
+    SEXES,
+    STUDY_XRAY_REGIONS,
+    US_REGIONS,
+    VIEWS_BY_MODALITY,
+    XRAY_REGIONS,
+    Finding,
+    Labels,
+    validate_labels,
+)
+from radsynth.vocabulary.parser import (
+    UnknownTermError,
+    normalise_prompt,
+    parse_prompt,
+    parse_prompt_lenient,
+)
+from radsynth.vocabulary.terms import FINDINGS_BY_REGION, qualifiers_for
+
+__all__ = [
+    "ALL_REGIONS",
+    "CAPTION_STYLES",
+    "CT_REGIONS",
+    "CT_WINDOWS",
+    "DEVICE_KINDS",
+    "FINDINGS_BY_REGION",
+    "FINDING_KINDS",
+    "FINDING_QUALIFIERS",
+    "FINDING_SITES",
+    "LATERALITIES",
+    "LUNG_SITES",
+    "MODALITIES",
+    "MRI_REGIONS",
+    "MRI_SEQUENCES",
+    "PAIRED_REGIONS",
+    "PATHOLOGY_KINDS",
+    "REGIONS_BY_MODALITY",
+    "SEXES",
+    "STUDY_XRAY_REGIONS",
+    "US_REGIONS",
+    "VIEWS_BY_MODALITY",
+    "XRAY_REGIONS",
+    "Finding",
+    "Labels",
+    "UnknownTermError",
+    "canonical_caption",
+    "make_caption",
+    "normalise_prompt",
+    "parse_prompt",
+    "parse_prompt_lenient",
+    "qualifiers_for",
+    "validate_labels",
+]

@@ -1,0 +1,472 @@
+"""parse_prompt: synonyms, abbreviations, ages, findings, negations and helpful errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from radsynth.vocabulary import (
+    STUDY_XRAY_REGIONS,
+    Finding,
+    Labels,
+    UnknownTermError,
+    normalise_prompt,
+    parse_prompt,
+    parse_prompt_lenient,
+)
+
+
+def _same_labels(prompts: list[str]) -> Labels:
+    parsed = [parse_prompt(p) for p in prompts]
+    for prompt, labels in zip(prompts, parsed, strict=True):
+        assert labels == parsed[0], f"{prompt!r} -> {labels} differs from {prompts[0]!r}"
+    return parsed[0]
+
+
+@pytest.mark.parametrize("region", STUDY_XRAY_REGIONS)
+def test_reference_study_prompts(region: str) -> None:
+    assert parse_prompt(f"An X-ray of the {region}") == Labels(modality="xray", region=region)
+
+
+@pytest.mark.parametrize(
+    ("modality", "words"),
+    [
+        (
+            "xray",
+            [
+                "X-ray",
+                "radiograph",
+                "radiography",
+                "XR",
+                "CR",
+                "DX",
+                "plain film",
+                "roentgenogram",
+                "x ray",
+                "xray",
+                "X-rays",
+            ],
+        ),
+        ("ct", ["CT", "computed tomography", "CAT scan", "CT scan"]),
+        ("mri", ["MRI", "MR", "magnetic resonance", "magnetic resonance imaging"]),
+        ("us", ["ultrasound", "US", "sonography", "sonogram", "ultrasonography"]),
+    ],
+)
+def test_modality_synonyms(modality: str, words: list[str]) -> None:
+    region = "liver" if modality == "us" else "abdomen"
+    labels = _same_labels([f"{w} of the {region}" for w in words])
+    assert (labels.modality, labels.region) == (modality, region)
+
+
+@pytest.mark.parametrize(
+    ("modality", "region", "prompts"),
+    [
+        ("xray", "chest", ["chest X-ray", "thorax radiograph", "CXR", "X-ray of the lungs"]),
+        ("ct", "head", ["CT head", "CT of the skull", "cranium CT", "brain CT"]),
+        ("xray", "abdomen", ["abdominal X-ray", "belly radiograph", "KUB", "XR abdo"]),
+        ("xray", "cervical_spine", ["C-spine X-ray", "cervical spine radiograph", "XR neck"]),
+        ("xray", "lumbar_spine", ["L-spine XR", "lumbosacral spine X-ray", "low back X-ray"]),
+        ("xray", "thoracic_spine", ["T-spine XR", "dorsal spine radiograph"]),
+        ("xray", "full_body", ["whole body X-ray", "entire body radiograph", "full-length XR"]),
+        ("xray", "pelvis", ["pelvic X-ray", "X-ray of the hips", "hip radiograph"]),
+        ("us", "kidney", ["renal ultrasound", "kidney sonogram", "US of the kidneys"]),
+        ("us", "fetus", ["fetal ultrasound", "obstetric US", "pregnancy sonogram", "foetus US"]),
+        ("mri", "spine", ["lumbar spine MRI", "MRI of the C-spine", "spine MR"]),
+    ],
+)
+def test_region_synonyms(modality: str, region: str, prompts: list[str]) -> None:
+    labels = _same_labels(prompts)
+    assert (labels.modality, labels.region) == (modality, region)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "modality", "region"),
+    [
+        ("CXR", "xray", "chest"),
+        ("KUB", "xray", "abdomen"),
+        ("sonogram of the liver", "us", "liver"),
+        ("fetus", "us", "fetus"),
+        ("thyroid", "us", "thyroid"),
+        ("gall bladder", "us", "gallbladder"),
+        ("T2 knee", "mri", "knee"),
+        ("knee in bone window", "ct", "knee"),
+        ("sagittal spine", "mri", "spine"),
+        ("lateral knee", "xray", "knee"),
+        ("B-mode liver", "us", "liver"),
+        ("knee", None, "knee"),
+        ("axial head", None, "head"),
+        ("brain", None, "head"),
+    ],
+)
+def test_modality_inferred_only_when_unambiguous(
+    prompt: str, modality: str | None, region: str
+) -> None:
+    labels = parse_prompt(prompt)
+    assert (labels.modality, labels.region) == (modality, region)
+
+
+def test_views_lateralities_sexes_sequences_windows() -> None:
+    assert _same_labels(["AP knee X-ray", "anteroposterior knee X-ray"]).view == "ap"
+    assert (
+        _same_labels(
+            ["CXR PA", "posteroanterior chest radiograph", "frontal chest radiograph"]
+        ).view
+        == "pa"
+    )
+    assert _same_labels(["lat knee XR", "lateral knee XR"]).view == "lateral"
+    assert _same_labels(["transverse CT head", "axial CT head", "CT head ax"]).view == "axial"
+    assert _same_labels(["left knee", "L knee", "lt knee", "left-sided knee"]).laterality == "left"
+    assert _same_labels(["right wrist", "R wrist", "rt wrist"]).laterality == "right"
+    assert parse_prompt("X-ray of both knees, bilateral").laterality is None
+    assert {
+        parse_prompt(f"knee X-ray of a {w}").sex for w in ["woman", "female", "girl", "lady", "F"]
+    } == {"female"}
+    assert {
+        parse_prompt(f"knee X-ray of a {w}").sex for w in ["man", "male", "boy", "gentleman", "M"]
+    } == {"male"}
+    assert _same_labels(["T1 MRI knee", "T1-weighted MRI knee", "T1w MR knee"]).sequence == "t1"
+    assert _same_labels(["T2 MRI knee", "T2-weighted MRI knee", "T2w MR knee"]).sequence == "t2"
+    assert _same_labels(["PD MRI knee", "proton density MRI knee"]).sequence == "pd"
+    soft = _same_labels(
+        [
+            "CT chest soft tissue window",
+            "CT chest mediastinal window",
+            "CT chest soft-tissue window",
+            "CT chest abdominal window",
+        ]
+    )
+    assert soft.window == "soft_tissue"
+    assert parse_prompt("CT head in brain window").window == "brain"
+    assert parse_prompt("CT chest, lung windows").window == "lung"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "62-year-old woman",
+        "62 year old woman",
+        "62 yo woman",
+        "62y woman",
+        "62F",
+        "62 F",
+        "aged 62, female",
+        "woman aged 62",
+        "62 years old female",
+        "62 y/o lady",
+        "62yoF",
+    ],
+)
+def test_age_forms(prompt: str) -> None:
+    labels = parse_prompt(f"knee X-ray, {prompt}")
+    assert (labels.age, labels.sex) == (62, "female")
+
+
+def test_compact_male_age_and_months() -> None:
+    assert (parse_prompt("CXR 47M").age, parse_prompt("CXR 47M").sex) == (47, "male")
+    assert parse_prompt("chest X-ray of an 18-month-old boy").age == 1
+    assert parse_prompt("CXR, 8y").age == 8
+
+
+def test_bare_number_is_not_an_age() -> None:
+    with pytest.raises(UnknownTermError, match="write ages as '62-year-old'"):
+        parse_prompt("knee X-ray 62")
+
+
+@pytest.mark.parametrize(
+    ("prompts", "expected"),
+    [
+        (
+            [
+                "displaced patellar fracture",
+                "displaced fracture of the patella",
+                "displaced patella fx",
+                "broken patella, displaced",
+                "displaced kneecap break",
+            ],
+            Finding("fracture", "patella", ("displaced",)),
+        ),
+        (
+            [
+                "undisplaced tibial fracture",
+                "non-displaced fracture of the tibia",
+                "nondisplaced tibia fx",
+            ],
+            Finding("fracture", "tibia", ("non_displaced",)),
+        ),
+        (
+            [
+                "hip fracture",
+                "femoral neck fracture",
+                "fracture of the neck of femur",
+                "NOF fracture",
+            ],
+            Finding("fracture", "femoral_neck"),
+        ),
+        (
+            ["Colles fracture", "Colles' fracture", "distal radius fracture", "distal radial fx"],
+            Finding("fracture", "distal_radius"),
+        ),
+        (
+            ["lytic bone lesion", "osteolytic lesion", "lytic lesion", "lytic bone tumor"],
+            Finding("bone_tumour", None, ("lytic",)),
+        ),
+        (
+            ["sclerotic lesion", "osteoblastic bone tumour"],
+            Finding("bone_tumour", None, ("sclerotic",)),
+        ),
+        (
+            ["pulmonary nodule", "lung nodule", "nodule", "coin lesion"],
+            Finding("lung_nodule", None, ("nodule",)),
+        ),
+        (["lung mass", "mass"], Finding("lung_nodule", None, ("mass",))),
+        (
+            ["RUL nodule", "right upper lobe nodule", "nodule in the right upper lobe"],
+            Finding("lung_nodule", "right_upper_lobe", ("nodule",)),
+        ),
+        (
+            [
+                "intracranial haemorrhage",
+                "intracranial hemorrhage",
+                "ICH",
+                "bleed",
+                "haematoma",
+                "hematoma",
+            ],
+            Finding("intracranial_haemorrhage"),
+        ),
+        (
+            ["left subdural haematoma", "SDH in the left hemisphere", "left-sided subdural bleed"],
+            Finding("intracranial_haemorrhage", "left_hemisphere", ("subdural",)),
+        ),
+        (
+            ["EDH", "epidural hematoma", "extradural haemorrhage"],
+            Finding("intracranial_haemorrhage", None, ("epidural",)),
+        ),
+        (
+            [
+                "pneumonia",
+                "consolidation",
+                "airspace opacity",
+                "airspace disease",
+                "lobar consolidation",
+            ],
+            Finding("consolidation"),
+        ),
+        (
+            [
+                "RLL pneumonia",
+                "right lower lobe consolidation",
+                "pneumonia in the right lower lobe",
+            ],
+            Finding("consolidation", "right_lower_lobe"),
+        ),
+        (
+            ["pleural effusion", "hydrothorax", "blunted costophrenic angle", "effusion"],
+            Finding("pleural_effusion"),
+        ),
+        (
+            ["left pleural effusion", "left-sided effusion", "effusion in the left hemithorax"],
+            Finding("pleural_effusion", "left_hemithorax"),
+        ),
+        (["pacemaker", "PPM", "ICD", "cardiac device", "pacemaker leads"], Finding("pacemaker")),
+        (["ECG leads", "ECG electrodes", "EKG leads", "monitoring leads"], Finding("ecg_leads")),
+        (["jewellery", "jewelry", "earrings"], Finding("jewellery")),
+        (["necklace"], Finding("jewellery", None, ("necklace",))),
+    ],
+)
+def test_chest_and_general_finding_synonyms(prompts: list[str], expected: Finding) -> None:
+    region = {
+        "fracture": "CT knee",
+        "bone_tumour": "X-ray knee",
+        "intracranial_haemorrhage": "CT head",
+    }.get(expected.kind, "CXR")
+    if expected.site == "femoral_neck":
+        region = "pelvis X-ray"
+    if expected.site == "distal_radius":
+        region = "wrist X-ray"
+    if expected.kind == "lung_nodule" or expected.kind == "consolidation":
+        region = "CT chest"
+    for prompt in prompts:
+        assert parse_prompt(f"{region} with {prompt}").findings == (expected,), prompt
+
+
+@pytest.mark.parametrize(
+    ("region", "prompts", "expected"),
+    [
+        (
+            "knee X-ray",
+            ["joint effusion", "knee effusion", "suprapatellar effusion", "effusion"],
+            Finding("joint_effusion"),
+        ),
+        (
+            "knee X-ray",
+            [
+                "knee prosthesis",
+                "TKA",
+                "TKR",
+                "knee replacement",
+                "total knee arthroplasty",
+                "arthroplasty",
+            ],
+            Finding("knee_prosthesis"),
+        ),
+        (
+            "pelvis X-ray",
+            [
+                "hip prosthesis",
+                "hip replacement",
+                "THA",
+                "total hip arthroplasty",
+                "hemiarthroplasty",
+            ],
+            Finding("hip_prosthesis"),
+        ),
+        (
+            "pelvis X-ray",
+            [
+                "left hip prosthesis",
+                "left THA",
+                "prosthesis of the left hip",
+                "left hip replacement",
+            ],
+            Finding("hip_prosthesis", "left_hip"),
+        ),
+        (
+            "ankle X-ray",
+            [
+                "plate and screws in the fibula",
+                "fibular ORIF",
+                "fibular plate osteosynthesis",
+                "internal fixation of the fibula",
+            ],
+            Finding("plate_and_screws", "fibula"),
+        ),
+        ("hand X-ray", ["ring", "a ring"], Finding("jewellery", None, ("ring",))),
+    ],
+)
+def test_joint_and_device_synonyms(region: str, prompts: list[str], expected: Finding) -> None:
+    for prompt in prompts:
+        assert parse_prompt(f"{region} with {prompt}").findings == (expected,), prompt
+
+
+def test_several_findings_keep_their_order_and_attributes() -> None:
+    labels = parse_prompt(
+        "Lateral radiograph of the left knee of a 62-year-old woman with a displaced "
+        "patellar fracture, a tibial plate and screws and a joint effusion"
+    )
+    assert labels == Labels(
+        modality="xray",
+        region="knee",
+        view="lateral",
+        laterality="left",
+        sex="female",
+        age=62,
+        findings=(
+            Finding("fracture", "patella", ("displaced",)),
+            Finding("plate_and_screws", "tibia"),
+            Finding("joint_effusion"),
+        ),
+    )
+    two = parse_prompt("knee X-ray, fracture of the tibia and fibula")
+    assert two.findings == (Finding("fracture", "tibia"), Finding("fracture", "fibula"))
+    merged = parse_prompt("knee X-ray, displaced and angulated fracture of the tibia")
+    assert merged.findings == (Finding("fracture", "tibia", ("displaced", "angulated")),)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "knee X-ray without fracture",
+        "knee X-ray, no fracture",
+        "normal knee X-ray",
+        "knee X-ray with no fracture or effusion",
+        "unremarkable knee radiograph",
+        "knee X-ray, negative for fracture",
+    ],
+)
+def test_negations_give_no_findings(prompt: str) -> None:
+    assert parse_prompt(prompt) == Labels(modality="xray", region="knee")
+
+
+def test_negation_scope_ends_at_the_next_positive_finding() -> None:
+    labels = parse_prompt("Chest X-ray with no pleural effusion and a pacemaker")
+    assert labels.findings == (Finding("pacemaker"),)
+    labels = parse_prompt("Chest X-ray without effusion, with RUL consolidation")
+    assert labels.findings == (Finding("consolidation", "right_upper_lobe"),)
+
+
+def test_unknown_word_error_names_word_and_suggestion() -> None:
+    with pytest.raises(UnknownTermError) as caught:
+        parse_prompt("An X-ray of the kneee")
+    assert str(caught.value) == (
+        "unknown term 'kneee' in prompt 'An X-ray of the kneee'; did you mean 'knee'?"
+    )
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.words == ("kneee",)
+
+
+def test_several_unknown_words_each_get_suggestions() -> None:
+    with pytest.raises(UnknownTermError) as caught:
+        parse_prompt("Lateral radiogrph of the Anklee with a fractre")
+    error = caught.value
+    assert error.words == ("radiogrph", "Anklee", "fractre")
+    assert error.suggestions["radiogrph"][0] == "radiograph"
+    assert error.suggestions["Anklee"][0] == "ankle"
+    assert error.suggestions["fractre"][0] == "fracture"
+    assert "'Anklee'" in str(error) and "did you mean 'ankle' for 'Anklee'?" in str(error)
+
+
+def test_unrelated_word_gets_no_suggestion() -> None:
+    with pytest.raises(UnknownTermError, match="no radiology term is close to 'zzqx'"):
+        parse_prompt("CXR zzqx")
+
+
+def test_lenient_parse_returns_unknown_words() -> None:
+    labels, unknown = parse_prompt_lenient("A beautiful X-ray of the knee, trending on artstation")
+    assert labels == Labels(modality="xray", region="knee")
+    assert unknown == ["beautiful", "trending", "artstation"]
+    assert parse_prompt_lenient("CXR PA") == (
+        Labels(modality="xray", region="chest", view="pa"),
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("MRI of the ankle", "'ankle' does not fit MRI; MRI regions are: head, knee, spine"),
+        ("lateral ultrasound of the liver", "ultrasound views are: B-mode"),
+        ("CT of the liver", "CT regions are: head, chest, abdomen, pelvis, knee"),
+        ("X-ray of the brain", "'brain' does not fit X-ray"),
+        ("T1 CT of the head", "'t1' is a sequence for MRI, not for CT"),
+        ("T2 lung window", "no one modality fits them all"),
+        ("CT MRI knee", "two different modalities"),
+        ("knee X-ray of a woman, male", "two different sexes"),
+        ("X-ray of the left hip", "which is midline"),
+        ("CXR, left", "which is midline"),
+        ("knee X-ray with a femoral neck fracture", "fracture of the femoral neck is not"),
+        ("chest X-ray with a hip prosthesis", "hip prosthesis is not available in the chest"),
+        ("hand X-ray with a necklace", "use: ring, bracelet"),
+        ("CXR with a displaced nodule", "name different findings"),
+        ("effusion", "say 'joint effusion' or 'pleural effusion'"),
+        ("normal CXR with a nodule", "says 'normal' but also names findings"),
+        ("patellar pneumonia", "is not a place for a consolidation"),
+        ("CXR, left lung", "says where a finding is but not what it is"),
+    ],
+)
+def test_unsupported_combinations_raise_clear_errors(prompt: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_prompt(prompt)
+    assert not isinstance(caught.value, UnknownTermError)
+
+
+def test_normalise_prompt_maps_synonyms_to_one_string() -> None:
+    assert normalise_prompt("CXR PA") == normalise_prompt("posteroanterior chest radiograph")
+    assert normalise_prompt("CXR PA") == "PA X-ray of the chest"
+    texts = [
+        "Lat XR L knee, 62F, displaced patella fx",
+        "lateral radiograph of the left knee, 62 yo female, displaced patellar fracture",
+        "62-year-old woman: left knee plain film, lateral view, displaced broken kneecap",
+    ]
+    assert {normalise_prompt(t) for t in texts} == {
+        "Lateral X-ray of the left knee of a 62-year-old woman with a displaced patellar fracture"
+    }
