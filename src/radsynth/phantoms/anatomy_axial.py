@@ -238,7 +238,8 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
         inner_material="trabecular_bone",
         inner_parts=[ellipsoid(c, vault_r - 2.2)],
     )
-    skull_base_bone = bone("skull_base", [(skull_base, 2.0)] + [(p, 1.5) for p in petrous])
+    del skull_base  # a flat plate reads as a line on laterals; the petrous ridges carry the base
+    skull_base_bone = bone("skull_base", [(p, 1.5) for p in petrous])
     # Facial skeleton: maxilla and zygomas below the anterior vault, orbits and sinuses as holes.
     face_c = c + np.array([0.0, vault_r[1] * 0.62, -vault_r[2] * 0.62])
     maxilla = ellipsoid(face_c + np.array([0.0, 8.0, -10.0]), (44.0, 30.0, 38.0))

@@ -8,11 +8,11 @@ that the hands clear the thighs, palms forward (forearm supinated, radius latera
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from radsynth.phantoms.solids import Structure, bone, ellipsoid, frustum, rotation_about
+from radsynth.phantoms.solids import Solid, Structure, bone, ellipsoid, frustum, rotation_about
 
 SIDES = {"left": 1.0, "right": -1.0}
 ARM_ABDUCTION_RAD = np.deg2rad(15.0)
@@ -282,6 +282,33 @@ def hand_bones(side_name: str, f: Frame) -> list[Structure]:
     return bones
 
 
+def hand_envelope(side_name: str, shoulder: np.ndarray, bulk: float) -> list[Solid]:
+    """Soft tissue of the hand: a flat palm and one tube per finger along its bones (mm)."""
+    s = SIDES[side_name]
+    f = arm_frame(shoulder, s)
+    wrist = f.point(325.0 + 250.0)
+    h = Frame(wrist, f.along, f.lateral, f.normal)
+    parts: list[Solid] = [
+        ellipsoid(h.point(58.0, -2.0, 1.0), (43.0 * bulk, 16.0 * bulk, 58.0), h.rotation()),
+        ellipsoid(h.point(14.0, 0.0, 1.0), (32.0 * bulk, 18.0 * bulk, 30.0), h.rotation()),
+    ]
+    for _ray, base_lat, head_lat, mc_len, phalanges in _FINGERS:
+        spread = (head_lat - base_lat) / mc_len
+        start = h.point(40.0 + mc_len - 4.0, head_lat, 1.0)
+        total = sum(phalanges) + 8.0
+        tip_lat = head_lat + spread * total * 0.6
+        end = h.point(40.0 + mc_len + total + 1.0, tip_lat, 1.0)
+        parts.append(frustum(start, end, 9.5 * bulk, 8.5 * bulk, taper=0.75, u=h.lateral))
+        parts.append(ellipsoid(end, (7.0, 6.5, 6.0)))
+    thumb_dir = np.cos(np.deg2rad(38.0)) * h.along + np.sin(np.deg2rad(38.0)) * h.lateral
+    base = h.point(34.0, 25.0, 4.0)
+    parts.append(
+        frustum(base, base + thumb_dir * 104.0, 15.0 * bulk, 12.0 * bulk, taper=0.55, u=h.lateral)
+    )
+    parts.append(ellipsoid(base + thumb_dir * 104.0, (7.5, 7.0, 6.5)))
+    return parts
+
+
 def leg_bones(
     side_name: str, hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray
 ) -> list[Structure]:
@@ -308,11 +335,15 @@ def leg_bones(
                 2.5,
             ),
             (frustum(shaft_top, distal, 14.5, 15.0, taper=0.97), 5.5),
-            (frustum(distal, knee + np.array([0.0, -2.0, 28.0]), 14.0, 14.5, taper=2.6), 1.6),
-            (ellipsoid(knee + np.array([-s * 21.0, -8.0, 24.0]), (19.0, 30.0, 24.0)), 1.2),
-            (ellipsoid(knee + np.array([s * 21.0, -6.0, 24.0]), (19.0, 29.0, 23.0)), 1.2),
-            (ellipsoid(knee + np.array([0.0, 14.0, 34.0]), (22.0, 10.0, 18.0)), 1.0),
+            (frustum(distal, knee + np.array([0.0, -2.0, 30.0]), 14.0, 14.5, taper=2.5), 1.6),
+            (ellipsoid(knee + np.array([-s * 18.0, -8.0, 22.0]), (22.0, 30.0, 20.0)), 1.2),
+            (ellipsoid(knee + np.array([s * 18.0, -6.0, 22.0]), (22.0, 29.0, 20.0)), 1.2),
+            (ellipsoid(knee + np.array([0.0, 12.0, 34.0]), (24.0, 12.0, 18.0)), 1.0),
         ],
+    )
+    # The intercondylar notch opens posteriorly and inferiorly between the condyles.
+    femur = replace(
+        femur, cutouts=[ellipsoid(knee + np.array([0.0, -22.0, 6.0]), (9.0, 22.0, 16.0))]
     )
     patella = bone(
         f"{side_name}_patella",
@@ -321,7 +352,8 @@ def leg_bones(
     tibia = bone(
         f"{side_name}_tibia",
         [
-            (ellipsoid(knee + np.array([0.0, -2.0, -14.0]), (39.0, 27.0, 13.0)), 1.2),
+            (ellipsoid(knee + np.array([0.0, -2.0, -17.0]), (39.0, 27.0, 13.0)), 1.2),
+            (ellipsoid(knee + np.array([0.0, 0.0, -38.0]), (33.0, 24.0, 24.0)), 1.4),
             (
                 frustum(
                     knee + np.array([0.0, 0.0, -18.0]),

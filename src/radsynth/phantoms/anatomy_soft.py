@@ -19,21 +19,26 @@ def chest_half_width(z: float) -> float:
     return float(np.interp(z, zs, ws))
 
 
-def _ring(
-    zs: list[float],
-    half_widths: list[float],
-    half_depths: list[float],
-    ys: list[float],
-    x: float = 0.0,
+def _tube(
+    points: list[np.ndarray], radii: list[float], ratio: float = 1.0, u: np.ndarray | None = None
 ) -> list[Solid]:
-    """Stacked frusta through elliptic sections at heights zs (a smooth tapered trunk)."""
+    """A smooth limb or trunk: frusta through consecutive points with continuous elliptic
+    sections (half-axes radius and ratio x radius), rounded joints and rounded ends."""
+    ref = np.array([1.0, 0.0, 0.0]) if u is None else u
     parts: list[Solid] = []
-    for i in range(len(zs) - 1):
-        a0, a1 = half_widths[i], half_widths[i + 1]
-        b0, b1 = half_depths[i], half_depths[i + 1]
-        # One taper for both axes: use the mean ratio; the depth follows within a few mm.
-        taper = 0.5 * (a1 / a0 + b1 / b0)
-        parts.append(frustum((x, ys[i], zs[i]), (x, ys[i + 1], zs[i + 1]), a0, b0, taper=taper))
+    for i in range(len(points) - 1):
+        parts.append(
+            frustum(
+                points[i],
+                points[i + 1],
+                radii[i],
+                radii[i] * ratio,
+                taper=radii[i + 1] / radii[i],
+                u=ref,
+            )
+        )
+    for point, radius in zip(points, radii, strict=True):
+        parts.append(ellipsoid(point, (radius, radius * ratio, radius * 0.9)))
     return parts
 
 
@@ -43,41 +48,44 @@ def envelope(
     bulk: float,
     landmarks: dict[str, np.ndarray],
     breast_size: float,
+    extra_parts: list[Solid],
 ) -> list[Structure]:
     """Skin/subcutaneous fat as the outer union, muscle inside it, visceral fat in the abdomen.
 
-    fat_mm: subcutaneous fat thickness; bulk: width factor of the trunk and limbs (1 = average).
+    fat_mm: subcutaneous fat thickness; bulk: width factor of the trunk and limbs (1 = average);
+    extra_parts: soft tissue built with the skeleton (hands).
     """
-    hip_w = (182.0 if female else 168.0) * bulk
-    waist_w = (128.0 if female else 148.0) * bulk
-    chest_w = (148.0 if female else 162.0) * bulk
-    shoulder_w = (150.0 if female else 172.0) * bulk
-    zs = [820.0, 900.0, 980.0, 1060.0, 1150.0, 1260.0, 1380.0, 1455.0]
+    hip_w = (178.0 if female else 162.0) * bulk
+    waist_w = (132.0 if female else 146.0) * bulk
+    chest_w = (146.0 if female else 160.0) * bulk
+    shoulder_w = (150.0 if female else 170.0) * bulk
+    ratio = 0.68
+    zs = [850.0, 905.0, 985.0, 1065.0, 1150.0, 1260.0, 1375.0, 1440.0]
     widths = [
-        hip_w * 0.92,
+        hip_w * 0.94,
         hip_w,
         hip_w * 0.93,
         waist_w,
         chest_w * 0.96,
         chest_w,
         shoulder_w,
-        shoulder_w * 0.8,
+        shoulder_w * 0.86,
     ]
-    depths = [x * bulk for x in (100.0, 118.0, 112.0, 104.0, 110.0, 118.0, 112.0, 92.0)]
-    ys = [-14.0, -12.0, -4.0, 2.0, 6.0, 8.0, 4.0, -6.0]
-    parts: list[Solid] = _ring(zs, widths, depths, ys)
+    ys = [-14.0, -12.0, -4.0, 2.0, 6.0, 8.0, 2.0, -8.0]
+    points = [np.array([0.0, y, z]) for y, z in zip(ys, zs, strict=True)]
+    parts: list[Solid] = _tube(points, widths, ratio)
     # Buttocks and shoulder caps (deltoids).
     for s in (-1.0, 1.0):
         parts.append(
-            ellipsoid((s * 70.0 * bulk, -70.0 * bulk, 880.0), (80.0 * bulk, 65.0 * bulk, 90.0))
+            ellipsoid((s * 62.0 * bulk, -62.0 * bulk, 885.0), (78.0 * bulk, 62.0 * bulk, 85.0))
         )
         shoulder = landmarks["left_shoulder" if s > 0 else "right_shoulder"]
         parts.append(
-            ellipsoid(shoulder + np.array([s * 8.0, 0.0, 2.0]), (44.0 * bulk, 52.0 * bulk, 50.0))
+            ellipsoid(shoulder + np.array([s * 6.0, 0.0, 0.0]), (44.0 * bulk, 50.0 * bulk, 50.0))
         )
     # Neck and head (scalp around the vault).
-    parts.append(
-        frustum((0.0, -12.0, 1420.0), (0.0, -2.0, 1590.0), 56.0 * bulk, 58.0 * bulk, taper=0.9)
+    parts += _tube(
+        [np.array([0.0, -14.0, 1430.0]), np.array([0.0, -4.0, 1590.0])], [57.0 * bulk, 52.0], 1.0
     )
     head = landmarks["head_centre"]
     parts.append(ellipsoid(head, (79.0, 99.0, 93.0)))
@@ -85,6 +93,7 @@ def envelope(
     for side in ("left", "right"):
         parts += _arm_envelope(side, landmarks, bulk)
         parts += _leg_envelope(side, landmarks, bulk)
+    parts += extra_parts
     if female:
         for s in (-1.0, 1.0):
             parts.append(_breast_solid(s, breast_size))
@@ -110,12 +119,11 @@ def envelope(
             for s in (-1.0, 1.0)
         ]
     # Visceral fat fills the abdominal cavity, where the organs sit.
-    cavity = _ring(
-        [850.0, 960.0, 1080.0, 1200.0],
-        [hip_w * 0.62, hip_w * 0.68, waist_w * 0.8, chest_w * 0.8],
-        [70.0 * bulk, 80.0 * bulk, 80.0 * bulk, 82.0],
-        [10.0, 14.0, 18.0, 16.0],
-    )
+    cavity_pts = [
+        np.array([0.0, y, z])
+        for y, z in ((12.0, 870.0), (16.0, 960.0), (18.0, 1080.0), (16.0, 1190.0))
+    ]
+    cavity = _tube(cavity_pts, [hip_w * 0.6, hip_w * 0.66, waist_w * 0.78, chest_w * 0.74], 0.62)
     structures.append(Structure("abdominal_cavity", "envelope", "fat", "muscle", cavity))
     return structures
 
@@ -131,61 +139,34 @@ def _breast_solid(side: float, size: float) -> Solid:
 def _arm_envelope(side: str, lm: dict[str, np.ndarray], bulk: float) -> list[Solid]:
     shoulder, elbow, wrist = lm[f"{side}_shoulder"], lm[f"{side}_elbow"], lm[f"{side}_wrist"]
     down = (wrist - elbow) / np.linalg.norm(wrist - elbow)
-    lateral = np.array([np.sign(wrist[0]) * down[2] * -1.0, 0.0, 0.0])
     lateral = np.array([abs(down[2]) * np.sign(wrist[0]), 0.0, abs(down[0])])
-    hand = lm[f"{side}_hand"]
-    fingers_end = hand + down * 105.0
-    return [
-        frustum(shoulder + down * 10.0, elbow, 46.0 * bulk, 46.0 * bulk, taper=0.8, u=lateral),
-        ellipsoid(elbow, (36.0 * bulk, 36.0 * bulk, 40.0)),
-        frustum(elbow, wrist, 38.0 * bulk, 34.0 * bulk, taper=0.7, u=lateral),
-        frustum(wrist - down * 10.0, wrist + down * 20.0, 30.0, 18.0, taper=1.15, u=lateral),
-        ellipsoid(
-            hand, (44.0, 16.0, 52.0), np.stack([lateral, np.array([0.0, 1.0, 0.0]), down], axis=1)
-        ),
-        frustum(hand + down * 30.0, fingers_end, 40.0, 11.0, taper=0.75, u=lateral),
-        frustum(
-            wrist + down * 30.0 + lateral * 32.0,
-            wrist + down * 95.0 + lateral * 62.0,
-            12.0,
-            11.0,
-            taper=0.8,
-            u=lateral,
-        ),
-    ]
+    points = [shoulder + down * 10.0, elbow, elbow + down * 90.0, wrist - down * 5.0]
+    return _tube(points, [45.0 * bulk, 36.0 * bulk, 38.0 * bulk, 27.0 * bulk], 0.8, u=lateral)
 
 
 def _leg_envelope(side: str, lm: dict[str, np.ndarray], bulk: float) -> list[Solid]:
     hip, knee, ankle = lm[f"{side}_hip"], lm[f"{side}_knee"], lm[f"{side}_ankle"]
     s = 1.0 if side == "left" else -1.0
-    thigh_top = hip + np.array([s * 20.0, -10.0, -20.0])
-    return [
-        frustum(thigh_top, knee + np.array([0.0, 0.0, 40.0]), 90.0 * bulk, 92.0 * bulk, taper=0.58),
-        ellipsoid(knee + np.array([0.0, 4.0, 10.0]), (52.0 * bulk, 54.0 * bulk, 60.0)),
+    points = [
+        hip + np.array([s * 22.0, -8.0, -10.0]),
+        knee + np.array([0.0, 0.0, 110.0]),
+        knee + np.array([0.0, 4.0, 0.0]),
+        knee + np.array([0.0, -14.0, -130.0]),
+        ankle + np.array([0.0, -4.0, 40.0]),
+        ankle + np.array([0.0, 0.0, -10.0]),
+    ]
+    radii = [88.0 * bulk, 62.0 * bulk, 50.0 * bulk, 52.0 * bulk, 32.0 * bulk, 33.0]
+    return _tube(points, radii, 1.0) + [
+        ellipsoid(ankle + np.array([s * 4.0, -26.0, -52.0]), (30.0, 40.0, 30.0)),  # heel pad
         frustum(
-            knee + np.array([0.0, -8.0, -20.0]),
-            knee + np.array([0.0, -14.0, -150.0]),
-            50.0 * bulk,
-            52.0 * bulk,
-            taper=1.08,
-        ),
-        frustum(
-            knee + np.array([0.0, -14.0, -150.0]),
-            ankle + np.array([0.0, -4.0, 20.0]),
-            54.0 * bulk,
-            56.0 * bulk,
-            taper=0.56,
-        ),
-        ellipsoid(ankle + np.array([0.0, 0.0, -20.0]), (36.0, 44.0, 40.0)),
-        ellipsoid(ankle + np.array([s * 4.0, -28.0, -52.0]), (30.0, 40.0, 30.0)),  # heel pad
-        frustum(
-            ankle + np.array([s * 2.0, 20.0, -50.0]),
-            ankle + np.array([s * 6.0, 190.0, -70.0]),
+            ankle + np.array([s * 2.0, 10.0, -50.0]),
+            ankle + np.array([s * 8.0, 185.0, -72.0]),
             42.0,
             28.0,
-            taper=0.55,
+            taper=0.6,
             u=(1.0, 0.0, 0.0),
         ),
+        ellipsoid(ankle + np.array([s * 8.0, 185.0, -72.0]), (25.0, 22.0, 17.0)),
     ]
 
 
@@ -194,36 +175,23 @@ def lungs_and_mediastinum(
 ) -> list[Structure]:
     """Lungs (with vessel trees), heart, great vessels, trachea and main bronchi."""
     structures: list[Structure] = []
-    heart_c = np.array([22.0, 34.0, 1292.0])
+    heart_c = np.array([14.0, 34.0, 1290.0])
     heart_rot = rotation_about((0.0, 1.0, 0.0), np.deg2rad(-28.0)) @ rotation_about(
         (0.0, 0.0, 1.0), np.deg2rad(30.0)
     )
-    heart_parts = [
-        ellipsoid(heart_c, np.array([64.0, 50.0, 54.0]) * heart_scale, heart_rot),
-        ellipsoid((-32.0, 26.0, 1308.0), np.array([30.0, 34.0, 42.0]) * heart_scale),
-    ]
+    heart_parts = [ellipsoid(heart_c, np.array([70.0, 52.0, 58.0]) * heart_scale, heart_rot)]
     for side, s in (("left", 1.0), ("right", -1.0)):
         dome_top = (1222.0 if s > 0 else 1238.0) + dome_shift_mm
-        zs = [1170.0, 1250.0, 1350.0, 1440.0]
+        zs = [1165.0, 1250.0, 1350.0, 1430.0, 1478.0]
         lateral = [chest_half_width(z) - 10.0 for z in zs]
-        medial = [40.0, 30.0, 36.0, 30.0] if s < 0 else [50.0, 40.0, 36.0, 30.0]
-        parts: list[Solid] = []
-        for i in range(len(zs) - 1):
-            c0 = (lateral[i] + medial[i]) / 2.0
-            c1 = (lateral[i + 1] + medial[i + 1]) / 2.0
-            a0 = (lateral[i] - medial[i]) / 2.0
-            a1 = (lateral[i + 1] - medial[i + 1]) / 2.0
-            parts.append(
-                frustum(
-                    (s * c0, -2.0, zs[i]),
-                    (s * c1, -4.0, zs[i + 1]),
-                    a0,
-                    88.0 - 4.0 * i,
-                    taper=a1 / a0,
-                )
-            )
-        parts.append(ellipsoid((s * 72.0, -14.0, 1440.0), (46.0, 62.0, 52.0)))
-        dome = ellipsoid((s * 62.0, 6.0, dome_top - 112.0), (86.0, 116.0, 112.0))
+        medial = [40.0, 30.0, 36.0, 30.0, 30.0] if s < 0 else [52.0, 42.0, 36.0, 30.0, 32.0]
+        centres = [
+            np.array([s * (lat + med) / 2.0, -4.0, z])
+            for lat, med, z in zip(lateral, medial, zs, strict=True)
+        ]
+        half_widths = [(lat - med) / 2.0 for lat, med in zip(lateral, medial, strict=True)]
+        parts: list[Solid] = _tube(centres, half_widths, 1.75)
+        dome = ellipsoid((s * 58.0, 6.0, dome_top - 100.0), (72.0, 112.0, 100.0))
         lung = Structure(
             f"{side}_lung", "organ", "lung", "muscle", parts, cutouts=[dome, *heart_parts]
         )

@@ -162,7 +162,12 @@ def make_body(subject: Subject, rng: np.random.Generator) -> Body:
     breast = float(np.clip(rng.normal(0.95 + 0.35 * subject.build, 0.12), 0.6, 1.5))
     dome_shift = float(rng.normal(0.0, 10.0))
     heart_scale = float(np.clip(rng.normal(1.0 + 0.002 * (subject.age - 50), 0.05), 0.85, 1.2))
-    structures = anatomy_soft.envelope(female, fat_mm, bulk, lm, breast)
+    hands = [
+        p
+        for side in ("left", "right")
+        for p in anatomy_limbs.hand_envelope(side, lm[f"{side}_shoulder"], bulk)
+    ]
+    structures = anatomy_soft.envelope(female, fat_mm, bulk, lm, breast, hands)
     structures += anatomy_soft.abdominal_organs(rng, dome_shift)
     structures += anatomy_soft.lungs_and_mediastinum(rng, dome_shift, heart_scale)
     structures += anatomy_soft.brain(lm["head_centre"])

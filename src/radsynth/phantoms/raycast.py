@@ -322,6 +322,7 @@ def _tile_candidates(rects, r0, r1, c0, c1, out):  # type: ignore[no-untyped-def
 def _project_kernel(  # type: ignore[no-untyped-def]
     height, width, rects, base, per_row, per_col, direction, kind, length, slope,
     group, negative, group_weight, group_structure, group_outer, structure_slot, n_slots,
+    clip_lo, clip_hi,
 ):  # fmt: skip
     integral = np.zeros((height, width))
     masks = np.zeros((n_slots, height, width), dtype=np.bool_)
@@ -359,6 +360,8 @@ def _project_kernel(  # type: ignore[no-untyped-def]
                             kind[p], q0, q1, q2, direction[p, 0], direction[p, 1],
                             direction[p, 2], length[p], slope[p],
                         )  # fmt: skip
+                        lo = max(lo, clip_lo)
+                        hi = min(hi, clip_hi)
                         if hi <= lo:
                             continue
                         if negative[p]:
@@ -458,11 +461,14 @@ def project(
     grid: Grid,
     direction: np.ndarray,
     mask_structures: Sequence[str] | None = None,
+    clip: tuple[float, float] = (-np.inf, np.inf),
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Line integral of attenuation (dimensionless, sum of mu x mm) along `direction` through
     every pixel of `grid`, and the footprint mask of each structure that the grid reaches.
 
-    `mask_structures` limits the masks returned (all structures by default)."""
+    `mask_structures` limits the masks returned (all structures by default). `clip` keeps only
+    the part of each ray between these distances (mm) from the grid's plane, measured along
+    `direction` (a lateral view of one knee leaves the other leg out of the beam)."""
     rects = _pixel_rects(scene, grid, None)
     base, per_row, per_col = _local_steps(scene, grid)
     local_direction = scene.prim_matrix @ np.asarray(direction, dtype=float)
@@ -471,7 +477,7 @@ def project(
         grid.shape[0], grid.shape[1], rects, base, per_row, per_col, local_direction,
         scene.prim_type, scene.prim_length, scene.prim_slope, scene.prim_group,
         scene.prim_negative, scene.group_weight, scene.group_structure, scene.group_outer,
-        slot, len(names),
+        slot, len(names), float(clip[0]), float(clip[1]),
     )  # fmt: skip
     found = {name: masks[i] for i, name in enumerate(names) if masks[i].any()}
     return integral, found

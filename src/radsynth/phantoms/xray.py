@@ -1,0 +1,356 @@
+"""Projection radiographs of the phantom body.
+
+Physics, in order: exact line integrals of attenuation through the body (Beer-Lambert,
+`raycast.project`), primary fluence exp(-integral), scatter as a broad blur of the primary
+(computed on a coarse grid), quantum noise, detector blur, logarithmic detector response,
+a window fixed per body and region (as automatic exposure control would set it), a film-like
+tone curve and the unsharp masking of digital radiography, and a lead side marker.
+
+Every regional radiograph is a window onto one infinite detector plane per (body, view, pixel
+spacing): pixel centres sit on a lattice anchored at the body's origin and the noise is drawn
+per lattice tile, so a regional image is exactly a crop of the same body's full projection at
+the same spacing and settings. `render_window` renders any other window of that plane (the
+answer key for outpainting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+from radsynth.phantoms.body import Body
+from radsynth.phantoms.image import PhantomImage
+from radsynth.phantoms.raycast import Grid, project
+from radsynth.vocabulary.labels import PAIRED_REGIONS, XRAY_REGIONS
+
+NOISE_TILE = 64
+SCATTER_SIGMA_MM = 30.0
+COARSE_FACTOR = 8
+MARGIN_PX = 16  # rendered around the window so blurs near its border match a larger window
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """Where a regional radiograph is centred (a landmark plus an offset, mm, reference body),
+    its square field of view (mm, reference body), scatter-to-primary ratio and the x-ray
+    quantum count per pixel that sets the noise."""
+
+    landmark: str
+    offset: tuple[float, float, float]
+    field_mm: float
+    scatter: float
+    photons: float
+
+
+REGIONS: dict[str, RegionSpec] = {
+    "head": RegionSpec("head_centre", (0.0, 10.0, -28.0), 270.0, 0.35, 3000.0),
+    "chest": RegionSpec("t6_centre", (0.0, 40.0, -30.0), 400.0, 0.45, 4000.0),
+    "shoulder": RegionSpec("{side}_shoulder", (-30.0, 0.0, -10.0), 230.0, 0.3, 3000.0),
+    "abdomen": RegionSpec("l3_centre", (0.0, 30.0, 10.0), 400.0, 0.6, 3000.0),
+    "pelvis": RegionSpec("pelvis_centre", (0.0, 0.0, -20.0), 380.0, 0.6, 3000.0),
+    "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.08, 2500.0),
+    "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.08, 2500.0),
+    "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.2, 3000.0),
+    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, -25.0), 200.0, 0.15, 3000.0),
+    "cervical_spine": RegionSpec("c4_centre", (0.0, 10.0, 0.0), 190.0, 0.3, 3000.0),
+    "thoracic_spine": RegionSpec("t7_centre", (0.0, 20.0, 0.0), 400.0, 0.45, 3000.0),
+    "lumbar_spine": RegionSpec("l3_centre", (0.0, 20.0, -10.0), 280.0, 0.6, 3000.0),
+    "full_body": RegionSpec("pelvis_centre", (0.0, 0.0, -55.0), 1820.0, 0.4, 4000.0),
+}
+# Lateral views of one limb keep only the rays' part on that side of this plane (x, mm from
+# the landmark towards the midline), so the other limb is out of the beam.
+_LATERAL_CLIP_MM = {"shoulder": 110.0, "hand": 70.0, "wrist": 60.0, "knee": 95.0, "ankle": 85.0}
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Detector geometry of one view: ray direction, image row and column directions."""
+
+    direction: np.ndarray
+    row_dir: np.ndarray
+    col_dir: np.ndarray
+
+
+def view_geometry(view: str) -> Projection:
+    """AP and PA are displayed as if facing the patient (patient's right on image left);
+    laterals with the patient facing image left."""
+    down = np.array([0.0, 0.0, -1.0])
+    if view in ("ap", "pa"):
+        return Projection(np.array([0.0, -1.0, 0.0]), down, np.array([1.0, 0.0, 0.0]))
+    if view == "lateral":
+        return Projection(np.array([1.0, 0.0, 0.0]), down, np.array([0.0, -1.0, 0.0]))
+    raise ValueError(f"x-ray view must be 'ap', 'pa' or 'lateral', got {view!r}")
+
+
+def _check(region: str, view: str, laterality: str | None) -> None:
+    if region not in REGIONS:
+        raise ValueError(f"unknown x-ray region {region!r}; use one of: {', '.join(XRAY_REGIONS)}")
+    view_geometry(view)
+    if region in PAIRED_REGIONS and laterality not in ("left", "right"):
+        raise ValueError(f"an x-ray of the {region} needs laterality 'left' or 'right'")
+    if region not in PAIRED_REGIONS and laterality is not None:
+        raise ValueError(f"the {region} is a midline region: laterality must be None")
+
+
+def region_centre(body: Body, region: str, laterality: str | None) -> np.ndarray:
+    """Centre of a region's field (mm, subject coordinates)."""
+    spec = REGIONS[region]
+    name = spec.landmark.format(side=laterality)
+    offset = np.array(spec.offset)
+    if laterality == "right":  # offsets are given for the left side
+        offset[0] = -offset[0]
+    centre = body.landmark(name) + offset * body.scale
+    return centre
+
+
+def pixel_spacing(body: Body, region: str, size: int) -> float:
+    """Pixel spacing (mm) of a `size`-pixel regional image of this body."""
+    return REGIONS[region].field_mm * body.scale / size
+
+
+def _lattice_grid(
+    projection: Projection, centre: np.ndarray, shape: tuple[int, int], spacing: float
+) -> tuple[Grid, tuple[int, int]]:
+    """A grid whose pixel centres lie on the global lattice of this spacing; also returns the
+    lattice index (row, col) of its first pixel."""
+    row_coord = float(centre @ projection.row_dir)
+    col_coord = float(centre @ projection.col_dir)
+    first_row = int(np.round(row_coord / spacing - (shape[0] - 1) / 2.0))
+    first_col = int(np.round(col_coord / spacing - (shape[1] - 1) / 2.0))
+    depth = float(centre @ projection.direction)
+    corner = (
+        projection.row_dir * first_row * spacing
+        + projection.col_dir * first_col * spacing
+        + projection.direction * depth
+    )
+    return Grid(corner, projection.row_dir * spacing, projection.col_dir * spacing, shape), (
+        first_row,
+        first_col,
+    )
+
+
+def _lattice_noise(seed: int, first: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Standard normal noise indexed by global lattice position: the same pixel gets the same
+    value in any window that contains it."""
+    r0, c0 = first
+    tr0, tc0 = r0 // NOISE_TILE, c0 // NOISE_TILE
+    tr1, tc1 = (r0 + shape[0] - 1) // NOISE_TILE, (c0 + shape[1] - 1) // NOISE_TILE
+    rows = []
+    for tr in range(tr0, tr1 + 1):
+        row = [
+            np.random.default_rng([seed, tr + 2**31, tc + 2**31]).standard_normal(
+                (NOISE_TILE, NOISE_TILE)
+            )
+            for tc in range(tc0, tc1 + 1)
+        ]
+        rows.append(np.concatenate(row, axis=1))
+    tiles = np.concatenate(rows, axis=0)
+    dr, dc = r0 - tr0 * NOISE_TILE, c0 - tc0 * NOISE_TILE
+    return tiles[dr : dr + shape[0], dc : dc + shape[1]]
+
+
+@dataclass(frozen=True)
+class XraySettings:
+    """Everything that fixes the look of one body's radiographs in one region and view."""
+
+    region: str
+    view: str
+    laterality: str | None
+    spacing_mm: float
+    window: tuple[float, float]  # detector log-signal mapped to black and white
+    noise_seed: int
+    exclude: frozenset[str] = frozenset()
+
+
+def _clip(
+    body: Body, region: str, view: str, laterality: str | None, grid: Grid, projection: Projection
+) -> tuple[float, float]:
+    if view != "lateral" or region not in _LATERAL_CLIP_MM:
+        return (-np.inf, np.inf)
+    sign = 1.0 if laterality == "left" else -1.0
+    plane_x = (
+        region_centre(body, region, laterality)[0] - sign * _LATERAL_CLIP_MM[region] * body.scale
+    )
+    distance = plane_x - float(grid.corner[0])  # direction is +x for laterals
+    return (distance, np.inf) if sign > 0 else (-np.inf, distance)
+
+
+def _primary_and_masks(
+    body: Body,
+    settings: XraySettings,
+    centre: np.ndarray,
+    shape: tuple[int, int],
+    spacing: float,
+    masks: bool,
+) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int, int], Grid]:
+    projection = view_geometry(settings.view)
+    grid, first = _lattice_grid(projection, centre, shape, spacing)
+    clip = _clip(body, settings.region, settings.view, settings.laterality, grid, projection)
+    integral, found = project(
+        body.scene(settings.exclude), grid, projection.direction, None if masks else [], clip
+    )
+    return integral, found, first, grid
+
+
+def render_window(
+    body: Body, settings: XraySettings, centre: np.ndarray, shape: tuple[int, int]
+) -> PhantomImage:
+    """Render any window of the detector plane that `settings` define, centred (as near as
+    the lattice allows) on `centre` (mm). Windows that overlap agree exactly where they overlap."""
+    spacing = settings.spacing_mm
+    spec = REGIONS[settings.region]
+    padded = (shape[0] + 2 * MARGIN_PX, shape[1] + 2 * MARGIN_PX)
+    integral, masks, first, grid = _primary_and_masks(body, settings, centre, padded, spacing, True)
+    primary = np.exp(-integral)
+    scatter = spec.scatter * _scatter(body, settings, grid, padded)
+    fluence = primary + scatter
+    noise = _lattice_noise(settings.noise_seed, first, padded)
+    counts = fluence * spec.photons
+    signal = np.maximum(counts + np.sqrt(counts + 1.0) * noise, 1.0) / spec.photons
+    signal = ndimage.gaussian_filter(signal, 0.6, truncate=3.0)
+    log_signal = -np.log(signal)
+    lo, hi = settings.window
+    gray = np.clip((log_signal - lo) / (hi - lo), 0.0, 1.0)
+    gray = _tone_curve(gray)
+    detail = gray - ndimage.gaussian_filter(gray, 4.0, truncate=3.5)
+    gray = np.clip(gray + 0.6 * detail, 0.0, 1.0)
+    crop = (slice(MARGIN_PX, MARGIN_PX + shape[0]), slice(MARGIN_PX, MARGIN_PX + shape[1]))
+    out_masks = {name: m[crop] for name, m in masks.items() if m[crop].any()}
+    window_centre = (
+        grid.corner
+        + (MARGIN_PX + (shape[0] - 1) / 2.0) * grid.row_step
+        + (MARGIN_PX + (shape[1] - 1) / 2.0) * grid.col_step
+    )
+    meta = {
+        "lattice_origin": [first[0] + MARGIN_PX, first[1] + MARGIN_PX],
+        "window_centre_mm": [round(float(v), 3) for v in window_centre],
+    }
+    return PhantomImage(gray[crop].astype(np.float32), out_masks, (spacing, spacing), meta)
+
+
+def _tone_curve(gray: np.ndarray) -> np.ndarray:
+    """Film-like characteristic curve: gentle toe and shoulder."""
+    k = 2.2
+    return 0.5 + 0.5 * np.tanh(k * (gray - 0.5)) / np.tanh(k * 0.5)
+
+
+def _scatter(body: Body, settings: XraySettings, grid: Grid, shape: tuple[int, int]) -> np.ndarray:
+    """Scatter fluence: the primary blurred over ~30 mm, computed on a coarse lattice that is
+    itself anchored at the body origin (so it too agrees between windows)."""
+    coarse = settings.spacing_mm * COARSE_FACTOR
+    sigma_px = SCATTER_SIGMA_MM * body.scale / coarse
+    pad = int(np.ceil(4.0 * sigma_px)) + 2
+    projection = view_geometry(settings.view)
+    first_fine = (
+        grid.corner @ projection.row_dir / settings.spacing_mm,
+        grid.corner @ projection.col_dir / settings.spacing_mm,
+    )
+    c_first = (
+        int(np.floor(first_fine[0] / COARSE_FACTOR)) - pad,
+        int(np.floor(first_fine[1] / COARSE_FACTOR)) - pad,
+    )
+    c_shape = (shape[0] // COARSE_FACTOR + 2 * pad + 2, shape[1] // COARSE_FACTOR + 2 * pad + 2)
+    depth = float(grid.corner @ projection.direction)
+    c_grid = Grid(
+        projection.row_dir * c_first[0] * coarse
+        + projection.col_dir * c_first[1] * coarse
+        + projection.direction * depth,
+        projection.row_dir * coarse,
+        projection.col_dir * coarse,
+        c_shape,
+    )
+    clip = _clip(body, settings.region, settings.view, settings.laterality, c_grid, projection)
+    integral, _ = project(body.scene(settings.exclude), c_grid, projection.direction, [], clip)
+    blurred = ndimage.gaussian_filter(np.exp(-integral), sigma_px, mode="nearest", truncate=4.0)
+    rows = (first_fine[0] + np.arange(shape[0])) / COARSE_FACTOR - c_first[0]
+    cols = (first_fine[1] + np.arange(shape[1])) / COARSE_FACTOR - c_first[1]
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    return ndimage.map_coordinates(blurred, [rr, cc], order=1, mode="nearest")
+
+
+def region_settings(
+    body: Body,
+    region: str,
+    view: str,
+    laterality: str | None,
+    size: int,
+    noise_seed: int,
+    exclude: frozenset[str] = frozenset(),
+) -> XraySettings:
+    """Settings of a regional radiograph: spacing from the region's field, and a window set
+    from a coarse look at the region, as automatic exposure control would."""
+    _check(region, view, laterality)
+    spacing = pixel_spacing(body, region, size)
+    probe = XraySettings(
+        region, view, laterality, spacing * size / 48.0, (0.0, 1.0), noise_seed, exclude
+    )
+    integral, _, _, _ = _primary_and_masks(
+        body, probe, region_centre(body, region, laterality), (48, 48), probe.spacing_mm, False
+    )
+    scatter = REGIONS[region].scatter
+    inside = integral[integral > 0.05]
+    typical = float(np.median(inside)) if inside.size else 0.0
+    log_signal = -np.log(np.exp(-integral) + scatter * np.exp(-typical))
+    lo = -np.log(1.0 + scatter)
+    hi = float(np.max(log_signal)) * 1.12 + 0.05
+    return XraySettings(
+        region, view, laterality, spacing, (lo, max(hi, lo + 0.5)), noise_seed, exclude
+    )
+
+
+def add_side_marker(image: PhantomImage, letter: str, corner: str) -> PhantomImage:
+    """Burn a lead side marker ("L" or "R") into a corner ("top_left" or "top_right")."""
+    height, width = image.image.shape
+    size = max(10, int(round(min(height, width) * 0.075)))
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=size)
+    margin = max(3, width // 40)
+    box = draw.textbbox((0, 0), letter, font=font)
+    x = margin if corner == "top_left" else width - margin - (box[2] - box[0])
+    draw.text((x - box[0], margin - box[1]), letter, fill=255, font=font)
+    mask = np.asarray(canvas) > 96
+    pixels = image.image.copy()
+    pixels[mask] = np.maximum(pixels[mask], 0.96)
+    masks = dict(image.masks)
+    masks["side_marker"] = mask
+    return PhantomImage(
+        pixels, masks, image.pixel_spacing_mm, {**image.meta, "side_marker": letter}
+    )
+
+
+def render_xray(
+    body: Body,
+    region: str,
+    view: str,
+    laterality: str | None,
+    rng: np.random.Generator,
+    size: int = 256,
+    *,
+    marker: bool = True,
+) -> PhantomImage:
+    """A regional radiograph of `body`, `size` x `size` pixels, with masks of every visible
+    structure. `rng` draws the noise seed (and nothing else)."""
+    if size < 32 or size > 4096:
+        raise ValueError(f"image size must be 32-4096 pixels, got {size}")
+    settings = region_settings(body, region, view, laterality, size, int(rng.integers(2**31)))
+    image = render_window(body, settings, region_centre(body, region, laterality), (size, size))
+    meta = {
+        **image.meta,
+        "region": region,
+        "view": view,
+        "laterality": laterality,
+        "window": [round(v, 5) for v in settings.window],
+        "noise_seed": settings.noise_seed,
+        "field_mm": round(size * settings.spacing_mm, 2),
+    }
+    image = PhantomImage(image.image, image.masks, image.pixel_spacing_mm, meta)
+    if marker:
+        # The marker names the side imaged (midline images: the patient's left, on image right).
+        letter = "R" if laterality == "right" else "L"
+        corner = "top_left" if (letter == "R") == (view != "lateral") else "top_right"
+        image = add_side_marker(image, letter, corner)
+    return image
