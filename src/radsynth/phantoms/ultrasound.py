@@ -644,10 +644,10 @@ class _Probe:
     ) -> NDArray[np.float64]:
         """Distance between neighbouring beam lines (mm) at each depth (mm)."""
         step = 2.0 * self.half_width / n_lines
-        depth = np.asarray(depth, dtype=np.float64)
+        depth_mm = np.asarray(depth, dtype=np.float64)
         if self.kind == "curvilinear":
-            return (self.radius_mm + depth) * step
-        return np.full_like(depth, step)
+            return (self.radius_mm + depth_mm) * step
+        return np.full_like(depth_mm, step)
 
     def n_lines(self) -> int:
         """Enough lines to sample the focused beam (spacing 0.9 sigma at the focus)."""
