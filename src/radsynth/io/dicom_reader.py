@@ -178,7 +178,8 @@ def _decode_frame(path: Path, ds: Dataset, index: int | None) -> np.ndarray:
             problem = "is truncated: its pixel data is shorter than its header says"
         else:
             problem = "has pixel data pydicom cannot decode (corrupt data or wrong header)"
-        raise ImageReadError(path, f"{problem} ({text.splitlines()[0][:300]})") from None
+        detail = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+        raise ImageReadError(path, f"{problem} ({detail[:600]})") from None
 
 
 def _colour_to_gray(

@@ -309,7 +309,9 @@ def read_raster(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError as error:
-        raise ImageReadError(path, f"declares an absurd size ({error})") from None
+        raise ImageReadError(
+            path, f"declares an absurd size ({error}); the header is probably corrupt"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageReadError(path, f"is a corrupt or unsupported image file ({error})") from None
     with image:

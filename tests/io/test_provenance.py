@@ -1,0 +1,60 @@
+"""Provenance and the synthetic PNG text chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+import radsynth
+from radsynth.io.png import read_png_text
+from radsynth.io.provenance import (
+    Provenance,
+    format_spacing_text,
+    parse_spacing_text,
+    png_text_chunks,
+)
+from radsynth.io.reader import read_image
+
+
+def test_png_chunks_mark_synthetic_and_round_trip(tmp_path: Path) -> None:
+    provenance = Provenance(
+        "radsynth-ct-small", "ab" * 32, "axial CT of the head, brain window — Blutung", 3, 20, 3.0
+    )
+    chunks = png_text_chunks(provenance, pixel_spacing_mm=(0.5, 0.5))
+    assert chunks["Software"] == "radsynth" and chunks["Synthetic"] == "YES"
+    assert chunks["prompt"] == provenance.prompt and chunks["seed"] == "3"
+    assert chunks["model"] == "radsynth-ct-small"
+    assert chunks["radsynth_version"] == radsynth.__version__
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)
+    path = tmp_path / "synthetic.png"
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(path, pnginfo=info)
+    text = read_png_text(path)
+    assert Provenance.from_png_text(text) == provenance
+    assert read_image(path).pixel_spacing_mm == (0.5, 0.5)
+
+
+def test_optional_fields_are_left_out() -> None:
+    chunks = png_text_chunks(Provenance("m", prompt="knee"))
+    assert "seed" not in chunks and "weights_sha256" not in chunks
+    assert "pixel_spacing_mm" not in chunks
+
+
+def test_bad_provenance_is_refused() -> None:
+    with pytest.raises(ValueError, match="SHA-256"):
+        Provenance("m", weights_sha256="abc")
+    with pytest.raises(ValueError, match="model_name"):
+        Provenance(" ")
+    with pytest.raises(ValueError, match="no radsynth provenance"):
+        Provenance.from_png_text({"Software": "GIMP"})
+
+
+def test_spacing_text() -> None:
+    assert parse_spacing_text(format_spacing_text((0.143, 0.2))) == (0.143, 0.2)
+    assert parse_spacing_text("0.1\\0.1") == (0.1, 0.1)
+    assert parse_spacing_text("0 0") is None and parse_spacing_text("abc") is None

@@ -1,0 +1,142 @@
+"""Bad input gives an ImageReadError that names the file and the problem, never a traceback."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.encaps import encapsulate
+from sample_files import sample
+
+from radsynth.io.errors import ImageReadError
+from radsynth.io.reader import read_image
+
+
+def read_error(path: Path, **kwargs: object) -> ImageReadError:
+    with pytest.raises(ImageReadError) as info:
+        read_image(path, **kwargs)  # type: ignore[arg-type]
+    error = info.value
+    assert isinstance(error, ValueError)
+    assert str(error).startswith(f"{path}: ")
+    assert error.path == path
+    return error
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.dcm"
+    path.write_bytes(b"")
+    assert "empty file" in read_error(path).problem
+
+
+def test_text_file_named_dcm(tmp_path: Path) -> None:
+    path = tmp_path / "notes.dcm"
+    path.write_text("patient was seen in clinic; image to follow\n" * 20)
+    problem = read_error(path).problem
+    assert "not an image" in problem and "text" in problem
+
+
+def test_unknown_binary_and_missing_file_and_folder(tmp_path: Path) -> None:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert "unknown binary data" in read_error(path).problem
+    assert "does not exist" in read_error(tmp_path / "missing.dcm").problem
+    assert "folder" in read_error(tmp_path).problem
+
+
+def test_truncated_dicom(tmp_path: Path) -> None:
+    data = sample("RG3_UNCR.dcm").read_bytes()
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(data[: len(data) * 3 // 5])
+    assert "truncated" in read_error(path).problem
+
+
+def test_dicom_without_pixel_data(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    del ds.PixelData
+    path = tmp_path / "header_only.dcm"
+    ds.save_as(path)
+    problem = read_error(path).problem
+    assert "no pixel data" in problem and "CT Image Storage" in problem
+
+
+def test_rgb_where_grayscale_is_needed(tmp_path: Path) -> None:
+    problem = read_error(sample("SC_rgb.dcm")).problem
+    assert "colour" in problem and "color='luminance'" in problem
+    path = tmp_path / "colour.png"
+    rgb = np.zeros((16, 16, 3), dtype=np.uint8)
+    rgb[..., 0] = 200  # red
+    Image.fromarray(rgb).save(path)
+    assert "colour" in read_error(path).problem
+    assert read_image(path, color="luminance").pixels.max() == pytest.approx(0.299 * 200, abs=0.01)
+
+
+def test_nan_pixels(tmp_path: Path) -> None:
+    volume = np.ones((8, 8, 4), dtype=np.float32)
+    volume[2, 3, 2] = np.nan
+    path = tmp_path / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), path)
+    problem = read_error(path, slice_index=2).problem
+    assert "1 NaN or infinite" in problem
+    assert read_image(path, slice_index=1).pixels.max() == 1.0  # the other slices are fine
+    tiff = tmp_path / "inf.tif"
+    plane = np.zeros((6, 6), dtype=np.float32)
+    plane[0, 0] = np.inf
+    Image.fromarray(plane, mode="F").save(tiff)
+    assert "NaN or infinite" in read_error(tiff).problem
+
+
+def test_absurd_size_dicom(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(sample("MR_small.dcm"))
+    ds.Rows, ds.Columns = 60000, 60000
+    path = tmp_path / "huge.dcm"
+    ds.save_as(path)
+    assert "absurd size" in read_error(path).problem
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_absurd_size_png(tmp_path: Path) -> None:
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
+    path = tmp_path / "huge.png"
+    path.write_bytes(data)
+    assert "absurd size" in read_error(path).problem
+
+
+def test_truncated_png(tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert "truncated or corrupt" in read_error(path).problem
+
+
+def test_unsupported_transfer_syntax(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(sample("MR_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 60])
+    path = tmp_path / "video.dcm"
+    ds.save_as(path)
+    problem = read_error(path).problem
+    assert "MPEG2 Main Profile / Main Level" in problem and "cannot decode" in problem
+
+
+def test_corrupt_nifti(tmp_path: Path) -> None:
+    path = tmp_path / "broken.nii"
+    path.write_bytes(b"\x5c\x01\x00\x00" + b"\x00" * 400)
+    assert "NIfTI" in read_error(path).problem
