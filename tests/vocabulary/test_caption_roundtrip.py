@@ -24,7 +24,7 @@ from radsynth.vocabulary import (
 )
 from radsynth.vocabulary.terms import qualifiers_for
 
-N_LABELS = 300
+N_LABELS = 500
 
 
 def _choice(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str:

@@ -368,6 +368,12 @@ def test_several_findings_keep_their_order_and_attributes() -> None:
     )
     two = parse_prompt("knee X-ray, fracture of the tibia and fibula")
     assert two.findings == (Finding("fracture", "tibia"), Finding("fracture", "fibula"))
+    lung = parse_prompt("CT chest with a left lung tumour and a right lung lesion")
+    assert lung.findings == (
+        Finding("lung_nodule", "left_lung"),
+        Finding("lung_nodule", "right_lung"),
+    )
+    assert parse_prompt("knee X-ray with a tumour").findings == (Finding("bone_tumour"),)
     merged = parse_prompt("knee X-ray, displaced and angulated fracture of the tibia")
     assert merged.findings == (Finding("fracture", "tibia", ("displaced", "angulated")),)
 
@@ -448,6 +454,7 @@ def test_lenient_parse_returns_unknown_words() -> None:
         ("hand X-ray with a necklace", "use: ring, bracelet"),
         ("CXR with a displaced nodule", "name different findings"),
         ("effusion", "say 'joint effusion' or 'pleural effusion'"),
+        ("CT head with a brain tumour", "names no finding available in the head"),
         ("normal CXR with a nodule", "says 'normal' but also names findings"),
         ("patellar pneumonia", "is not a place for a consolidation"),
         ("CXR, left lung", "says where a finding is but not what it is"),

@@ -374,8 +374,14 @@ def _settle_kind(draft: _Draft, modalities: set[str], region: str | None, has_si
     if len(kinds) > 1 and has_side:
         kinds = {k for k in kinds if k in SIDED_SITES} or kinds
     allowed = _allowed_kinds(modalities, region)
-    if len(kinds) > 1 and allowed is not None:
-        kinds = (kinds & allowed) or kinds
+    if len(kinds) > 1 and allowed is not None and region is not None:
+        if not kinds & allowed:
+            supported = ", ".join(sorted(describe("finding", k) for k in allowed)) or "(none)"
+            raise ValueError(
+                f"{draft.texts[0]!r} names no finding available in the "
+                f"{describe('region', region)}; findings there: {supported}"
+            )
+        kinds &= allowed
     if len(kinds) > 1:
         options = " or ".join(repr(describe("finding", k)) for k in sorted(kinds))
         raise ValueError(f"{draft.texts[0]!r} is ambiguous here; say {options}")

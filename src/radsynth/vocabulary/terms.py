@@ -86,6 +86,7 @@ def _t(
 GENERIC_KINDS: dict[str, tuple[str, ...]] = {
     "effusion": ("pleural_effusion", "joint_effusion"),
     "prosthesis": ("hip_prosthesis", "knee_prosthesis"),
+    "lesion": ("bone_tumour", "lung_nodule"),
 }
 # A view value that depends on the region: a frontal chest radiograph is PA, other ones are AP.
 FRONTAL_VIEW = "frontal"
@@ -295,7 +296,7 @@ _FINDING_TERMS = (
         "bone tumour",
         "bone tumor",
         "bone lesion",
-        parsed=("tumour", "tumor", "osseous lesion", "bone neoplasm"),
+        parsed=("osseous lesion", "bone neoplasm"),
         terse="bone lesion",
     ),
     _t(
@@ -429,6 +430,8 @@ _FINDING_TERMS = (
     ),
     _t("finding", "jewellery", "jewellery", "jewelry", parsed=("earring", "piercing", "jewel")),
     _t("finding", "effusion", parsed=("effusion",)),
+    # After "left lung" a bare "lesion" or "tumour" is a lung one; on a knee a bone one.
+    _t("finding", "lesion", parsed=("lesion", "tumour", "tumor", "neoplasm", "cancer")),
     _t(
         "finding",
         "prosthesis",
