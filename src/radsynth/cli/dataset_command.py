@@ -1,0 +1,86 @@
+"""`radsynth dataset`: bring real images into radsynth's data-folder format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+dataset_app = typer.Typer(
+    help="Build and ingest radsynth data folders (images + manifest.jsonl).",
+    no_args_is_help=True,
+)
+
+
+@dataset_app.command("ingest")
+def ingest_command(
+    source: Annotated[
+        Path, typer.Argument(help="Folder with the DICOM/NIfTI/PNG/TIFF/JPEG files.")
+    ],
+    captions: Annotated[
+        Path,
+        typer.Option(
+            "--captions",
+            help="CSV: a 'path' column relative to SOURCE, and 'caption' and/or label columns "
+            "(modality, region, view, laterality, sex, age, findings).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder for images/ and manifest.jsonl.")
+    ],
+    on_error: Annotated[
+        str,
+        typer.Option(
+            "--on-error", help="skip: report bad rows and go on; fail: stop at the first."
+        ),
+    ] = "skip",
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color", help="error: refuse colour images; luminance: convert to grayscale."
+        ),
+    ] = "error",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Ingest real images listed in a CSV into a folder that `radsynth train` reads."""
+    from radsynth.io.ingest import IngestError, ingest
+
+    err = Console(stderr=True, soft_wrap=True)
+    if on_error not in ("skip", "fail"):
+        err.print(f"error: --on-error must be skip or fail, got {on_error!r}")
+        raise typer.Exit(code=2)
+    if color not in ("error", "luminance"):
+        err.print(f"error: --color must be error or luminance, got {color!r}")
+        raise typer.Exit(code=2)
+    try:
+        report = ingest(
+            source,
+            captions,
+            out,
+            on_error=on_error,  # type: ignore[arg-type]
+            color=color,  # type: ignore[arg-type]
+            progress=not quiet,
+        )
+    except IngestError as error:
+        err.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(code=1) from None
+    console = Console(soft_wrap=True)
+    console.print(
+        f"wrote {report.written} images to {report.manifest}"
+        + (f" ({report.already_done} already there)" if report.already_done else ""),
+        markup=False,
+        highlight=False,
+    )
+    if report.problems:
+        err.print(f"skipped {len(report.problems)} bad rows of {captions}:", markup=False)
+        for problem in report.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+    if report.written == 0 and report.already_done == 0:
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `dataset` command group to `app`."""
+    app.add_typer(dataset_app, name="dataset")

@@ -1,0 +1,350 @@
+"""Turning a folder of real images plus a CSV into a radsynth data folder that training reads.
+
+The CSV has a `path` column (relative to the source folder; nested layouts such as MIMIC-CXR's
+`files/p10/p10000032/s50414267/<dicom_id>.dcm` work as they are) and either a `caption` column,
+label columns, or both. Label columns: modality, region, view, laterality, sex, age, findings
+(kinds separated by ";", each optionally "kind:site"), sequence, window; they are checked by
+`radsynth.vocabulary.labels.Labels`. Optional columns: `id` (else made from the path), `frame`
+(multi-frame DICOM, 4-D NIfTI), `slice` and `axis` (NIfTI).
+
+Each image is read with `read_image`, windowed for display (the header's window, else its own
+range) and stored as a 16-bit PNG under `images/`, with its pixel spacing in a text chunk; one
+record per image goes to `manifest.jsonl` (keys: id, image, caption, labels, pixel_spacing_mm,
+source, source_format, width, height). A rerun resumes: ids already in the manifest are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from radsynth.io.errors import ImageReadError
+from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter
+from radsynth.io.provenance import PNG_SPACING_KEY, format_spacing_text
+from radsynth.io.reader import ColorPolicy, MedicalImage, read_image
+from radsynth.vocabulary.labels import MODALITIES, Finding, Labels
+
+OnError = Literal["skip", "fail"]
+LABEL_COLUMNS = (
+    "modality",
+    "region",
+    "view",
+    "laterality",
+    "sex",
+    "age",
+    "findings",
+    "sequence",
+    "window",
+)
+# Common spellings in hospital CSVs and DICOM headers, mapped to radsynth's canonical values.
+ALIASES: dict[str, dict[str, str]] = {
+    "modality": {
+        "cr": "xray",
+        "dx": "xray",
+        "rx": "xray",
+        "xr": "xray",
+        "x_ray": "xray",
+        "radiograph": "xray",
+        "radiography": "xray",
+        "mr": "mri",
+        "ultrasound": "us",
+    },
+    "view": {"ll": "lateral", "rl": "lateral", "lat": "lateral", "latero_lateral": "lateral"},
+    "laterality": {"l": "left", "r": "right"},
+    "sex": {"f": "female", "m": "male", "w": "female"},
+}
+NO_FINDING = {"", "none", "normal", "no_finding", "no_findings"}
+
+
+class IngestError(ValueError):
+    """The ingest cannot go on: a bad CSV or folder, or a bad row with on_error="fail"."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A CSV row that was not ingested: its line in the CSV, its path and why."""
+
+    line: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.path or '(no path)'}: {self.reason}"
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did."""
+
+    manifest: Path  # the manifest.jsonl written to
+    written: int = 0  # images written in this run
+    already_done: int = 0  # rows skipped because their id was in the manifest already
+    problems: list[RowProblem] = field(default_factory=list)  # rows skipped as bad
+
+
+def ingest(
+    source: str | Path,
+    captions: str | Path,
+    out: str | Path,
+    *,
+    on_error: OnError = "skip",
+    color: ColorPolicy = "error",
+    progress: bool = True,
+) -> IngestReport:
+    """Ingest the images listed in the CSV `captions` from folder `source` into folder `out`.
+
+    Bad rows are collected in the report (`on_error="skip"`) or stop the run with an
+    `IngestError` naming the CSV line, file and reason (`on_error="fail"`). `color="luminance"`
+    converts colour images (e.g. ultrasound) to grayscale instead of refusing them.
+    """
+    source, captions, out = Path(source), Path(captions), Path(out)
+    if not source.is_dir():
+        raise IngestError(f"source folder {source} does not exist or is not a folder")
+    rows = _read_rows(captions)
+    caption_writer = _caption_writer()
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    report = IngestReport(manifest=out / MANIFEST_NAME)
+    seen: set[str] = set()
+    with ManifestWriter(out) as manifest, _progress(progress) as bar:
+        task = bar.add_task("ingest", total=len(rows)) if bar is not None else None
+        for line, row in rows:
+            try:
+                record = _ingest_row(
+                    source, out, row, caption_writer, color, manifest.done_ids, seen
+                )
+            except (ImageReadError, ValueError) as error:
+                reason = error.problem if isinstance(error, ImageReadError) else str(error)
+                problem = RowProblem(line, str(row.get("path") or "").strip(), reason)
+                if on_error == "fail":
+                    raise IngestError(f"{captions}: {problem}") from None
+                report.problems.append(problem)
+            else:
+                if record is None:
+                    report.already_done += 1
+                else:
+                    manifest.append(record)
+                    report.written += 1
+            if bar is not None and task is not None:
+                bar.advance(task)
+    return report
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return nullcontext(None)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def _read_rows(captions: Path) -> list[tuple[int, dict[str, str]]]:
+    """(CSV line number, row) pairs; checks the columns before any image is read."""
+    if not captions.is_file():
+        raise IngestError(f"captions CSV {captions} does not exist")
+    try:
+        with captions.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            reader.fieldnames = columns
+            rows = [(reader.line_num, dict(row)) for row in _rows(reader)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise IngestError(f"{captions} is not a readable UTF-8 CSV file ({error})") from None
+    if "path" not in columns:
+        raise IngestError(
+            f"{captions} has no 'path' column (columns: {', '.join(columns) or 'none'}); "
+            "add one with each image's path relative to the source folder"
+        )
+    if "caption" not in columns and not set(LABEL_COLUMNS) & set(columns):
+        raise IngestError(
+            f"{captions} has neither a 'caption' column nor label columns "
+            f"({', '.join(LABEL_COLUMNS)}); add one of them"
+        )
+    return rows
+
+
+def _rows(reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
+    for row in reader:
+        if any((value or "").strip() for key, value in row.items() if key is not None):
+            yield {key: (value or "") for key, value in row.items() if key is not None}
+
+
+def _caption_writer() -> Callable[[Labels], str] | None:
+    """radsynth.vocabulary's make_caption in its canonical style, when the vocabulary has it."""
+    try:
+        from radsynth.vocabulary.captions import make_caption
+    except ImportError:
+        return None
+
+    def write(labels: Labels) -> str:
+        # The canonical style draws no random wording; the generator only fills the argument.
+        return str(make_caption(labels, np.random.default_rng(0), style="canonical"))
+
+    return write
+
+
+def _ingest_row(
+    source: Path,
+    out: Path,
+    row: Mapping[str, str],
+    caption_writer: Callable[[Labels], str] | None,
+    color: ColorPolicy,
+    done_ids: set[str],
+    seen: set[str],
+) -> dict[str, Any] | None:
+    """Read, label, caption and store one row's image; None when its id was done before."""
+    relative = row.get("path", "").strip()
+    if not relative:
+        raise ValueError("the path cell is empty")
+    file = _inside(source, relative)
+    image_id = row.get("id", "").strip() or id_from_path(relative)
+    if image_id in seen:
+        raise ValueError(f"id {image_id!r} appears twice in the CSV; give each row its own id")
+    seen.add(image_id)
+    if image_id in done_ids:
+        return None
+    image = read_image(
+        file,
+        frame=_optional_int(row, "frame"),
+        slice_index=_optional_int(row, "slice"),
+        axis=_axis(row),
+        color=color,
+    )
+    labels = labels_from_row(row, image)
+    caption = row.get("caption", "").strip()
+    if not caption:
+        if caption_writer is None:
+            raise ValueError(
+                "the caption cell is empty; fill it in (writing captions from labels needs "
+                "radsynth.vocabulary.make_caption)"
+            )
+        caption = caption_writer(labels)
+    name = f"images/{image_id}.png"
+    text = {"Software": "radsynth", "Description": caption, "source": relative}
+    if image.pixel_spacing_mm is not None:
+        text[PNG_SPACING_KEY] = format_spacing_text(image.pixel_spacing_mm)
+    save_png16(out / name, to_uint16(image.windowed()), text)
+    spacing = image.pixel_spacing_mm
+    return {
+        "id": image_id,
+        "image": name,
+        "caption": caption,
+        "labels": labels.to_dict(),
+        "pixel_spacing_mm": list(spacing) if spacing is not None else None,
+        "source": Path(relative).as_posix(),
+        "source_format": image.format,
+        "height": image.shape[0],
+        "width": image.shape[1],
+    }
+
+
+def save_png16(path: Path, pixels: np.ndarray, text: Mapping[str, str]) -> None:
+    """Write a uint16 array as a 16-bit grayscale PNG with text chunks, atomically.
+
+    The same file `radsynth.io.png.write_png` writes; kept here because Pillow 13 refuses the
+    explicit "I;16" mode that write_png passes for uint16 arrays.
+    """
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(np.ascontiguousarray(pixels, dtype="<u2")).save(tmp, format="PNG", pnginfo=info)
+    os.replace(tmp, path)
+
+
+def to_uint16(display: np.ndarray) -> np.ndarray:
+    """Display values in [0, 1] as uint16 0..65535."""
+    return np.round(np.clip(display, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def id_from_path(relative: str) -> str:
+    """A file-name-safe id from a relative path: "files/p10/x.dcm" -> "files_p10_x"."""
+    path = Path(relative)
+    stem = path.name
+    for suffix in (".nii.gz", ".dcm", ".dicom", ".nii", ".png", ".tif", ".tiff", ".jpg", ".jpeg"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    parts = [*path.parent.parts, stem]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(p for p in parts if p not in ("", "."))).strip(
+        "._"
+    )
+
+
+def _inside(source: Path, relative: str) -> Path:
+    root = source.resolve()
+    file = (root / relative).resolve()
+    if not file.is_relative_to(root):
+        raise ValueError(f"the path leaves the source folder {source}; paths must stay inside it")
+    if not file.is_file():
+        raise ValueError(f"no such file under {source}")
+    return file
+
+
+def _optional_int(row: Mapping[str, str], column: str) -> int | None:
+    value = row.get(column, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"column {column!r} must be a whole number, got {value!r}") from None
+
+
+def _axis(row: Mapping[str, str]) -> Any:
+    value = row.get("axis", "").strip().lower()
+    if not value:
+        return "axial"
+    return int(value) if value.isdigit() else value
+
+
+def _canonical(column: str, value: str) -> str | None:
+    word = re.sub(r"[\s-]+", "_", value.strip().lower())
+    if not word:
+        return None
+    return ALIASES.get(column, {}).get(word, word)
+
+
+def labels_from_row(row: Mapping[str, str], image: MedicalImage | None = None) -> Labels:
+    """Labels from a CSV row's label columns; the modality falls back to the DICOM header's.
+
+    Raises ValueError (from `Labels`) naming the bad value and the allowed ones.
+    """
+    values: dict[str, Any] = {}
+    for column in ("modality", "region", "view", "laterality", "sex", "sequence", "window"):
+        values[column] = _canonical(column, row.get(column, ""))
+    if values["modality"] is None and image is not None and image.modality:
+        from_header = _canonical("modality", image.modality)
+        values["modality"] = from_header if from_header in MODALITIES else None
+    age = row.get("age", "").strip()
+    if age:
+        digits = re.match(r"\d+(\.\d+)?", age)
+        if digits is None:
+            raise ValueError(f"age {age!r} is not a number of years")
+        values["age"] = int(float(digits.group(0)))
+    values["findings"] = _findings(row.get("findings", ""))
+    return Labels(**values)
+
+
+def _findings(cell: str) -> tuple[Finding, ...]:
+    findings = []
+    for item in re.split(r"[;|]", cell):
+        kind, _, site = item.partition(":")
+        kind_word = _canonical("findings", kind) or ""
+        if kind_word in NO_FINDING:
+            continue
+        findings.append(Finding(kind_word, _canonical("findings", site)))
+    return tuple(findings)

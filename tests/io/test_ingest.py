@@ -1,0 +1,187 @@
+"""`radsynth dataset ingest` on a small MIMIC-CXR-style tree built from real sample files."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from sample_files import sample
+from typer.testing import CliRunner
+
+from radsynth.cli import dataset_command
+from radsynth.io.ingest import id_from_path, labels_from_row, to_uint16
+from radsynth.io.manifest import read_manifest
+from radsynth.io.png import read_png_text
+from radsynth.io.reader import read_image
+
+CHEST = "files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.dcm"
+HEAD_CT = "files/p10/p10000764/s57375967/096052b7-d256dc40-453a102b-fa7d01c6-1b22c6b4.dcm"
+MR_FRAMES = "files/p11/p11000011/s51029426/emri.dcm"
+MISSING = "files/p11/p11000011/s51029426/missing.dcm"
+NOTES = "files/p12/p12000001/s52000001/notes.dcm"
+COLOUR_US = "files/p12/p12000001/s52000001/us.dcm"
+HEADER = ["path", "caption", "modality", "region", "view", "laterality", "sex", "age", "findings"]
+HEADER += ["frame", "slice"]
+
+
+def make_tree(root: Path) -> tuple[Path, Path]:
+    """Copy real samples into a nested layout and write the CSV; return (source, csv)."""
+    source = root / "mimic"
+    for relative, name in [
+        (CHEST, "RG1_UNCR.dcm"),
+        (HEAD_CT, "693_UNCR.dcm"),
+        (MR_FRAMES, "emri_small.dcm"),
+        (COLOUR_US, "US1_UNCR.dcm"),
+    ]:
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample(name), source / relative)
+    (source / NOTES).write_text("report to follow\n")
+    volume = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    (source / "nifti").mkdir()
+    nib.save(nib.Nifti1Image(volume, np.diag([0.7, 0.7, 3.0, 1.0])), source / "nifti/abd.nii.gz")
+    (source / "png").mkdir()
+    ramp = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (8, 1))
+    Image.fromarray(ramp).save(source / "png/ankle.png")
+    Image.fromarray(ramp).save(source / "png/elbow.png")
+    rows = [
+        [CHEST, "PA chest radiograph, nodule in the right upper lobe", "CR", "chest", "PA"]
+        + ["", "F", "64", "lung_nodule:right_upper_lobe", "", ""],
+        [HEAD_CT, "", "", "head", "axial", "", "", "", "", "", ""],
+        [MR_FRAMES, "sagittal MRI of the knee", "MR", "knee", "", "", "", "", "", "2", ""],
+        ["nifti/abd.nii.gz", "axial CT of the abdomen", "ct", "abdomen", "", "", "", "", ""]
+        + ["", "1"],
+        ["png/ankle.png", "AP radiograph of the left ankle", "xray", "ankle", "ap", "L"]
+        + ["", "", "", "", ""],
+        [MISSING, "chest radiograph", "xray", "chest", "", "", "", "", "", "", ""],
+        [NOTES, "chest radiograph", "xray", "chest", "", "", "", "", "", "", ""],
+        ["png/elbow.png", "elbow radiograph", "xray", "elbow", "", "", "", "", "", "", ""],
+        [COLOUR_US, "ultrasound of the liver", "us", "liver", "", "", "", "", "", "", ""],
+        ["../outside.dcm", "chest radiograph", "xray", "chest", "", "", "", "", "", "", ""],
+    ]
+    table = root / "captions.csv"
+    with table.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    return source, table
+
+
+def canonical_caption_writer() -> object | None:
+    try:
+        from radsynth.vocabulary.captions import canonical_caption
+    except ImportError:
+        return None
+    return canonical_caption
+
+
+def invoke(*args: str) -> object:
+    # The command group on its own app, as radsynth.cli.app registers it.
+    app = typer.Typer()
+    dataset_command.register(app)
+    return CliRunner().invoke(app, ["dataset", "ingest", *args])
+
+
+def test_ingest_mimic_style_tree(tmp_path: Path) -> None:
+    source, table = make_tree(tmp_path)
+    out = tmp_path / "ingested"
+    result = invoke(str(source), "--captions", str(table), "--out", str(out))
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, output  # type: ignore[attr-defined]
+    records = {record["source"]: record for record in read_manifest(out)}
+    caption_writer = canonical_caption_writer()
+    expected = {CHEST, MR_FRAMES, "nifti/abd.nii.gz", "png/ankle.png"}
+    if caption_writer is not None:
+        expected.add(HEAD_CT)
+    assert set(records) == expected
+
+    # Bad rows are named by CSV line, path and reason, and skipped.
+    assert f"line 7: {MISSING}: no such file" in output
+    assert f"line 8: {NOTES}: is not an image" in output
+    assert "line 9: png/elbow.png: xray region 'elbow' is not known" in output
+    assert f"line 10: {COLOUR_US}: is a colour image" in output
+    assert "line 11: ../outside.dcm: the path leaves the source folder" in output
+    if caption_writer is None:
+        assert f"line 3: {HEAD_CT}: the caption cell is empty" in output
+
+    chest = records[CHEST]
+    assert chest["id"] == id_from_path(CHEST) and chest["image"] == f"images/{chest['id']}.png"
+    assert chest["caption"] == "PA chest radiograph, nodule in the right upper lobe"
+    labels = chest["labels"]
+    assert (labels["modality"], labels["region"], labels["view"]) == ("xray", "chest", "pa")
+    assert (labels["sex"], labels["age"]) == ("female", 64)
+    assert labels["findings"] == [
+        {"kind": "lung_nodule", "site": "right_upper_lobe", "qualifiers": []}
+    ]
+    stored = Image.open(out / chest["image"])
+    assert stored.mode.startswith("I") and stored.size == (1841, 1955)
+    expected_pixels = to_uint16(read_image(source / CHEST).windowed())
+    np.testing.assert_array_equal(np.asarray(stored), expected_pixels)
+    assert chest["pixel_spacing_mm"] is None  # the CR header says 0.000
+
+    if caption_writer is not None:
+        ct = records[HEAD_CT]
+        assert ct["labels"]["modality"] == "ct"  # from the DICOM header
+        ct_labels = labels_from_row(
+            {"region": "head", "view": "axial"}, read_image(source / HEAD_CT)
+        )
+        assert ct["caption"] == caption_writer(ct_labels)  # type: ignore[operator]
+        assert ct["pixel_spacing_mm"] == pytest.approx([0.478516, 0.478516])
+        assert read_png_text(out / ct["image"])["pixel_spacing_mm"] == "0.478516 0.478516"
+        assert read_image(out / ct["image"]).pixel_spacing_mm == pytest.approx((0.478516,) * 2)
+
+    mr = records[MR_FRAMES]
+    frame = read_image(source / MR_FRAMES, frame=2)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / mr["image"])), to_uint16(frame.windowed())
+    )
+    assert records["nifti/abd.nii.gz"]["pixel_spacing_mm"] == pytest.approx([0.7, 0.7])
+    assert records["png/ankle.png"]["labels"]["laterality"] == "left"
+
+    # A second run resumes: nothing is written twice.
+    again = invoke(str(source), "--captions", str(table), "--out", str(out), "--quiet")
+    assert f"({len(records)} already there)" in again.output  # type: ignore[attr-defined]
+    assert len(read_manifest(out)) == len(records)
+
+
+def test_ingest_fail_mode_stops_at_the_first_bad_row(tmp_path: Path) -> None:
+    source, table = make_tree(tmp_path)
+    rows = list(csv.reader(table.open(encoding="utf-8")))
+    with table.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([rows[0], rows[5], rows[6], rows[7]])  # png, missing, notes
+    out = tmp_path / "strict"
+    result = invoke(str(source), "--captions", str(table), "--out", str(out), "--on-error", "fail")
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 1, output  # type: ignore[attr-defined]
+    assert f"line 3: {MISSING}: no such file" in output
+    assert "notes.dcm" not in output
+    assert [record["source"] for record in read_manifest(out)] == ["png/ankle.png"]
+
+
+def test_ingest_rejects_a_csv_without_path_or_captions(tmp_path: Path) -> None:
+    source, _ = make_tree(tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,caption\nx.dcm,chest\n")
+    result = invoke(str(source), "--captions", str(bad), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert "no 'path' column" in result.output  # type: ignore[attr-defined]
+    bare = tmp_path / "bare.csv"
+    bare.write_text("path,notes\nx.dcm,none\n")
+    result = invoke(str(source), "--captions", str(bare), "--out", str(tmp_path / "o"))
+    assert "neither a 'caption' column nor label columns" in result.output  # type: ignore[attr-defined]
+
+
+def test_labels_from_row_aliases() -> None:
+    labels = labels_from_row(
+        {"modality": "DX", "region": "Knee", "view": "LL", "laterality": "R", "sex": "M"}
+        | {"age": "071Y", "findings": "fracture:patella; joint_effusion"}
+    )
+    assert (labels.modality, labels.region, labels.view) == ("xray", "knee", "lateral")
+    assert (labels.laterality, labels.sex, labels.age) == ("right", "male", 71)
+    assert [f.kind for f in labels.findings] == ["fracture", "joint_effusion"]
+    assert labels_from_row({"findings": "No Finding"}).findings == ()
