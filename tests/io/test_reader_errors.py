@@ -140,3 +140,24 @@ def test_corrupt_nifti(tmp_path: Path) -> None:
     path = tmp_path / "broken.nii"
     path.write_bytes(b"\x5c\x01\x00\x00" + b"\x00" * 400)
     assert "NIfTI" in read_error(path).problem
+
+
+def nifti_header_only(path: Path, shape: tuple[int, ...]) -> Path:
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.float32)
+    header["vox_offset"] = 352
+    path.write_bytes(header.binaryblock + b"\x00" * 1004)
+    return path
+
+
+def test_absurd_and_truncated_nifti(tmp_path: Path) -> None:
+    huge = nifti_header_only(tmp_path / "huge.nii", (30000, 30000, 3000))
+    assert "absurd size" in read_error(huge).problem
+    short = nifti_header_only(tmp_path / "short.nii", (300, 300, 30))
+    assert "truncated" in read_error(short).problem
+    volume = tmp_path / "cut.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((40, 40, 20)), np.eye(4)), volume)
+    data = volume.read_bytes()
+    volume.write_bytes(data[: len(data) // 2])
+    assert "truncated or corrupt" in read_error(volume).problem

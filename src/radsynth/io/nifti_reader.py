@@ -29,6 +29,8 @@ from radsynth.io.reader import (
 
 # RAS world axis (0 = x right, 1 = y anterior, 2 = z superior) across which each plane is cut.
 PLANE_NORMAL = {"sagittal": 0, "coronal": 1, "axial": 2}
+# More voxels in one volume than this is a corrupt header (4 GB of float32).
+MAX_VOXELS = 1_000_000_000
 
 
 def read_nifti(
@@ -50,13 +52,14 @@ def read_nifti(
     shape = tuple(int(n) for n in image.shape)
     if not 2 <= len(shape) <= 4 or 0 in shape:
         raise ImageReadError(path, f"has shape {shape}; radsynth reads 2-D, 3-D or 4-D NIfTI")
+    _check_volume(path, image, shape, max_pixels)
     n_volumes = shape[3] if len(shape) == 4 else 1
     volume_index = check_frame(path, volume, n_volumes, what="volumes (4-D NIfTI)")
     proxy = image.dataobj
     try:
         data = np.asarray(proxy[..., volume_index] if len(shape) == 4 else proxy[...])
-    except (OSError, ValueError, EOFError) as error:
-        raise ImageReadError(path, f"is a truncated or corrupt NIfTI file ({error})") from None
+    except (OSError, ValueError, EOFError, MemoryError) as error:
+        raise ImageReadError(path, f"is a truncated or corrupt NIfTI file ({error!r})") from None
     data = data.reshape(data.shape + (1,) * (3 - data.ndim)) if data.ndim < 3 else data
     zooms = tuple(float(z) for z in image.header.get_zooms()[:3]) + (1.0,) * 3
     slab, spacing, n_slices, index = _take_slice(path, data, image.affine, zooms, axis, slice_index)
@@ -96,6 +99,27 @@ def _load(path: Path) -> Any:
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image | nib.AnalyzeImage):
         raise ImageReadError(path, f"is a {type(image).__name__}, not a NIfTI image")
     return image
+
+
+def _check_volume(path: Path, image: Any, shape: tuple[int, ...], max_pixels: int) -> None:
+    """Refuse absurd dimensions, and an uncompressed file shorter than its header says."""
+    dims = (list(shape) + [1, 1])[:3]
+    largest_plane = max(dims[0] * dims[1], dims[0] * dims[2], dims[1] * dims[2])
+    if largest_plane > max_pixels or int(np.prod(dims)) > MAX_VOXELS:
+        raise ImageReadError(
+            path,
+            f"declares an absurd size ({' x '.join(map(str, shape))} voxels); the header is "
+            "probably corrupt, or raise max_pixels",
+        )
+    if path.name.lower().endswith(".nii"):
+        itemsize = np.dtype(image.header.get_data_dtype()).itemsize
+        needed = int(image.header.get_data_offset()) + int(np.prod(shape)) * itemsize
+        if path.stat().st_size < needed:
+            raise ImageReadError(
+                path,
+                f"is truncated: its header needs {needed:,} bytes, the file has "
+                f"{path.stat().st_size:,}",
+            )
 
 
 def _take_slice(
