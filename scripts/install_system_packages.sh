@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages radsynth's tests use: dicom3tools (dciodvfy) and dcmtk (dcm2pnm) check the DICOM
-# files radsynth writes. Installed when missing and when we may (root with apt-get); tests that need
-# them say so clearly when they are absent.
+# Debian packages radsynth's tests use: dicom3tools (dciodvfy) and dcmtk (dcm2pnm, dcmdjpeg) check
+# the DICOM files radsynth writes and decode JPEG independently of pydicom. Installed when missing
+# and when we may (root with apt-get); tests that need them say so clearly when they are absent.
 set -u
 need=()
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
-command -v dcm2pnm >/dev/null 2>&1 || need+=(dcmtk)
+{ command -v dcm2pnm && command -v dcmdjpeg; } >/dev/null 2>&1 || need+=(dcmtk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${need[*]}"

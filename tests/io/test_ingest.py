@@ -185,3 +185,20 @@ def test_labels_from_row_aliases() -> None:
     assert (labels.laterality, labels.sex, labels.age) == ("right", "male", 71)
     assert [f.kind for f in labels.findings] == ["fracture", "joint_effusion"]
     assert labels_from_row({"findings": "No Finding"}).findings == ()
+
+
+def test_ingest_converts_colour_when_asked(tmp_path: Path) -> None:
+    source, _ = make_tree(tmp_path)
+    table = tmp_path / "us.csv"
+    table.write_text(
+        f"path,caption,modality,region\n{COLOUR_US},ultrasound of the liver,US,liver\n"
+    )
+    out = tmp_path / "us"
+    result = invoke(
+        str(source), "--captions", str(table), "--out", str(out), "--color", "luminance"
+    )
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    (record,) = read_manifest(out)
+    assert record["labels"]["modality"] == "us"
+    expected = to_uint16(read_image(source / COLOUR_US, color="luminance").windowed())
+    np.testing.assert_array_equal(np.asarray(Image.open(out / record["image"])), expected)

@@ -174,7 +174,7 @@ def _decode_frame(path: Path, ds: Dataset, index: int | None) -> np.ndarray:
             return np.asarray(pixel_array(ds, index=index))
     except (ValueError, RuntimeError, EOFError, OSError, KeyError, AttributeError) as error:
         text = str(error)
-        if "less than expected" in text or "length" in text:
+        if any(sign in text for sign in ("less than expected", "expected length", "end of")):
             problem = "is truncated: its pixel data is shorter than its header says"
         else:
             problem = "has pixel data pydicom cannot decode (corrupt data or wrong header)"
