@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sd_folder import write_tiny_sd_folder
 
 from radsynth.models import DiffusionComponents, build_components
@@ -40,3 +42,13 @@ def box_mask() -> np.ndarray:
     mask = np.zeros((32, 32), dtype=np.float32)
     mask[8:20, 10:26] = 1.0
     return mask
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and under `pytest -n 2` on two cores extra torch
+    threads oversubscribe the CPU and slow every test several-fold."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -65,7 +65,8 @@ _PRESETS: dict[str, ModelPreset] = {
         attention_head_dim=4,
         norm_num_groups=4,
         num_inference_steps=2,
-        description="Tests only: 32 px, about 60k UNet parameters, a 2-step pipeline in ~0.1 s.",
+        text_max_length=16,
+        description="Tests only: 32 px, about 110k UNet parameters, a 2-step pipeline in ~0.1 s.",
     ),
     "tiny-latent": ModelPreset(
         name="tiny-latent",
@@ -78,6 +79,7 @@ _PRESETS: dict[str, ModelPreset] = {
         norm_num_groups=4,
         vae_block_out_channels=(8, 8),
         num_inference_steps=2,
+        text_max_length=16,
         description="Tests only: the autoencoder path, 32 px images as 16 px latents.",
     ),
     "builtin": ModelPreset(

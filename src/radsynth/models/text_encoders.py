@@ -95,22 +95,30 @@ class MiniLMPromptEncoder:
     hidden_size = MINILM_HIDDEN_SIZE
     class_name = "MiniLMPromptEncoder"
 
+    cache_size = 4096  # prompts kept; training captions and "" repeat on every step
+
     def __init__(self, max_length: int = 64) -> None:
         self.max_length = max_length
         self.tokenizer, self.model = _load_minilm()
+        self._cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
         """Per-token embeddings, shape (batch, max_length, 384), float32."""
-        tokens = self.tokenizer(
-            list(prompts),
-            padding="max_length",
-            max_length=self.max_length,
-            truncation=True,
-            return_tensors="pt",
-        )
-        hidden = self.model(**tokens).last_hidden_state
-        return hidden.to(device=device, dtype=torch.float32)
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        if missing:
+            tokens = self.tokenizer(
+                missing,
+                padding="max_length",
+                max_length=self.max_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            hidden = self.model(**tokens).last_hidden_state.float()
+            if len(self._cache) + len(missing) > self.cache_size:
+                self._cache.clear()
+            self._cache.update(zip(missing, hidden, strict=True))
+        return torch.stack([self._cache[p] for p in prompts]).to(device)
 
     def save_pretrained(self, folder: Path) -> dict[str, list[str | None]]:
         """Write only a reference: the weights come from the installed package, not the folder."""

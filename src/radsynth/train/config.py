@@ -1,0 +1,54 @@
+"""The training configuration: one dataclass, every field explained."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass
+class TrainConfig:
+    """What to train, on what, for how long, and where to write it."""
+
+    data_dir: Path  # a folder with manifest.jsonl (keys id, image, caption)
+    output_dir: Path  # model/, checkpoints/, samples/, loss.png, training.json go here
+    preset: str = "tiny"  # architecture for training from scratch (see list_presets())
+    init_from: Path | None = None  # fine-tune this model folder (radsynth or Stable Diffusion)
+    max_steps: int = 1000  # optimizer steps (each sees batch_size images per process)
+    batch_size: int = 8  # images per process and step
+    learning_rate: float = 1e-4  # AdamW; 1e-4 is the usual rate for UNets of this size
+    lr_warmup_steps: int = 100  # linear warm-up avoids early divergence of attention layers
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    # Captions replaced by "" this often, so the model also learns the unconditional
+    # distribution that classifier-free guidance needs.
+    prompt_dropout: float = 0.1
+    # Min-SNR-gamma weighting (Hang et al. 2023): caps the weight of low-noise timesteps, which
+    # otherwise dominate and slow convergence about threefold; 5 is the paper's value.
+    snr_gamma: float | None = 5.0
+    ema_decay: float = 0.999  # EMA of the weights, warmed up as min(decay, (1+s)/(10+s))
+    checkpoint_every: int = 500  # steps between checkpoints (and always at the last step)
+    sample_every: int = 500  # steps between sample grids (0 = only at the end)
+    num_samples: int = 4  # images in a sample grid, one per caption taken from the data
+    seed: int = 0  # weights, batch order, noise and dropout all derive from it
+    resume: bool = False  # continue from the latest checkpoint in output_dir/checkpoints
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    command: str = ""  # the command line, recorded in training.json
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes for training.json
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.output_dir = Path(self.output_dir)
+        if self.init_from is not None:
+            self.init_from = Path(self.init_from)
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("max_steps and batch_size must be at least 1")
+        if not 0.0 <= self.prompt_dropout < 1.0:
+            raise ValueError(f"prompt_dropout must be in [0, 1), got {self.prompt_dropout}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready copy (paths as strings)."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

@@ -1,0 +1,73 @@
+"""Training images from a manifest folder, as square float tensors in [0, 1]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from radsynth.io.manifest import read_manifest
+
+
+def load_gray(path: Path) -> np.ndarray:
+    """A grayscale image file as float32 in [0, 1]: 8- and 16-bit PNG directly, other formats
+    (DICOM, NIfTI, TIFF) through radsynth.io.reader with their display window."""
+    if path.suffix.lower() == ".png":
+        with Image.open(path) as image:
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(image, dtype=np.float32) / 65535.0
+            if image.mode != "L":
+                raise ValueError(f"{path} is {image.mode}, not grayscale; convert it to 8/16-bit")
+            return np.asarray(image, dtype=np.float32) / 255.0
+    from radsynth.io.reader import read_image
+
+    return np.asarray(read_image(path).windowed(), dtype=np.float32)
+
+
+def square_resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square (the model's native shape), then resize to size x size."""
+    rows, cols = pixels.shape
+    side = min(rows, cols)
+    top, left = (rows - side) // 2, (cols - side) // 2
+    crop = pixels[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(crop)
+    image = Image.fromarray(crop.astype(np.float32), mode="F")
+    resized = image.resize(
+        (size, size), Image.Resampling.BICUBIC if side < size else Image.Resampling.BOX
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+class ManifestImageDataset:
+    """Images and captions of a manifest folder; images read lazily, resized to `resolution`."""
+
+    def __init__(self, folder: str | Path, resolution: int) -> None:
+        self.folder = Path(folder)
+        self.records = read_manifest(self.folder)
+        if not self.records:
+            raise ValueError(f"{self.folder / 'manifest.jsonl'} has no records; add images first")
+        self.resolution = resolution
+        for record in self.records:
+            if not (self.folder / record["image"]).is_file():
+                raise ValueError(
+                    f"manifest record {record['id']!r} names {record['image']}, which is not in "
+                    f"{self.folder}; fix the manifest or copy the file"
+                )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def caption(self, index: int) -> str:
+        return str(self.records[index]["caption"])
+
+    def image(self, index: int) -> torch.Tensor:
+        """Image `index` as a (1, resolution, resolution) float32 tensor in [0, 1]."""
+        pixels = load_gray(self.folder / self.records[index]["image"])
+        return torch.from_numpy(square_resize(pixels, self.resolution))[None]
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str]]:
+        """Images (B, 1, R, R) and captions for `indices`."""
+        return torch.stack([self.image(i) for i in indices]), [self.caption(i) for i in indices]

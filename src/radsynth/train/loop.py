@@ -1,0 +1,331 @@
+"""`train(config)`: denoising training of a radsynth model on a manifest folder.
+
+Runs unchanged in one process or under `accelerate launch --num_processes N` (CPU or GPU): each
+process draws its own batch, gradients are averaged by accelerate. The objective follows the
+model's scheduler (v-prediction for radsynth presets, epsilon for most Stable Diffusion
+checkpoints), weighted per timestep by Min-SNR-gamma.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from radsynth.io.png import write_png
+from radsynth.models import DiffusionComponents, build_components, normalise_prompts
+from radsynth.pipelines import TextToImagePipeline
+from radsynth.train.checkpoint import (
+    checkpoint_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_rng_state,
+)
+from radsynth.train.config import TrainConfig
+from radsynth.train.data import ManifestImageDataset
+from radsynth.train.report import (
+    image_grid,
+    machine_description,
+    write_loss_curve,
+    write_training_record,
+)
+
+LOSS_LOG = "loss.jsonl"
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator for one process's batch, noise and dropout at `step` (resumable)."""
+    state = np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def min_snr_weights(
+    alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float | None, prediction: str
+) -> torch.Tensor:
+    """Per-sample loss weights: min(SNR, gamma) / SNR for epsilon, / (SNR + 1) for v."""
+    if gamma is None:
+        return torch.ones(timesteps.shape, dtype=torch.float32)
+    alpha_bar = alphas_cumprod[timesteps].float()
+    snr = alpha_bar / (1.0 - alpha_bar)
+    clipped = torch.clamp(snr, max=gamma)
+    return clipped / (snr + 1.0) if prediction == "v_prediction" else clipped / snr
+
+
+def initial_components(config: TrainConfig) -> DiffusionComponents:
+    """Fine-tune `init_from` when given, else build the preset from `seed`."""
+    if config.init_from is not None:
+        return DiffusionComponents.from_pretrained(config.init_from)
+    return build_components(config.preset, seed=config.seed)
+
+
+def diffusion_loss(
+    components: DiffusionComponents,
+    unet: Any,
+    noise_scheduler: Any,  # a DDPMScheduler
+    images: torch.Tensor,
+    captions: list[str],
+    generator: torch.Generator,
+    config: TrainConfig,
+) -> torch.Tensor:
+    """`p_losses`: noise the batch at random timesteps and regress the prediction target."""
+    device = images.device
+    batch = images.shape[0]
+    dropped = torch.rand(batch, generator=generator) < config.prompt_dropout
+    texts = ["" if drop else text for text, drop in zip(captions, dropped.tolist(), strict=True)]
+    with torch.no_grad():
+        latents = components.image_to_model(images)
+        embeds = components.prompt_encoder.encode(normalise_prompts(texts), device)
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    steps = noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, steps, (batch,), generator=generator)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps.to(device))
+    prediction = noise_scheduler.config.prediction_type
+    if prediction == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps.to(device))
+    else:
+        target = noise
+    predicted = unet(noisy, timesteps.to(device), encoder_hidden_states=embeds).sample
+    per_sample = F.mse_loss(predicted.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    weights = min_snr_weights(
+        noise_scheduler.alphas_cumprod, timesteps, config.snr_gamma, prediction
+    ).to(device)
+    return (per_sample * weights).mean()
+
+
+@torch.no_grad()
+def update_ema(ema_unet: Any, unet: Any, step: int, max_decay: float) -> None:
+    """EMA of the weights; the decay warms up so early weights are not frozen in."""
+    decay = min(max_decay, (1 + step) / (10 + step))
+    for ema_param, param in zip(ema_unet.parameters(), unet.parameters(), strict=True):
+        ema_param.lerp_(param.detach().to(ema_param.dtype), 1.0 - decay)
+
+
+def write_samples(
+    path: Path, components: DiffusionComponents, ema_unet: Any, prompts: list[str], seed: int
+) -> Path:
+    """A grid of images from the EMA weights, one per prompt, seeds seed, seed+1, ..."""
+    sampler = dataclasses.replace(components, unet=ema_unet.eval())
+    pipe = TextToImagePipeline(sampler)
+    pipe.set_progress_bar_config(disable=True)
+    images = [
+        np.asarray(pipe(p, generator=torch.Generator().manual_seed(seed + i)).images[0])
+        for i, p in enumerate(prompts)
+    ]
+    text = {"Prompts": json.dumps(prompts), "Seed": str(seed), "Synthetic": "YES"}
+    return write_png(path, image_grid(np.stack(images)), text)
+
+
+def _read_loss_log(output_dir: Path, up_to: int) -> list[dict[str, float]]:
+    path = output_dir / LOSS_LOG
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["step"] <= up_to]
+
+
+def _progress(accelerator: Accelerator) -> Progress:
+    return Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not accelerator.is_main_process,
+    )
+
+
+class _Run:
+    """The state of one training run across steps."""
+
+    def __init__(self, config: TrainConfig, accelerator: Accelerator) -> None:
+        self.config = config
+        self.accelerator = accelerator
+        self.components = initial_components(config).to(accelerator.device)
+        self.dataset = ManifestImageDataset(config.data_dir, self.components.sample_size)
+        unet = self.components.unet.train().requires_grad_(True)
+        self.ema_unet = copy.deepcopy(unet).requires_grad_(False).eval()
+        optimizer = torch.optim.AdamW(
+            unet.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        # accelerate steps a prepared scheduler once per process, hence the factor.
+        lr_scheduler = get_scheduler(
+            "constant_with_warmup",
+            optimizer,
+            num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
+        )
+        self.unet, self.optimizer, self.lr_scheduler = accelerator.prepare(
+            unet, optimizer, lr_scheduler
+        )
+        self.noise_scheduler = DDPMScheduler.from_config(self.components.scheduler.config)
+        self.losses: list[dict[str, float]] = []
+        self.step = 0
+        self.elapsed_before = 0.0
+        self.started = time.monotonic()
+        captions = list(dict.fromkeys(self.dataset.caption(i) for i in range(len(self.dataset))))
+        self.sample_prompts = captions[: config.num_samples]
+
+    def resume(self) -> None:
+        folder = latest_checkpoint(self.config.output_dir)
+        if folder is None:
+            raise ValueError(
+                f"--resume: no checkpoint in {self.config.output_dir / 'checkpoints'}; "
+                "start without --resume"
+            )
+        state = load_checkpoint(
+            folder,
+            self.accelerator.unwrap_model(self.unet),
+            self.ema_unet,
+            self.optimizer,
+            self.lr_scheduler,
+            self.accelerator.process_index,
+        )
+        self.step = int(state["step"])
+        self.elapsed_before = float(state.get("wall_seconds", 0.0))
+        self.losses = _read_loss_log(self.config.output_dir, self.step)
+
+    def wall_seconds(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def train_step(self) -> float:
+        rank = self.accelerator.process_index
+        generator = step_generator(self.config.seed, self.step, rank)
+        indices = torch.randint(
+            0, len(self.dataset), (self.config.batch_size,), generator=generator
+        )
+        images, captions = self.dataset.batch(indices.tolist())
+        loss = diffusion_loss(
+            self.components,
+            self.unet,
+            self.noise_scheduler,
+            images.to(self.accelerator.device),
+            captions,
+            generator,
+            self.config,
+        )
+        self.accelerator.backward(loss)
+        if self.accelerator.sync_gradients:
+            self.accelerator.clip_grad_norm_(self.unet.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        update_ema(
+            self.ema_unet,
+            self.accelerator.unwrap_model(self.unet),
+            self.step,
+            self.config.ema_decay,
+        )
+        self.step += 1
+        return float(self.accelerator.gather(loss.detach()[None]).mean())
+
+    def log(self, loss: float) -> None:
+        row = {"step": self.step, "loss": loss, "lr": float(self.lr_scheduler.get_last_lr()[0])}
+        self.losses.append(row)
+        if self.accelerator.is_main_process:
+            with (self.config.output_dir / LOSS_LOG).open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+    def checkpoint(self) -> None:
+        self.accelerator.wait_for_everyone()
+        folder = None
+        if self.accelerator.is_main_process:
+            folder = save_checkpoint(
+                self.config.output_dir,
+                self.step,
+                self.accelerator.unwrap_model(self.unet),
+                self.ema_unet,
+                self.optimizer,
+                self.lr_scheduler,
+                {"wall_seconds": self.wall_seconds(), "config": self.config.to_json()},
+            )
+            write_loss_curve(
+                self.config.output_dir / "loss.png",
+                [int(r["step"]) for r in self.losses],
+                [r["loss"] for r in self.losses],
+            )
+        self.accelerator.wait_for_everyone()
+        save_rng_state(
+            folder or checkpoint_dir(self.config.output_dir, self.step),
+            self.accelerator.process_index,
+        )
+
+    def samples(self) -> None:
+        if self.accelerator.is_main_process and self.sample_prompts:
+            folder = self.config.output_dir / "samples"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"step-{self.step:07d}.png"
+            write_samples(
+                path, self.components, self.ema_unet, self.sample_prompts, self.config.seed
+            )
+            self.ema_unet.requires_grad_(False)
+
+    def finish(self) -> Path:
+        """Save the EMA weights as the model and record how it was trained."""
+        self.accelerator.wait_for_everyone()
+        model_dir = self.config.output_dir / "model"
+        if self.accelerator.is_main_process:
+            final = dataclasses.replace(self.components, unet=self.ema_unet)
+            final.defaults = {**final.defaults, "trained_steps": self.step}
+            final.save_pretrained(model_dir)
+            write_training_record(self.config.output_dir / "training.json", self.record())
+        self.accelerator.wait_for_everyone()
+        return model_dir
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "command": self.config.command,
+            "config": self.config.to_json(),
+            "data": {"folder": str(self.config.data_dir), "images": len(self.dataset)},
+            "steps": self.step,
+            "images_seen": self.step * self.config.batch_size * self.accelerator.num_processes,
+            "final_loss": self.losses[-1]["loss"] if self.losses else None,
+            "wall_seconds": round(self.wall_seconds(), 2),
+            "machine": machine_description(
+                self.accelerator.num_processes, str(self.accelerator.device)
+            ),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def train(config: TrainConfig) -> Path:
+    """Train (or fine-tune, or resume) a model; return the folder of the final EMA model.
+
+    Writes under `config.output_dir`: `model/` (diffusers layout, EMA weights),
+    `checkpoints/step-*/`, `loss.jsonl`, `loss.png`, `samples/step-*.png` and `training.json`.
+    """
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(config, accelerator)
+    if config.resume:
+        run.resume()
+    elif accelerator.is_main_process:
+        (config.output_dir / LOSS_LOG).unlink(missing_ok=True)
+    if run.step >= config.max_steps:
+        raise ValueError(
+            f"the checkpoint is at step {run.step}, not below max_steps={config.max_steps}; "
+            "raise --max-steps to train further"
+        )
+    with _progress(accelerator) as progress:
+        task = progress.add_task("train", total=config.max_steps, completed=run.step, loss=0.0)
+        while run.step < config.max_steps:
+            loss = run.train_step()
+            run.log(loss)
+            progress.update(task, completed=run.step, loss=loss)
+            if run.step % config.checkpoint_every == 0 or run.step == config.max_steps:
+                run.checkpoint()
+            if config.sample_every and run.step % config.sample_every == 0:
+                run.samples()
+    if not config.sample_every or run.step % config.sample_every:
+        run.samples()
+    return run.finish()

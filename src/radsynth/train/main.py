@@ -1,0 +1,72 @@
+"""`python -m radsynth.train` / `accelerate launch -m radsynth.train`: the training script."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from radsynth.train.config import TrainConfig
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """Command-line arguments to a TrainConfig (defaults from TrainConfig)."""
+    defaults = TrainConfig(data_dir=Path("."), output_dir=Path("."))
+    parser = argparse.ArgumentParser(
+        prog="radsynth-train", description="Train a radsynth diffusion model on a manifest folder."
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder with manifest.jsonl")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--preset", default=defaults.preset, help="architecture (from scratch)")
+    parser.add_argument("--init-from", type=Path, help="model folder to fine-tune")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--lr-warmup-steps", type=int, default=defaults.lr_warmup_steps)
+    parser.add_argument("--prompt-dropout", type=float, default=defaults.prompt_dropout)
+    parser.add_argument("--snr-gamma", type=float, default=defaults.snr_gamma)
+    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--sample-every", type=int, default=defaults.sample_every)
+    parser.add_argument("--num-samples", type=int, default=defaults.num_samples)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    parser.add_argument("--resume", action="store_true", help="continue the latest checkpoint")
+    args = parser.parse_args(argv)
+    command = shlex.join(["radsynth-train", *(sys.argv[1:] if argv is None else argv)])
+    return TrainConfig(
+        data_dir=args.data,
+        output_dir=args.out,
+        preset=args.preset,
+        init_from=args.init_from,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        lr_warmup_steps=args.lr_warmup_steps,
+        prompt_dropout=args.prompt_dropout,
+        snr_gamma=args.snr_gamma if args.snr_gamma and args.snr_gamma > 0 else None,
+        ema_decay=args.ema_decay,
+        checkpoint_every=args.checkpoint_every,
+        sample_every=args.sample_every,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        resume=args.resume,
+        mixed_precision=args.mixed_precision,
+        command=command,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run training; return the process exit status."""
+    from radsynth.train.loop import train
+
+    config = parse_args(argv)
+    try:
+        model_dir = train(config)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"model written to {model_dir}")
+    return 0

@@ -1,0 +1,152 @@
+"""Training runs of a few steps on a tiny preset: outputs, resume, accelerate with 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from manifest_folder import write_manifest_folder
+from safetensors.torch import load_file
+
+from radsynth.io.png import read_png_text
+from radsynth.pipelines import TextToImagePipeline
+from radsynth.train import TrainConfig, main, train
+from radsynth.train.data import ManifestImageDataset
+from radsynth.train.loop import min_snr_weights
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_manifest_folder(tmp_path_factory.mktemp("data") / "cases")
+
+
+def tiny_config(data_dir: Path, out: Path, **changes: object) -> TrainConfig:
+    options: dict[str, object] = {
+        "preset": "tiny",
+        "max_steps": 2,
+        "batch_size": 2,
+        "lr_warmup_steps": 0,
+        "learning_rate": 1e-3,
+        "checkpoint_every": 1,
+        "sample_every": 0,
+        "num_samples": 1,
+    }
+    options.update(changes)
+    return TrainConfig(data_dir=data_dir, output_dir=out, **options)  # type: ignore[arg-type]
+
+
+def unet_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "diffusion_pytorch_model.safetensors")
+
+
+def test_dataset_reads_8_and_16_bit_and_resizes(data_dir: Path) -> None:
+    dataset = ManifestImageDataset(data_dir, resolution=32)
+    images, captions = dataset.batch([0, 1])
+    assert images.shape == (2, 1, 32, 32) and images.dtype == torch.float32
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    # Centre crop 40 x 40 of the 40 x 48 source, box-filtered to 32 px: the mean is kept.
+    y, x = np.mgrid[0:40, 4:44].astype(np.float64)
+    disc = ((y - 10) ** 2 + (x - 24) ** 2 < 64).astype(np.float64)
+    source = np.clip(0.1 + 0.6 * disc + x / 200.0, 0.0, 1.0)
+    assert abs(float(images[0].mean()) - source.mean()) < 2e-3
+    assert captions == ["AP radiograph of the knee", "PA chest radiograph"]
+
+
+def test_min_snr_weights_cap_low_noise_steps() -> None:
+    alphas = torch.tensor([0.999, 0.5, 0.01])
+    v = min_snr_weights(alphas, torch.tensor([0, 1, 2]), 5.0, "v_prediction")
+    eps = min_snr_weights(alphas, torch.tensor([0, 1, 2]), 5.0, "epsilon")
+    snr = alphas / (1 - alphas)
+    assert torch.allclose(v, torch.minimum(snr, torch.tensor(5.0)) / (snr + 1))
+    assert torch.allclose(eps[1:], torch.ones(2))  # SNR <= gamma: plain epsilon loss
+    assert eps[0] < 0.01  # the nearly clean step is strongly down-weighted
+
+
+def test_two_steps_write_model_checkpoints_and_records(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    model_dir = train(tiny_config(data_dir, out, command="radsynth train (test)"))
+    assert (out / "checkpoints" / "step-0000002" / "state.json").is_file()
+    assert (out / "checkpoints" / "step-0000002" / "ema_unet").is_dir()
+    assert not list(out.rglob("*.bin"))
+    losses = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in losses] == [1, 2]
+    assert all(np.isfinite(row["loss"]) and row["loss"] > 0 for row in losses)
+    assert (out / "loss.png").is_file()
+    grid = out / "samples" / "step-0000002.png"
+    assert read_png_text(grid)["Synthetic"] == "YES"
+    record = json.loads((out / "training.json").read_text())
+    assert record["steps"] == 2 and record["data"]["images"] == 4
+    assert record["command"] == "radsynth train (test)" and record["machine"]["cpu_count"]
+    # The trained model loads and generates; its weights moved away from the initial ones.
+    pipe = TextToImagePipeline.from_pretrained(model_dir)
+    assert pipe(
+        ["PA chest radiograph"], generator=torch.Generator().manual_seed(0)
+    ).images.shape == (
+        1,
+        32,
+        32,
+    )
+    from radsynth.models import build_components
+
+    start = build_components("tiny", seed=0).unet.state_dict()
+    trained = unet_weights(out / "checkpoints" / "step-0000002" / "unet")
+    assert any(not torch.equal(start[k], trained[k]) for k in start)
+
+
+def test_resume_continues_from_the_saved_step_exactly(data_dir: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    train(tiny_config(data_dir, straight, max_steps=3))
+    split = tmp_path / "split"
+    train(tiny_config(data_dir, split, max_steps=2))
+    assert main(["--data", str(data_dir), "--out", str(split), "--preset", "tiny",
+                 "--max-steps", "3", "--batch-size", "2", "--lr-warmup-steps", "0",
+                 "--learning-rate", "1e-3", "--checkpoint-every", "1", "--sample-every", "0",
+                 "--num-samples", "2", "--resume"]) == 0  # fmt: skip
+    steps = [json.loads(line)["step"] for line in (split / "loss.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    for name in ("unet", "ema_unet"):
+        a = unet_weights(straight / "checkpoints" / "step-0000003" / name)
+        b = unet_weights(split / "checkpoints" / "step-0000003" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_resume_without_checkpoint_and_bad_data_are_clear(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no checkpoint.*start without --resume"):
+        train(tiny_config(data_dir, tmp_path / "fresh", resume=True))
+    with pytest.raises(ValueError, match="no manifest"):
+        train(tiny_config(tmp_path, tmp_path / "x"))
+
+
+def test_accelerate_launch_with_two_cpu_processes(data_dir: Path, tmp_path: Path) -> None:
+    # accelerate's `--cpu` flag alone starts one process; two CPU processes come from its
+    # torchrun launcher (`--multi_gpu`) with ACCELERATE_USE_CPU set, talking over gloo.
+    out = tmp_path / "ddp"
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [
+        str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--num_cpu_threads_per_process", "1",
+        "-m", "radsynth.train",
+        "--data", str(data_dir), "--out", str(out), "--preset", "tiny", "--max-steps", "2",
+        "--batch-size", "1", "--checkpoint-every", "2", "--sample-every", "0",
+        "--num-samples", "1",
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "ACCELERATE_USE_CPU": "true",
+        "ACCELERATE_CONFIG_FILE": str(tmp_path / "no-config.yaml"),
+    }
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = out / "checkpoints" / "step-0000002"
+    assert (checkpoint / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (checkpoint / "rng-0.pt").is_file() and (checkpoint / "rng-1.pt").is_file()
+    record = json.loads((out / "training.json").read_text())
+    assert record["machine"]["num_processes"] == 2 and record["images_seen"] == 4
