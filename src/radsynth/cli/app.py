@@ -14,9 +14,9 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported here so `radsynth --help` stays fast and each module owns its command.
-    from radsynth.cli import dataset_command, phantoms_command
+    from radsynth.cli import dataset_command, diffusion_commands, phantoms_command
 
-    for module in (phantoms_command, dataset_command):
+    for module in (phantoms_command, dataset_command, diffusion_commands):
         module.register(app)
 
 
