@@ -1,9 +1,187 @@
-"""`radsynth phantoms`: write phantom cases or a contact sheet."""
+"""`radsynth phantoms`: write phantom cases (images, masks, manifest) or a contact sheet."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter
+from radsynth.io.png import write_png
+from radsynth.phantoms.cases import Case, make_case
+from radsynth.phantoms.contact_sheet import make_contact_sheet
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def subject_seed_for(base_seed: int, index: int, images_per_subject: int) -> int | None:
+    """The shared subject of case `index` when several cases image one subject."""
+    if images_per_subject <= 1:
+        return None
+    return int(
+        np.random.SeedSequence([base_seed, index // images_per_subject]).generate_state(1)[0]
+    )
+
+
+def write_case(out: Path, case_id: str, case: Case) -> dict:
+    """Write a case's 16-bit and 8-bit PNGs and its masks; return its manifest record."""
+    text = {
+        "Software": "radsynth phantoms",
+        "Synthetic": "YES",
+        "Caption": case.caption,
+        "Seed": str(case.seed),
+    }
+    write_png(out / "images" / f"{case_id}.png", case.image.to_uint16(), text)
+    write_png(out / "display" / f"{case_id}.png", case.image.to_uint8(), text)
+    masks_path = out / "masks" / f"{case_id}.npz"
+    tmp = masks_path.with_name(masks_path.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        **{name: np.packbits(mask, axis=None) for name, mask in case.image.masks.items()},
+        _shape=np.array(case.image.image.shape),
+    )
+    tmp.replace(masks_path)
+    return {
+        "id": case_id,
+        "image": f"images/{case_id}.png",
+        "image_8bit": f"display/{case_id}.png",
+        "masks": f"masks/{case_id}.npz",
+        **case.record(),
+    }
+
+
+def load_masks(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a masks file written by `write_case` back into boolean arrays."""
+    with np.load(path) as data:
+        shape = tuple(int(v) for v in data["_shape"])
+        count = shape[0] * shape[1]
+        return {
+            k: np.unpackbits(data[k], count=count).astype(bool).reshape(shape)
+            for k in data.files
+            if k != "_shape"
+        }
+
+
+def generate_cases(
+    out: Path,
+    n: int,
+    *,
+    seed: int,
+    size: int,
+    modality: str | None,
+    region: str | None,
+    view: str | None,
+    images_per_subject: int,
+    overwrite: bool,
+    resume: bool,
+) -> int:
+    """Write `n` cases to `out`; returns how many were written (resumed runs skip done ones)."""
+    if n < 1:
+        raise typer.BadParameter("--n must be at least 1")
+    if out.exists() and any(out.iterdir()) and not (overwrite or resume):
+        raise typer.BadParameter(
+            f"{out} is not empty: pass --resume to finish an interrupted run "
+            "or --overwrite to add to it"
+        )
+    if overwrite and (out / MANIFEST_NAME).exists():
+        (out / MANIFEST_NAME).unlink()
+    for folder in ("images", "display", "masks"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    written = 0
+    with ManifestWriter(out) as manifest, _progress() as progress:
+        task = progress.add_task("phantoms", total=n, completed=len(manifest.done_ids))
+        for index in range(n):
+            case_id = f"case_{index:06d}"
+            if case_id in manifest.done_ids:
+                continue
+            case = make_case(
+                seed + index,
+                modality=modality,
+                region=region,
+                view=view,
+                size=size,
+                subject_seed=subject_seed_for(seed, index, images_per_subject),
+            )
+            manifest.append(write_case(out, case_id, case))
+            written += 1
+            progress.advance(task)
+    return written
+
+
+def phantoms(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for images, masks and manifest.jsonl.")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Number of cases.")] = 16,
+    size: Annotated[int, typer.Option(help="Image size in pixels (square).")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the first case; case i uses seed + i.")] = 0,
+    modality: Annotated[
+        str | None, typer.Option(help="xray, ct, mri or us (default: mixed).")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Region, e.g. knee, chest, liver (default: mixed).")
+    ] = None,
+    view: Annotated[
+        str | None, typer.Option(help="ap, pa, lateral, axial, sagittal, coronal.")
+    ] = None,
+    images_per_subject: Annotated[
+        int, typer.Option(help="Cases that share one subject's body.")
+    ] = 1,
+    overwrite: Annotated[
+        bool, typer.Option(help="Write into a non-empty folder, replacing its manifest.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Finish an interrupted run in the same folder.")
+    ] = False,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write one labelled sheet of every region, view, modality and finding to this PNG."
+        ),
+    ] = None,
+) -> None:
+    """Write procedural phantom cases, or a contact sheet of them."""
+    if contact_sheet is not None:
+        with _progress() as progress:
+            task = progress.add_task("contact sheet", total=None)
+            make_contact_sheet(
+                contact_sheet,
+                seed=seed,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        typer.echo(f"wrote {contact_sheet}")
+        return
+    if out is None:
+        raise typer.BadParameter("give --out DIR for cases, or --contact-sheet FILE.png")
+    try:
+        written = generate_cases(
+            out,
+            n,
+            seed=seed,
+            size=size,
+            modality=modality,
+            region=region,
+            view=view,
+            images_per_subject=images_per_subject,
+            overwrite=overwrite,
+            resume=resume,
+        )
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"wrote {written} cases to {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the `phantoms` command to `app`."""
+    app.command("phantoms")(phantoms)

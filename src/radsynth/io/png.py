@@ -21,9 +21,9 @@ def write_png(path: str | Path, pixels: np.ndarray, text: Mapping[str, str] | No
     if pixels.ndim != 2:
         raise ValueError(f"write_png takes a 2-D grayscale array, got shape {pixels.shape}")
     if pixels.dtype == np.uint8:
-        image = Image.fromarray(pixels, mode="L")
+        image = Image.fromarray(pixels)
     elif pixels.dtype == np.uint16:
-        image = Image.fromarray(pixels.astype("<u2"), mode="I;16")
+        image = Image.fromarray(pixels.astype("<u2"))  # Pillow stores it as mode I;16
     else:
         raise ValueError(f"write_png takes uint8 or uint16 pixels, got {pixels.dtype}")
     info = PngInfo()

@@ -150,9 +150,9 @@ def rib_bones(
                 )
                 for a in angles
             ]
-            height = 5.0 + 2.0 * np.sin(np.pi * t)
+            height = 4.6 + 1.6 * np.sin(np.pi * t)
             pieces = [
-                (frustum(p, q, 3.6, height, u=(0.0, 0.0, 1.0)), 1.0)
+                (frustum(p, q, 3.2, height, u=(0.0, 0.0, 1.0)), 0.7)
                 for p, q in zip(points[:-1], points[1:], strict=True)
             ]
             pieces.append((ellipsoid(points[0], (5.0, 5.0, 6.0)), 0.8))
@@ -322,52 +322,43 @@ def pelvis_bones(
         wing_rot = rotation_about((0.0, 0.0, 1.0), s * np.deg2rad(42.0)) @ rotation_about(
             (0.0, 1.0, 0.0), -s * np.deg2rad(14.0)
         )
-        wing = ellipsoid(wing_c, (72.0 * flare, 7.0, 62.0), wing_rot)
+        wing = ellipsoid(wing_c, (72.0 * flare, 10.0, 62.0), wing_rot)
         crest_pts = [
             wing_c + wing_rot @ np.array([72.0 * flare * np.cos(a), 0.0, 62.0 * np.sin(a)])
             for a in np.linspace(0.35, 2.6, 8)
         ]
         for p, q in zip(crest_pts[:-1], crest_pts[1:], strict=True):
             pieces.append((frustum(p, q, 6.0, 7.0), 1.5))
-        pieces.append((wing, 1.5))
+        pieces.append((wing, 2.2))
         # Acetabular roof and body of the ilium around the femoral head.
-        pieces.append((ellipsoid(hip + np.array([s * 2.0, -6.0, 14.0]), (36.0, 34.0, 34.0)), 2.0))
+        pieces.append((ellipsoid(hip + np.array([-s * 4.0, -4.0, 9.0]), (31.0, 30.0, 31.0)), 2.0))
         # Posterior ilium towards the sacroiliac joint.
         si = sacrum_top + np.array([s * 42.0, -8.0, -25.0])
         pieces.append(
             (frustum(hip + np.array([-s * 8.0, -18.0, 30.0]), si, 20.0, 14.0, taper=1.1), 1.6)
         )
-        # Pubis: superior ramus to the symphysis, inferior ramus to the ischium.
-        symph = np.array([s * 9.0 * flare, hip[1] + 52.0, hip[2] - 38.0])
+        # The obturator ring: superior pubic ramus, pubic body, inferior ramus and ischium
+        # run round the obturator foramen, an oval facing anterolaterally.
+        centre = hip + np.array([-s * 40.0 * flare, 18.0, -52.0])
+        across = np.array([-s * np.cos(np.deg2rad(38.0)), np.sin(np.deg2rad(38.0)), 0.0])
+        up = np.array([0.0, 0.0, 1.0])
+        ring = [
+            centre + (24.0 * flare) * np.cos(a) * across + 30.0 * np.sin(a) * up
+            for a in np.linspace(-np.pi, np.pi, 15)
+        ]
+        for k, (p, q) in enumerate(zip(ring[:-1], ring[1:], strict=True)):
+            angle = -np.pi + 2.0 * np.pi * (k + 0.5) / 14
+            # Thick ischium below-laterally, slender rami above and below.
+            radius = 12.0 if np.cos(angle) < -0.2 and np.sin(angle) < 0.3 else 7.5
+            pieces.append((frustum(p, q, radius, radius * 0.85), 1.6))
+        symph = np.array([s * 9.0 * flare, centre[1] + 30.0, centre[2] + 4.0])
+        pieces.append((ellipsoid(symph, (10.0, 12.0, 22.0)), 1.6))
+        pieces.append((frustum(ring[7], symph, 9.0, 9.0), 1.6))
+        tuber = centre + np.array([s * 4.0, -26.0, -38.0])
+        pieces.append((ellipsoid(tuber, (14.0, 18.0, 16.0)), 1.5))
         pieces.append(
-            (
-                frustum(
-                    hip + np.array([-s * 22.0, 14.0, -4.0]),
-                    symph + np.array([0.0, 0.0, 8.0]),
-                    10.0,
-                    9.0,
-                    taper=0.95,
-                ),
-                1.8,
-            )
+            (frustum(hip + np.array([-s * 4.0, -18.0, -10.0]), tuber, 14.0, 12.0, taper=0.9), 2.0)
         )
-        pieces.append((ellipsoid(symph, (9.0, 12.0, 20.0)), 1.6))
-        tuber = hip + np.array([-s * 30.0 * flare, -24.0, -92.0])
-        pieces.append(
-            (
-                frustum(
-                    symph + np.array([0.0, -4.0, -14.0]),
-                    tuber + np.array([s * 4.0, 8.0, 8.0]),
-                    7.5,
-                    6.5,
-                ),
-                1.5,
-            )
-        )
-        pieces.append(
-            (frustum(hip + np.array([-s * 6.0, -20.0, -12.0]), tuber, 15.0, 13.0, taper=0.9), 2.0)
-        )
-        pieces.append((ellipsoid(tuber, (14.0, 18.0, 15.0)), 1.5))
         # The acetabular socket itself is a cut-out, so the femoral head sits in a cup.
         cutouts.append(ellipsoid(hip, (26.5, 26.5, 26.5)))
     pelvis = Structure(

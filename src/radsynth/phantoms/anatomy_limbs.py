@@ -309,6 +309,33 @@ def hand_envelope(side_name: str, shoulder: np.ndarray, bulk: float) -> list[Sol
     return parts
 
 
+def flare(
+    shaft_end: np.ndarray,
+    joint_end: np.ndarray,
+    shaft_radius: float,
+    joint_radius: float,
+    ratio: tuple[float, float],
+    cortex: tuple[float, float],
+    steps: int = 5,
+) -> list[tuple[Solid, float]]:
+    """A metaphysis: frusta whose radius grows from the shaft to the joint along a concave
+    (trumpet) profile; the depth/width ratio goes from `ratio[0]` to `ratio[1]` and the cortex
+    thins from `cortex[0]` to `cortex[1]` mm. A ball at the shaft end closes the joint."""
+    t = np.linspace(0.0, 1.0, steps + 1)
+    radii = shaft_radius + (joint_radius - shaft_radius) * t**2.2
+    points = [shaft_end + (joint_end - shaft_end) * v for v in t]
+    pieces: list[tuple[Solid, float]] = [
+        (ellipsoid(shaft_end, (shaft_radius, shaft_radius * ratio[0], shaft_radius)), cortex[0])
+    ]
+    for i in range(steps):
+        r = ratio[0] + (ratio[1] - ratio[0]) * (i + 0.5) / steps
+        piece = frustum(
+            points[i], points[i + 1], radii[i], radii[i] * r, taper=radii[i + 1] / radii[i]
+        )
+        pieces.append((piece, cortex[0] + (cortex[1] - cortex[0]) * t[i]))
+    return pieces
+
+
 def leg_bones(
     side_name: str, hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray
 ) -> list[Structure]:
@@ -334,10 +361,12 @@ def leg_bones(
                 frustum(neck_base + np.array([0.0, 0.0, 10.0]), shaft_top, 22.0, 20.0, taper=0.72),
                 2.5,
             ),
-            (frustum(shaft_top, distal, 14.5, 15.0, taper=0.97), 5.5),
-            (frustum(distal, knee + np.array([0.0, -2.0, 30.0]), 14.0, 14.5, taper=2.5), 1.6),
-            (ellipsoid(knee + np.array([-s * 18.0, -8.0, 22.0]), (22.0, 30.0, 20.0)), 1.2),
-            (ellipsoid(knee + np.array([s * 18.0, -6.0, 22.0]), (22.0, 29.0, 20.0)), 1.2),
+            (frustum(shaft_top, distal, 14.5, 15.0, taper=0.97), 4.5),
+            *flare(
+                distal, knee + np.array([0.0, -6.0, 24.0]), 14.07, 37.0, (1.03, 0.78), (4.5, 1.2)
+            ),
+            (ellipsoid(knee + np.array([-s * 17.0, -8.0, 19.0]), (25.0, 30.0, 17.0)), 1.2),
+            (ellipsoid(knee + np.array([s * 17.0, -6.0, 19.0]), (25.0, 29.0, 17.0)), 1.2),
             (ellipsoid(knee + np.array([0.0, 12.0, 34.0]), (24.0, 12.0, 18.0)), 1.0),
         ],
     )
@@ -353,38 +382,32 @@ def leg_bones(
         f"{side_name}_tibia",
         [
             (ellipsoid(knee + np.array([0.0, -2.0, -17.0]), (39.0, 27.0, 13.0)), 1.2),
-            (ellipsoid(knee + np.array([0.0, 0.0, -38.0]), (33.0, 24.0, 24.0)), 1.4),
-            (
-                frustum(
-                    knee + np.array([0.0, 0.0, -18.0]),
-                    knee + np.array([0.0, 4.0, -80.0]),
-                    34.0,
-                    24.0,
-                    taper=0.48,
-                ),
-                1.8,
+            *flare(
+                knee + np.array([0.0, 4.0, -85.0]),
+                knee + np.array([0.0, -2.0, -20.0]),
+                15.5,
+                37.0,
+                (0.8, 0.72),
+                (4.5, 1.3),
             ),
-            (ellipsoid(knee + np.array([0.0, 24.0, -62.0]), (10.0, 7.0, 14.0)), 1.0),
             (
                 frustum(
-                    knee + np.array([0.0, 4.0, -80.0]),
+                    knee + np.array([0.0, 4.0, -85.0]),
                     ankle + np.array([0.0, 2.0, 45.0]),
                     15.5,
-                    13.5,
+                    12.4,
                     taper=0.9,
-                    u=(0.6, 0.8, 0.0),
                 ),
-                5.0,
+                4.5,
             ),
-            (
-                frustum(
-                    ankle + np.array([0.0, 2.0, 45.0]),
-                    ankle + np.array([0.0, 0.0, 6.0]),
-                    14.0,
-                    12.5,
-                    taper=1.75,
-                ),
-                1.4,
+            *flare(
+                ankle + np.array([0.0, 2.0, 45.0]),
+                ankle + np.array([0.0, 0.0, 4.0]),
+                13.95,
+                24.0,
+                (0.8, 0.85),
+                (4.5, 1.3),
+                steps=4,
             ),
             (ellipsoid(ankle + np.array([-s * 16.0, 2.0, -4.0]), (8.0, 12.0, 15.0)), 1.0),
         ],
@@ -405,7 +428,7 @@ def leg_bones(
 
 # Tarsals: (name, offset from ankle centre (lateral, anterior, up) mm, radii, tilt about x deg).
 _TARSALS = (
-    ("talus", (0.0, 10.0, -22.0), (19.0, 27.0, 15.0), -10.0),
+    ("talus", (0.0, 8.0, -15.0), (18.0, 26.0, 14.0), -10.0),
     ("calcaneus", (4.0, -22.0, -50.0), (19.0, 40.0, 20.0), 20.0),
     ("navicular", (-10.0, 42.0, -30.0), (16.0, 8.0, 13.0), 0.0),
     ("cuboid", (18.0, 50.0, -44.0), (12.0, 14.0, 12.0), 0.0),

@@ -48,12 +48,12 @@ def envelope(
     bulk: float,
     landmarks: dict[str, np.ndarray],
     breast_size: float,
-    extra_parts: list[Solid],
+    extra_parts: dict[str, list[Solid]],
 ) -> list[Structure]:
     """Skin/subcutaneous fat as the outer union, muscle inside it, visceral fat in the abdomen.
 
     fat_mm: subcutaneous fat thickness; bulk: width factor of the trunk and limbs (1 = average);
-    extra_parts: soft tissue built with the skeleton (hands).
+    extra_parts: soft tissue built with the skeleton, per side (the hands).
     """
     hip_w = (178.0 if female else 162.0) * bulk
     waist_w = (132.0 if female else 146.0) * bulk
@@ -90,11 +90,11 @@ def envelope(
     head = landmarks["head_centre"]
     parts.append(ellipsoid(head, (79.0, 99.0, 93.0)))
     parts.append(ellipsoid(head + np.array([0.0, 62.0, -75.0]), (58.0, 45.0, 62.0)))  # face and jaw
+    trunk_parts = list(parts)
     for side in ("left", "right"):
-        parts += _arm_envelope(side, landmarks, bulk)
         parts += _leg_envelope(side, landmarks, bulk)
-    parts += extra_parts
-    if female:
+    muscle = [p.shrunk(fat_mm) for p in parts]
+    if female:  # breasts are fat and glandular tissue, with no muscle inside
         for s in (-1.0, 1.0):
             parts.append(_breast_solid(s, breast_size))
     body = Structure(
@@ -104,9 +104,26 @@ def envelope(
         "air",
         parts,
         inner_material="muscle",
-        inner_parts=[p.shrunk(fat_mm) for p in parts],
+        inner_parts=muscle,
     )
-    structures = [body]
+    # The arms are their own structures (a lateral view of the trunk is taken with the arms
+    # raised out of the beam); the trunk is cut out of them so nothing is counted twice.
+    arms = []
+    for side in ("left", "right"):
+        arm_parts = _arm_envelope(side, landmarks, bulk) + extra_parts[side]
+        arms.append(
+            Structure(
+                f"{side}_arm_soft_tissue",
+                "envelope",
+                "fat",
+                "air",
+                arm_parts,
+                cutouts=trunk_parts,
+                inner_material="muscle",
+                inner_parts=[p.shrunk(min(fat_mm, 8.0)) for p in arm_parts],
+            )
+        )
+    structures = [body, *arms]
     if female:
         structures += [
             Structure(
@@ -129,9 +146,11 @@ def envelope(
 
 
 def _breast_solid(side: float, size: float) -> Solid:
+    # Centred inside the chest wall so that only the lower, outer part protrudes: the breast
+    # shadow has a visible inferior margin and fades upwards into the chest wall, as on film.
     return ellipsoid(
-        (side * 78.0, 112.0, 1292.0),
-        (62.0 * size, 52.0 * size, 62.0 * size),
+        (side * 78.0, 92.0, 1282.0),
+        (64.0 * size, 48.0 * size, 62.0 * size),
         rotation_about((1.0, 0.0, 0.0), np.deg2rad(-15.0)),
     )
 
@@ -157,16 +176,18 @@ def _leg_envelope(side: str, lm: dict[str, np.ndarray], bulk: float) -> list[Sol
     ]
     radii = [88.0 * bulk, 62.0 * bulk, 50.0 * bulk, 52.0 * bulk, 32.0 * bulk, 33.0]
     return _tube(points, radii, 1.0) + [
-        ellipsoid(ankle + np.array([s * 4.0, -26.0, -52.0]), (30.0, 40.0, 30.0)),  # heel pad
+        ellipsoid(ankle + np.array([s * 4.0, -22.0, -50.0]), (30.0, 36.0, 34.0)),  # heel
+        # Foot: tall at the midfoot, thinning towards the toes, the sole near the ground.
         frustum(
-            ankle + np.array([s * 2.0, 10.0, -50.0]),
-            ankle + np.array([s * 8.0, 185.0, -72.0]),
-            42.0,
-            28.0,
-            taper=0.6,
+            ankle + np.array([s * 2.0, 0.0, -42.0]),
+            ankle + np.array([s * 8.0, 178.0, -70.0]),
+            36.0,
+            38.0,
+            taper=0.42,
             u=(1.0, 0.0, 0.0),
         ),
-        ellipsoid(ankle + np.array([s * 8.0, 185.0, -72.0]), (25.0, 22.0, 17.0)),
+        ellipsoid(ankle + np.array([s * 4.0, 60.0, -48.0]), (38.0, 60.0, 30.0)),
+        ellipsoid(ankle + np.array([s * 8.0, 178.0, -70.0]), (22.0, 18.0, 14.0)),
     ]
 
 
@@ -370,12 +391,20 @@ def abdominal_organs(rng: np.random.Generator, dome_shift_mm: float) -> list[Str
         [frustum(p, q, 24.0, 22.0) for p, q in zip(pts[:-1], pts[1:], strict=True)],
     )
     out.append(colon)
+    # Gas lies in pockets along the colon, elongated with it, more in the transverse colon.
     gas: list[Solid] = []
     for p, q in zip(pts[:-1], pts[1:], strict=True):
-        for _ in range(int(rng.integers(1, 4))):
-            t = rng.uniform(0.1, 0.9)
-            c = p + (q - p) * t + rng.normal(0.0, 4.0, 3)
-            gas.append(ellipsoid(c, rng.uniform(7.0, 16.0, 3)))
+        along = (q - p) / np.linalg.norm(q - p)
+        helper = np.array([0.0, 0.0, 1.0]) if abs(along[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+        side = np.cross(along, helper)
+        side /= np.linalg.norm(side)
+        rot = np.stack([side, np.cross(along, side), along], axis=1)
+        for _ in range(int(rng.integers(0, 3))):
+            c = p + (q - p) * rng.uniform(0.15, 0.85) + rng.normal(0.0, 3.0, 3)
+            radii = (rng.uniform(8.0, 15.0), rng.uniform(7.0, 13.0), rng.uniform(12.0, 30.0))
+            gas.append(ellipsoid(c, radii, rot))
+    if not gas:
+        gas.append(ellipsoid(pts[3], (12.0, 10.0, 9.0)))
     out.append(Structure("colonic_gas", "organ", "bowel_gas", "bowel", gas))
     small: list[Solid] = []
     for _ in range(int(rng.integers(4, 12))):

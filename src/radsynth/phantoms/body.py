@@ -51,13 +51,21 @@ class Subject:
 def draw_subject(
     rng: np.random.Generator, sex: str | None = None, age: int | None = None
 ) -> Subject:
-    """A random adult; `sex` and `age` fix those attributes when given."""
-    sex = sex if sex is not None else str(rng.choice(SEXES))
-    age = age if age is not None else int(rng.integers(ADULT_AGE_RANGE[0], ADULT_AGE_RANGE[1] + 1))
-    mean, sd = (1630.0, 65.0) if sex == "female" else (1760.0, 70.0)
-    height = float(np.clip(rng.normal(mean, sd), 1450.0, 2050.0))
+    """A random adult; `sex` and `age` fix those attributes when given. Every attribute is
+    drawn in the same order either way, so fixing one leaves the others as they were."""
+    drawn_sex = str(rng.choice(SEXES))
+    drawn_age = int(rng.integers(ADULT_AGE_RANGE[0], ADULT_AGE_RANGE[1] + 1))
+    height_z = float(rng.normal())
     build = float(rng.beta(2.2, 2.8))
-    return Subject(sex=sex, age=age, height_mm=round(height, 1), build=round(build, 3))
+    sex = sex if sex is not None else drawn_sex
+    mean, sd = (1630.0, 65.0) if sex == "female" else (1760.0, 70.0)
+    height = float(np.clip(mean + sd * height_z, 1450.0, 2050.0))
+    return Subject(
+        sex=sex,
+        age=age if age is not None else drawn_age,
+        height_mm=round(height, 1),
+        build=round(build, 3),
+    )
 
 
 def _limb_landmarks(female: bool) -> dict[str, np.ndarray]:
@@ -162,11 +170,10 @@ def make_body(subject: Subject, rng: np.random.Generator) -> Body:
     breast = float(np.clip(rng.normal(0.95 + 0.35 * subject.build, 0.12), 0.6, 1.5))
     dome_shift = float(rng.normal(0.0, 10.0))
     heart_scale = float(np.clip(rng.normal(1.0 + 0.002 * (subject.age - 50), 0.05), 0.85, 1.2))
-    hands = [
-        p
+    hands = {
+        side: anatomy_limbs.hand_envelope(side, lm[f"{side}_shoulder"], bulk)
         for side in ("left", "right")
-        for p in anatomy_limbs.hand_envelope(side, lm[f"{side}_shoulder"], bulk)
-    ]
+    }
     structures = anatomy_soft.envelope(female, fat_mm, bulk, lm, breast, hands)
     structures += anatomy_soft.abdominal_organs(rng, dome_shift)
     structures += anatomy_soft.lungs_and_mediastinum(rng, dome_shift, heart_scale)

@@ -15,6 +15,7 @@ answer key for outpainting).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,30 +36,34 @@ MARGIN_PX = 16  # rendered around the window so blurs near its border match a la
 @dataclass(frozen=True)
 class RegionSpec:
     """Where a regional radiograph is centred (a landmark plus an offset, mm, reference body),
-    its square field of view (mm, reference body), scatter-to-primary ratio and the x-ray
-    quantum count per pixel that sets the noise."""
+    its square field of view (mm, reference body), scatter-to-primary ratio, the x-ray quanta
+    per pixel behind typical tissue (automatic exposure control) and the black level as a
+    fraction of the typical attenuation (soft tissue of an extremity stays visible, the thick
+    soft tissue of the trunk is pushed towards grey)."""
 
     landmark: str
     offset: tuple[float, float, float]
     field_mm: float
     scatter: float
     photons: float
+    floor: float
+    compression: float
 
 
 REGIONS: dict[str, RegionSpec] = {
-    "head": RegionSpec("head_centre", (0.0, 10.0, -28.0), 270.0, 0.35, 3000.0),
-    "chest": RegionSpec("t6_centre", (0.0, 40.0, -30.0), 400.0, 0.45, 4000.0),
-    "shoulder": RegionSpec("{side}_shoulder", (-30.0, 0.0, -10.0), 230.0, 0.3, 3000.0),
-    "abdomen": RegionSpec("l3_centre", (0.0, 30.0, 10.0), 400.0, 0.6, 3000.0),
-    "pelvis": RegionSpec("pelvis_centre", (0.0, 0.0, -20.0), 380.0, 0.6, 3000.0),
-    "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.08, 2500.0),
-    "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.08, 2500.0),
-    "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.2, 3000.0),
-    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, -25.0), 200.0, 0.15, 3000.0),
-    "cervical_spine": RegionSpec("c4_centre", (0.0, 10.0, 0.0), 190.0, 0.3, 3000.0),
-    "thoracic_spine": RegionSpec("t7_centre", (0.0, 20.0, 0.0), 400.0, 0.45, 3000.0),
-    "lumbar_spine": RegionSpec("l3_centre", (0.0, 20.0, -10.0), 280.0, 0.6, 3000.0),
-    "full_body": RegionSpec("pelvis_centre", (0.0, 0.0, -55.0), 1820.0, 0.4, 4000.0),
+    "head": RegionSpec("head_centre", (0.0, 10.0, -28.0), 270.0, 0.1, 3000.0, 0.45, 0.4),
+    "chest": RegionSpec("t6_centre", (0.0, 40.0, -30.0), 400.0, 0.12, 4000.0, 0.3, 0.45),
+    "shoulder": RegionSpec("{side}_shoulder", (-30.0, 0.0, -10.0), 230.0, 0.1, 3000.0, 0.3, 0.45),
+    "abdomen": RegionSpec("l3_centre", (0.0, 30.0, 10.0), 400.0, 0.15, 3000.0, 0.55, 0.55),
+    "pelvis": RegionSpec("pelvis_centre", (0.0, 0.0, -20.0), 380.0, 0.15, 3000.0, 0.55, 0.6),
+    "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.03, 2500.0, 0.1, 0.3),
+    "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.03, 2500.0, 0.1, 0.3),
+    "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.06, 3000.0, 0.2, 0.45),
+    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, 5.0), 200.0, 0.05, 3000.0, 0.2, 0.5),
+    "cervical_spine": RegionSpec("c4_centre", (0.0, 10.0, 0.0), 190.0, 0.1, 3000.0, 0.4, 0.5),
+    "thoracic_spine": RegionSpec("t7_centre", (0.0, 20.0, 0.0), 400.0, 0.15, 3000.0, 0.45, 0.55),
+    "lumbar_spine": RegionSpec("l3_centre", (0.0, 20.0, -10.0), 280.0, 0.15, 3000.0, 0.55, 0.55),
+    "full_body": RegionSpec("pelvis_centre", (0.0, 0.0, -55.0), 1820.0, 0.08, 4000.0, 0.1, 0.5),
 }
 # Lateral views of one limb keep only the rays' part on that side of this plane (x, mm from
 # the landmark towards the midline), so the other limb is out of the beam.
@@ -163,6 +168,9 @@ class XraySettings:
     window: tuple[float, float]  # detector log-signal mapped to black and white
     noise_seed: int
     exclude: frozenset[str] = frozenset()
+    photons: float = 3000.0  # quanta per pixel in air, after automatic exposure control
+    typical: float = 0.0  # median attenuation (line integral) of the body in the region
+    compression: float = 0.0  # dynamic range compression: share of large-scale contrast removed
 
 
 def _clip(
@@ -205,13 +213,15 @@ def render_window(
     padded = (shape[0] + 2 * MARGIN_PX, shape[1] + 2 * MARGIN_PX)
     integral, masks, first, grid = _primary_and_masks(body, settings, centre, padded, spacing, True)
     primary = np.exp(-integral)
-    scatter = spec.scatter * _scatter(body, settings, grid, padded)
-    fluence = primary + scatter
+    scatter, background = _scatter(body, settings, grid, padded)
+    fluence = primary + spec.scatter * scatter
     noise = _lattice_noise(settings.noise_seed, first, padded)
-    counts = fluence * spec.photons
-    signal = np.maximum(counts + np.sqrt(counts + 1.0) * noise, 1.0) / spec.photons
+    counts = fluence * settings.photons
+    signal = np.maximum(counts + np.sqrt(counts + 1.0) * noise, 1.0) / settings.photons
     signal = ndimage.gaussian_filter(signal, 0.6, truncate=3.0)
-    log_signal = -np.log(signal)
+    # Dynamic range compression, as digital radiography processing does: subtract part of the
+    # large-scale attenuation so thick and thin parts of the body both keep their detail.
+    log_signal = -np.log(signal) - settings.compression * (background - settings.typical)
     lo, hi = settings.window
     gray = np.clip((log_signal - lo) / (hi - lo), 0.0, 1.0)
     gray = _tone_curve(gray)
@@ -237,9 +247,18 @@ def _tone_curve(gray: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(k * (gray - 0.5)) / np.tanh(k * 0.5)
 
 
-def _scatter(body: Body, settings: XraySettings, grid: Grid, shape: tuple[int, int]) -> np.ndarray:
-    """Scatter fluence: the primary blurred over ~30 mm, computed on a coarse lattice that is
-    itself anchored at the body origin (so it too agrees between windows)."""
+def scatter_source(integral: np.ndarray) -> np.ndarray:
+    """Scattered fluence generated along each ray and escaping towards the detector: the share
+    of the beam that interacts, (1 - exp(-integral)), attenuated over about half the path."""
+    return (1.0 - np.exp(-integral)) * np.exp(-0.5 * integral)
+
+
+def _scatter(
+    body: Body, settings: XraySettings, grid: Grid, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter fluence (the primary blurred over ~30 mm) and the large-scale attenuation (the
+    line integral blurred alike), computed on a coarse lattice that is itself anchored at the
+    body origin, so both agree between windows."""
     coarse = settings.spacing_mm * COARSE_FACTOR
     sigma_px = SCATTER_SIGMA_MM * body.scale / coarse
     pad = int(np.ceil(4.0 * sigma_px)) + 2
@@ -264,11 +283,17 @@ def _scatter(body: Body, settings: XraySettings, grid: Grid, shape: tuple[int, i
     )
     clip = _clip(body, settings.region, settings.view, settings.laterality, c_grid, projection)
     integral, _ = project(body.scene(settings.exclude), c_grid, projection.direction, [], clip)
-    blurred = ndimage.gaussian_filter(np.exp(-integral), sigma_px, mode="nearest", truncate=4.0)
+    blurred = ndimage.gaussian_filter(
+        scatter_source(integral), sigma_px, mode="nearest", truncate=4.0
+    )
+    background = ndimage.gaussian_filter(integral, sigma_px, mode="nearest", truncate=4.0)
     rows = (first_fine[0] + np.arange(shape[0])) / COARSE_FACTOR - c_first[0]
     cols = (first_fine[1] + np.arange(shape[1])) / COARSE_FACTOR - c_first[1]
-    rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    return ndimage.map_coordinates(blurred, [rr, cc], order=1, mode="nearest")
+    coords = np.stack(np.meshgrid(rows, cols, indexing="ij"))
+    return (
+        ndimage.map_coordinates(blurred, coords, order=1, mode="nearest"),
+        ndimage.map_coordinates(background, coords, order=1, mode="nearest"),
+    )
 
 
 def region_settings(
@@ -280,25 +305,59 @@ def region_settings(
     noise_seed: int,
     exclude: frozenset[str] = frozenset(),
 ) -> XraySettings:
-    """Settings of a regional radiograph: spacing from the region's field, and a window set
-    from a coarse look at the region, as automatic exposure control would."""
+    """Settings of a regional radiograph: spacing from the region's field, and exposure and
+    window set from a coarse look at the region, as automatic exposure control would."""
     _check(region, view, laterality)
+    if view == "lateral" and region in _TRUNK_REGIONS:
+        exclude = exclude | arm_structures(body)
     spacing = pixel_spacing(body, region, size)
+    spec = REGIONS[region]
     probe = XraySettings(
         region, view, laterality, spacing * size / 48.0, (0.0, 1.0), noise_seed, exclude
     )
-    integral, _, _, _ = _primary_and_masks(
-        body, probe, region_centre(body, region, laterality), (48, 48), probe.spacing_mm, False
-    )
-    scatter = REGIONS[region].scatter
+    centre = region_centre(body, region, laterality)
+    integral, _, _, _ = _primary_and_masks(body, probe, centre, (48, 48), probe.spacing_mm, False)
     inside = integral[integral > 0.05]
     typical = float(np.median(inside)) if inside.size else 0.0
-    log_signal = -np.log(np.exp(-integral) + scatter * np.exp(-typical))
-    lo = -np.log(1.0 + scatter)
-    hi = float(np.max(log_signal)) * 1.12 + 0.05
+    compression = spec.compression
+    sigma_px = SCATTER_SIGMA_MM * body.scale / probe.spacing_mm
+    background = ndimage.gaussian_filter(integral, sigma_px, mode="nearest")
+    scatter = ndimage.gaussian_filter(scatter_source(integral), sigma_px, mode="nearest")
+    log_signal = -np.log(np.exp(-integral) + spec.scatter * scatter)
+    log_signal -= compression * (background - typical)
+    in_body = log_signal[integral > 0.05] if inside.size else log_signal.ravel()
+    low, high = np.percentile(in_body, [15.0, 99.8])
+    spread = max(float(high - low), 0.3)
+    lo = float(low) - spec.floor * spread
+    hi = float(high) + 0.04 * spread
+    photons = spec.photons * float(np.exp(min(typical, 9.0)))
+    window = (lo, max(hi, lo + 0.5))
     return XraySettings(
-        region, view, laterality, spacing, (lo, max(hi, lo + 0.5)), noise_seed, exclude
+        region,
+        view,
+        laterality,
+        spacing,
+        window,
+        noise_seed,
+        exclude,
+        photons,
+        typical,
+        compression,
     )
+
+
+_TRUNK_REGIONS = frozenset(
+    {"chest", "abdomen", "pelvis", "cervical_spine", "thoracic_spine", "lumbar_spine"}
+)
+_ARM_PARTS = re.compile(
+    r"(left|right)_(arm_soft_tissue|humerus|radius|ulna|scaphoid|lunate|triquetrum|pisiform|"
+    r"trapezium|trapezoid|capitate|hamate|metacarpal_\d|(proximal|middle|distal)_phalanx_\d)"
+)
+
+
+def arm_structures(body: Body) -> frozenset[str]:
+    """Names of both arms' structures: laterals of the trunk are taken with the arms raised."""
+    return frozenset(name for name in body.structure_names() if _ARM_PARTS.fullmatch(name))
 
 
 def add_side_marker(image: PhantomImage, letter: str, corner: str) -> PhantomImage:

@@ -1,0 +1,276 @@
+"""Phantom cases: image, caption, structured labels and masks, deterministically from a seed.
+
+`make_case(seed)` draws everything it is not told (modality, region, view, side, subject,
+findings) from the seed; fixing an argument fixes that label. The seed is split into
+independent streams (choices, subject, findings, rendering, caption), so fixing one label does
+not change how the others are drawn for the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from radsynth.phantoms import ct, findings, mri, ultrasound, xray
+from radsynth.phantoms.body import Body, Subject, draw_subject, make_body
+from radsynth.phantoms.image import PhantomImage
+from radsynth.vocabulary import (
+    FINDING_QUALIFIERS,
+    FINDINGS_BY_REGION,
+    MRI_SEQUENCES,
+    PAIRED_REGIONS,
+    REGIONS_BY_MODALITY,
+    Finding,
+    Labels,
+    make_caption,
+)
+from radsynth.vocabulary.terms import qualifiers_for
+
+MODALITY_WEIGHTS = {"xray": 0.55, "ct": 0.15, "mri": 0.15, "us": 0.15}
+FINDING_PROBABILITY = 0.35
+MRI_VIEWS = {
+    "head": ("axial", "sagittal"),
+    "knee": ("sagittal", "coronal"),
+    "spine": ("sagittal",),
+    "abdomen": ("axial",),
+}
+PA_REGIONS = frozenset({"chest", "hand"})  # where a posteroanterior view is the usual frontal view
+FETUS_AGE_RANGE = (18, 45)
+
+
+@dataclass
+class Case:
+    """One phantom case: what was imaged (labels), how it is described (caption), the image
+    with its masks, and the seed that reproduces it bit for bit."""
+
+    seed: int
+    labels: Labels
+    caption: str
+    image: PhantomImage
+    subject: Subject
+
+    def record(self) -> dict[str, Any]:
+        """Manifest fields that describe this case (file names are added by the writer)."""
+        return {
+            "seed": self.seed,
+            "caption": self.caption,
+            "labels": self.labels.to_dict(),
+            "pixel_spacing_mm": list(self.image.pixel_spacing_mm),
+            "subject": {
+                "sex": self.subject.sex,
+                "age": self.subject.age,
+                "height_mm": self.subject.height_mm,
+                "build": self.subject.build,
+            },
+            "render": self.image.meta,
+        }
+
+
+def _frontal_view(region: str, rng: np.random.Generator) -> str:
+    if region in PA_REGIONS:
+        return "pa" if rng.random() < 0.7 else "ap"
+    return "ap"
+
+
+def _choose_labels(
+    rng: np.random.Generator,
+    modality: str | None,
+    region: str | None,
+    view: str | None,
+    laterality: str | None,
+) -> tuple[str, str, str, str | None]:
+    if modality is None:
+        modality = str(rng.choice(list(MODALITY_WEIGHTS), p=list(MODALITY_WEIGHTS.values())))
+    if modality not in REGIONS_BY_MODALITY:
+        raise ValueError(
+            f"unknown modality {modality!r}; use one of: {', '.join(REGIONS_BY_MODALITY)}"
+        )
+    regions = REGIONS_BY_MODALITY[modality]
+    if region is None:
+        region = str(rng.choice(regions))
+    elif region not in regions:
+        raise ValueError(
+            f"{modality} phantoms cover the regions {', '.join(regions)}; got {region!r}"
+        )
+    if view is None:
+        if modality == "xray":
+            view = "lateral" if rng.random() < 0.35 else _frontal_view(region, rng)
+        elif modality == "mri":
+            view = str(rng.choice(MRI_VIEWS[region]))
+        else:
+            view = "axial" if modality == "ct" else "b_mode"
+    if region in PAIRED_REGIONS and modality != "us":
+        laterality = laterality or str(rng.choice(["left", "right"]))
+    elif laterality is not None and region not in PAIRED_REGIONS:
+        raise ValueError(f"the {region} is a midline region: leave laterality unset")
+    return modality, region, view, laterality
+
+
+def _draw_findings(rng: np.random.Generator, modality: str, region: str) -> tuple[Finding, ...]:
+    options = FINDINGS_BY_REGION.get((modality, region), {})
+    if not options or rng.random() >= FINDING_PROBABILITY:
+        return ()
+    kind = str(rng.choice(sorted(options)))
+    sites = options[kind]
+    site = str(rng.choice(sites)) if sites else None
+    qualifiers = FINDING_QUALIFIERS[kind]
+    chosen = (str(rng.choice(qualifiers)),) if qualifiers and rng.random() < 0.7 else ()
+    return (Finding(kind, site, chosen),)
+
+
+def _fitted(finding: Finding, region: str, rng: np.random.Generator) -> Finding:
+    """Jewellery without a kind becomes the kind that fits the region (necklace on a chest)."""
+    if finding.kind != "jewellery" or finding.qualifiers:
+        return finding
+    return Finding(
+        finding.kind, finding.site, (str(rng.choice(qualifiers_for(region, "jewellery"))),)
+    )
+
+
+@lru_cache(maxsize=16)
+def _shared_body(subject_seed: int, sex: str | None, age: int | None) -> tuple[Subject, Body]:
+    rng = np.random.default_rng([subject_seed, 1])
+    subject = draw_subject(rng, sex=sex, age=age)
+    return subject, make_body(subject, rng)
+
+
+def _subject_and_body(
+    seed_stream: np.random.Generator, subject_seed: int | None, sex: str | None, age: int | None
+) -> tuple[Subject, Body]:
+    if subject_seed is not None:
+        return _shared_body(subject_seed, sex, age)
+    subject = draw_subject(seed_stream, sex=sex, age=age)
+    return subject, make_body(subject, seed_stream)
+
+
+def make_case(
+    seed: int,
+    *,
+    modality: str | None = None,
+    region: str | None = None,
+    view: str | None = None,
+    laterality: str | None = None,
+    sex: str | None = None,
+    age: int | None = None,
+    findings_: Sequence[Finding] | None = None,
+    sequence: str | None = None,
+    size: int = 256,
+    caption_style: str | None = None,
+    subject_seed: int | None = None,
+) -> Case:
+    """Build one case. `findings_=()` asks for none; None draws them (about a third of cases).
+    `subject_seed` images a shared subject (the same body for every case that names it)."""
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if not 32 <= size <= 4096:
+        raise ValueError(f"image size must be 32-4096 pixels, got {size}")
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    choose, subject_rng, finding_rng, render_rng, caption_rng = streams
+    modality, region, view, laterality = _choose_labels(choose, modality, region, view, laterality)
+    if modality == "us" and region == "fetus":
+        if sex == "male":
+            raise ValueError("a fetal ultrasound images a pregnant woman: sex must be female")
+        sex = "female"
+        age = age if age is not None else int(choose.integers(*FETUS_AGE_RANGE))
+    chosen = (
+        tuple(findings_) if findings_ is not None else _draw_findings(finding_rng, modality, region)
+    )
+    subject, body = _subject_and_body(subject_rng, subject_seed, sex, age)
+    finding_names: list[str] = []
+    for finding in chosen:
+        body, names = findings.add_finding(
+            body, _fitted(finding, region, finding_rng), finding_rng, side=laterality
+        )
+        finding_names += names
+    if modality == "mri":
+        sequence = sequence or str(choose.choice(MRI_SEQUENCES))
+    elif sequence is not None:
+        raise ValueError("an MRI sequence only applies to modality 'mri'")
+    render_seed = int(render_rng.integers(2**63))
+    image = _render_showing(
+        body,
+        finding_names,
+        (modality, region, view, laterality, sequence),
+        render_seed,
+        size,
+        subject,
+    )
+    window = image.meta.get("window") if modality == "ct" else None
+    labels = Labels(
+        modality=modality,
+        region=region,
+        view=view,
+        laterality=laterality if modality != "us" else None,
+        sex=subject.sex,
+        age=subject.age,
+        findings=chosen,
+        sequence=sequence,
+        window=window,
+    )
+    caption = make_caption(labels, caption_rng, caption_style)
+    image.meta["finding_structures"] = finding_names
+    return Case(seed, labels, caption, image, subject)
+
+
+_SLICE_AXIS = {"axial": 2, "sagittal": 0, "coronal": 1}
+
+
+def _render_showing(
+    body: Body,
+    finding_names: list[str],
+    what: tuple[str, str, str, str | None, str | None],
+    render_seed: int,
+    size: int,
+    subject: Subject,
+) -> PhantomImage:
+    """Render; for a slice (CT, MRI) that misses a requested finding, move the slice through
+    the finding's centre, as a radiologist would scroll to it."""
+    modality, region, view, laterality, sequence = what
+
+    def render(offset: float) -> PhantomImage:
+        rng = np.random.default_rng(render_seed)
+        return _render(
+            body, modality, region, view, laterality, sequence, rng, size, subject, offset
+        )
+
+    image = render(0.0)
+    if modality not in ("ct", "mri") or not finding_names:
+        return image
+    if any(name in image.masks for name in finding_names):
+        return image
+    lows, highs = zip(*(body.structure(n).bounds() for n in finding_names), strict=True)
+    centre = (np.min(lows, axis=0) + np.max(highs, axis=0)) / 2.0 * body.scale
+    axis = _SLICE_AXIS[view]
+    distance = float(centre[axis] - image.meta["slice_center_mm"][axis])
+    for offset in (distance, -distance):
+        moved = render(offset)
+        if any(name in moved.masks for name in finding_names):
+            return moved
+    return image
+
+
+def _render(
+    body: Body,
+    modality: str,
+    region: str,
+    view: str,
+    laterality: str | None,
+    sequence: str | None,
+    rng: np.random.Generator,
+    size: int,
+    subject: Subject,
+    offset: float = 0.0,
+) -> PhantomImage:
+    if modality == "xray":
+        return xray.render_xray(body, region, view, laterality, rng, size)
+    if modality == "ct":
+        return ct.render_ct(body, region, rng, size, slice_offset_mm=offset)
+    if modality == "mri":
+        return mri.render_mri(
+            body, region, rng, size, sequence=sequence or "t1", view=view, slice_offset_mm=offset
+        )
+    return ultrasound.render_ultrasound(region, rng, size, sex=subject.sex, age=subject.age)
