@@ -45,11 +45,11 @@ def write_case(out: Path, case_id: str, case: Case) -> dict:
     write_png(out / "display" / f"{case_id}.png", case.image.to_uint8(), text)
     masks_path = out / "masks" / f"{case_id}.npz"
     tmp = masks_path.with_name(masks_path.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        **{name: np.packbits(mask, axis=None) for name, mask in case.image.masks.items()},
-        _shape=np.array(case.image.image.shape),
-    )
+    arrays: dict[str, np.ndarray] = {
+        name: np.packbits(mask, axis=None) for name, mask in case.image.masks.items()
+    }
+    arrays["_shape"] = np.array(case.image.image.shape)
+    np.savez_compressed(tmp, allow_pickle=False, **arrays)
     tmp.replace(masks_path)
     return {
         "id": case_id,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radsynth.phantoms.solids import (
+    Solid,
     Structure,
     bone,
     ellipsoid,
@@ -34,9 +35,10 @@ def spine_levels(scale_z: float = 1.0) -> list[Vertebra]:
     thoracic kyphosis) as the y position of each body."""
     levels: list[Vertebra] = []
     # (name, z centre, half-width, half-depth, height, y centre)
-    cervical = [(1612, 20, 9, 10, -2), (1590, 17, 9, 16, 0)] + [
-        (1570 - 17 * i, 16 + 0.5 * i, 8.5, 12.5, 2 + (2 - abs(i - 2)) * 1.5) for i in range(5)
-    ]
+    cervical: list[tuple[float, float, float, float, float]] = [
+        (1612, 20, 9, 10, -2),
+        (1590, 17, 9, 16, 0),
+    ] + [(1570 - 17 * i, 16 + 0.5 * i, 8.5, 12.5, 2 + (2 - abs(i - 2)) * 1.5) for i in range(5)]
     for i, (z, hw, hd, h, y) in enumerate(cervical, start=1):
         levels.append(Vertebra(f"c{i}", np.array([0.0, y - 10.0, z * scale_z]), hw, hd, h))
     for i in range(1, 13):
@@ -151,7 +153,7 @@ def rib_bones(
                 for a in angles
             ]
             height = 4.6 + 1.6 * np.sin(np.pi * t)
-            pieces = [
+            pieces: list[tuple[Solid, float]] = [
                 (frustum(p, q, 3.2, height, u=(0.0, 0.0, 1.0)), 0.7)
                 for p, q in zip(points[:-1], points[1:], strict=True)
             ]
@@ -270,7 +272,7 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
         chin + np.array([48.0 * np.sin(a), -55.0 * (1 - np.cos(a)), 8.0 * (1 - np.cos(a))])
         for a in np.linspace(-1.35, 1.35, 11)
     ]
-    pieces = [
+    pieces: list[tuple[Solid, float]] = [
         (frustum(p, q, 5.5, 13.0, u=(0.0, 0.0, 1.0)), 1.8)
         for p, q in zip(arch[:-1], arch[1:], strict=True)
     ]
@@ -376,7 +378,9 @@ def pelvis_bones(
     tilt /= np.linalg.norm(tilt)
     sac_len = 105.0
     sac_end = sacrum_top + tilt * sac_len
-    sacrum_pieces = [(frustum(sacrum_top, sac_end, 52.0 * flare, 20.0, taper=0.35), 1.5)]
+    sacrum_pieces: list[tuple[Solid, float]] = [
+        (frustum(sacrum_top, sac_end, 52.0 * flare, 20.0, taper=0.35), 1.5)
+    ]
     for s in (-1.0, 1.0):
         sacrum_pieces.append(
             (

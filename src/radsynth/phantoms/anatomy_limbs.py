@@ -86,7 +86,7 @@ def shoulder_girdle(
         sternal + (acromial - sternal) * t + bend * np.sin(np.pi * t) * (1.0 if t < 0.6 else -0.6)
         for t in np.linspace(0.0, 1.0, 7)
     ]
-    clavicle_pieces = [
+    clavicle_pieces: list[tuple[Solid, float]] = [
         (frustum(a, b, 6.5 - 1.5 * i / 6, 5.0, u=(0.0, 0.0, 1.0)), 1.6)
         for i, (a, b) in enumerate(zip(points[:-1], points[1:], strict=True))
     ]

@@ -396,9 +396,9 @@ def abdominal_organs(rng: np.random.Generator, dome_shift_mm: float) -> list[Str
     for p, q in zip(pts[:-1], pts[1:], strict=True):
         along = (q - p) / np.linalg.norm(q - p)
         helper = np.array([0.0, 0.0, 1.0]) if abs(along[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        side = np.cross(along, helper)
-        side /= np.linalg.norm(side)
-        rot = np.stack([side, np.cross(along, side), along], axis=1)
+        across = np.cross(along, helper)
+        across /= np.linalg.norm(across)
+        rot = np.stack([across, np.cross(along, across), along], axis=1)
         for _ in range(int(rng.integers(0, 3))):
             c = p + (q - p) * rng.uniform(0.15, 0.85) + rng.normal(0.0, 3.0, 3)
             radii = (rng.uniform(8.0, 15.0), rng.uniform(7.0, 13.0), rng.uniform(12.0, 30.0))

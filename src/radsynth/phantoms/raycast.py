@@ -58,7 +58,7 @@ def _structure_chunk(structure: Structure) -> dict[str, np.ndarray]:
     (structures are treated as immutable once built; changes make new structures)."""
     cached = structure.__dict__.get("_packed_chunk")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     rows = []
     groups = [(structure.material, structure.parent, structure.parts, True)]
     if structure.inner_material is not None and structure.inner_parts:
@@ -219,7 +219,7 @@ def _local_steps(scene: PackedScene, grid: Grid) -> tuple[np.ndarray, np.ndarray
 
 
 @numba.njit(cache=True, inline="always")
-def _interval(kind, q0, q1, q2, e0, e1, e2, length, slope):  # type: ignore[no-untyped-def]
+def _interval(kind, q0, q1, q2, e0, e1, e2, length, slope):
     """Entry and exit parameter of the line q + t e with one primitive (lo > hi when missed)."""
     inf = np.inf
     if kind == ELLIPSOID:
@@ -266,7 +266,7 @@ def _interval(kind, q0, q1, q2, e0, e1, e2, length, slope):  # type: ignore[no-u
 
 
 @numba.njit(cache=True)
-def _union_length(lo, hi, n):  # type: ignore[no-untyped-def]
+def _union_length(lo, hi, n):
     """Sort n intervals in place by start and merge them; returns the merged count."""
     for i in range(1, n):
         key_lo, key_hi = lo[i], hi[i]
@@ -286,7 +286,7 @@ def _union_length(lo, hi, n):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _group_length(pos_lo, pos_hi, n_pos, neg_lo, neg_hi, n_neg):  # type: ignore[no-untyped-def]
+def _group_length(pos_lo, pos_hi, n_pos, neg_lo, neg_hi, n_neg):
     """Length of (union of positive intervals) minus (union of negative intervals)."""
     m = _union_length(pos_lo, pos_hi, n_pos)
     total = 0.0
@@ -309,7 +309,7 @@ def _group_length(pos_lo, pos_hi, n_pos, neg_lo, neg_hi, n_neg):  # type: ignore
 
 
 @numba.njit(cache=True)
-def _tile_candidates(rects, r0, r1, c0, c1, out):  # type: ignore[no-untyped-def]
+def _tile_candidates(rects, r0, r1, c0, c1, out):
     n = 0
     for p in range(rects.shape[0]):
         if rects[p, 0] < r1 and rects[p, 1] > r0 and rects[p, 2] < c1 and rects[p, 3] > c0:
@@ -319,7 +319,7 @@ def _tile_candidates(rects, r0, r1, c0, c1, out):  # type: ignore[no-untyped-def
 
 
 @numba.njit(parallel=True, cache=True)
-def _project_kernel(  # type: ignore[no-untyped-def]
+def _project_kernel(
     height, width, rects, base, per_row, per_col, direction, kind, length, slope,
     group, negative, group_weight, group_structure, group_outer, structure_slot, n_slots,
     clip_lo, clip_hi,
@@ -387,7 +387,7 @@ def _project_kernel(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, inline="always")
-def _inside(kind, q0, q1, q2, length, slope):  # type: ignore[no-untyped-def]
+def _inside(kind, q0, q1, q2, length, slope):
     if kind == ELLIPSOID:
         return q0 * q0 + q1 * q1 + q2 * q2 <= 1.0
     if q2 < 0.0 or q2 > length:
@@ -397,7 +397,7 @@ def _inside(kind, q0, q1, q2, length, slope):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True)
-def _section_kernel(  # type: ignore[no-untyped-def]
+def _section_kernel(
     height, width, rects, base, per_row, per_col, kind, length, slope, group, negative,
     group_material, group_structure, group_outer, structure_slot, n_slots,
 ):  # fmt: skip

@@ -13,6 +13,7 @@ z superior, with the soles of the feet at z = 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -188,10 +189,10 @@ class Structure:
     category: str
     material: str
     parent: str
-    parts: list[Solid]
-    cutouts: list[Solid] = field(default_factory=list)
+    parts: Sequence[Solid]
+    cutouts: Sequence[Solid] = field(default_factory=list)
     inner_material: str | None = None
-    inner_parts: list[Solid] = field(default_factory=list)
+    inner_parts: Sequence[Solid] = field(default_factory=list)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lows, highs = zip(*(part.bounds() for part in self.parts), strict=True)
@@ -209,7 +210,7 @@ class Structure:
 
 def bone(
     name: str,
-    pieces: list[tuple[Solid, float]],
+    pieces: Sequence[tuple[Solid, float]],
     parent: str = "muscle",
     trabecular: str = "trabecular_bone",
 ) -> Structure:
