@@ -511,7 +511,9 @@ def _add_pleural_effusion(body: Body, site: Site, quals: Quals, rng: Rng, side: 
     lung = _lung(body, site)
     points = _grid_points(lung, 3.0)
     z_low = float(points[:, 2].min())
-    depth = rng.uniform(35.0, 100.0)
+    # Moderate effusions: deep enough to rise above the dome and blunt the costophrenic angle
+    # on a frontal film (smaller ones hide behind the diaphragm in projection).
+    depth = rng.uniform(80.0, 140.0)
     z_top = z_low + depth
     pieces: list[Solid] = []
     for part in lung.parts:

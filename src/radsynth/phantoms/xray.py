@@ -286,7 +286,9 @@ def _scatter(
     blurred = ndimage.gaussian_filter(
         scatter_source(integral), sigma_px, mode="nearest", truncate=4.0
     )
-    background = ndimage.gaussian_filter(integral, sigma_px, mode="nearest", truncate=4.0)
+    # Metal and other extreme attenuation must not darken its surroundings: cap it first.
+    capped = np.minimum(integral, 1.8 * settings.typical + 1.0)
+    background = ndimage.gaussian_filter(capped, sigma_px, mode="nearest", truncate=4.0)
     rows = (first_fine[0] + np.arange(shape[0])) / COARSE_FACTOR - c_first[0]
     cols = (first_fine[1] + np.arange(shape[1])) / COARSE_FACTOR - c_first[1]
     coords = np.stack(np.meshgrid(rows, cols, indexing="ij"))
@@ -321,7 +323,8 @@ def region_settings(
     typical = float(np.median(inside)) if inside.size else 0.0
     compression = spec.compression
     sigma_px = SCATTER_SIGMA_MM * body.scale / probe.spacing_mm
-    background = ndimage.gaussian_filter(integral, sigma_px, mode="nearest")
+    capped = np.minimum(integral, 1.8 * typical + 1.0)
+    background = ndimage.gaussian_filter(capped, sigma_px, mode="nearest")
     scatter = ndimage.gaussian_filter(scatter_source(integral), sigma_px, mode="nearest")
     log_signal = -np.log(np.exp(-integral) + spec.scatter * scatter)
     log_signal -= compression * (background - typical)

@@ -160,6 +160,8 @@ def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> s
         for term in site_terms
         for written in term.written
     ]
+    if not options:  # a site the words already imply ("knee" for a knee prosthesis)
+        return _join(adjectives, noun)
     return pick(tuple(dict.fromkeys(options)))
 
 
@@ -230,7 +232,7 @@ def _terse_finding(finding: Finding) -> str:
     noun = _terse_form("qualifier", nouns[0]) if nouns else _terse_form("finding", finding.kind)
     adjectives = [_terse_form("qualifier", q) for q in finding.qualifiers if q not in nouns[:1]]
     side = site_side(finding.kind, finding.site)
-    if finding.site is None:
+    if finding.site is None or (side is None and not terms_for("site", finding.site)):
         return _join(*adjectives, noun)
     if side is not None and not terms_for("site", finding.site):
         return _join(side[0].upper(), *adjectives, noun)
