@@ -10,6 +10,7 @@ Run: .venv/bin/python benchmarks/bench_phantoms.py [--n 200] [--size 256]
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -45,8 +46,12 @@ def _rate(processes: int, n: int, size: int, per_subject: int) -> float:
     if processes == 1:
         done, seconds = _run((0, n, size, per_subject))
         return done / seconds
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-    with ProcessPoolExecutor(processes) as pool:
+    # Fresh interpreters (spawn): a forked copy of a process whose OpenMP threads are running
+    # is not safe. Each worker renders with one thread.
+    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = "1"
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
         jobs = [(k * 1_000_000, n // processes, size, per_subject) for k in range(processes)]
         results = list(pool.map(_run, jobs))
     return sum(done for done, _ in results) / max(seconds for _, seconds in results)

@@ -289,7 +289,7 @@ def hand_envelope(side_name: str, shoulder: np.ndarray, bulk: float) -> list[Sol
     wrist = f.point(325.0 + 250.0)
     h = Frame(wrist, f.along, f.lateral, f.normal)
     parts: list[Solid] = [
-        ellipsoid(h.point(58.0, -2.0, 1.0), (43.0 * bulk, 16.0 * bulk, 58.0), h.rotation()),
+        ellipsoid(h.point(60.0, -4.0, 1.0), (38.0 * bulk, 15.0 * bulk, 60.0), h.rotation()),
         ellipsoid(h.point(14.0, 0.0, 1.0), (32.0 * bulk, 18.0 * bulk, 30.0), h.rotation()),
     ]
     for _ray, base_lat, head_lat, mc_len, phalanges in _FINGERS:

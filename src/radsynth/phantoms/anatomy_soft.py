@@ -37,8 +37,12 @@ def _tube(
                 u=ref,
             )
         )
-    for point, radius in zip(points, radii, strict=True):
-        parts.append(ellipsoid(point, (radius, radius * ratio, radius * 0.9)))
+    # Rounded ends; at inner joints a flat cap is enough to close the wedge between two
+    # frusta that meet at a small angle (and it keeps the joint cheap to project).
+    last = len(points) - 1
+    for i, (point, radius) in enumerate(zip(points, radii, strict=True)):
+        height = 0.9 if i in (0, last) else 0.25
+        parts.append(ellipsoid(point, (radius, radius * ratio, radius * height)))
     return parts
 
 

@@ -138,13 +138,30 @@ class Body:
             known = ", ".join(sorted(self.reference_landmarks))
             raise ValueError(f"unknown landmark {name!r}; known: {known}") from None
 
-    def scene(self, exclude: frozenset[str] = frozenset()) -> PackedScene:
-        """The packed, scaled scene, leaving out structures named in `exclude`."""
-        cache: dict[frozenset[str], PackedScene] = self.__dict__.setdefault("_scenes", {})
-        if exclude not in cache:
-            kept = [s for s in self.structures if s.name not in exclude]
-            cache[exclude] = scale_scene(pack_scene(kept, self.mu_scale), self.scale)
-        return cache[exclude]
+    def scene(
+        self, exclude: frozenset[str] = frozenset(), categories: frozenset[str] | None = None
+    ) -> PackedScene:
+        """The packed, scaled scene, leaving out structures named in `exclude` and, when
+        `categories` is given, every structure of another category."""
+        key = (exclude, categories)
+        cache: dict[tuple, PackedScene] = self.__dict__.setdefault("_scenes", {})
+        if key not in cache:
+            kept = [
+                s
+                for s in self.structures
+                if s.name not in exclude and (categories is None or s.category in categories)
+            ]
+            if not kept:  # an empty selection: a scene with no effect
+                kept = [self.structures[0]]
+                packed = pack_scene(kept, self.mu_scale)
+                packed.group_weight[:] = 0.0
+                cache[key] = scale_scene(packed, self.scale)
+            else:
+                cache[key] = scale_scene(pack_scene(kept, self.mu_scale), self.scale)
+        return cache[key]
+
+    def categories(self) -> frozenset[str]:
+        return frozenset(s.category for s in self.structures)
 
     def structure(self, name: str) -> Structure:
         for s in self.structures:

@@ -19,9 +19,9 @@ import numba
 import numpy as np
 
 from radsynth.phantoms.materials import MATERIAL_IDS, MATERIAL_NAMES, material
-from radsynth.phantoms.solids import ELLIPSOID, FRUSTUM, Ellipsoid, Solid, Structure
+from radsynth.phantoms.solids import ELLIPSOID, FRUSTUM, Ellipsoid, Frustum, Solid, Structure
 
-TILE = 16
+TILE = 8
 MAX_INTERVALS = 96  # per structure group and ray; more overlapping pieces than any structure has
 
 
@@ -46,53 +46,105 @@ class PackedScene:
     group_outer: np.ndarray  # (G,) bool: the structure's outer group (sets its mask)
 
 
-def _solid_arrays(solid: Solid) -> tuple[int, np.ndarray, np.ndarray, float, float]:
-    matrix, origin = solid.local_transform()
-    if isinstance(solid, Ellipsoid):
-        return ELLIPSOID, matrix, origin, 0.0, 0.0
-    return FRUSTUM, matrix, origin, solid.length, solid.slope
+def _ellipsoid_arrays(solids: list[Ellipsoid]) -> tuple[np.ndarray, ...]:
+    rotation = np.stack([e.rotation for e in solids])  # (n, 3, 3), columns are the axes
+    radii = np.stack([e.radii for e in solids])  # (n, 3)
+    centre = np.stack([e.center for e in solids])
+    matrix = np.transpose(rotation / radii[:, None, :], (0, 2, 1))
+    half = np.sqrt(((rotation * radii[:, None, :]) ** 2).sum(axis=2))
+    zeros = np.zeros(len(solids))
+    return matrix, centre, zeros, zeros, centre - half, centre + half
 
 
-def _structure_chunk(structure: Structure) -> dict[str, np.ndarray]:
-    """Primitive and group arrays of one structure, computed once and kept on the structure
-    (structures are treated as immutable once built; changes make new structures)."""
-    cached = structure.__dict__.get("_packed_chunk")
-    if cached is not None:
-        return cached
-    rows = []
+def _frustum_arrays(solids: list[Frustum]) -> tuple[np.ndarray, ...]:
+    start = np.stack([f.start for f in solids])
+    end = np.stack([f.end for f in solids])
+    a = np.array([f.a for f in solids])[:, None]
+    b = np.array([f.b for f in solids])[:, None]
+    taper = np.array([f.taper for f in solids])
+    ref = np.stack([f.u for f in solids])
+    length = np.linalg.norm(end - start, axis=1)
+    if np.any(length <= 0.0):
+        raise ValueError("a frustum needs distinct start and end points")
+    w = (end - start) / length[:, None]
+    u = ref - (ref * w).sum(axis=1, keepdims=True) * w
+    degenerate = np.linalg.norm(u, axis=1) < 1e-6
+    if degenerate.any():  # reference along the axis: any perpendicular will do
+        helper = np.where(np.abs(w[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+        fallback = helper - (helper * w).sum(axis=1, keepdims=True) * w
+        u = np.where(degenerate[:, None], fallback, u)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(w, u)
+    matrix = np.stack([u / a, v / b, w], axis=1)
+    half0 = np.sqrt((u * a) ** 2 + (v * b) ** 2)
+    half1 = half0 * taper[:, None]
+    low = np.minimum(start - half0, end - half1)
+    high = np.maximum(start + half0, end + half1)
+    return matrix, start, length, (taper - 1.0) / length, low, high
+
+
+def _solids_arrays(solids: list[Solid]) -> dict[str, np.ndarray]:
+    """Kind, world-to-local matrix, origin, length, slope and bounds of each solid, in order."""
+    kinds = np.array([ELLIPSOID if isinstance(x, Ellipsoid) else FRUSTUM for x in solids])
+    out = {
+        "prim_type": kinds.astype(np.int64),
+        "prim_matrix": np.empty((len(solids), 3, 3)),
+        "prim_origin": np.empty((len(solids), 3)),
+        "prim_length": np.zeros(len(solids)),
+        "prim_slope": np.zeros(len(solids)),
+        "prim_low": np.empty((len(solids), 3)),
+        "prim_high": np.empty((len(solids), 3)),
+    }
+    keys = ("prim_matrix", "prim_origin", "prim_length", "prim_slope", "prim_low", "prim_high")
+    for kind, build in ((ELLIPSOID, _ellipsoid_arrays), (FRUSTUM, _frustum_arrays)):
+        where = np.flatnonzero(kinds == kind)
+        if where.size:
+            values = build([solids[i] for i in where])  # type: ignore[arg-type]
+            for key, value in zip(keys, values, strict=True):
+                out[key][where] = value
+    return out
+
+
+def _structure_layout(structure: Structure) -> tuple[list[Solid], dict[str, np.ndarray]]:
+    """A structure's solids in packing order and its group arrays."""
     groups = [(structure.material, structure.parent, structure.parts, True)]
     if structure.inner_material is not None and structure.inner_parts:
         groups.append((structure.inner_material, structure.material, structure.inner_parts, False))
-    fills, displaced, outers = [], [], []
-    for group, (fill, parent, parts, outer) in enumerate(groups):
-        fills.append(fill)
-        displaced.append(parent)
-        outers.append(outer)
-        solids = [(p, False) for p in parts] + [(c, True) for c in structure.cutouts]
-        for solid, negative in solids:
-            low, high = solid.bounds()
-            rows.append((*_solid_arrays(solid), group, negative, low, high))
-    if not rows:
+    solids: list[Solid] = []
+    group_ids: list[int] = []
+    negatives: list[bool] = []
+    for group, (_, _, parts, _) in enumerate(groups):
+        for solid_list, negative in ((parts, False), (structure.cutouts, True)):
+            solids += solid_list
+            group_ids += [group] * len(solid_list)
+            negatives += [negative] * len(solid_list)
+    if not solids:
         raise ValueError(f"structure {structure.name!r} has no solids")
-    kinds, matrices, origins, lengths, slopes, group_ids, negatives, lows, highs = zip(
-        *rows, strict=True
-    )
-    chunk = {
-        "prim_type": np.asarray(kinds, dtype=np.int64),
-        "prim_matrix": np.asarray(matrices, dtype=np.float64),
-        "prim_origin": np.asarray(origins, dtype=np.float64),
-        "prim_length": np.asarray(lengths, dtype=np.float64),
-        "prim_slope": np.asarray(slopes, dtype=np.float64),
+    return solids, {
         "prim_group": np.asarray(group_ids, dtype=np.int64),
         "prim_negative": np.asarray(negatives, dtype=np.bool_),
-        "prim_low": np.asarray(lows, dtype=np.float64),
-        "prim_high": np.asarray(highs, dtype=np.float64),
-        "group_fill": np.asarray([MATERIAL_IDS[f] for f in fills], dtype=np.int64),
-        "group_parent": np.asarray([MATERIAL_IDS[p] for p in displaced], dtype=np.int64),
-        "group_outer": np.asarray(outers, dtype=np.bool_),
+        "group_fill": np.asarray([MATERIAL_IDS[g[0]] for g in groups], dtype=np.int64),
+        "group_parent": np.asarray([MATERIAL_IDS[g[1]] for g in groups], dtype=np.int64),
+        "group_outer": np.asarray([g[3] for g in groups], dtype=np.bool_),
     }
-    structure.__dict__["_packed_chunk"] = chunk
-    return chunk
+
+
+def _structure_chunks(structures: Sequence[Structure]) -> list[dict[str, np.ndarray]]:
+    """Primitive and group arrays of each structure. They are computed once, for all new
+    structures together, and kept on the structure (structures are treated as immutable once
+    built; a change makes a new structure)."""
+    new = [s for s in structures if "_packed_chunk" not in s.__dict__]
+    if new:
+        layouts = [_structure_layout(s) for s in new]
+        solids = [solid for solid_list, _ in layouts for solid in solid_list]
+        arrays = _solids_arrays(solids)
+        start = 0
+        for structure, (solid_list, chunk) in zip(new, layouts, strict=True):
+            stop = start + len(solid_list)
+            chunk.update({key: value[start:stop] for key, value in arrays.items()})
+            structure.__dict__["_packed_chunk"] = chunk
+            start = stop
+    return [s.__dict__["_packed_chunk"] for s in structures]
 
 
 def pack_scene(
@@ -107,7 +159,7 @@ def pack_scene(
     mu = np.array([material(name).mu_per_mm for name in MATERIAL_NAMES])
     for name, factor in (mu_scale or {}).items():
         mu[MATERIAL_IDS[material(name).name]] *= factor
-    chunks = [_structure_chunk(s) for s in structures]
+    chunks = _structure_chunks(structures)
     group_counts = [len(c["group_fill"]) for c in chunks]
     offsets = np.concatenate([[0], np.cumsum(group_counts)[:-1]])
     prim = {
@@ -183,31 +235,65 @@ def _pixel_rects(scene: PackedScene, grid: Grid, normal: np.ndarray | None) -> n
     """Per primitive, the pixel rectangle [r0, r1) x [c0, c1) its bounding box covers.
 
     With a `normal` (sections), primitives whose box misses the plane get an empty rectangle."""
-    corners = np.stack(
-        [
-            np.where(np.array(bits, dtype=bool)[np.newaxis, :], scene.prim_high, scene.prim_low)
-            for bits in np.ndindex(2, 2, 2)
-        ],
-        axis=1,
-    )  # (P, 8, 3)
-    rel = corners - grid.corner
-    rows = rel @ grid.row_step / float(grid.row_step @ grid.row_step)
-    cols = rel @ grid.col_step / float(grid.col_step @ grid.col_step)
-    rects = np.stack(
-        [
-            np.floor(rows.min(axis=1)),
-            np.floor(rows.max(axis=1)) + 2,
-            np.floor(cols.min(axis=1)),
-            np.floor(cols.max(axis=1)) + 2,
-        ],
-        axis=1,
+    rects = _box_rects(
+        scene.prim_low,
+        scene.prim_high,
+        grid.corner,
+        grid.row_step / float(grid.row_step @ grid.row_step),
+        grid.col_step / float(grid.col_step @ grid.col_step),
+        np.zeros(3) if normal is None else np.asarray(normal, dtype=np.float64),
+        normal is not None,
+        grid.shape[0],
+        grid.shape[1],
     )
-    rects = np.clip(rects, 0, [grid.shape[0], grid.shape[0], grid.shape[1], grid.shape[1]])
-    if normal is not None:
-        depth = rel @ normal
-        misses = (depth.min(axis=1) > 1e-9) | (depth.max(axis=1) < -1e-9)
-        rects[misses] = 0
-    return rects.astype(np.int64)
+    return _clip_cutouts(scene, rects)
+
+
+@numba.njit(cache=True)
+def _box_rects(low, high, corner, row_axis, col_axis, normal, sectioning, height, width):
+    rects = np.zeros((low.shape[0], 4), dtype=np.int64)
+    for p in range(low.shape[0]):
+        r_min, r_max, c_min, c_max = np.inf, -np.inf, np.inf, -np.inf
+        d_min, d_max = np.inf, -np.inf
+        for bits in range(8):
+            x = high[p, 0] if bits & 1 else low[p, 0]
+            y = high[p, 1] if bits & 2 else low[p, 1]
+            z = high[p, 2] if bits & 4 else low[p, 2]
+            rx, ry, rz = x - corner[0], y - corner[1], z - corner[2]
+            row = rx * row_axis[0] + ry * row_axis[1] + rz * row_axis[2]
+            col = rx * col_axis[0] + ry * col_axis[1] + rz * col_axis[2]
+            depth = rx * normal[0] + ry * normal[1] + rz * normal[2]
+            r_min, r_max = min(r_min, row), max(r_max, row)
+            c_min, c_max = min(c_min, col), max(c_max, col)
+            d_min, d_max = min(d_min, depth), max(d_max, depth)
+        if sectioning and (d_min > 1e-9 or d_max < -1e-9):
+            continue
+        rects[p, 0] = min(max(np.floor(r_min), 0.0), height)
+        rects[p, 1] = min(max(np.floor(r_max) + 2.0, 0.0), height)
+        rects[p, 2] = min(max(np.floor(c_min), 0.0), width)
+        rects[p, 3] = min(max(np.floor(c_max) + 2.0, 0.0), width)
+    return rects
+
+
+def _clip_cutouts(scene: PackedScene, rects: np.ndarray) -> np.ndarray:
+    """A cut-out only matters where its group has parts: clip its rectangle to theirs."""
+    n_groups = len(scene.group_weight)
+    parts = ~scene.prim_negative & (rects[:, 1] > rects[:, 0]) & (rects[:, 3] > rects[:, 2])
+    low = np.full((n_groups, 2), np.iinfo(np.int64).max)
+    high = np.full((n_groups, 2), -1)
+    np.minimum.at(low, scene.prim_group[parts], rects[parts][:, [0, 2]])
+    np.maximum.at(high, scene.prim_group[parts], rects[parts][:, [1, 3]])
+    cut = scene.prim_negative
+    g = scene.prim_group[cut]
+    clipped = rects[cut].copy()
+    clipped[:, 0] = np.maximum(clipped[:, 0], low[g, 0])
+    clipped[:, 1] = np.minimum(clipped[:, 1], high[g, 0])
+    clipped[:, 2] = np.maximum(clipped[:, 2], low[g, 1])
+    clipped[:, 3] = np.minimum(clipped[:, 3], high[g, 1])
+    empty = (clipped[:, 1] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 2])
+    clipped[empty] = 0
+    rects[cut] = clipped
+    return rects
 
 
 def _local_steps(scene: PackedScene, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -219,50 +305,64 @@ def _local_steps(scene: PackedScene, grid: Grid) -> tuple[np.ndarray, np.ndarray
 
 
 @numba.njit(cache=True, inline="always")
-def _interval(kind, q0, q1, q2, e0, e1, e2, length, slope):
-    """Entry and exit parameter of the line q + t e with one primitive (lo > hi when missed)."""
-    inf = np.inf
+def _interval(kind, q0, q1, q2, e0, e1, e2, length, slope, a, inv_a, inv_e2):
+    """Entry and exit parameter of the line q + t e with one primitive (lo > hi when missed).
+
+    `a` (the quadratic's leading coefficient), `inv_a` and `inv_e2` depend only on the
+    direction, so they are computed once per primitive and projection."""
     if kind == ELLIPSOID:
-        a = e0 * e0 + e1 * e1 + e2 * e2
         b = q0 * e0 + q1 * e1 + q2 * e2
         c = q0 * q0 + q1 * q1 + q2 * q2 - 1.0
         disc = b * b - a * c
         if disc <= 0.0:
             return 1.0, 0.0
         root = np.sqrt(disc)
-        return (-b - root) / a, (-b + root) / a
-    # Frustum: slab 0 <= z <= length, then the cone quadric inside it.
-    if abs(e2) < 1e-12:
-        if q2 < 0.0 or q2 > length:
-            return 1.0, 0.0
-        lo, hi = -inf, inf
-    else:
-        t0 = -q2 / e2
-        t1 = (length - q2) / e2
-        lo, hi = min(t0, t1), max(t0, t1)
+        return (-b - root) * inv_a, (-b + root) * inv_a
+    # Frustum: the cone quadric (cheap rejection first), then the slab 0 <= z <= length.
     s0 = 1.0 + slope * q2
-    a = e0 * e0 + e1 * e1 - slope * slope * e2 * e2
     b = q0 * e0 + q1 * e1 - slope * s0 * e2
     c = q0 * q0 + q1 * q1 - s0 * s0
-    if abs(a) < 1e-14:
+    disc = b * b - a * c
+    if a > 1e-14 and disc <= 0.0:
+        return 1.0, 0.0
+    if inv_e2 == 0.0:
+        if q2 < 0.0 or q2 > length:
+            return 1.0, 0.0
+        lo, hi = -np.inf, np.inf
+    else:
+        t0 = -q2 * inv_e2
+        t1 = (length - q2) * inv_e2
+        lo, hi = min(t0, t1), max(t0, t1)
+    if abs(a) <= 1e-14:
         if abs(b) < 1e-14:
             return (lo, hi) if c <= 0.0 else (1.0, 0.0)
         root = -c / (2.0 * b)
         return (max(lo, root), hi) if b < 0.0 else (lo, min(hi, root))
-    disc = b * b - a * c
     if a > 0.0:
-        if disc <= 0.0:
-            return 1.0, 0.0
         root = np.sqrt(disc)
-        return max(lo, (-b - root) / a), min(hi, (-b + root) / a)
+        return max(lo, (-b - root) * inv_a), min(hi, (-b + root) * inv_a)
     if disc <= 0.0:
         return lo, hi
     root = np.sqrt(disc)
-    r1, r2 = (-b + root) / a, (-b - root) / a  # a < 0: r1 < r2, inside outside [r1, r2]
+    r1, r2 = (-b + root) * inv_a, (-b - root) * inv_a  # a < 0: inside outside [r1, r2]
     first_lo, first_hi = lo, min(hi, r1)
     if first_hi > first_lo:
         return first_lo, first_hi
     return max(lo, r2), hi
+
+
+def _direction_terms(
+    scene: PackedScene, local_direction: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per primitive: the quadratic's leading coefficient for this direction, its inverse and
+    the inverse of the direction's axial component (0 where undefined)."""
+    e0, e1, e2 = local_direction[:, 0], local_direction[:, 1], local_direction[:, 2]
+    ellipsoid = scene.prim_type == ELLIPSOID
+    a = np.where(ellipsoid, e0**2 + e1**2 + e2**2, e0**2 + e1**2 - (scene.prim_slope * e2) ** 2)
+    with np.errstate(divide="ignore"):
+        inv_a = np.where(np.abs(a) > 1e-14, 1.0 / np.where(a == 0.0, 1.0, a), 0.0)
+        inv_e2 = np.where(np.abs(e2) > 1e-12, 1.0 / np.where(e2 == 0.0, 1.0, e2), 0.0)
+    return a, inv_a, inv_e2
 
 
 @numba.njit(cache=True)
@@ -309,33 +409,49 @@ def _group_length(pos_lo, pos_hi, n_pos, neg_lo, neg_hi, n_neg):
 
 
 @numba.njit(cache=True)
-def _tile_candidates(rects, r0, r1, c0, c1, out):
-    n = 0
+def _bin_tiles(rects, tiles_r, tiles_c):
+    """For every tile, the primitives whose pixel rectangle reaches it, in primitive order
+    (so grouped by structure group): offsets (tiles + 1) into one index array."""
+    n_tiles = tiles_r * tiles_c
+    counts = np.zeros(n_tiles + 1, dtype=np.int64)
     for p in range(rects.shape[0]):
-        if rects[p, 0] < r1 and rects[p, 1] > r0 and rects[p, 2] < c1 and rects[p, 3] > c0:
-            out[n] = p
-            n += 1
-    return n
+        if rects[p, 1] <= rects[p, 0] or rects[p, 3] <= rects[p, 2]:
+            continue
+        for tr in range(rects[p, 0] // TILE, (rects[p, 1] - 1) // TILE + 1):
+            for tc in range(rects[p, 2] // TILE, (rects[p, 3] - 1) // TILE + 1):
+                counts[tr * tiles_c + tc + 1] += 1
+    offsets = np.cumsum(counts)
+    fill = offsets[:-1].copy()
+    indices = np.empty(offsets[-1], dtype=np.int64)
+    for p in range(rects.shape[0]):
+        if rects[p, 1] <= rects[p, 0] or rects[p, 3] <= rects[p, 2]:
+            continue
+        for tr in range(rects[p, 0] // TILE, (rects[p, 1] - 1) // TILE + 1):
+            for tc in range(rects[p, 2] // TILE, (rects[p, 3] - 1) // TILE + 1):
+                t = tr * tiles_c + tc
+                indices[fill[t]] = p
+                fill[t] += 1
+    return offsets, indices
 
 
 @numba.njit(parallel=True, cache=True)
 def _project_kernel(
     height, width, rects, base, per_row, per_col, direction, kind, length, slope,
     group, negative, group_weight, group_structure, group_outer, structure_slot, n_slots,
-    clip_lo, clip_hi,
+    clip_lo, clip_hi, coef_a, inv_a, inv_e2,
 ):  # fmt: skip
     integral = np.zeros((height, width))
     masks = np.zeros((n_slots, height, width), dtype=np.bool_)
     tiles_r = (height + TILE - 1) // TILE
     tiles_c = (width + TILE - 1) // TILE
-    n_prim = rects.shape[0]
+    offsets, indices = _bin_tiles(rects, tiles_r, tiles_c)
     for tile in numba.prange(tiles_r * tiles_c):
         r0 = (tile // tiles_c) * TILE
         c0 = (tile % tiles_c) * TILE
         r1 = min(r0 + TILE, height)
         c1 = min(c0 + TILE, width)
-        cand = np.empty(n_prim, dtype=np.int64)
-        n_cand = _tile_candidates(rects, r0, r1, c0, c1, cand)
+        cand = indices[offsets[tile] : offsets[tile + 1]]
+        n_cand = cand.shape[0]
         if n_cand == 0:
             continue
         pos_lo = np.empty(MAX_INTERVALS)
@@ -346,19 +462,31 @@ def _project_kernel(
             for c in range(c0, c1):
                 total = 0.0
                 i = 0
+                missed_structure = -1  # a structure whose outer group this ray missed
                 while i < n_cand:
                     g = group[cand[i]]
+                    if not group_outer[g] and group_structure[g] == missed_structure:
+                        # The inner group lies inside the outer one: nothing to find.
+                        while i < n_cand and group[cand[i]] == g:
+                            i += 1
+                        continue
                     n_pos = 0
                     n_neg = 0
                     while i < n_cand and group[cand[i]] == g:
                         p = cand[i]
                         i += 1
+                        if r < rects[p, 0] or r >= rects[p, 1] or c < rects[p, 2] or c >= rects[p, 3]:
+                            continue
+                        # A group lists its parts before its cut-outs: with no part on this
+                        # ray, its cut-outs cannot matter.
+                        if negative[p] and n_pos == 0:
+                            continue
                         q0 = base[p, 0] + r * per_row[p, 0] + c * per_col[p, 0]
                         q1 = base[p, 1] + r * per_row[p, 1] + c * per_col[p, 1]
                         q2 = base[p, 2] + r * per_row[p, 2] + c * per_col[p, 2]
                         lo, hi = _interval(
                             kind[p], q0, q1, q2, direction[p, 0], direction[p, 1],
-                            direction[p, 2], length[p], slope[p],
+                            direction[p, 2], length[p], slope[p], coef_a[p], inv_a[p], inv_e2[p],
                         )  # fmt: skip
                         lo = max(lo, clip_lo)
                         hi = min(hi, clip_hi)
@@ -373,9 +501,11 @@ def _project_kernel(
                             pos_lo[n_pos] = lo
                             pos_hi[n_pos] = hi
                             n_pos += 1
-                    if n_pos == 0:
-                        continue
-                    chord = _group_length(pos_lo, pos_hi, n_pos, neg_lo, neg_hi, n_neg)
+                    chord = 0.0
+                    if n_pos > 0:
+                        chord = _group_length(pos_lo, pos_hi, n_pos, neg_lo, neg_hi, n_neg)
+                    if group_outer[g] and chord <= 0.0:
+                        missed_structure = group_structure[g]
                     if chord > 0.0:
                         total += chord * group_weight[g]
                         if group_outer[g]:
@@ -405,14 +535,14 @@ def _section_kernel(
     masks = np.zeros((n_slots, height, width), dtype=np.bool_)
     tiles_r = (height + TILE - 1) // TILE
     tiles_c = (width + TILE - 1) // TILE
-    n_prim = rects.shape[0]
+    offsets, indices = _bin_tiles(rects, tiles_r, tiles_c)
     for tile in numba.prange(tiles_r * tiles_c):
         r0 = (tile // tiles_c) * TILE
         c0 = (tile % tiles_c) * TILE
         r1 = min(r0 + TILE, height)
         c1 = min(c0 + TILE, width)
-        cand = np.empty(n_prim, dtype=np.int64)
-        n_cand = _tile_candidates(rects, r0, r1, c0, c1, cand)
+        cand = indices[offsets[tile] : offsets[tile + 1]]
+        n_cand = cand.shape[0]
         for r in range(r0, r1):
             for c in range(c0, c1):
                 i = 0
@@ -423,6 +553,8 @@ def _section_kernel(
                     while i < n_cand and group[cand[i]] == g:
                         p = cand[i]
                         i += 1
+                        if r < rects[p, 0] or r >= rects[p, 1] or c < rects[p, 2] or c >= rects[p, 3]:
+                            continue
                         q0 = base[p, 0] + r * per_row[p, 0] + c * per_col[p, 0]
                         q1 = base[p, 1] + r * per_row[p, 1] + c * per_col[p, 1]
                         q2 = base[p, 2] + r * per_row[p, 2] + c * per_col[p, 2]
@@ -478,6 +610,7 @@ def project(
         scene.prim_type, scene.prim_length, scene.prim_slope, scene.prim_group,
         scene.prim_negative, scene.group_weight, scene.group_structure, scene.group_outer,
         slot, len(names), float(clip[0]), float(clip[1]),
+        *_direction_terms(scene, local_direction),
     )  # fmt: skip
     found = {name: masks[i] for i, name in enumerate(names) if masks[i].any()}
     return integral, found

@@ -29,8 +29,10 @@ from radsynth.vocabulary.labels import PAIRED_REGIONS, XRAY_REGIONS
 
 NOISE_TILE = 64
 SCATTER_SIGMA_MM = 30.0
-COARSE_FACTOR = 8
-MARGIN_PX = 16  # rendered around the window so blurs near its border match a larger window
+COARSE_FACTOR = 16  # scatter and large-scale attenuation vary over ~30 mm: a coarse grid suffices
+SMOOTH_CATEGORIES = frozenset({"envelope", "organ"})
+PROBE_PX = 40  # the coarse look at a region that sets exposure and window
+MARGIN_PX = 8  # rendered around the window so blurs near its border match a larger window
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,14 @@ REGIONS: dict[str, RegionSpec] = {
     "shoulder": RegionSpec("{side}_shoulder", (-30.0, 0.0, -10.0), 230.0, 0.1, 3000.0, 0.3, 0.45),
     "abdomen": RegionSpec("l3_centre", (0.0, 30.0, 10.0), 400.0, 0.15, 3000.0, 0.55, 0.55),
     "pelvis": RegionSpec("pelvis_centre", (0.0, 0.0, -20.0), 380.0, 0.15, 3000.0, 0.55, 0.6),
-    "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.03, 2500.0, 0.1, 0.3),
-    "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.03, 2500.0, 0.1, 0.3),
-    "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.06, 3000.0, 0.2, 0.45),
-    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, 5.0), 200.0, 0.05, 3000.0, 0.2, 0.5),
+    "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.03, 2500.0, 0.6, 0.3),
+    "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.03, 2500.0, 0.6, 0.3),
+    "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.06, 3000.0, 0.35, 0.45),
+    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, 5.0), 200.0, 0.05, 3000.0, 0.35, 0.5),
     "cervical_spine": RegionSpec("c4_centre", (0.0, 10.0, 0.0), 190.0, 0.1, 3000.0, 0.4, 0.5),
     "thoracic_spine": RegionSpec("t7_centre", (0.0, 20.0, 0.0), 400.0, 0.15, 3000.0, 0.45, 0.55),
     "lumbar_spine": RegionSpec("l3_centre", (0.0, 20.0, -10.0), 280.0, 0.15, 3000.0, 0.55, 0.55),
-    "full_body": RegionSpec("pelvis_centre", (0.0, 0.0, -55.0), 1820.0, 0.08, 4000.0, 0.1, 0.5),
+    "full_body": RegionSpec("pelvis_centre", (0.0, 0.0, -55.0), 1820.0, 0.08, 4000.0, 0.3, 0.5),
 }
 # Lateral views of one limb keep only the rays' part on that side of this plane (x, mm from
 # the landmark towards the midline), so the other limb is out of the beam.
@@ -197,9 +199,49 @@ def _primary_and_masks(
     projection = view_geometry(settings.view)
     grid, first = _lattice_grid(projection, centre, shape, spacing)
     clip = _clip(body, settings.region, settings.view, settings.laterality, grid, projection)
+    if not masks or min(shape) < 96:
+        integral, found = project(
+            body.scene(settings.exclude), grid, projection.direction, None if masks else [], clip
+        )
+        return integral, found, first, grid
+    # Large smooth structures (skin, fat, muscle, organs) vary slowly except at their edges:
+    # project them on the lattice of twice the spacing and interpolate; bones, vessels, devices
+    # and findings are projected at full resolution.
+    sharp = body.categories() - SMOOTH_CATEGORIES
     integral, found = project(
-        body.scene(settings.exclude), grid, projection.direction, None if masks else [], clip
+        body.scene(settings.exclude, frozenset(sharp)), grid, projection.direction, None, clip
     )
+    half_first = (first[0] // 2 - 1, first[1] // 2 - 1)
+    half_shape = (shape[0] // 2 + 3, shape[1] // 2 + 3)
+    depth = float(centre @ projection.direction)
+    half_grid = Grid(
+        projection.row_dir * half_first[0] * 2 * spacing
+        + projection.col_dir * half_first[1] * 2 * spacing
+        + projection.direction * depth,
+        projection.row_dir * 2 * spacing,
+        projection.col_dir * 2 * spacing,
+        half_shape,
+    )
+    half_clip = _clip(
+        body, settings.region, settings.view, settings.laterality, half_grid, projection
+    )
+    smooth, smooth_masks = project(
+        body.scene(settings.exclude, SMOOTH_CATEGORIES),
+        half_grid,
+        projection.direction,
+        None,
+        half_clip,
+    )
+    rows = (first[0] + np.arange(shape[0])) / 2.0 - half_first[0]
+    cols = (first[1] + np.arange(shape[1])) / 2.0 - half_first[1]
+    integral += _bilinear(smooth, rows, cols)
+    near_r = np.clip(np.round(rows).astype(np.int64), 0, half_shape[0] - 1)
+    near_c = np.clip(np.round(cols).astype(np.int64), 0, half_shape[1] - 1)
+    if smooth_masks:
+        names = list(smooth_masks)
+        stacked = np.stack([smooth_masks[n] for n in names])[:, near_r][:, :, near_c]
+        visible = stacked.any(axis=(1, 2))
+        found.update({n: stacked[i] for i, n in enumerate(names) if visible[i]})
     return integral, found, first, grid
 
 
@@ -225,7 +267,7 @@ def render_window(
     lo, hi = settings.window
     gray = np.clip((log_signal - lo) / (hi - lo), 0.0, 1.0)
     gray = _tone_curve(gray)
-    detail = gray - ndimage.gaussian_filter(gray, 4.0, truncate=3.5)
+    detail = gray - ndimage.gaussian_filter(gray, 2.0, truncate=3.0)
     gray = np.clip(gray + 0.6 * detail, 0.0, 1.0)
     crop = (slice(MARGIN_PX, MARGIN_PX + shape[0]), slice(MARGIN_PX, MARGIN_PX + shape[1]))
     out_masks = {name: m[crop] for name, m in masks.items() if m[crop].any()}
@@ -291,11 +333,22 @@ def _scatter(
     background = ndimage.gaussian_filter(capped, sigma_px, mode="nearest", truncate=4.0)
     rows = (first_fine[0] + np.arange(shape[0])) / COARSE_FACTOR - c_first[0]
     cols = (first_fine[1] + np.arange(shape[1])) / COARSE_FACTOR - c_first[1]
-    coords = np.stack(np.meshgrid(rows, cols, indexing="ij"))
-    return (
-        ndimage.map_coordinates(blurred, coords, order=1, mode="nearest"),
-        ndimage.map_coordinates(background, coords, order=1, mode="nearest"),
-    )
+    return _bilinear(blurred, rows, cols), _bilinear(background, rows, cols)
+
+
+def _bilinear(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Sample `values` at fractional (row, column) grid positions, clamping at the edges."""
+    out = values
+    for axis, positions in ((0, rows), (1, cols)):
+        size = out.shape[axis]
+        clipped = np.clip(positions, 0.0, size - 1.0)
+        low = np.minimum(np.floor(clipped).astype(np.int64), size - 2)
+        frac = clipped - low
+        if axis == 0:
+            out = out[low] * (1.0 - frac)[:, None] + out[low + 1] * frac[:, None]
+        else:
+            out = out[:, low] * (1.0 - frac)[None, :] + out[:, low + 1] * frac[None, :]
+    return out
 
 
 def region_settings(
@@ -315,10 +368,12 @@ def region_settings(
     spacing = pixel_spacing(body, region, size)
     spec = REGIONS[region]
     probe = XraySettings(
-        region, view, laterality, spacing * size / 48.0, (0.0, 1.0), noise_seed, exclude
+        region, view, laterality, spacing * size / PROBE_PX, (0.0, 1.0), noise_seed, exclude
     )
     centre = region_centre(body, region, laterality)
-    integral, _, _, _ = _primary_and_masks(body, probe, centre, (48, 48), probe.spacing_mm, False)
+    integral, _, _, _ = _primary_and_masks(
+        body, probe, centre, (PROBE_PX, PROBE_PX), probe.spacing_mm, False
+    )
     inside = integral[integral > 0.05]
     typical = float(np.median(inside)) if inside.size else 0.0
     compression = spec.compression
@@ -331,7 +386,7 @@ def region_settings(
     in_body = log_signal[integral > 0.05] if inside.size else log_signal.ravel()
     low, high = np.percentile(in_body, [15.0, 99.8])
     spread = max(float(high - low), 0.3)
-    lo = float(low) - spec.floor * spread
+    lo = max(float(low) - spec.floor * spread, 0.02)  # air stays black
     hi = float(high) + 0.04 * spread
     photons = spec.photons * float(np.exp(min(typical, 9.0)))
     window = (lo, max(hi, lo + 0.5))
