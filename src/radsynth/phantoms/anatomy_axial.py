@@ -116,6 +116,43 @@ def vertebra_bone(v: Vertebra) -> Structure:
     return bone(v.name, pieces)
 
 
+def spinal_canal_and_discs(levels: list[Vertebra]) -> list[Structure]:
+    """Intervertebral discs between the vertebral bodies, the thecal sac (CSF) in the canal
+    behind them and the spinal cord in it, ending at L1 (the conus)."""
+    out: list[Structure] = []
+    up = np.array([0.0, 0.0, 1.0])
+    for upper, lower in zip(levels[1:-1], levels[2:], strict=True):
+        top = upper.center - up * upper.height / 2.0
+        bottom = lower.center + up * lower.height / 2.0
+        if top[2] - bottom[2] < 1.0:
+            continue
+        out.append(
+            Structure(
+                f"disc_{upper.name}_{lower.name}",
+                "organ",
+                "cartilage",
+                "muscle",
+                [frustum(bottom, top, lower.half_width * 0.98, lower.half_depth * 0.98)],
+                inner_material="fluid",
+                inner_parts=[
+                    frustum(bottom, top, lower.half_width * 0.45, lower.half_depth * 0.45)
+                ],
+            )
+        )
+    canal = [v.center + np.array([0.0, -v.half_depth - 9.0, 0.0]) for v in levels[1:]]
+    canal.append(canal[-1] + np.array([0.0, -14.0, -60.0]))
+    sac = [frustum(p, q, 8.5, 7.5) for p, q in zip(canal[:-1], canal[1:], strict=True)]
+    sac += [ellipsoid(p, (8.5, 7.5, 4.0)) for p in canal[1:-1]]
+    cord_end = next(i for i, v in enumerate(levels) if v.name == "l1")
+    cord = [
+        frustum(p, q, 4.5, 3.5)
+        for p, q in zip(canal[: cord_end - 1], canal[1:cord_end], strict=True)
+    ]
+    out.append(Structure("thecal_sac", "organ", "csf", "muscle", sac))
+    out.append(Structure("spinal_cord", "organ", "white_matter", "csf", cord))
+    return out
+
+
 def rib_bones(
     levels: dict[str, Vertebra], chest_half_width: float, female: bool
 ) -> tuple[list[Structure], list[Structure]]:

@@ -236,7 +236,14 @@ def lungs_and_mediastinum(
     aorta_parts: list[Solid] = [
         frustum(p, q, 14.0, 14.0) for p, q in zip(aorta_pts[:-1], aorta_pts[1:], strict=True)
     ]
-    aorta_parts.append(frustum(aorta_pts[-1], (18.0, -24.0, 1000.0), 13.0, 13.0, taper=0.8))
+    # The descending aorta runs down the left side of the thoracic spine, then in front of
+    # the lumbar vertebral bodies to the bifurcation at L4.
+    descending = [aorta_pts[-1], np.array([24.0, -16.0, 1200.0]), np.array([14.0, 8.0, 1040.0])]
+    aorta_parts += [
+        frustum(p, q, 13.0, 13.0, taper=0.92)
+        for p, q in zip(descending[:-1], descending[1:], strict=True)
+    ]
+    aorta_parts.append(ellipsoid(descending[1], (12.0, 12.0, 6.0)))
     structures.append(Structure("aorta", "vessel", "blood", "muscle", aorta_parts))
     airway: list[Solid] = [
         frustum((0.0, 10.0, 1580.0), (0.0, 2.0, 1392.0), 9.5, 8.5, u=(1.0, 0.0, 0.0))
@@ -334,7 +341,7 @@ def abdominal_organs(rng: np.random.Generator, dome_shift_mm: float) -> list[Str
         ),
     ]
     for side, s in (("left", 1.0), ("right", -1.0)):
-        z = 1088.0 if s > 0 else 1072.0
+        z = 1118.0 if s > 0 else 1102.0  # T12 to L3, the right kidney lower (liver)
         rot = rotation_about((0.0, 1.0, 0.0), -s * np.deg2rad(16.0)) @ rotation_about(
             (0.0, 0.0, 1.0), s * np.deg2rad(25.0)
         )
@@ -432,7 +439,7 @@ def abdominal_organs(rng: np.random.Generator, dome_shift_mm: float) -> list[Str
             "vessel",
             "blood",
             "fat",
-            [frustum((-22.0, -20.0, 1000.0), (-26.0, -10.0, 1240.0), 11.0, 9.0)],
+            [frustum((-22.0, 8.0, 1020.0), (-26.0, -8.0, 1240.0), 11.0, 9.0)],
         )
     )
     return out

@@ -475,7 +475,12 @@ def _project_kernel(
                     while i < n_cand and group[cand[i]] == g:
                         p = cand[i]
                         i += 1
-                        if r < rects[p, 0] or r >= rects[p, 1] or c < rects[p, 2] or c >= rects[p, 3]:
+                        if (
+                            r < rects[p, 0]
+                            or r >= rects[p, 1]
+                            or c < rects[p, 2]
+                            or c >= rects[p, 3]
+                        ):
                             continue
                         # A group lists its parts before its cut-outs: with no part on this
                         # ray, its cut-outs cannot matter.
@@ -553,7 +558,12 @@ def _section_kernel(
                     while i < n_cand and group[cand[i]] == g:
                         p = cand[i]
                         i += 1
-                        if r < rects[p, 0] or r >= rects[p, 1] or c < rects[p, 2] or c >= rects[p, 3]:
+                        if (
+                            r < rects[p, 0]
+                            or r >= rects[p, 1]
+                            or c < rects[p, 2]
+                            or c >= rects[p, 3]
+                        ):
                             continue
                         q0 = base[p, 0] + r * per_row[p, 0] + c * per_col[p, 0]
                         q1 = base[p, 1] + r * per_row[p, 1] + c * per_col[p, 1]
