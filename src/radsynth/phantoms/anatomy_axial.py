@@ -141,7 +141,7 @@ def spinal_canal_and_discs(levels: list[Vertebra]) -> list[Structure]:
         )
     canal = [v.center + np.array([0.0, -v.half_depth - 9.0, 0.0]) for v in levels[1:]]
     canal.append(canal[-1] + np.array([0.0, -14.0, -60.0]))
-    sac = [frustum(p, q, 8.5, 7.5) for p, q in zip(canal[:-1], canal[1:], strict=True)]
+    sac: list[Solid] = [frustum(p, q, 8.5, 7.5) for p, q in zip(canal[:-1], canal[1:], strict=True)]
     sac += [ellipsoid(p, (8.5, 7.5, 4.0)) for p in canal[1:-1]]
     cord_end = next(i for i, v in enumerate(levels) if v.name == "l1")
     cord = [

@@ -96,11 +96,15 @@ def _solids_arrays(solids: list[Solid]) -> dict[str, np.ndarray]:
         "prim_high": np.empty((len(solids), 3)),
     }
     keys = ("prim_matrix", "prim_origin", "prim_length", "prim_slope", "prim_low", "prim_high")
-    for kind, build in ((ELLIPSOID, _ellipsoid_arrays), (FRUSTUM, _frustum_arrays)):
-        where = np.flatnonzero(kinds == kind)
-        if where.size:
-            values = build([solids[i] for i in where])  # type: ignore[arg-type]
-            for key, value in zip(keys, values, strict=True):
+    ellipsoids = [i for i, x in enumerate(solids) if isinstance(x, Ellipsoid)]
+    frusta = [i for i, x in enumerate(solids) if isinstance(x, Frustum)]
+    batches = (
+        (ellipsoids, lambda: _ellipsoid_arrays([solids[i] for i in ellipsoids])),  # type: ignore[misc]
+        (frusta, lambda: _frustum_arrays([solids[i] for i in frusta])),  # type: ignore[misc]
+    )
+    for where, build in batches:
+        if where:
+            for key, value in zip(keys, build(), strict=True):
                 out[key][where] = value
     return out
 

@@ -240,7 +240,7 @@ def _primary_and_masks(
     if smooth_masks:
         names = list(smooth_masks)
         stacked = np.stack([smooth_masks[n] for n in names])[:, near_r][:, :, near_c]
-        visible = stacked.any(axis=(1, 2))
+        visible = np.asarray(stacked.any(axis=(1, 2)))
         found.update({n: stacked[i] for i, n in enumerate(names) if visible[i]})
     return integral, found, first, grid
 
