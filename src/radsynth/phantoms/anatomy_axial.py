@@ -280,33 +280,51 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
     del skull_base  # a flat plate reads as a line on laterals; the petrous ridges carry the base
     skull_base_bone = bone("skull_base", [(p, 1.5) for p in petrous])
     # Facial skeleton: maxilla and zygomas below the anterior vault, orbits and sinuses as holes.
-    face_c = c + np.array([0.0, vault_r[1] * 0.62, -vault_r[2] * 0.62])
-    maxilla = ellipsoid(face_c + np.array([0.0, 8.0, -10.0]), (44.0, 30.0, 38.0))
+    # Facial skeleton in front of and below the anterior vault: orbital rims, maxilla with its
+    # sinuses and the nasal cavity, zygomas with their arches back to the temporal bones.
+    face_c = c + np.array([0.0, vault_r[1] * 0.74, -vault_r[2] * 0.66])
+    orbit_c = [face_c + np.array([s * 31.0, -4.0, 34.0]) for s in (-1.0, 1.0)]
+    maxilla = ellipsoid(face_c + np.array([0.0, 4.0, -14.0]), (40.0, 26.0, 27.0))
     zygomas = [
-        ellipsoid(face_c + np.array([s * 48.0, -8.0, 8.0]), (10.0, 22.0, 12.0)) for s in (-1.0, 1.0)
-    ]
-    orbits = [
-        ellipsoid(face_c + np.array([s * 30.0, 10.0, 30.0]), (17.0, 22.0, 16.0))
+        ellipsoid(face_c + np.array([s * 47.0, -10.0, 10.0]), (10.0, 18.0, 14.0))
         for s in (-1.0, 1.0)
     ]
-    maxillary_sinus = [
-        ellipsoid(face_c + np.array([s * 24.0, 6.0, -4.0]), (14.0, 16.0, 15.0)) for s in (-1.0, 1.0)
+    arches = [
+        frustum(
+            face_c + np.array([s * 50.0, -18.0, 8.0]),
+            c + np.array([s * 64.0, 4.0, -vault_r[2] * 0.55]),
+            4.0,
+            7.0,
+            u=(0.0, 0.0, 1.0),
+        )
+        for s in (-1.0, 1.0)
     ]
-    nasal = ellipsoid(face_c + np.array([0.0, 12.0, 2.0]), (9.0, 22.0, 24.0))
+    rims = [ellipsoid(p, (21.0, 12.0, 19.0)) for p in orbit_c]
+    nasal_bones = frustum(
+        face_c + np.array([0.0, 6.0, 30.0]), face_c + np.array([0.0, 24.0, 4.0]), 6.0, 3.0
+    )
+    orbits = [ellipsoid(p + np.array([0.0, 2.0, 0.0]), (16.5, 16.0, 15.0)) for p in orbit_c]
+    maxillary_sinus = [
+        ellipsoid(face_c + np.array([s * 22.0, 2.0, -8.0]), (13.0, 15.0, 14.0)) for s in (-1.0, 1.0)
+    ]
+    nasal = ellipsoid(face_c + np.array([0.0, 10.0, 0.0]), (8.0, 20.0, 22.0))
+    outer = [maxilla, *zygomas, *arches, *rims, nasal_bones]
     facial = Structure(
         "facial_bones",
         "bone",
         "cortical_bone",
         "muscle",
-        [maxilla, *zygomas],
+        outer,
         cutouts=[*orbits, *maxillary_sinus, nasal],
         inner_material="trabecular_bone",
         inner_parts=[maxilla.shrunk(2.0), *(z.shrunk(1.5) for z in zygomas)],
     )
     # Mandible: body as an arch of segments, rami up to the temporomandibular joints.
     chin = face_c + np.array([0.0, 30.0, -68.0])
+    # The body of the mandible is a U opening backwards to the angles, below the ears.
+    depth = 82.0 / (1.0 - np.cos(1.35))
     arch = [
-        chin + np.array([48.0 * np.sin(a), -55.0 * (1 - np.cos(a)), 8.0 * (1 - np.cos(a))])
+        chin + np.array([50.0 * np.sin(a), -depth * (1 - np.cos(a)), 10.0 * (1 - np.cos(a))])
         for a in np.linspace(-1.35, 1.35, 11)
     ]
     pieces: list[tuple[Solid, float]] = [
@@ -325,7 +343,7 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
         ("lower", chin + np.array([0.0, -2.0, 22.0]), -1.0),
     ):
         for k, a in enumerate(np.linspace(-1.25, 1.25, 14)):
-            p = centre + np.array([40.0 * np.sin(a), -46.0 * (1 - np.cos(a)), 0.0])
+            p = centre + np.array([40.0 * np.sin(a), -58.0 * (1 - np.cos(a)), 0.0])
             teeth.append(
                 Structure(
                     f"tooth_{jaw}_{k + 1}",

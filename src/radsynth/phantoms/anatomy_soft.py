@@ -93,7 +93,7 @@ def envelope(
     )
     head = landmarks["head_centre"]
     parts.append(ellipsoid(head, (79.0, 99.0, 93.0)))
-    parts.append(ellipsoid(head + np.array([0.0, 62.0, -75.0]), (58.0, 45.0, 62.0)))  # face and jaw
+    parts.append(ellipsoid(head + np.array([0.0, 66.0, -80.0]), (60.0, 50.0, 66.0)))  # face and jaw
     trunk_parts = list(parts)
     for side in ("left", "right"):
         parts += _leg_envelope(side, landmarks, bulk)
@@ -516,7 +516,7 @@ def brain(head_centre: np.ndarray) -> list[Structure]:
         ),
     ]
     for s, side in ((1.0, "left"), (-1.0, "right")):
-        eye_c = c + np.array([s * 31.0, 76.0, -24.0])
+        eye_c = c + np.array([s * 31.0, 70.0, -23.0])
         out.append(
             Structure(
                 f"{side}_eye", "organ", "fluid", "fat", [ellipsoid(eye_c, (12.0, 12.0, 12.0))]

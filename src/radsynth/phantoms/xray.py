@@ -53,7 +53,7 @@ class RegionSpec:
 
 
 REGIONS: dict[str, RegionSpec] = {
-    "head": RegionSpec("head_centre", (0.0, 10.0, -28.0), 270.0, 0.1, 3000.0, 0.45, 0.4),
+    "head": RegionSpec("head_centre", (0.0, 10.0, -12.0), 260.0, 0.1, 3000.0, 0.45, 0.4),
     "chest": RegionSpec("t6_centre", (0.0, 40.0, -30.0), 400.0, 0.12, 4000.0, 0.3, 0.45),
     "shoulder": RegionSpec("{side}_shoulder", (-30.0, 0.0, -10.0), 230.0, 0.1, 3000.0, 0.3, 0.45),
     "abdomen": RegionSpec("l3_centre", (0.0, 30.0, 10.0), 400.0, 0.15, 3000.0, 0.55, 0.55),
