@@ -74,3 +74,16 @@ def test_python_m_radsynth_help():
         [sys.executable, "-m", "radsynth", "--help"], capture_output=True, text=True, check=True
     )
     assert "phantoms" in done.stdout
+
+
+def test_two_workers_write_the_same_cases_as_one(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["phantoms", "--n", "4", "--size", "32", "--seed", "3", "--modality", "xray"]
+    assert runner.invoke(app, [*args, "--out", str(one)]).exit_code == 0
+    result = runner.invoke(app, [*args, "--out", str(two), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert read_manifest(one) == read_manifest(two)
+    for i in range(4):
+        a = np.asarray(Image.open(one / f"images/case_{i:06d}.png"))
+        b = np.asarray(Image.open(two / f"images/case_{i:06d}.png"))
+        np.testing.assert_array_equal(a, b)

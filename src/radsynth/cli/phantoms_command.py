@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -72,6 +77,31 @@ def load_masks(path: str | Path) -> dict[str, np.ndarray]:
         }
 
 
+@dataclass(frozen=True)
+class _Job:
+    out: Path
+    index: int
+    seed: int
+    size: int
+    modality: str | None
+    region: str | None
+    view: str | None
+    subject_seed: int | None
+
+
+def _run_job(job: _Job) -> dict:
+    """Make one case and write its files; the caller appends the record to the manifest."""
+    case = make_case(
+        job.seed,
+        modality=job.modality,
+        region=job.region,
+        view=job.view,
+        size=job.size,
+        subject_seed=job.subject_seed,
+    )
+    return write_case(job.out, f"case_{job.index:06d}", case)
+
+
 def generate_cases(
     out: Path,
     n: int,
@@ -84,10 +114,16 @@ def generate_cases(
     images_per_subject: int,
     overwrite: bool,
     resume: bool,
+    workers: int = 1,
 ) -> int:
-    """Write `n` cases to `out`; returns how many were written (resumed runs skip done ones)."""
+    """Write `n` cases to `out`; returns how many were written (resumed runs skip done ones).
+
+    With `workers` > 1 cases are rendered in that many processes; the files and the manifest
+    are the same as with one (records are appended in case order)."""
     if n < 1:
         raise typer.BadParameter("--n must be at least 1")
+    if workers < 1:
+        raise typer.BadParameter("--workers must be at least 1")
     if out.exists() and any(out.iterdir()) and not (overwrite or resume):
         raise typer.BadParameter(
             f"{out} is not empty: pass --resume to finish an interrupted run "
@@ -100,22 +136,38 @@ def generate_cases(
     written = 0
     with ManifestWriter(out) as manifest, _progress() as progress:
         task = progress.add_task("phantoms", total=n, completed=len(manifest.done_ids))
-        for index in range(n):
-            case_id = f"case_{index:06d}"
-            if case_id in manifest.done_ids:
-                continue
-            case = make_case(
-                seed + index,
-                modality=modality,
-                region=region,
-                view=view,
-                size=size,
-                subject_seed=subject_seed_for(seed, index, images_per_subject),
+        jobs = [
+            _Job(
+                out,
+                i,
+                seed + i,
+                size,
+                modality,
+                region,
+                view,
+                subject_seed_for(seed, i, images_per_subject),
             )
-            manifest.append(write_case(out, case_id, case))
+            for i in range(n)
+            if f"case_{i:06d}" not in manifest.done_ids
+        ]
+        for record in _records(jobs, workers):
+            manifest.append(record)
             written += 1
             progress.advance(task)
     return written
+
+
+def _records(jobs: list[_Job], workers: int) -> Iterator[dict]:
+    if workers == 1 or len(jobs) < 2:
+        yield from map(_run_job, jobs)
+        return
+    # Fresh interpreters (spawn), each rendering with one thread: forking a process whose
+    # OpenMP threads run is unsafe, and two threads per process would oversubscribe the cores.
+    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_run_job, jobs, chunksize=4)
 
 
 def phantoms(
@@ -137,6 +189,7 @@ def phantoms(
     images_per_subject: Annotated[
         int, typer.Option(help="Cases that share one subject's body.")
     ] = 1,
+    workers: Annotated[int, typer.Option(help="Processes rendering cases in parallel.")] = 1,
     overwrite: Annotated[
         bool, typer.Option(help="Write into a non-empty folder, replacing its manifest.")
     ] = False,
@@ -175,6 +228,7 @@ def phantoms(
             images_per_subject=images_per_subject,
             overwrite=overwrite,
             resume=resume,
+            workers=workers,
         )
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)

@@ -308,13 +308,13 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
         ellipsoid(face_c + np.array([s * 22.0, 2.0, -8.0]), (13.0, 15.0, 14.0)) for s in (-1.0, 1.0)
     ]
     nasal = ellipsoid(face_c + np.array([0.0, 10.0, 0.0]), (8.0, 20.0, 22.0))
-    outer = [maxilla, *zygomas, *arches, *rims, nasal_bones]
+    facial_parts: list[Solid] = [maxilla, *zygomas, *arches, *rims, nasal_bones]
     facial = Structure(
         "facial_bones",
         "bone",
         "cortical_bone",
         "muscle",
-        outer,
+        facial_parts,
         cutouts=[*orbits, *maxillary_sinus, nasal],
         inner_material="trabecular_bone",
         inner_parts=[maxilla.shrunk(2.0), *(z.shrunk(1.5) for z in zygomas)],
