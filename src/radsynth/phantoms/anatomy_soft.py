@@ -41,7 +41,7 @@ def _tube(
     # frusta that meet at a small angle (and it keeps the joint cheap to project).
     last = len(points) - 1
     for i, (point, radius) in enumerate(zip(points, radii, strict=True)):
-        height = 0.9 if i in (0, last) else 0.25
+        height = 0.9 if i in (0, last) else 0.5
         parts.append(ellipsoid(point, (radius, radius * ratio, radius * height)))
     return parts
 
@@ -180,6 +180,8 @@ def _leg_envelope(side: str, lm: dict[str, np.ndarray], bulk: float) -> list[Sol
     ]
     radii = [88.0 * bulk, 62.0 * bulk, 50.0 * bulk, 52.0 * bulk, 32.0 * bulk, 33.0]
     return _tube(points, radii, 1.0) + [
+        # Prepatellar soft tissue and the patellar tendon in front of the knee.
+        ellipsoid(knee + np.array([0.0, 26.0, 30.0]), (40.0 * bulk, 38.0, 62.0)),
         ellipsoid(ankle + np.array([s * 4.0, -22.0, -50.0]), (30.0, 36.0, 34.0)),  # heel
         # Foot: tall at the midfoot, thinning towards the toes, the sole near the ground.
         frustum(

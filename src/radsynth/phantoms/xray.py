@@ -61,7 +61,7 @@ REGIONS: dict[str, RegionSpec] = {
     "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.03, 2500.0, 0.6, 0.3),
     "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.03, 2500.0, 0.6, 0.3),
     "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.06, 3000.0, 0.35, 0.45),
-    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, 5.0), 200.0, 0.05, 3000.0, 0.35, 0.5),
+    "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, 5.0), 200.0, 0.05, 3000.0, 0.35, 0.7),
     "cervical_spine": RegionSpec("c4_centre", (0.0, 10.0, 0.0), 190.0, 0.1, 3000.0, 0.4, 0.5),
     "thoracic_spine": RegionSpec("t7_centre", (0.0, 20.0, 0.0), 400.0, 0.15, 3000.0, 0.45, 0.55),
     "lumbar_spine": RegionSpec("l3_centre", (0.0, 20.0, -10.0), 280.0, 0.15, 3000.0, 0.55, 0.55),
