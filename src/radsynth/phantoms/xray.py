@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
@@ -27,11 +28,10 @@ from radsynth.phantoms.image import PhantomImage
 from radsynth.phantoms.raycast import Grid, project
 from radsynth.vocabulary.labels import PAIRED_REGIONS, XRAY_REGIONS
 
-NOISE_TILE = 64
 SCATTER_SIGMA_MM = 30.0
 COARSE_FACTOR = 16  # scatter and large-scale attenuation vary over ~30 mm: a coarse grid suffices
 SMOOTH_CATEGORIES = frozenset({"envelope", "organ"})
-PROBE_PX = 40  # the coarse look at a region that sets exposure and window
+PROBE_PX = 32  # the coarse look at a region that sets exposure and window
 MARGIN_PX = 8  # rendered around the window so blurs near its border match a larger window
 
 
@@ -141,22 +141,32 @@ def _lattice_grid(
 
 def _lattice_noise(seed: int, first: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
     """Standard normal noise indexed by global lattice position: the same pixel gets the same
-    value in any window that contains it."""
-    r0, c0 = first
-    tr0, tc0 = r0 // NOISE_TILE, c0 // NOISE_TILE
-    tr1, tc1 = (r0 + shape[0] - 1) // NOISE_TILE, (c0 + shape[1] - 1) // NOISE_TILE
-    rows = []
-    for tr in range(tr0, tr1 + 1):
-        row = [
-            np.random.default_rng([seed, tr + 2**31, tc + 2**31]).standard_normal(
-                (NOISE_TILE, NOISE_TILE)
-            )
-            for tc in range(tc0, tc1 + 1)
-        ]
-        rows.append(np.concatenate(row, axis=1))
-    tiles = np.concatenate(rows, axis=0)
-    dr, dc = r0 - tr0 * NOISE_TILE, c0 - tc0 * NOISE_TILE
-    return tiles[dr : dr + shape[0], dc : dc + shape[1]]
+    value in any window that contains it (a counter-based generator hashed from the seed and
+    the pixel's lattice row and column)."""
+    return _hashed_normal(np.uint64(seed % 2**63), first[0], first[1], shape[0], shape[1])
+
+
+@numba.njit(cache=True, inline="always")
+def _splitmix64(x):
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(cache=True)
+def _hashed_normal(seed, r0, c0, height, width):
+    out = np.empty((height, width), dtype=np.float32)
+    scale = 1.0 / 9007199254740992.0  # 2**-53
+    for i in range(height):
+        row = np.uint64((r0 + i) & 0xFFFFFFFF)
+        for j in range(width):
+            col = np.uint64((c0 + j) & 0xFFFFFFFF)
+            key = _splitmix64(seed ^ _splitmix64((row << np.uint64(32)) | col))
+            u1 = (np.float64(key >> np.uint64(11)) + 0.5) * scale
+            u2 = np.float64(_splitmix64(key) >> np.uint64(11)) * scale
+            out[i, j] = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return out
 
 
 @dataclass(frozen=True)
@@ -188,6 +198,28 @@ def _clip(
     return (distance, np.inf) if sign > 0 else (-np.inf, distance)
 
 
+def _project_all(
+    body: Body,
+    exclude: frozenset[str],
+    grid: Grid,
+    projection: Projection,
+    masks: bool,
+    clip: tuple[float, float],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The whole body's line integral (and masks) at full resolution on `grid`, from the same
+    two packed scenes (smooth and sharp structures) that large windows use."""
+    integral = np.zeros(grid.shape)
+    found: dict[str, np.ndarray] = {}
+    smooth = SMOOTH_CATEGORIES
+    for categories in (smooth, frozenset(body.categories() - smooth)):
+        part, part_masks = project(
+            body.scene(exclude, categories), grid, projection.direction, None if masks else [], clip
+        )
+        integral += part
+        found.update(part_masks)
+    return integral, found
+
+
 def _primary_and_masks(
     body: Body,
     settings: XraySettings,
@@ -200,9 +232,7 @@ def _primary_and_masks(
     grid, first = _lattice_grid(projection, centre, shape, spacing)
     clip = _clip(body, settings.region, settings.view, settings.laterality, grid, projection)
     if not masks or min(shape) < 96:
-        integral, found = project(
-            body.scene(settings.exclude), grid, projection.direction, None if masks else [], clip
-        )
+        integral, found = _project_all(body, settings.exclude, grid, projection, masks, clip)
         return integral, found, first, grid
     # Large smooth structures (skin, fat, muscle, organs) vary slowly except at their edges:
     # project them on the lattice of twice the spacing and interpolate; bones, vessels, devices
@@ -254,7 +284,7 @@ def render_window(
     spec = REGIONS[settings.region]
     padded = (shape[0] + 2 * MARGIN_PX, shape[1] + 2 * MARGIN_PX)
     integral, masks, first, grid = _primary_and_masks(body, settings, centre, padded, spacing, True)
-    primary = np.exp(-integral)
+    primary = np.exp(-integral).astype(np.float32)
     scatter, background = _scatter(body, settings, grid, padded)
     fluence = primary + spec.scatter * scatter
     noise = _lattice_noise(settings.noise_seed, first, padded)
@@ -324,7 +354,7 @@ def _scatter(
         c_shape,
     )
     clip = _clip(body, settings.region, settings.view, settings.laterality, c_grid, projection)
-    integral, _ = project(body.scene(settings.exclude), c_grid, projection.direction, [], clip)
+    integral, _ = _project_all(body, settings.exclude, c_grid, projection, False, clip)
     blurred = ndimage.gaussian_filter(
         scatter_source(integral), sigma_px, mode="nearest", truncate=4.0
     )
