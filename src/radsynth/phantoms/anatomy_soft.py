@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radsynth.phantoms.solids import Solid, Structure, ellipsoid, frustum, rotation_about
+from radsynth.phantoms.solids import Frustum, Solid, Structure, ellipsoid, frustum, rotation_about
 
 
 def chest_half_width(z: float) -> float:
@@ -272,21 +272,22 @@ def _vessel_tree(name: str, side: float, rng: np.random.Generator, dome_top: flo
     stack = []
     for lat, up in targets:
         d = np.array([side * lat, rng.normal(0.0, 0.3), up])
-        stack.append((hilum, d / np.linalg.norm(d), 5.5, 0))
+        stack.append((hilum, d / np.sqrt(d @ d), 5.5, 0))
+    # Random numbers drawn in blocks: one branch at a time is slow in Python.
+    lengths = iter(rng.uniform(28.0, 45.0, size=256))
+    turns = iter(rng.normal(0.0, 0.45, size=(512, 3)))
+    along = np.array([1.0, 0.0, 0.0])
     while stack:
         start, direction, radius, depth = stack.pop()
-        length = rng.uniform(28.0, 45.0) * (0.85**depth)
-        end = start + direction * length
+        end = start + direction * (next(lengths) * 0.85**depth)
         inner = chest_half_width(float(end[2])) - 25.0
         if abs(end[0]) > inner or end[2] < dome_top - 40.0 or end[2] > 1460.0 or abs(end[0]) < 30.0:
             continue
-        segments.append(frustum(start, end, radius, radius, taper=0.8))
+        segments.append(Frustum(start, end, radius, radius, 0.8, along))
         if depth < 4 and radius > 1.2:
             for _ in range(2):
-                turn = rng.normal(0.0, 0.45, size=3)
-                child = direction + turn
-                child /= np.linalg.norm(child)
-                stack.append((end, child, radius * 0.72, depth + 1))
+                child = direction + next(turns)
+                stack.append((end, child / np.sqrt(child @ child), radius * 0.72, depth + 1))
     return Structure(name, "vessel", "blood", "lung", segments)
 
 

@@ -126,6 +126,7 @@ class Body:
     structures: list[Structure]
     reference_landmarks: dict[str, np.ndarray]
     mu_scale: dict[str, float] = field(default_factory=dict)
+    shared_tail: int = 0  # trailing structures shared by all bodies of a sex (cached skeleton)
 
     @property
     def scale(self) -> float:
@@ -147,18 +148,20 @@ class Body:
         key = (exclude, categories)
         cache: dict[tuple, PackedScene] = self.__dict__.setdefault("_scenes", {})
         if key not in cache:
-            kept = [
-                s
-                for s in self.structures
-                if s.name not in exclude and (categories is None or s.category in categories)
-            ]
+
+            def wanted(s: Structure) -> bool:
+                return s.name not in exclude and (categories is None or s.category in categories)
+
+            kept = [s for s in self.structures if wanted(s)]
+            shared = self.structures[len(self.structures) - self.shared_tail :]
+            tail = sum(1 for s in shared if wanted(s)) if self.shared_tail else 0
             if not kept:  # an empty selection: a scene with no effect
                 kept = [self.structures[0]]
                 packed = pack_scene(kept, self.mu_scale)
                 packed.group_weight[:] = 0.0
                 cache[key] = scale_scene(packed, self.scale)
             else:
-                cache[key] = scale_scene(pack_scene(kept, self.mu_scale), self.scale)
+                cache[key] = scale_scene(pack_scene(kept, self.mu_scale, tail), self.scale)
         return cache[key]
 
     def categories(self) -> frozenset[str]:
@@ -172,7 +175,7 @@ class Body:
 
     def with_structures(self, structures: list[Structure]) -> Body:
         """A copy with another structure list (findings and devices use this)."""
-        return replace(self, structures=structures)
+        return replace(self, structures=structures, shared_tail=0)
 
     def structure_names(self) -> list[str]:
         return [s.name for s in self.structures]
@@ -201,4 +204,4 @@ def make_body(subject: Subject, rng: np.random.Generator) -> Body:
     loss_per_year = 0.008 if female else 0.004
     density = float(np.clip(1.0 - loss_per_year * max(0, subject.age - 45), 0.65, 1.0))
     mu_scale = {"trabecular_bone": density, "cortical_bone": 0.5 + 0.5 * density}
-    return Body(subject, structures, lm, mu_scale)
+    return Body(subject, structures, lm, mu_scale, shared_tail=len(bones))

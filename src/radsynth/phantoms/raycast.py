@@ -130,6 +130,7 @@ def _structure_layout(structure: Structure) -> tuple[list[Solid], dict[str, np.n
         "group_fill": np.asarray([MATERIAL_IDS[g[0]] for g in groups], dtype=np.int64),
         "group_parent": np.asarray([MATERIAL_IDS[g[1]] for g in groups], dtype=np.int64),
         "group_outer": np.asarray([g[3] for g in groups], dtype=np.bool_),
+        "group_owner": np.zeros(len(groups), dtype=np.int64),
     }
 
 
@@ -151,39 +152,62 @@ def _structure_chunks(structures: Sequence[Structure]) -> list[dict[str, np.ndar
     return [s.__dict__["_packed_chunk"] for s in structures]
 
 
+_TAIL_CACHE: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
+
+
+def _merged(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Several structures' chunks as one chunk (group indices offset, owners numbered)."""
+    group_counts = [len(c["group_fill"]) for c in chunks]
+    offsets = np.concatenate([[0], np.cumsum(group_counts)[:-1]]).astype(np.int64)
+    owners = [0] + list(np.cumsum([c["group_owner"].max() + 1 for c in chunks])[:-1])
+    merged = {
+        key: np.concatenate([c[key] for c in chunks])
+        for key in chunks[0]
+        if key not in ("prim_group", "group_owner")
+    }
+    merged["prim_group"] = np.concatenate(
+        [c["prim_group"] + off for c, off in zip(chunks, offsets, strict=True)]
+    )
+    merged["group_owner"] = np.concatenate(
+        [c["group_owner"] + own for c, own in zip(chunks, owners, strict=True)]
+    )
+    return merged
+
+
 def pack_scene(
-    structures: Sequence[Structure], mu_scale: dict[str, float] | None = None
+    structures: Sequence[Structure],
+    mu_scale: dict[str, float] | None = None,
+    shared_tail: int = 0,
 ) -> PackedScene:
     """Flatten `structures` (in painting order: later ones lie on top in sections).
 
     `mu_scale` multiplies the attenuation of named materials (e.g. lower bone density with age).
+    `shared_tail`: how many structures at the end are shared between scenes (a cached skeleton);
+    their flattened arrays are kept and reused.
     """
     if not structures:
         raise ValueError("a scene needs at least one structure")
     mu = np.array([material(name).mu_per_mm for name in MATERIAL_NAMES])
     for name, factor in (mu_scale or {}).items():
         mu[MATERIAL_IDS[material(name).name]] *= factor
-    chunks = _structure_chunks(structures)
-    group_counts = [len(c["group_fill"]) for c in chunks]
-    offsets = np.concatenate([[0], np.cumsum(group_counts)[:-1]])
-    prim = {
-        key: np.concatenate([c[key] for c in chunks])
-        for key in chunks[0]
-        if key.startswith("prim_")
-    }
-    prim["prim_group"] = np.concatenate(
-        [c["prim_group"] + off for c, off in zip(chunks, offsets, strict=True)]
-    )
-    fill = np.concatenate([c["group_fill"] for c in chunks])
-    parent = np.concatenate([c["group_parent"] for c in chunks])
+    split = len(structures) - min(max(shared_tail, 0), len(structures))
+    chunks = _structure_chunks(structures[:split])
+    if split < len(structures):
+        key = tuple(id(s) for s in structures[split:])
+        if key not in _TAIL_CACHE:
+            if len(_TAIL_CACHE) > 64:
+                _TAIL_CACHE.clear()
+            _TAIL_CACHE[key] = _merged(_structure_chunks(structures[split:]))
+        chunks = [*chunks, _TAIL_CACHE[key]]
+    merged = _merged(chunks)
     return PackedScene(
         names=[s.name for s in structures],
         categories=[s.category for s in structures],
-        **prim,
-        group_weight=mu[fill] - mu[parent],
-        group_material=fill,
-        group_structure=np.repeat(np.arange(len(structures)), group_counts),
-        group_outer=np.concatenate([c["group_outer"] for c in chunks]),
+        **{key: value for key, value in merged.items() if key.startswith("prim_")},
+        group_weight=mu[merged["group_fill"]] - mu[merged["group_parent"]],
+        group_material=merged["group_fill"],
+        group_structure=merged["group_owner"],
+        group_outer=merged["group_outer"],
     )
 
 
