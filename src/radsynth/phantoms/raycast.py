@@ -650,7 +650,8 @@ def project(
         slot, len(names), float(clip[0]), float(clip[1]),
         *_direction_terms(scene, local_direction),
     )  # fmt: skip
-    found = {name: masks[i] for i, name in enumerate(names) if masks[i].any()}
+    hit = masks.reshape(len(names), -1).any(axis=1) if names else np.zeros(0, dtype=bool)
+    found = {name: masks[i] for i, name in enumerate(names) if hit[i]}
     return integral, found
 
 
@@ -669,5 +670,6 @@ def section(
         scene.prim_length, scene.prim_slope, scene.prim_group, scene.prim_negative,
         scene.group_material, scene.group_structure, scene.group_outer, slot, len(names),
     )  # fmt: skip
-    found = {name: masks[i] for i, name in enumerate(names) if masks[i].any()}
+    hit = masks.reshape(len(names), -1).any(axis=1) if names else np.zeros(0, dtype=bool)
+    found = {name: masks[i] for i, name in enumerate(names) if hit[i]}
     return materials, found
