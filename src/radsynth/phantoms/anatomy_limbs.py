@@ -336,6 +336,92 @@ def flare(
     return pieces
 
 
+def knee_soft_tissues(side_name: str, knee: np.ndarray) -> list[Structure]:
+    """Articular cartilage, menisci, cruciate ligaments, patellar and quadriceps tendons, the
+    infrapatellar and suprapatellar fat pads and the popliteal vessels of one knee. They come
+    before the bones in painting order, so bone paints over where they touch."""
+    s = SIDES[side_name]
+
+    def at(x: float, y: float, z: float) -> np.ndarray:
+        return knee + np.array([s * x, y, z])
+
+    def part(name: str, category: str, fill: str, parent: str, solids: list[Solid]) -> Structure:
+        return Structure(f"{side_name}_{name}", category, fill, parent, solids)
+
+    return [
+        part(
+            "knee_fat_pads",
+            "organ",
+            "fat",
+            "muscle",
+            [
+                ellipsoid(at(0.0, 30.0, 6.0), (26.0, 14.0, 22.0)),
+                ellipsoid(at(0.0, 30.0, 72.0), (26.0, 9.0, 28.0)),
+            ],
+        ),
+        part(
+            "femoral_cartilage",
+            "cartilage",
+            "cartilage",
+            "muscle",
+            [
+                ellipsoid(at(-17.0, -8.0, 19.0), (27.5, 32.5, 19.5)),
+                ellipsoid(at(17.0, -6.0, 19.0), (27.5, 31.5, 19.5)),
+                ellipsoid(at(0.0, 12.0, 34.0), (26.0, 14.5, 20.0)),
+            ],
+        ),
+        part(
+            "tibial_cartilage",
+            "cartilage",
+            "cartilage",
+            "muscle",
+            [
+                ellipsoid(at(0.0, -2.0, -17.0), (39.0, 27.0, 15.5)),
+            ],
+        ),
+        part(
+            "menisci",
+            "cartilage",
+            "tendon",
+            "muscle",
+            [
+                ellipsoid(at(-22.0, -2.0, -1.0), (17.0, 22.0, 3.2)),
+                ellipsoid(at(22.0, -2.0, -1.0), (15.0, 19.0, 3.2)),
+            ],
+        ),
+        part(
+            "cruciate_ligaments",
+            "cartilage",
+            "tendon",
+            "muscle",
+            [
+                frustum(at(9.0, -14.0, 22.0), at(-2.0, 10.0, -10.0), 4.0, 3.5),
+                frustum(at(-9.0, -10.0, 20.0), at(0.0, -24.0, -14.0), 4.5, 4.0),
+            ],
+        ),
+        part(
+            "patellar_tendon",
+            "cartilage",
+            "tendon",
+            "fat",
+            [
+                frustum(at(2.0, 50.0, 22.0), at(0.0, 34.0, -62.0), 12.0, 3.5, u=(1.0, 0.0, 0.0)),
+                frustum(at(2.0, 46.0, 62.0), at(0.0, 34.0, 150.0), 16.0, 5.0, u=(1.0, 0.0, 0.0)),
+            ],
+        ),
+        part(
+            "popliteal_vessels",
+            "vessel",
+            "blood",
+            "muscle",
+            [
+                frustum(at(-4.0, -44.0, 140.0), at(-2.0, -38.0, -90.0), 4.0, 4.0),
+                frustum(at(4.0, -48.0, 140.0), at(3.0, -42.0, -90.0), 5.0, 4.5),
+            ],
+        ),
+    ]
+
+
 def leg_bones(
     side_name: str, hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray
 ) -> list[Structure]:

@@ -88,6 +88,8 @@ def _skeleton(female: bool) -> tuple[tuple[Structure, ...], tuple[tuple[str, np.
     levels = anatomy_axial.spine_levels()
     by_name = {v.name: v for v in levels}
     bones: list[Structure] = anatomy_axial.spinal_canal_and_discs(levels)
+    for side in ("left", "right"):
+        bones += anatomy_limbs.knee_soft_tissues(side, lm[f"{side}_knee"])
     bones += [anatomy_axial.vertebra_bone(v) for v in levels]
     sacrum_top = by_name["l5"].center + np.array([0.0, -8.0, -24.0])
     hips = {side: lm[f"{side}_hip"] for side in ("left", "right")}

@@ -769,6 +769,9 @@ def _add_plate_and_screws(body: Body, site: Site, quals: Quals, rng: Rng, side: 
     out = _perpendicular(shaft.axis, _Y if preferred is None else preferred * _SIGN[side])
     length = min(rng.uniform(0.4, 0.65) * shaft.length, 200.0)
     t_mid = rng.uniform(length / 2 + 5.0, shaft.length - length / 2 - 5.0)
+    if site in ("fibula", "radius"):  # ankle (Weber B) and distal radius plates sit distally
+        length = min(length, 110.0)
+        t_mid = shaft.length - length / 2 - 5.0
     r_mid = max(shaft.a, shaft.b) * (1.0 + shaft.slope * t_mid)
     thick, width = np.clip(0.13 * r_mid, 1.2, 2.2), np.clip(0.5 * r_mid, 3.5, 8.0)
     centre = shaft.start + shaft.axis * t_mid + out * (r_mid + thick + 0.3)

@@ -64,6 +64,8 @@ _TABLE: tuple[Material, ...] = (
     Material("polyethylene", 0.0226, -80.0, 0.0, 0.0, 0.0, 1.0, 1.0),
     Material("gold", 3.0000, 3071.0, 0.0, 0.0, 0.0, 5.0, 30.0),
     Material("lead", 3.0000, 3071.0, 0.0, 0.0, 0.0, 5.0, 30.0),
+    # Tendons, ligaments and menisci: dense collagen, dark on every MR sequence (short T2).
+    Material("tendon", 0.0265, 90.0, 600.0, 5.0, 0.3, 1.8, 1.5),
 )
 
 MATERIALS: dict[str, Material] = {m.name: m for m in _TABLE}
