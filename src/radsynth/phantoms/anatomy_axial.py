@@ -190,10 +190,19 @@ def rib_bones(
                 for a in angles
             ]
             height = 4.6 + 1.6 * np.sin(np.pi * t)
+            # Ribs thin towards their anterior ends (fainter anterior ribs on a frontal film).
+            n_seg = len(points) - 1
+            scale = [1.0 - 0.4 * k / n_seg for k in range(n_seg + 1)]
             pieces: list[tuple[Solid, float]] = [
-                (frustum(p, q, 3.2, height, u=(0.0, 0.0, 1.0)), 0.7)
-                for p, q in zip(points[:-1], points[1:], strict=True)
-            ]
+                (
+                    frustum(
+                        p, q, 3.2 * scale[k], height * scale[k],
+                        taper=scale[k + 1] / scale[k], u=(0.0, 0.0, 1.0),
+                    ),
+                    0.7 * scale[k],
+                )
+                for k, (p, q) in enumerate(zip(points[:-1], points[1:], strict=True))
+            ]  # fmt: skip
             pieces.append((ellipsoid(points[0], (5.0, 5.0, 6.0)), 0.8))
             ribs.append(bone(f"{side}_rib_{i}", pieces))
             if i <= 10:

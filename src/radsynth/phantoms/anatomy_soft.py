@@ -152,10 +152,11 @@ def envelope(
 def _breast_solid(side: float, size: float) -> Solid:
     # Centred inside the chest wall so that only the lower, outer part protrudes: the breast
     # shadow has a visible inferior margin and fades upwards into the chest wall, as on film.
+    # Tilted downwards, so the upper slope leaves the chest wall gradually.
     return ellipsoid(
-        (side * 78.0, 92.0, 1282.0),
-        (64.0 * size, 48.0 * size, 62.0 * size),
-        rotation_about((1.0, 0.0, 0.0), np.deg2rad(-15.0)),
+        (side * 80.0, 84.0, 1268.0),
+        (62.0 * size, 44.0 * size, 66.0 * size),
+        rotation_about((1.0, 0.0, 0.0), np.deg2rad(-35.0)),
     )
 
 
