@@ -30,7 +30,7 @@ from radsynth.vocabulary.labels import PAIRED_REGIONS, XRAY_REGIONS
 
 SCATTER_SIGMA_MM = 30.0
 COARSE_FACTOR = 16  # scatter and large-scale attenuation vary over ~30 mm: a coarse grid suffices
-SMOOTH_CATEGORIES = frozenset({"envelope", "organ"})
+SMOOTH_CATEGORIES = frozenset({"envelope", "organ", "cartilage"})
 PROBE_PX = 32  # the coarse look at a region that sets exposure and window
 MARGIN_PX = 8  # rendered around the window so blurs near its border match a larger window
 
@@ -234,7 +234,8 @@ def _primary_and_masks(
     if not masks or min(shape) < 96:
         integral, found = _project_all(body, settings.exclude, grid, projection, masks, clip)
         return integral, found, first, grid
-    # Large smooth structures (skin, fat, muscle, organs) vary slowly except at their edges:
+    # Large smooth structures (skin, fat, muscle, organs, cartilage and tendons: soft-tissue
+    # contrast only) vary slowly except at their edges:
     # project them on the lattice of twice the spacing and interpolate; bones, vessels, devices
     # and findings are projected at full resolution.
     sharp = body.categories() - SMOOTH_CATEGORIES
