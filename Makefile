@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@echo "Contact sheet written to out/contact_sheet.png"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
 test: lint
