@@ -29,10 +29,9 @@ from radsynth.phantoms.solids import (
     rotation_about,
 )
 from radsynth.vocabulary.labels import (
-    FINDING_KINDS,
-    FINDING_QUALIFIERS,
     FINDING_SITES,
     Finding,
+    check_finding,
 )
 
 SIDES: tuple[str, ...] = ("left", "right")
@@ -989,23 +988,7 @@ _BUILDERS: dict[str, Builder] = {
 
 
 def _check(finding: Finding, side: str | None) -> None:
-    if finding.kind not in FINDING_KINDS:
-        raise ValueError(
-            f"unknown finding kind {finding.kind!r}; use one of: {', '.join(FINDING_KINDS)}"
-        )
-    sites = FINDING_SITES[finding.kind]
-    if finding.site is not None and finding.site not in sites:
-        raise ValueError(
-            f"site {finding.site!r} does not fit finding {finding.kind!r}; "
-            f"use one of: {', '.join(sites) or '(no site)'}"
-        )
-    allowed = FINDING_QUALIFIERS[finding.kind]
-    for qualifier in finding.qualifiers:
-        if qualifier not in allowed:
-            raise ValueError(
-                f"qualifier {qualifier!r} does not fit finding {finding.kind!r}; "
-                f"use one of: {', '.join(allowed) or '(none)'}"
-            )
+    check_finding(finding)  # again: a Finding can be built around its own check
     if side is not None and side not in SIDES:
         raise ValueError(f"side must be 'left', 'right' or None, got {side!r}")
     own = (finding.site or "").split("_")[0]

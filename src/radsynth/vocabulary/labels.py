@@ -153,23 +153,7 @@ class Finding:
     qualifiers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in FINDING_KINDS:
-            raise ValueError(
-                f"unknown finding kind {self.kind!r}; use one of: {', '.join(FINDING_KINDS)}"
-            )
-        sites = FINDING_SITES[self.kind]
-        if self.site is not None and self.site not in sites:
-            raise ValueError(
-                f"site {self.site!r} does not fit finding {self.kind!r}; "
-                f"use one of: {', '.join(sites) or '(no site)'}"
-            )
-        allowed = FINDING_QUALIFIERS[self.kind]
-        for qualifier in self.qualifiers:
-            if qualifier not in allowed:
-                raise ValueError(
-                    f"qualifier {qualifier!r} does not fit finding {self.kind!r}; "
-                    f"use one of: {', '.join(allowed) or '(none)'}"
-                )
+        check_finding(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "site": self.site, "qualifiers": list(self.qualifiers)}
@@ -177,6 +161,28 @@ class Finding:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
         return cls(data["kind"], data.get("site"), tuple(data.get("qualifiers", ())))
+
+
+def check_finding(finding: Finding) -> None:
+    """Raise ValueError naming the allowed values when a finding's kind, site or qualifiers
+    do not fit together."""
+    if finding.kind not in FINDING_KINDS:
+        raise ValueError(
+            f"unknown finding kind {finding.kind!r}; use one of: {', '.join(FINDING_KINDS)}"
+        )
+    sites = FINDING_SITES[finding.kind]
+    if finding.site is not None and finding.site not in sites:
+        raise ValueError(
+            f"site {finding.site!r} does not fit finding {finding.kind!r}; "
+            f"use one of: {', '.join(sites) or '(no site)'}"
+        )
+    allowed = FINDING_QUALIFIERS[finding.kind]
+    for qualifier in finding.qualifiers:
+        if qualifier not in allowed:
+            raise ValueError(
+                f"qualifier {qualifier!r} does not fit finding {finding.kind!r}; "
+                f"use one of: {', '.join(allowed) or '(none)'}"
+            )
 
 
 @dataclass(frozen=True)
