@@ -169,6 +169,72 @@ def _hashed_normal(seed, r0, c0, height, width):
     return out
 
 
+DETECTOR_BLUR_PX = 0.6  # detector point-spread, sigma in pixels
+UNSHARP_SIGMA_PX = 2.0  # unsharp masking of digital radiography, sigma in pixels
+UNSHARP_WEIGHT = 0.6
+TONE_STEEPNESS = 2.2  # film-like characteristic curve
+
+
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian, truncated at 3 sigma."""
+    radius = int(np.ceil(3.0 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+@numba.njit(cache=True)
+def _blur(image, kernel):
+    """Separable convolution with edge values repeated beyond the border."""
+    height, width = image.shape
+    radius = kernel.shape[0] // 2
+    tmp = np.empty_like(image)
+    out = np.empty_like(image)
+    for i in range(height):
+        for j in range(width):
+            acc = 0.0
+            for k in range(-radius, radius + 1):
+                acc += kernel[k + radius] * image[min(max(i + k, 0), height - 1), j]
+            tmp[i, j] = acc
+    for i in range(height):
+        for j in range(width):
+            acc = 0.0
+            for k in range(-radius, radius + 1):
+                acc += kernel[k + radius] * tmp[i, min(max(j + k, 0), width - 1)]
+            out[i, j] = acc
+    return out
+
+
+@numba.njit(cache=True)
+def _develop(integral, scatter, background, p, seed, r0, c0, detector_kernel, unsharp_kernel):
+    """Detector and processing chain, pixel by pixel: primary plus scatter fluence, quantum
+    noise (lattice-hashed), detector blur, logarithm, dynamic range compression against the
+    large-scale attenuation, window, tone curve, unsharp masking."""
+    photons, compression, typical, lo, hi, steepness, unsharp = (
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6],
+    )  # fmt: skip
+    noise = _hashed_normal(seed, r0, c0, integral.shape[0], integral.shape[1])
+    signal = np.empty(integral.shape)
+    for i in range(integral.shape[0]):
+        for j in range(integral.shape[1]):
+            counts = (np.exp(-integral[i, j]) + scatter[i, j]) * photons
+            signal[i, j] = max(counts + np.sqrt(counts + 1.0) * noise[i, j], 1.0) / photons
+    signal = _blur(signal, detector_kernel)
+    gray = np.empty(integral.shape)
+    norm = np.tanh(steepness * 0.5)
+    for i in range(integral.shape[0]):
+        for j in range(integral.shape[1]):
+            value = -np.log(signal[i, j]) - compression * (background[i, j] - typical)
+            g = min(max((value - lo) / (hi - lo), 0.0), 1.0)
+            gray[i, j] = 0.5 + 0.5 * np.tanh(steepness * (g - 0.5)) / norm
+    smooth = _blur(gray, unsharp_kernel)
+    out = np.empty(integral.shape, dtype=np.float32)
+    for i in range(integral.shape[0]):
+        for j in range(integral.shape[1]):
+            out[i, j] = min(max(gray[i, j] + unsharp * (gray[i, j] - smooth[i, j]), 0.0), 1.0)
+    return out
+
+
 @dataclass(frozen=True)
 class XraySettings:
     """Everything that fixes the look of one body's radiographs in one region and view."""
@@ -285,21 +351,29 @@ def render_window(
     spec = REGIONS[settings.region]
     padded = (shape[0] + 2 * MARGIN_PX, shape[1] + 2 * MARGIN_PX)
     integral, masks, first, grid = _primary_and_masks(body, settings, centre, padded, spacing, True)
-    primary = np.exp(-integral).astype(np.float32)
     scatter, background = _scatter(body, settings, grid, padded)
-    fluence = primary + spec.scatter * scatter
-    noise = _lattice_noise(settings.noise_seed, first, padded)
-    counts = fluence * settings.photons
-    signal = np.maximum(counts + np.sqrt(counts + 1.0) * noise, 1.0) / settings.photons
-    signal = ndimage.gaussian_filter(signal, 0.6, truncate=3.0)
-    # Dynamic range compression, as digital radiography processing does: subtract part of the
-    # large-scale attenuation so thick and thin parts of the body both keep their detail.
-    log_signal = -np.log(signal) - settings.compression * (background - settings.typical)
     lo, hi = settings.window
-    gray = np.clip((log_signal - lo) / (hi - lo), 0.0, 1.0)
-    gray = _tone_curve(gray)
-    detail = gray - ndimage.gaussian_filter(gray, 2.0, truncate=3.0)
-    gray = np.clip(gray + 0.6 * detail, 0.0, 1.0)
+    gray = _develop(
+        integral,
+        (spec.scatter * scatter).astype(np.float64),
+        background.astype(np.float64),
+        np.array(
+            [
+                settings.photons,
+                settings.compression,
+                settings.typical,
+                lo,
+                hi,
+                TONE_STEEPNESS,
+                UNSHARP_WEIGHT,
+            ]
+        ),
+        np.uint64(settings.noise_seed % 2**63),
+        first[0],
+        first[1],
+        _gaussian_kernel(DETECTOR_BLUR_PX),
+        _gaussian_kernel(UNSHARP_SIGMA_PX),
+    )
     crop = (slice(MARGIN_PX, MARGIN_PX + shape[0]), slice(MARGIN_PX, MARGIN_PX + shape[1]))
     out_masks = {name: m[crop] for name, m in masks.items() if m[crop].any()}
     window_centre = (
@@ -312,12 +386,6 @@ def render_window(
         "window_centre_mm": [round(float(v), 3) for v in window_centre],
     }
     return PhantomImage(gray[crop].astype(np.float32), out_masks, (spacing, spacing), meta)
-
-
-def _tone_curve(gray: np.ndarray) -> np.ndarray:
-    """Film-like characteristic curve: gentle toe and shoulder."""
-    k = 2.2
-    return 0.5 + 0.5 * np.tanh(k * (gray - 0.5)) / np.tanh(k * 0.5)
 
 
 def scatter_source(integral: np.ndarray) -> np.ndarray:
