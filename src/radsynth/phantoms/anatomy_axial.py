@@ -259,10 +259,13 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
     """Cranial vault (outer table, diploe, inner table), skull base, facial bones with orbits
     and sinuses, mandible, and teeth. `head_centre` is the centre of the cranial vault."""
     c = head_centre
-    vault_r = np.array([72.0, 92.0, 86.0]) * scale
+    vault_r = np.array([72.0, 94.0, 82.0]) * scale
     outer = ellipsoid(c, vault_r)
     cavity = ellipsoid(c, vault_r - 7.0)
-    skull_pieces = [outer]
+    # The occiput and posterior fossa bulge behind and below the vault (the egg-shaped
+    # lateral outline) and hold the cerebellum.
+    fossa_c, fossa_r = c + np.array([0.0, -48.0, -42.0]), np.array([60.0, 46.0, 42.0]) * scale
+    skull_pieces = [outer, ellipsoid(fossa_c, fossa_r)]
     # Skull base: a dense plate at the level of the cranial floor, and the petrous ridges.
     base_z = c[2] - vault_r[2] * 0.55
     skull_base = ellipsoid(c + np.array([0.0, 0.0, -vault_r[2] * 0.55]), (62.0, 80.0, 9.0))
@@ -282,9 +285,9 @@ def skull_bones(head_centre: np.ndarray, scale: float = 1.0) -> list[Structure]:
         "cortical_bone",
         "muscle",
         skull_pieces,
-        cutouts=[cavity],
+        cutouts=[cavity, ellipsoid(fossa_c, fossa_r - 6.0)],
         inner_material="trabecular_bone",
-        inner_parts=[ellipsoid(c, vault_r - 2.2)],
+        inner_parts=[ellipsoid(c, vault_r - 2.2), ellipsoid(fossa_c, fossa_r - 2.0)],
     )
     del skull_base  # a flat plate reads as a line on laterals; the petrous ridges carry the base
     skull_base_bone = bone("skull_base", [(p, 1.5) for p in petrous])

@@ -93,6 +93,7 @@ def envelope(
     )
     head = landmarks["head_centre"]
     parts.append(ellipsoid(head, (79.0, 99.0, 93.0)))
+    parts.append(ellipsoid(head + np.array([0.0, -48.0, -42.0]), (67.0, 53.0, 49.0)))  # occiput
     parts.append(ellipsoid(head + np.array([0.0, 66.0, -80.0]), (60.0, 50.0, 66.0)))  # face and jaw
     trunk_parts = list(parts)
     for side in ("left", "right"):
@@ -452,7 +453,7 @@ def abdominal_organs(rng: np.random.Generator, dome_shift_mm: float) -> list[Str
 def brain(head_centre: np.ndarray) -> list[Structure]:
     """CSF space, grey and white matter, ventricles, cerebellum, brainstem and the eyes."""
     c = head_centre
-    cavity_r = np.array([65.0, 85.0, 79.0])
+    cavity_r = np.array([64.0, 86.0, 74.0])  # inside the vault's inner table
     out = [
         Structure("csf_space", "organ", "csf", "muscle", [ellipsoid(c, cavity_r)]),
         Structure(
