@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from radsynth.phantoms.cases import Case, make_case
@@ -217,10 +216,3 @@ def make_contact_sheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
-
-
-def tile_count() -> int:
-    return len(sheet_tiles())
-
-
-__all__ = ["make_contact_sheet", "sheet_tiles", "tile_count", "np"]

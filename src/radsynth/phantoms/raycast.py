@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from radsynth.phantoms.materials import MATERIAL_IDS, MATERIAL_NAMES, material
-from radsynth.phantoms.solids import ELLIPSOID, FRUSTUM, Ellipsoid, Frustum, Solid, Structure
+from radsynth.phantoms.solids import ELLIPSOID, Solid, Structure, solid_arrays
 
 TILE = 8
 MAX_INTERVALS = 96  # per structure group and ray; more overlapping pieces than any structure has
@@ -44,69 +44,6 @@ class PackedScene:
     group_material: np.ndarray  # (G,) material id
     group_structure: np.ndarray  # (G,) structure index
     group_outer: np.ndarray  # (G,) bool: the structure's outer group (sets its mask)
-
-
-def _ellipsoid_arrays(solids: list[Ellipsoid]) -> tuple[np.ndarray, ...]:
-    rotation = np.stack([e.rotation for e in solids])  # (n, 3, 3), columns are the axes
-    radii = np.stack([e.radii for e in solids])  # (n, 3)
-    centre = np.stack([e.center for e in solids])
-    matrix = np.transpose(rotation / radii[:, None, :], (0, 2, 1))
-    half = np.sqrt(((rotation * radii[:, None, :]) ** 2).sum(axis=2))
-    zeros = np.zeros(len(solids))
-    return matrix, centre, zeros, zeros, centre - half, centre + half
-
-
-def _frustum_arrays(solids: list[Frustum]) -> tuple[np.ndarray, ...]:
-    start = np.stack([f.start for f in solids])
-    end = np.stack([f.end for f in solids])
-    a = np.array([f.a for f in solids])[:, None]
-    b = np.array([f.b for f in solids])[:, None]
-    taper = np.array([f.taper for f in solids])
-    ref = np.stack([f.u for f in solids])
-    length = np.linalg.norm(end - start, axis=1)
-    if np.any(length <= 0.0):
-        raise ValueError("a frustum needs distinct start and end points")
-    w = (end - start) / length[:, None]
-    u = ref - (ref * w).sum(axis=1, keepdims=True) * w
-    degenerate = np.linalg.norm(u, axis=1) < 1e-6
-    if degenerate.any():  # reference along the axis: any perpendicular will do
-        helper = np.where(np.abs(w[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-        fallback = helper - (helper * w).sum(axis=1, keepdims=True) * w
-        u = np.where(degenerate[:, None], fallback, u)
-    u /= np.linalg.norm(u, axis=1, keepdims=True)
-    v = np.cross(w, u)
-    matrix = np.stack([u / a, v / b, w], axis=1)
-    half0 = np.sqrt((u * a) ** 2 + (v * b) ** 2)
-    half1 = half0 * taper[:, None]
-    low = np.minimum(start - half0, end - half1)
-    high = np.maximum(start + half0, end + half1)
-    return matrix, start, length, (taper - 1.0) / length, low, high
-
-
-def _solids_arrays(solids: list[Solid]) -> dict[str, np.ndarray]:
-    """Kind, world-to-local matrix, origin, length, slope and bounds of each solid, in order."""
-    kinds = np.array([ELLIPSOID if isinstance(x, Ellipsoid) else FRUSTUM for x in solids])
-    out = {
-        "prim_type": kinds.astype(np.int64),
-        "prim_matrix": np.empty((len(solids), 3, 3)),
-        "prim_origin": np.empty((len(solids), 3)),
-        "prim_length": np.zeros(len(solids)),
-        "prim_slope": np.zeros(len(solids)),
-        "prim_low": np.empty((len(solids), 3)),
-        "prim_high": np.empty((len(solids), 3)),
-    }
-    keys = ("prim_matrix", "prim_origin", "prim_length", "prim_slope", "prim_low", "prim_high")
-    ellipsoids = [i for i, x in enumerate(solids) if isinstance(x, Ellipsoid)]
-    frusta = [i for i, x in enumerate(solids) if isinstance(x, Frustum)]
-    batches = (
-        (ellipsoids, lambda: _ellipsoid_arrays([solids[i] for i in ellipsoids])),  # type: ignore[misc]
-        (frusta, lambda: _frustum_arrays([solids[i] for i in frusta])),  # type: ignore[misc]
-    )
-    for where, build in batches:
-        if where:
-            for key, value in zip(keys, build(), strict=True):
-                out[key][where] = value
-    return out
 
 
 def _structure_layout(structure: Structure) -> tuple[list[Solid], dict[str, np.ndarray]]:
@@ -142,7 +79,7 @@ def _structure_chunks(structures: Sequence[Structure]) -> list[dict[str, np.ndar
     if new:
         layouts = [_structure_layout(s) for s in new]
         solids = [solid for solid_list, _ in layouts for solid in solid_list]
-        arrays = _solids_arrays(solids)
+        arrays = solid_arrays(solids)
         start = 0
         for structure, (solid_list, chunk) in zip(new, layouts, strict=True):
             stop = start + len(solid_list)

@@ -53,11 +53,13 @@ class Ellipsoid:
 
     def local_transform(self) -> tuple[np.ndarray, np.ndarray]:
         """Matrix M and origin c with local = M @ (p - c); inside when |local| <= 1."""
-        return (self.rotation / self.radii[np.newaxis, :]).T, self.center
+        matrix, origin, *_ = _ellipsoid_arrays([self])
+        return matrix[0], origin[0]
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        half = np.sqrt(((self.rotation * self.radii[np.newaxis, :]) ** 2).sum(axis=1))
-        return self.center - half, self.center + half
+        """Axis-aligned bounding box (mm)."""
+        *_, low, high = _ellipsoid_arrays([self])
+        return low[0], high[0]
 
     def shrunk(self, thickness: float) -> Ellipsoid:
         """The same ellipsoid with every semi-axis reduced by `thickness` mm (kept >= 30 %)."""
@@ -95,20 +97,10 @@ class Frustum:
     def length(self) -> float:
         return float(np.linalg.norm(self.end - self.start))
 
-    def frame(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Orthonormal (u, v, w): w along the axis, u as close to `self.u` as possible."""
-        w = self.axis
-        u = self.u - np.dot(self.u, w) * w
-        if np.linalg.norm(u) < 1e-6:  # reference parallel to the axis: pick any perpendicular
-            helper = np.array([1.0, 0.0, 0.0]) if abs(w[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-            u = helper - np.dot(helper, w) * w
-        u = _unit(u)
-        return u, np.cross(w, u), w
-
     def local_transform(self) -> tuple[np.ndarray, np.ndarray]:
         """Matrix M and origin with local = M @ (p - start): x, y scaled by a, b; z in mm."""
-        u, v, w = self.frame()
-        return np.stack([u / self.a, v / self.b, w]), self.start
+        matrix, origin, *_ = _frustum_arrays([self])
+        return matrix[0], origin[0]
 
     @property
     def slope(self) -> float:
@@ -116,13 +108,9 @@ class Frustum:
         return (self.taper - 1.0) / self.length
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        u, v, _ = self.frame()
-        lows, highs = [], []
-        for centre, scale in ((self.start, 1.0), (self.end, self.taper)):
-            half = np.sqrt((u * self.a * scale) ** 2 + (v * self.b * scale) ** 2)
-            lows.append(centre - half)
-            highs.append(centre + half)
-        return np.minimum(*lows), np.maximum(*highs)
+        """Axis-aligned bounding box (mm)."""
+        *_, low, high = _frustum_arrays([self])
+        return low[0], high[0]
 
     def shrunk(self, thickness: float) -> Frustum:
         """The same frustum with its cross-section reduced by `thickness` mm (kept >= 30 %)."""
@@ -224,3 +212,67 @@ def bone(
         inner_material=trabecular,
         inner_parts=[solid.shrunk(thickness) for solid, thickness in pieces],
     )
+
+
+def _ellipsoid_arrays(solids: list[Ellipsoid]) -> tuple[np.ndarray, ...]:
+    rotation = np.stack([e.rotation for e in solids])  # (n, 3, 3), columns are the axes
+    radii = np.stack([e.radii for e in solids])  # (n, 3)
+    centre = np.stack([e.center for e in solids])
+    matrix = np.transpose(rotation / radii[:, None, :], (0, 2, 1))
+    half = np.sqrt(((rotation * radii[:, None, :]) ** 2).sum(axis=2))
+    zeros = np.zeros(len(solids))
+    return matrix, centre, zeros, zeros, centre - half, centre + half
+
+
+def _frustum_arrays(solids: list[Frustum]) -> tuple[np.ndarray, ...]:
+    start = np.stack([f.start for f in solids])
+    end = np.stack([f.end for f in solids])
+    a = np.array([f.a for f in solids])[:, None]
+    b = np.array([f.b for f in solids])[:, None]
+    taper = np.array([f.taper for f in solids])
+    ref = np.stack([f.u for f in solids])
+    length = np.linalg.norm(end - start, axis=1)
+    if np.any(length <= 0.0):
+        raise ValueError("a frustum needs distinct start and end points")
+    w = (end - start) / length[:, None]
+    u = ref - (ref * w).sum(axis=1, keepdims=True) * w
+    degenerate = np.linalg.norm(u, axis=1) < 1e-6
+    if degenerate.any():  # reference along the axis: any perpendicular will do
+        helper = np.where(np.abs(w[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+        fallback = helper - (helper * w).sum(axis=1, keepdims=True) * w
+        u = np.where(degenerate[:, None], fallback, u)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(w, u)
+    matrix = np.stack([u / a, v / b, w], axis=1)
+    half0 = np.sqrt((u * a) ** 2 + (v * b) ** 2)
+    half1 = half0 * taper[:, None]
+    low = np.minimum(start - half0, end - half1)
+    high = np.maximum(start + half0, end + half1)
+    return matrix, start, length, (taper - 1.0) / length, low, high
+
+
+def solid_arrays(solids: list[Solid]) -> dict[str, np.ndarray]:
+    """Kind, world-to-local matrix, origin, length, slope and bounds of each solid, in order:
+    the arrays the projection kernels read. One implementation serves single solids too."""
+    kinds = np.array([ELLIPSOID if isinstance(x, Ellipsoid) else FRUSTUM for x in solids])
+    out = {
+        "prim_type": kinds.astype(np.int64),
+        "prim_matrix": np.empty((len(solids), 3, 3)),
+        "prim_origin": np.empty((len(solids), 3)),
+        "prim_length": np.zeros(len(solids)),
+        "prim_slope": np.zeros(len(solids)),
+        "prim_low": np.empty((len(solids), 3)),
+        "prim_high": np.empty((len(solids), 3)),
+    }
+    keys = ("prim_matrix", "prim_origin", "prim_length", "prim_slope", "prim_low", "prim_high")
+    ellipsoids = [i for i, x in enumerate(solids) if isinstance(x, Ellipsoid)]
+    frusta = [i for i, x in enumerate(solids) if isinstance(x, Frustum)]
+    batches = (
+        (ellipsoids, lambda: _ellipsoid_arrays([solids[i] for i in ellipsoids])),  # type: ignore[misc]
+        (frusta, lambda: _frustum_arrays([solids[i] for i in frusta])),  # type: ignore[misc]
+    )
+    for where, build in batches:
+        if where:
+            for key, value in zip(keys, build(), strict=True):
+                out[key][where] = value
+    return out
