@@ -1,4 +1,4 @@
-"""`radsynth dataset`: bring real images into radsynth's data-folder format."""
+"""`radsynth dataset`: build synthetic data sets from a SPEC, or bring real images in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 dataset_app = typer.Typer(
-    help="Build and ingest radsynth data folders (images + manifest.jsonl).",
+    help="Build synthetic data sets, or ingest real images (images + manifest).",
     no_args_is_help=True,
 )
 
@@ -79,6 +79,45 @@ def ingest_command(
             err.print(f"  {problem}", markup=False, highlight=False)
     if report.written == 0 and report.already_done == 0:
         raise typer.Exit(code=1)
+
+
+@dataset_app.command("build")
+def build_command(
+    spec: Annotated[Path, typer.Argument(help="SPEC file (.yaml, .yml or .toml).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder of the data set.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Finish an interrupted build of the same SPEC.")
+    ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", help="Torch threads per process (default: CPU cores / processes)."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Build a synthetic data set: images, manifest (JSONL, CSV, Parquet) and summary.html.
+
+    Runs in one process, or in K with `accelerate launch --num_processes K -m radsynth
+    dataset build SPEC --out DIR`; the files are the same either way.
+    """
+    from radsynth.datasets import BuildError, SpecError, build_dataset, load_spec
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        report = build_dataset(
+            load_spec(spec), out, resume=resume, threads=threads, progress=not quiet
+        )
+    except (SpecError, BuildError) as error:
+        err.print(f"error: {error}", markup=False, highlight=False)
+        raise typer.Exit(code=2) from None
+    if report.manifest is not None:
+        Console(soft_wrap=True).print(
+            f"built {report.total} images in {out}: {report.manifest.name}, manifest.csv, "
+            f"summary.html ({report.already_done} were already done)",
+            markup=False,
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
