@@ -80,9 +80,14 @@ class _Runtime:
 
 
 def _runtime() -> _Runtime:
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    state = PartialState()
+    # Without a GPU, processes started by `accelerate launch` talk over gloo on the CPU
+    # (PartialState, unlike Accelerator, does not read ACCELERATE_USE_CPU by itself).
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
     return _Runtime(
         state.process_index,
         state.num_processes,
