@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
+from click.testing import Result
+from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
 from PIL import Image
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
+from radsynth.datasets import weights_sha256
+from radsynth.io import read_image, read_provenance
 from radsynth.io.png import read_png_text, write_png
 from radsynth.models import build_components
 
@@ -151,3 +157,175 @@ def test_bad_options_say_what_to_do(model_dir: Path, knee: Path, tmp_path: Path)
         app, ["generate", "knee", "--model", str(tmp_path / "none"), "--out", str(tmp_path)]
     )
     assert missing.exit_code != 0 and "no model folder" in missing.output
+
+
+# --- DICOM output (--format dicom, --keep-patient) and inputs read through radsynth.io -----
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+from sample_files import dciodvfy_errors, dcm2pnm_render, sample  # noqa: E402
+
+
+def small_copy(name: str, step: int, out: Path) -> Path:
+    """A real sample DICOM file with every header attribute kept and its pixels subsampled
+    by `step` (tiny models cannot denoise a 2000-pixel radiograph in a test)."""
+    dataset = pydicom.dcmread(sample(name))
+    pixels = dataset.pixel_array[::step, ::step]
+    pixels = np.ascontiguousarray(pixels[: pixels.shape[0] // 8 * 8, : pixels.shape[1] // 8 * 8])
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.PixelData = pixels.tobytes()
+    if "PixelSpacing" in dataset and float(dataset.PixelSpacing[0]) > 0:
+        dataset.PixelSpacing = [f"{float(v) * step:.6g}" for v in dataset.PixelSpacing]
+    dataset.save_as(out)
+    return out
+
+
+def run_cli(*args: str) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_generate_dicom_is_valid_synthetic_and_records_the_model(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "generate", "PA chest radiograph", "-n", "2", "--seed", "3", "--steps", "2",
+        "--model", model_dir, "--out", tmp_path / "o", "--format", "dicom",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "o" / "generated-seed4.dcm"
+    assert dciodvfy_errors(path) == []
+    dcm2pnm_render(path, tmp_path / "render.pgm")
+    dataset = pydicom.dcmread(path)
+    assert dataset.SyntheticData == "YES" and dataset.PatientName == "SYNTHETIC^RADSYNTH"
+    assert (dataset.Modality, dataset.BodyPartExamined) == ("DX", "CHEST")
+    provenance = read_provenance(path)
+    assert (provenance.seed, provenance.prompt, provenance.num_inference_steps) == (
+        4,
+        "PA chest radiograph",
+        2,
+    )
+    assert provenance.weights_sha256 == weights_sha256(model_dir)
+    assert provenance.model_name == model_dir.name
+    assert (tmp_path / "o" / "generated-grid.png").is_file()
+
+
+def test_no_identifying_attribute_survives_from_a_real_dicom(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    source = small_copy("RG1_UNCR.dcm", 32, tmp_path / "chest.dcm")
+    header = pydicom.dcmread(source, stop_before_pixels=True)
+    result = run_cli(
+        "inpaint", "chest", source, "--box", "8,8,24,24", "--model", model_dir,
+        "--out", tmp_path / "o", "--format", "dicom",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "o" / "inpainted-seed0.dcm"
+    assert dciodvfy_errors(path) == []
+    output = pydicom.dcmread(path)
+    profile = dicom_anonymization_database_selector("dicomfields_2026c")["ALL_TAGS"]
+    checked = 0
+    for element in header.iterall():
+        if element.value in (None, "", b"") or not any(
+            _in_profile(e, element.tag) for e in profile
+        ):
+            continue
+        checked += 1
+        for found in output.iterall():
+            if found.tag == element.tag:
+                assert found.value != element.value, f"{found.keyword} survived"
+    assert checked >= 25
+    text = path.read_bytes()
+    for keyword in ("PatientName", "PatientID", "InstitutionName", "StudyInstanceUID"):
+        assert str(header[keyword].value).encode() not in text
+    assert output.PatientIdentityRemoved == "YES" and output.Modality == "CR"
+    assert "KEEPING" not in result.output
+    # The kept pixels are the source's display values (MONOCHROME1 inverted), to 16 bits.
+    display = read_image(source).windowed()
+    kept = np.ones(display.shape, dtype=bool)
+    kept[8:24, 8:24] = False
+    stored = output.pixel_array.astype(np.float64) / 65535.0
+    assert np.abs(stored[kept] - display[kept]).max() <= 0.5 / 65535 + 1e-6
+
+
+def _in_profile(entry: tuple[int, ...], tag: pydicom.tag.BaseTag) -> bool:
+    if len(entry) == 2:
+        return tag == pydicom.tag.Tag(entry[0], entry[1])
+    group, element, group_mask, element_mask = entry
+    return (tag.group & group_mask) == group and (tag.element & element_mask) == element
+
+
+def test_keep_patient_keeps_the_study_and_warns_loudly(model_dir: Path, tmp_path: Path) -> None:
+    source = small_copy("RG1_UNCR.dcm", 32, tmp_path / "chest.dcm")
+    header = pydicom.dcmread(source, stop_before_pixels=True)
+    result = run_cli(
+        "edit", "chest", source, "--box", "0,0,16,16", "--model", model_dir,
+        "--out", tmp_path / "o", "--format", "dicom", "--keep-patient",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "WARNING: --keep-patient" in result.stderr
+    output = pydicom.dcmread(tmp_path / "o" / "edited-seed0.dcm")
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID"):
+        assert output[keyword].value == header[keyword].value
+    assert output.SyntheticData == "YES" and output.SOPInstanceUID != header.SOPInstanceUID
+
+
+def test_spacing_of_a_real_dicom_is_kept_in_png_and_dicom(model_dir: Path, tmp_path: Path) -> None:
+    source = small_copy("693_UNCR.dcm", 8, tmp_path / "head.dcm")
+    spacing = [float(v) for v in pydicom.dcmread(source).PixelSpacing]
+    for output_format in ("png", "dicom"):
+        result = run_cli(
+            "outpaint", "CT of the head", source, "--right", "8", "--model", model_dir,
+            "--out", tmp_path / output_format, "--format", output_format,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    png = tmp_path / "png" / "outpainted-seed0.png"
+    assert read_image(png).pixel_spacing_mm == pytest.approx(tuple(spacing))
+    dataset = pydicom.dcmread(tmp_path / "dicom" / "outpainted-seed0.dcm")
+    assert [float(v) for v in dataset.PixelSpacing] == pytest.approx(spacing)
+    assert dataset.Columns == 64 + 8 and dataset.Modality == "CT"
+
+
+def test_sixteen_bit_png_input_gives_sixteen_bit_output_with_kept_pixels_exact(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    y, x = np.mgrid[0:32, 0:32]
+    pixels = (1000 + 900 * x + 37 * y).astype(np.uint16)
+    source = write_png(tmp_path / "sixteen.png", pixels)
+    result = run_cli(
+        "inpaint", "knee", source, "--box", "0,0,8,8", "--model", model_dir, "--out", tmp_path / "o"
+    )
+    assert result.exit_code == 0, result.output
+    out = gray(tmp_path / "o" / "inpainted-seed0.png")
+    assert out.dtype == np.uint16 and np.array_equal(out[8:], pixels[8:])
+
+
+def test_bad_inputs_and_output_options_are_clear_errors(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.dcm"
+    text.write_text("not an image\n")
+    colour = tmp_path / "colour.png"
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(colour)
+    cases = [
+        (["inpaint", "knee", text, "--box", "0,0,4,4"], "is not an image radsynth can read"),
+        (["inpaint", "knee", tmp_path / "missing.dcm", "--box", "0,0,4,4"], "does not exist"),
+        (["outpaint", "knee", colour, "--right", "8"], "--color luminance"),
+        (["generate", "knee", "--format", "tiff"], "--format must be png or dicom"),
+        (["generate", "knee", "--format", "dicom", "--keep-patient"], "No such option"),
+        (["edit", "knee", knee, "--box", "0,0,4,4", "--keep-patient"], "--format dicom only"),
+        (
+            ["edit", "knee", knee, "--box", "0,0,4,4", "--format", "dicom", "--keep-patient"],
+            "keeps the patient of a DICOM input",
+        ),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, "--model", model_dir, "--out", tmp_path / "o")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    converted = run_cli(
+        "outpaint", "knee", colour, "--right", "8", "--color", "luminance",
+        "--model", model_dir, "--out", tmp_path / "c",
+    )  # fmt: skip
+    assert converted.exit_code == 0, converted.output

@@ -1,16 +1,25 @@
 """`radsynth train | generate | inpaint | outpaint | edit`: the diffusion commands.
 
-Each command parses its options and calls the library. Images are written as 8-bit grayscale
-PNGs carrying the prompt, seed and model in text chunks and marked "Synthetic: YES".
+Each command parses its options and calls the library. Input images are read with
+`radsynth.io.read_image` (DICOM, NIfTI, PNG, TIFF, JPEG): PNG, TIFF and JPEG values as stored
+(8-bit / 255, 16-bit / 65535), so kept pixels come back unchanged; DICOM and NIfTI through their
+display window. Outputs are grayscale PNGs (16-bit when the input was a 16-bit PNG or TIFF,
+else 8-bit) carrying the prompt, seed and model in text chunks and marked "Synthetic: YES", or
+with `--format dicom` synthetic DICOM Secondary Capture files (`radsynth.io.dicom_writer`). A
+known pixel spacing is kept in either. From a DICOM input the output carries none of the
+patient's identifying attributes unless `--keep-patient` is given.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
+
+from radsynth.io.reader import MedicalImage
 
 ModelOption = Annotated[
     Path | None, typer.Option("--model", help="model folder (default: the built-in model)")
@@ -20,6 +29,24 @@ SeedOption = Annotated[int, typer.Option("--seed", help="seed of the first image
 CountOption = Annotated[int, typer.Option("-n", "--num-images", help="images to make")]
 StepsOption = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
 GuidanceOption = Annotated[float | None, typer.Option("--guidance", help="guidance scale")]
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format", help="png, or dicom (synthetic Secondary Capture, SyntheticData = YES)"
+    ),
+]
+KeepPatientOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-patient",
+        help="with --format dicom and a DICOM input: keep its patient and study identifiers "
+        "(for use inside the hospital only; default: none carried over)",
+    ),
+]
+ColorOption = Annotated[
+    str,
+    typer.Option("--color", help="error: refuse colour input; luminance: convert to grayscale"),
+]
 BUILTIN_MODEL = Path(__file__).resolve().parents[1] / "models" / "builtin"
 
 
@@ -31,38 +58,151 @@ def _model_dir(model: Path | None) -> Path:
     return BUILTIN_MODEL
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    """An input image as float32 in [0, 1]: PNG values as stored (8-bit / 255, 16-bit / 65535),
-    so kept pixels come back unchanged; DICOM, NIfTI and TIFF through their display window."""
-    from radsynth.train.data import load_gray
+@dataclass(frozen=True)
+class _Input:
+    """An input image: display values in [0, 1] and what was read (spacing, DICOM header)."""
 
+    pixels: np.ndarray  # float32 (rows, columns) in [0, 1]
+    image: MedicalImage
+    png_bits: int  # bit depth of PNG output: 16 for a 16-bit PNG or TIFF input, else 8
+
+
+def _read_input(path: Path, color: str = "error") -> _Input:
+    """Read an input image with radsynth.io; a user's mistake is a usage error, not a
+    traceback. PNG, TIFF and JPEG come as stored (kept pixels stay exact)."""
+    from radsynth.io.reader import read_image
+
+    if color not in ("error", "luminance"):
+        raise typer.BadParameter(f"--color must be error or luminance, got {color!r}")
     try:
-        return load_gray(path)
-    except (OSError, ValueError) as error:
-        raise typer.BadParameter(f"cannot read {path}: {error}") from None
+        image = read_image(path, color=color)  # type: ignore[arg-type]
+        if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16:
+            top = float(2**image.bits_stored - 1)
+            pixels = np.clip(image.pixels.astype(np.float32) / top, 0.0, 1.0)
+        else:
+            pixels = image.windowed()
+    except ValueError as error:  # ImageReadError names the file and the problem
+        raise typer.BadParameter(str(error)) from None
+    bits = 16 if image.format in ("png", "tiff") and image.bits_stored == 16 else 8
+    return _Input(np.asarray(pixels, dtype=np.float32), image, bits)
 
 
-def _write_images(
-    out: Path, stem: str, images: list[np.ndarray], seeds: list[int], info: dict[str, str]
-) -> list[Path]:
+def _read_gray(path: Path) -> np.ndarray:
+    """A mask or image file as float32 in [0, 1] (see `_read_input`)."""
+    return _read_input(path).pixels
+
+
+@dataclass(frozen=True)
+class _Output:
+    """How to write the results: format, bit depth, and the input they were made from."""
+
+    format: str = "png"
+    keep_patient: bool = False
+    source: _Input | None = None
+
+    def check(self) -> None:
+        if self.format not in ("png", "dicom"):
+            raise typer.BadParameter(f"--format must be png or dicom, got {self.format!r}")
+        if self.keep_patient and self.format != "dicom":
+            raise typer.BadParameter("--keep-patient applies to --format dicom only")
+        if self.keep_patient and (self.source is None or self.source.image.format != "dicom"):
+            raise typer.BadParameter(
+                "--keep-patient keeps the patient of a DICOM input; this command has none"
+            )
+
+    @property
+    def spacing(self) -> tuple[float, float] | None:
+        return self.source.image.pixel_spacing_mm if self.source is not None else None
+
+
+@dataclass
+class _Run:
+    """Images made by one command, with what made them."""
+
+    images: list[np.ndarray]
+    seeds: list[int]
+    folder: Path
+    steps: int
+    guidance: float
+
+
+def _provenance(prompt: str, run: _Run, seed: int) -> Any:
+    from radsynth.datasets.weights import model_name, weights_sha256
+    from radsynth.io.provenance import Provenance
+
+    return Provenance(
+        model_name=model_name(run.folder),
+        weights_sha256=weights_sha256(run.folder),
+        prompt=prompt,
+        seed=seed,
+        num_inference_steps=run.steps,
+        guidance_scale=run.guidance,
+    )
+
+
+def _write_png_images(out: Path, stem: str, prompt: str, run: _Run, output: _Output) -> list[Path]:
     from radsynth.io.png import write_png
-    from radsynth.train.report import image_grid
+    from radsynth.io.provenance import png_text_chunks
 
-    out.mkdir(parents=True, exist_ok=True)
+    bits = output.source.png_bits if output.source is not None else 8
     paths = []
-    for image, seed in zip(images, seeds, strict=True):
-        pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
-        text = {**info, "Seed": str(seed), "Synthetic": "YES"}
+    for image, seed in zip(run.images, run.seeds, strict=True):
+        top = 65535 if bits == 16 else 255
+        pixels = np.round(np.clip(image, 0.0, 1.0) * top).astype(
+            np.uint16 if bits == 16 else np.uint8
+        )
+        text = png_text_chunks(_provenance(prompt, run, seed), pixel_spacing_mm=output.spacing)
+        text.update({"Prompt": prompt, "Model": str(run.folder), "Seed": str(seed)})
         paths.append(write_png(out / f"{stem}-seed{seed}.png", pixels, text))
-    if len(images) > 1 and len({im.shape for im in images}) == 1:
-        grid = image_grid(np.stack(images))
-        write_png(out / f"{stem}-grid.png", grid, {**info, "Synthetic": "YES"})
     return paths
 
 
-def _run(
-    pipeline_name: str, model: Path | None, seed: int, count: int, **call: Any
-) -> tuple[list[np.ndarray], list[int], Path]:
+def _write_dicom_images(
+    out: Path, stem: str, prompt: str, run: _Run, output: _Output
+) -> list[Path]:
+    from radsynth.io.dicom_writer import write_synthetic_dicom
+
+    source = output.source.image if output.source is not None else None
+    from_dicom = source is not None and source.format == "dicom"
+    described: dict[str, Any] = {}
+    if not from_dicom:
+        described = _dicom_description(prompt)
+    paths = []
+    for image, seed in zip(run.images, run.seeds, strict=True):
+        try:
+            paths.append(
+                write_synthetic_dicom(
+                    out / f"{stem}-seed{seed}.dcm",
+                    np.clip(image, 0.0, 1.0).astype(np.float32),
+                    provenance=_provenance(prompt, run, seed),
+                    source=source if from_dicom else None,
+                    keep_patient=output.keep_patient,
+                    pixel_spacing_mm=output.spacing,
+                    **described,
+                )
+            )
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    return paths
+
+
+def _dicom_description(prompt: str) -> dict[str, Any]:
+    """Modality and laterality for a DICOM header, from what the prompt says (if anything)."""
+    from radsynth.datasets.records import DICOM_BODY_PART, DICOM_MODALITY
+    from radsynth.vocabulary import parse_prompt_lenient
+
+    try:
+        labels, _ = parse_prompt_lenient(prompt)
+    except ValueError:  # a combination the vocabulary refuses: describe nothing
+        return {}
+    return {
+        "modality": DICOM_MODALITY.get(labels.modality or "", "OT"),
+        "body_part": DICOM_BODY_PART.get(labels.region or ""),
+        "laterality": {"left": "L", "right": "R"}.get(labels.laterality or ""),
+    }
+
+
+def _run(pipeline_name: str, model: Path | None, seed: int, count: int, **call: Any) -> _Run:
     """Call a pipeline once per seed, so every image can be remade from its own seed."""
     import torch
 
@@ -71,21 +211,47 @@ def _run(
     folder = _model_dir(model)
     try:
         pipe = getattr(pipelines, pipeline_name).from_pretrained(folder)
+        steps = int(pipe.default("num_inference_steps", call.pop("num_inference_steps", None)))
+        guidance = float(pipe.default("guidance_scale", call.pop("guidance_scale", None)))
         seeds = list(range(seed, seed + count))
         images = [
-            np.asarray(pipe(generator=torch.Generator().manual_seed(s), **call).images[0])
+            np.asarray(
+                pipe(
+                    generator=torch.Generator().manual_seed(s),
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    **call,
+                ).images[0]
+            )
             for s in seeds
         ]
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    return images, seeds, folder
+    return _Run(images, seeds, folder, steps, guidance)
 
 
-def _finish(
-    out: Path, stem: str, prompt: str, run: tuple[list[np.ndarray], list[int], Path]
-) -> None:
-    images, seeds, folder = run
-    paths = _write_images(out, stem, images, seeds, {"Prompt": prompt, "Model": str(folder)})
+def _finish(out: Path, stem: str, prompt: str, run: _Run, output: _Output) -> None:
+    from radsynth.io.png import write_png
+    from radsynth.train.report import image_grid
+
+    out.mkdir(parents=True, exist_ok=True)
+    if output.keep_patient:
+        typer.secho(
+            "WARNING: --keep-patient: the DICOM output carries the patient's name, ID, birth "
+            "date and study identifiers of its source. Use it only inside the hospital; do not "
+            "share it or put it in a data set.",
+            err=True,
+            fg=typer.colors.RED,
+            bold=True,
+        )
+    if output.format == "dicom":
+        paths = _write_dicom_images(out, stem, prompt, run, output)
+    else:
+        paths = _write_png_images(out, stem, prompt, run, output)
+    if len(run.images) > 1 and len({im.shape for im in run.images}) == 1:
+        grid = image_grid(np.stack(run.images))
+        info = {"Prompt": prompt, "Model": str(run.folder), "Synthetic": "YES"}
+        write_png(out / f"{stem}-grid.png", grid, info)
     typer.echo(f"wrote {len(paths)} image(s) to {out}")
 
 
@@ -97,8 +263,11 @@ def generate(
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     model: ModelOption = None,
+    output_format: FormatOption = "png",
 ) -> None:
     """Generate N images from a prompt, each with its own seed, plus a grid."""
+    output = _Output(output_format)
+    output.check()
     run = _run(
         "TextToImagePipeline",
         model,
@@ -108,12 +277,12 @@ def generate(
         num_inference_steps=steps,
         guidance_scale=guidance,
     )
-    _finish(out, "generated", prompt, run)
+    _finish(out, "generated", prompt, run, output)
 
 
 def inpaint(
     prompt: Annotated[str, typer.Argument(help="what the masked area should show")],
-    image: Annotated[Path, typer.Argument(help="input image (PNG, DICOM, NIfTI)")],
+    image: Annotated[Path, typer.Argument(help="input image (DICOM, NIfTI, PNG, TIFF, JPEG)")],
     out: OutOption,
     mask: Annotated[Path | None, typer.Option(help="mask image, white = regenerate")] = None,
     box: Annotated[str | None, typer.Option(help="x0,y0,x1,y1 in pixels to regenerate")] = None,
@@ -122,9 +291,15 @@ def inpaint(
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     model: ModelOption = None,
+    output_format: FormatOption = "png",
+    keep_patient: KeepPatientOption = False,
+    color: ColorOption = "error",
 ) -> None:
     """Regenerate a masked area (--mask or --box); every other pixel is kept exactly."""
-    pixels = _read_gray(image)
+    source = _read_input(image, color)
+    output = _Output(output_format, keep_patient, source)
+    output.check()
+    pixels = source.pixels
     mask_image = _mask(pixels.shape, mask, box)
     run = _run(
         "InpaintPipeline",
@@ -137,7 +312,7 @@ def inpaint(
         num_inference_steps=steps,
         guidance_scale=guidance,
     )
-    _finish(out, "inpainted", prompt, run)
+    _finish(out, "inpainted", prompt, run, output)
 
 
 def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndarray:
@@ -158,7 +333,7 @@ def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndar
 
 def outpaint(
     prompt: Annotated[str, typer.Argument(help="what the extended image shows")],
-    image: Annotated[Path, typer.Argument(help="input image (PNG, DICOM, NIfTI)")],
+    image: Annotated[Path, typer.Argument(help="input image (DICOM, NIfTI, PNG, TIFF, JPEG)")],
     out: OutOption,
     left: Annotated[int, typer.Option(help="pixels to add on the left")] = 0,
     right: Annotated[int, typer.Option(help="pixels to add on the right")] = 0,
@@ -169,15 +344,22 @@ def outpaint(
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     model: ModelOption = None,
+    output_format: FormatOption = "png",
+    keep_patient: KeepPatientOption = False,
+    color: ColorOption = "error",
 ) -> None:
-    """Extend an image past its borders; the original pixels are kept exactly."""
+    """Extend an image past its borders at the same pixel spacing; the original pixels are
+    kept exactly."""
+    source = _read_input(image, color)
+    output = _Output(output_format, keep_patient, source)
+    output.check()
     run = _run(
         "OutpaintPipeline",
         model,
         seed,
         n,
         prompt=prompt,
-        image=_read_gray(image),
+        image=source.pixels,
         left=left,
         right=right,
         top=top,
@@ -185,12 +367,12 @@ def outpaint(
         num_inference_steps=steps,
         guidance_scale=guidance,
     )
-    _finish(out, "outpainted", prompt, run)
+    _finish(out, "outpainted", prompt, run, output)
 
 
 def edit(
     prompt: Annotated[str, typer.Argument(help="the image as it should become")],
-    image: Annotated[Path, typer.Argument(help="input image (PNG, DICOM, NIfTI)")],
+    image: Annotated[Path, typer.Argument(help="input image (DICOM, NIfTI, PNG, TIFF, JPEG)")],
     out: OutOption,
     mask: Annotated[Path | None, typer.Option(help="mask image, white = may change")] = None,
     box: Annotated[str | None, typer.Option(help="x0,y0,x1,y1 in pixels that may change")] = None,
@@ -200,9 +382,15 @@ def edit(
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
     model: ModelOption = None,
+    output_format: FormatOption = "png",
+    keep_patient: KeepPatientOption = False,
+    color: ColorOption = "error",
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
-    pixels = _read_gray(image)
+    source = _read_input(image, color)
+    output = _Output(output_format, keep_patient, source)
+    output.check()
+    pixels = source.pixels
     run = _run(
         "EditPipeline",
         model,
@@ -215,7 +403,7 @@ def edit(
         num_inference_steps=steps,
         guidance_scale=guidance,
     )
-    _finish(out, "edited", prompt, run)
+    _finish(out, "edited", prompt, run, output)
 
 
 def train(
