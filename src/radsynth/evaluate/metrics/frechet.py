@@ -10,6 +10,8 @@ are not comparable with published FID values, which use Inception-v3 features.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -54,11 +56,19 @@ def frechet_distance_from_stats(
     return float(max(value, 0.0))
 
 
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    # Singular products (fewer samples than dimensions) are expected; the checks below judge
+    # the result instead of scipy's warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return np.asarray(scipy.linalg.sqrtm(matrix))
+
+
 def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> np.ndarray:
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    covmean = _sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         scale = max(np.abs(covmean).max(), 1.0)
         if np.abs(covmean.imag).max() > 1e-3 * scale:

@@ -1,0 +1,311 @@
+"""Every distribution metric on folders of real, synthetic and (optionally) training images:
+what `radsynth evaluate` runs. Writes `scores.json` and `report.html` (a table of the scores and
+grids of real and synthetic samples, embedded as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from radsynth.evaluate.features import FeatureExtractor, default_feature_extractor, extractor_name
+from radsynth.evaluate.metrics.conditional import LabelsLike, conditional_accuracy
+from radsynth.evaluate.metrics.folders import (
+    EvaluateError,
+    ImageSet,
+    OnError,
+    harmonise_sizes,
+    load_image_folder,
+)
+from radsynth.evaluate.metrics.frechet import frechet_distance
+from radsynth.evaluate.metrics.memorization import DEFAULT_MAX_SHIFT, memorization_audit
+from radsynth.evaluate.metrics.prdc import prdc
+from radsynth.evaluate.metrics.ssim import MSSSIMDiversity
+
+__all__ = ["EvaluateError", "EvaluateOptions", "evaluate_folders", "write_report"]
+
+AUDIT_SIZE = 64  # px: the memorization audit runs at this size (its thresholds come from it)
+
+
+@dataclass
+class EvaluateOptions:
+    """Settings of one evaluation run."""
+
+    size: int | None = None  # common image side in px; None keeps one shared square size
+    k: int = 5  # neighbours for precision/recall/density/coverage (Naeem et al.: 5)
+    on_error: OnError = "fail"  # unreadable files: stop, or skip and list them
+    max_shift: int = DEFAULT_MAX_SHIFT  # px at AUDIT_SIZE for the memorization audit
+    grid: int = 16  # sample images per grid in report.html
+    progress: bool = True
+    extractor: FeatureExtractor | None = None  # None: the reader, else the handcrafted one
+    notes: list[str] = field(default_factory=list)
+
+
+class _Bar:
+    """A rich progress bar (or nothing) with one task per step."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = (
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            if enabled
+            else None
+        )
+
+    def __enter__(self) -> _Bar:
+        if self.progress is not None:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+
+    def task(self, name: str, total: int | None = None) -> tuple[Callable[[int], None], Any]:
+        """(advance, set_total) callables for a new task."""
+        if self.progress is None:
+            return (lambda n: None), (lambda n: None)
+        progress = self.progress
+        task = progress.add_task(name, total=total)
+        return (lambda n: progress.advance(task, n)), (lambda n: progress.update(task, total=n))
+
+
+def _features(extractor: FeatureExtractor, images: np.ndarray, bar: _Bar, name: str) -> np.ndarray:
+    advance, _ = bar.task(f"features: {name}", total=len(images))
+    batches = []
+    for start in range(0, len(images), 64):
+        batch = images[start : start + 64]
+        batches.append(np.asarray(extractor.features(batch), dtype=np.float64))
+        advance(len(batch))
+    return np.concatenate(batches)
+
+
+def _distribution_scores(
+    real: np.ndarray, fake: np.ndarray, k: int, notes: list[str]
+) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    if min(len(real), len(fake)) < 2:
+        notes.append("Fréchet distance skipped: it needs at least 2 real and 2 synthetic images")
+        scores["frechet_distance"] = None
+    else:
+        scores["frechet_distance"] = frechet_distance(real, fake)
+        if min(len(real), len(fake)) <= real.shape[1]:
+            notes.append(
+                f"Fréchet distance from {len(real)} real and {len(fake)} synthetic images in "
+                f"{real.shape[1]} feature dimensions: covariances are singular and the value "
+                "is biased upwards; compare only runs of the same sizes"
+            )
+    usable_k = min(k, len(real) - 1, len(fake) - 1)
+    if usable_k < 1:
+        notes.append("precision/recall/density/coverage skipped: they need 2 images per set")
+        scores["prdc"] = None
+    else:
+        if usable_k != k:
+            notes.append(f"k lowered from {k} to {usable_k} for the small sets")
+        scores["prdc"] = {"k": usable_k, **prdc(real, fake, usable_k).to_dict()}
+    return scores
+
+
+def _diversity(synthetic: ImageSet, bar: _Bar, notes: list[str]) -> dict[str, Any]:
+    metric = MSSSIMDiversity()
+    captions = synthetic.captions
+    if all(c is None for c in captions):
+        notes.append("no captions in the synthetic folder: MS-SSIM diversity over all images")
+        captions = ["(all synthetic images)"] * len(synthetic)
+    groups: dict[str, list[int]] = {}
+    for i, caption in enumerate(captions):
+        groups.setdefault(caption or "(no caption)", []).append(i)
+    advance, _ = bar.task("MS-SSIM diversity", total=len(groups))
+    for caption, indices in groups.items():
+        metric.update(synthetic.images[indices], caption)
+        advance(1)
+    result = metric.compute()
+    if not result["pairs"]:
+        notes.append("MS-SSIM diversity not computed: no prompt has two or more images")
+    result["reported"] = "mean pairwise MS-SSIM per prompt (1 = identical); diversity = 1 - it"
+    return result
+
+
+def _conditional(synthetic: ImageSet, extractor: FeatureExtractor) -> dict[str, Any]:
+    predict = getattr(extractor, "predict", None)
+    if predict is None:
+        return {"skipped": "no reader model with predict(images) is loaded"}
+    asked: list[LabelsLike] = []
+    keep: list[int] = []
+    for i, (label, caption) in enumerate(zip(synthetic.labels, synthetic.captions, strict=True)):
+        wanted = label if label is not None else caption
+        if wanted is not None:
+            asked.append(wanted)
+            keep.append(i)
+    if not keep:
+        return {"skipped": "the synthetic folder has no manifest with captions or labels"}
+    scores = conditional_accuracy(asked, predict(synthetic.images[keep]))
+    return json.loads(json.dumps(scores, default=lambda p: p.to_dict()))
+
+
+def _audit_images(images: np.ndarray, side: int) -> np.ndarray:
+    """Images (N, S, S) resized to side x side (antialiased bilinear), float64."""
+    if images.shape[-1] == side:
+        return images.astype(np.float64)
+    small = [
+        np.asarray(Image.fromarray(im, mode="F").resize((side, side), Image.Resampling.BILINEAR))
+        for im in images
+    ]
+    return np.stack(small).astype(np.float64)
+
+
+def _memorization(
+    synthetic: np.ndarray,
+    train: np.ndarray,
+    synthetic_features: np.ndarray,
+    train_features: np.ndarray,
+    max_shift: int,
+    bar: _Bar,
+) -> dict[str, Any]:
+    advance, _ = bar.task("memorization audit", total=1)
+    side = min(AUDIT_SIZE, synthetic.shape[-1])
+    result = memorization_audit(
+        _audit_images(synthetic, side),
+        _audit_images(train, side),
+        synthetic_features,
+        train_features,
+        max_shift=max_shift,
+    )
+    advance(1)
+    return {"audit_size_px": side, "max_shift_px": max_shift, **result.summary()}
+
+
+def evaluate_folders(
+    real: str | Path,
+    synthetic: str | Path,
+    train: str | Path | None = None,
+    options: EvaluateOptions | None = None,
+) -> dict[str, Any]:
+    """Load the folders, score the synthetic images against the real (and training) ones, and
+    return the scores (what `write_report` saves). Raises `EvaluateError` for unusable input."""
+    options = options or EvaluateOptions()
+    notes = list(options.notes)
+    with _Bar(options.progress) as bar:
+        sets = {}
+        for name, folder in (("real", real), ("synthetic", synthetic), ("train", train)):
+            if folder is None:
+                continue
+            advance, set_total = bar.task(f"reading {name}")
+            sets[name] = load_image_folder(
+                folder, on_error=options.on_error, advance=advance, on_total=set_total
+            )
+        side = harmonise_sizes(list(sets.values()), options.size)
+        extractor, info = (
+            (options.extractor, {"name": extractor_name(options.extractor), "kind": "given"})
+            if options.extractor is not None
+            else default_feature_extractor()
+        )
+        features = {name: _features(extractor, s.images, bar, name) for name, s in sets.items()}
+        scores: dict[str, Any] = _distribution_scores(
+            features["real"], features["synthetic"], options.k, notes
+        )
+        scores["ms_ssim_diversity"] = _diversity(sets["synthetic"], bar, notes)
+        scores["conditional_accuracy"] = _conditional(sets["synthetic"], extractor)
+        if "train" in sets:
+            scores["memorization"] = _memorization(
+                sets["synthetic"].images,
+                sets["train"].images,
+                features["synthetic"],
+                features["train"],
+                options.max_shift,
+                bar,
+            )
+        else:
+            scores["memorization"] = {"skipped": "no --train folder given"}
+    for image_set in sets.values():
+        notes += [f"{image_set.folder}: {note}" for note in image_set.notes]
+    return {
+        "extractor": info,
+        "image_size_px": side,
+        "sets": {
+            name: {"folder": str(s.folder), "n": len(s), "skipped": s.skipped}
+            for name, s in sets.items()
+        },
+        "metrics": scores,
+        "notes": notes,
+        "_samples": {name: s.images[: options.grid] for name, s in sets.items()},
+    }
+
+
+def _png_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _grid_html(images: np.ndarray) -> str:
+    cells = "".join(
+        f'<img src="data:image/png;base64,{_png_base64(im)}" width="128" height="128">'
+        for im in images
+    )
+    return f'<div class="grid">{cells}</div>'
+
+
+def _rows(scores: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, value in scores.items():
+        name = f"{prefix}{key}"
+        if key in ("per_prompt", "flagged_images", "per_image"):
+            rows.append((name, f"{len(value)} entries (see scores.json)"))
+        elif isinstance(value, dict):
+            rows += _rows(value, f"{name}.")
+        elif isinstance(value, float):
+            rows.append((name, "inf" if math.isinf(value) else f"{value:.4g}"))
+        else:
+            rows.append((name, str(value)))
+    return rows
+
+
+def write_report(result: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write `scores.json` and `report.html` into `out` (created); returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = result.get("_samples", {})
+    scores = {k: v for k, v in result.items() if k != "_samples"}
+    json_path = out / "scores.json"
+    json_path.write_text(json.dumps(scores, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    table = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{html.escape(v)}</td></tr>"
+        for n, v in _rows(scores["metrics"])
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in scores["notes"])
+    grids = "".join(
+        f"<h2>{html.escape(name)} samples</h2>{_grid_html(images)}"
+        for name, images in samples.items()
+    )
+    extractor = scores["extractor"]
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>radsynth evaluate</title>
+<style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 12px;border-bottom:1px solid #ddd}}
+.grid img{{margin:2px;image-rendering:pixelated}}</style></head><body>
+<h1>radsynth evaluate</h1>
+<p>Features: <b>{html.escape(extractor["name"])}</b> ({html.escape(extractor.get("note", ""))}).
+Images at {scores["image_size_px"]} px. Distribution metrics use radsynth's own feature space
+and are not comparable with published FID values.</p>
+<table>{table}</table>
+<h2>Notes</h2><ul>{notes or "<li>none</li>"}</ul>
+{grids}
+</body></html>
+"""
+    html_path = out / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    return json_path, html_path

@@ -1,0 +1,169 @@
+"""`radsynth evaluate` on small folders of phantom images: files, scores, notes and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import radsynth.evaluate.metrics.suite as suite
+from radsynth.cli.app import app
+from radsynth.evaluate.features import HandcraftedFeatures
+from radsynth.io.png import write_png
+from radsynth.phantoms.cases import make_case
+
+runner = CliRunner()
+
+
+def _write(folder: Path, images, names=None, captions=None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, image in enumerate(images):
+        name = names[i] if names else f"image_{i:03d}.png"
+        write_png(folder / name, np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16))
+        records.append({"id": f"{i}", "image": name, "caption": captions[i] if captions else ""})
+    if captions:
+        lines = "".join(json.dumps(r) + "\n" for r in records)
+        (folder / "manifest.jsonl").write_text(lines, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def phantoms() -> dict[str, np.ndarray]:
+    def cases(seeds):
+        return np.stack([make_case(s, modality="xray", size=48).image.image for s in seeds])
+
+    return {"real": cases(range(8)), "synthetic": cases(range(50, 55))}
+
+
+@pytest.fixture
+def handcrafted(monkeypatch):
+    """Pin the fallback extractor, whatever reader weights the checkout holds."""
+    info = {"name": "handcrafted-v1", "kind": "handcrafted", "note": "pinned by the test"}
+    monkeypatch.setattr(suite, "default_feature_extractor", lambda: (HandcraftedFeatures(), info))
+
+
+def _run(*args: str):
+    return runner.invoke(app, ["evaluate", "--quiet", *args])
+
+
+def test_scores_report_and_a_planted_copy(tmp_path, phantoms, handcrafted):
+    real = _write(tmp_path / "real", phantoms["real"])
+    synthetic_images = np.concatenate([phantoms["synthetic"], phantoms["real"][2:3]])
+    synthetic = _write(tmp_path / "synthetic", synthetic_images)
+    out = tmp_path / "out"
+    result = _run(
+        "--real", str(real), "--synthetic", str(synthetic), "--train", str(real), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["extractor"]["name"] == "handcrafted-v1"
+    assert scores["image_size_px"] == 48
+    assert scores["sets"]["synthetic"]["n"] == 6 and scores["sets"]["train"]["n"] == 8
+    metrics = scores["metrics"]
+    assert metrics["frechet_distance"] > 0
+    assert metrics["prdc"]["k"] == 5 and 0 <= metrics["prdc"]["precision"] <= 1
+    memorization = metrics["memorization"]
+    assert memorization["flagged"] == 1
+    assert memorization["flagged_images"][0] == {
+        "image": 5,
+        "nearest_train": 2,
+        "pixel_correlation": pytest.approx(1.0),
+        "shift_px": [0, 0],
+        "residual_lag1": 0.0,
+    }
+    assert metrics["conditional_accuracy"]["skipped"]
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 8 + 6 + 8
+    assert "frechet_distance" in page and "not comparable with published FID" in page
+
+
+def test_captions_group_images_for_diversity(tmp_path, phantoms, handcrafted):
+    real = _write(tmp_path / "real", phantoms["real"])
+    same = np.repeat(phantoms["synthetic"][:1], 3, axis=0)
+    captions = ["An X-ray of the knee"] * 3 + ["An X-ray of the hand"] * 3
+    synthetic = _write(
+        tmp_path / "synthetic",
+        np.concatenate([same, phantoms["synthetic"][1:4]]),
+        captions=captions,
+    )
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    diversity = json.loads((tmp_path / "o" / "scores.json").read_text())["metrics"][
+        "ms_ssim_diversity"
+    ]
+    assert diversity["per_prompt"]["An X-ray of the knee"]["mean_ms_ssim"] == pytest.approx(1.0)
+    assert diversity["per_prompt"]["An X-ray of the hand"]["diversity"] > 0
+    assert diversity["pairs"] == 6
+
+
+def test_mismatched_sizes_are_resized_and_said(tmp_path, phantoms, handcrafted):
+    real = _write(tmp_path / "real", phantoms["real"])
+    small = [make_case(60 + i, modality="xray", size=40).image.image for i in range(3)]
+    synthetic = _write(tmp_path / "synthetic", small)
+    result = _run(
+        "--real",
+        str(real),
+        "--synthetic",
+        str(synthetic),
+        "--out",
+        str(tmp_path / "o"),
+        "--size",
+        "48",
+    )
+    assert result.exit_code == 0, result.output
+    assert "resized 3 of 3 images (3 of 40x40) to 48x48 px" in result.output
+    scores = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert scores["image_size_px"] == 48 and scores["metrics"]["prdc"]["k"] == 2
+    assert any("k lowered from 5 to 2" in note for note in scores["notes"])
+
+
+def test_empty_folder_and_unreadable_files(tmp_path, phantoms, handcrafted):
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    (tmp_path / "empty").mkdir()
+    result = _run(
+        "--real", str(real), "--synthetic", str(tmp_path / "empty"), "--out", str(tmp_path / "o")
+    )
+    assert result.exit_code == 1 and "holds no image files" in result.output
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"][:3])
+    (synthetic / "broken.png").write_text("not an image")
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert "broken.png" in result.output and "--on-error skip" in result.output
+    result = _run(
+        "--real",
+        str(real),
+        "--synthetic",
+        str(synthetic),
+        "--out",
+        str(tmp_path / "o"),
+        "--on-error",
+        "skip",
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped (synthetic): broken.png" in result.output
+    assert (
+        _run(
+            "--real",
+            str(real),
+            "--synthetic",
+            str(synthetic),
+            "--out",
+            str(tmp_path / "o"),
+            "--on-error",
+            "maybe",
+        ).exit_code
+        == 2
+    )
+
+
+def test_the_default_extractor_is_named_in_the_scores(tmp_path, phantoms):
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"][:4])
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    extractor = json.loads((tmp_path / "o" / "scores.json").read_text())["extractor"]
+    assert extractor["kind"] in ("reader", "handcrafted") and extractor["name"]
