@@ -39,7 +39,7 @@ from rich.progress import (
 
 from radsynth.datasets import journal
 from radsynth.datasets.export import export_manifest
-from radsynth.datasets.records import OUTPUT_DIRS, make_record, record_id
+from radsynth.datasets.records import OUTPUT_DIRS, make_record
 from radsynth.datasets.sources import open_source
 from radsynth.datasets.spec import DatasetSpec, spec_fingerprint
 from radsynth.datasets.summary import write_summary
@@ -116,17 +116,17 @@ def build_dataset(
         _prepare_folder(spec, out, resume)
     runtime.wait()
     _set_threads(spec, threads, runtime)
-    done = journal.done_ids(out)
+    done = journal.done_mask(out, spec.total)
     source = open_source(spec, runtime.device if runtime.device.type != "cpu" else None)
     starts = [0, *accumulate(entry.count for entry in spec.prompts)]
     bar = _progress_bar(progress and runtime.is_main, runtime.num_processes)
     counter = journal.JournalCounter(out)
     written = 0
-    with bar, journal.open_journal(out, runtime.rank) as writer:
+    with bar, journal.JournalWriter(out, runtime.rank) as writer:
         task = bar.add_task("dataset", total=spec.total, completed=counter.count())
         last_poll = time.monotonic()
         for index in range(runtime.rank, spec.total, runtime.num_processes):
-            if record_id(index, spec.total) in done:
+            if done[index]:
                 continue
             entry_index = bisect.bisect_right(starts, index) - 1
             writer.append(make_record(spec, source, out, index, entry_index))
@@ -142,7 +142,8 @@ def build_dataset(
             bar.update(task, completed=counter.count())
     runtime.wait()
     manifest = _finish(spec, out) if runtime.is_main else None
-    return BuildReport(out, spec.total, written, len(done), runtime.num_processes, manifest)
+    already = int(done.sum())
+    return BuildReport(out, spec.total, written, already, runtime.num_processes, manifest)
 
 
 def _prepare_folder(spec: DatasetSpec, out: Path, resume: bool) -> None:

@@ -1,21 +1,23 @@
 """Per-process journals of finished records, and their merge into one ordered stream.
 
-Process `rank` appends each finished record to `journals/rank-NNN/manifest.jsonl` (through
-`radsynth.io.manifest.ManifestWriter`: one flushed and fsynced line per record, written only
-after the record's files are in place). A process killed mid-line leaves a cut-short last line,
-which readers here ignore and `drop_partial_lines` removes before a resumed build appends again.
+Process `rank` appends each finished record to `journals/rank-NNN/manifest.jsonl` (the
+manifest format of `radsynth.io.manifest`): one flushed and fsynced line per record, written
+only after the record's files are in place. A process killed mid-line leaves a cut-short last
+line, which readers here ignore and `drop_partial_lines` removes before a resumed build appends
+again. Nothing here holds more than a few bytes per record, so memory stays flat as N grows.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
-from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter
+from radsynth.io.manifest import MANIFEST_NAME
 
 JOURNAL_DIR = "journals"
 
@@ -25,11 +27,30 @@ def journal_folder(out: Path, rank: int) -> Path:
     return out / JOURNAL_DIR / f"rank-{rank:03d}"
 
 
-def open_journal(out: Path, rank: int) -> ManifestWriter:
-    """A writer appending to process `rank`'s journal (use it in a `with` block)."""
-    folder = journal_folder(out, rank)
-    folder.mkdir(parents=True, exist_ok=True)
-    return ManifestWriter(folder)
+class JournalWriter:
+    """Appends records to process `rank`'s journal; use it in a `with` block."""
+
+    def __init__(self, out: Path, rank: int) -> None:
+        self.path = journal_folder(out, rank) / MANIFEST_NAME
+        self._handle: TextIO | None = None
+
+    def __enter__(self) -> JournalWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record as one line and force it to disk (call after its files exist)."""
+        if self._handle is None:
+            raise ValueError("JournalWriter.append needs an open writer: use it in a with block")
+        self._handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
 
 
 def journal_files(out: Path) -> list[Path]:
@@ -58,11 +79,15 @@ def _complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
             offset += len(line)
 
 
-def done_ids(out: Path) -> set[str]:
-    """Ids of the records that some journal under `out` holds."""
-    return {
-        json.loads(line)["id"] for path in journal_files(out) for _, line in _complete_lines(path)
-    }
+def done_mask(out: Path, total: int) -> np.ndarray:
+    """Boolean array over the record indices: True where some journal holds the record."""
+    done = np.zeros(total, dtype=bool)
+    for path in journal_files(out):
+        for _, line in _complete_lines(path):
+            index = int(json.loads(line)["index"])
+            if 0 <= index < total:
+                done[index] = True
+    return done
 
 
 def count_done(out: Path) -> int:
