@@ -167,3 +167,35 @@ def test_the_default_extractor_is_named_in_the_scores(tmp_path, phantoms):
     assert result.exit_code == 0, result.output
     extractor = json.loads((tmp_path / "o" / "scores.json").read_text())["extractor"]
     assert extractor["kind"] in ("reader", "handcrafted") and extractor["name"]
+
+
+def test_conditional_accuracy_uses_the_readers_predictions(tmp_path, phantoms, monkeypatch):
+    class FakeReader:
+        name = "fake-reader"
+
+        def features(self, images):
+            return HandcraftedFeatures().features(images)
+
+        def predict(self, images):
+            return [
+                {"modality": "xray", "region": "knee", "findings": {"fracture": 0.9}}
+                for _ in images
+            ]
+
+    info = {"name": "fake-reader", "kind": "reader", "note": "test double"}
+    monkeypatch.setattr(suite, "default_feature_extractor", lambda: (FakeReader(), info))
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    captions = [
+        "X-ray of the knee with a patellar fracture",
+        "X-ray of the knee",
+        "X-ray of the hand",
+    ]
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"][:3], captions=captions)
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "o" / "scores.json").read_text())["metrics"]
+    accuracy = scores["conditional_accuracy"]
+    assert accuracy["n"] == 3
+    assert (accuracy["fields"]["region"]["successes"], accuracy["fields"]["region"]["n"]) == (2, 3)
+    assert accuracy["present_when_asked"]["fracture"]["rate"] == 1.0
+    assert accuracy["absent_when_not_asked"]["fracture"]["rate"] == 0.0

@@ -39,7 +39,7 @@ class ImageSet:
     """Images of one folder as float32 (N, H, W) in [0, 1], with what the folder says of them."""
 
     folder: Path
-    images: np.ndarray
+    images: np.ndarray  # float32 (N, S, S) after harmonise_sizes; before, 2-D images of any size
     names: list[str]  # file paths relative to the folder
     captions: list[str | None]  # from manifest.jsonl, else None
     labels: list[dict[str, Any] | None]  # from manifest.jsonl, else None
