@@ -329,3 +329,14 @@ def test_bad_inputs_and_output_options_are_clear_errors(
         "--model", model_dir, "--out", tmp_path / "c",
     )  # fmt: skip
     assert converted.exit_code == 0, converted.output
+
+
+def test_a_multi_frame_dicom_needs_a_frame(model_dir: Path, tmp_path: Path) -> None:
+    source = sample("emri_small.dcm")  # 10 frames of 64 x 64
+    args = ["inpaint", "knee", source, "--box", "0,0,8,8", "--model", model_dir]
+    unchosen = run_cli(*args, "--out", tmp_path / "a")
+    assert unchosen.exit_code == 2 and "has 10 frames" in " ".join(unchosen.output.split())
+    chosen = run_cli(*args, "--frame", "3", "--out", tmp_path / "b", "--format", "dicom")
+    assert chosen.exit_code == 0, chosen.output
+    output = pydicom.dcmread(tmp_path / "b" / "inpainted-seed0.dcm")
+    assert (output.Rows, output.Columns, output.Modality) == (64, 64, "MR")

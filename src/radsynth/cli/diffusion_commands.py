@@ -43,6 +43,10 @@ KeepPatientOption = Annotated[
         "(for use inside the hospital only; default: none carried over)",
     ),
 ]
+FrameOption = Annotated[
+    int | None,
+    typer.Option("--frame", help="frame of a multi-frame DICOM or TIFF, volume of a 4-D NIfTI"),
+]
 ColorOption = Annotated[
     str,
     typer.Option("--color", help="error: refuse colour input; luminance: convert to grayscale"),
@@ -67,7 +71,7 @@ class _Input:
     png_bits: int  # bit depth of PNG output: 16 for a 16-bit PNG or TIFF input, else 8
 
 
-def _read_input(path: Path, color: str = "error") -> _Input:
+def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _Input:
     """Read an input image with radsynth.io; a user's mistake is a usage error, not a
     traceback. PNG, TIFF and JPEG come as stored (kept pixels stay exact)."""
     from radsynth.io.reader import read_image
@@ -75,7 +79,7 @@ def _read_input(path: Path, color: str = "error") -> _Input:
     if color not in ("error", "luminance"):
         raise typer.BadParameter(f"--color must be error or luminance, got {color!r}")
     try:
-        image = read_image(path, color=color)  # type: ignore[arg-type]
+        image = read_image(path, color=color, frame=frame)  # type: ignore[arg-type]
         if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16:
             top = float(2**image.bits_stored - 1)
             pixels = np.clip(image.pixels.astype(np.float32) / top, 0.0, 1.0)
@@ -294,9 +298,10 @@ def inpaint(
     output_format: FormatOption = "png",
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
+    frame: FrameOption = None,
 ) -> None:
     """Regenerate a masked area (--mask or --box); every other pixel is kept exactly."""
-    source = _read_input(image, color)
+    source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
     pixels = source.pixels
@@ -347,10 +352,11 @@ def outpaint(
     output_format: FormatOption = "png",
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
+    frame: FrameOption = None,
 ) -> None:
     """Extend an image past its borders at the same pixel spacing; the original pixels are
     kept exactly."""
-    source = _read_input(image, color)
+    source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
     run = _run(
@@ -385,9 +391,10 @@ def edit(
     output_format: FormatOption = "png",
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
+    frame: FrameOption = None,
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
-    source = _read_input(image, color)
+    source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
     pixels = source.pixels
