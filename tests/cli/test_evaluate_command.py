@@ -199,3 +199,19 @@ def test_conditional_accuracy_uses_the_readers_predictions(tmp_path, phantoms, m
     assert (accuracy["fields"]["region"]["successes"], accuracy["fields"]["region"]["n"]) == (2, 3)
     assert accuracy["present_when_asked"]["fracture"]["rate"] == 1.0
     assert accuracy["absent_when_not_asked"]["fracture"]["rate"] == 0.0
+
+
+def test_dicom_files_are_read_with_or_without_an_extension(tmp_path, phantoms, handcrafted):
+    from radsynth.io.dicom_writer import write_synthetic_dicom
+    from radsynth.io.provenance import Provenance
+
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    synthetic = tmp_path / "synthetic"
+    (synthetic / "series").mkdir(parents=True)
+    provenance = Provenance(model_name="test")
+    for i, name in enumerate(("a.dcm", "series/IM0001", "series/IM0002")):
+        write_synthetic_dicom(synthetic / name, phantoms["synthetic"][i], provenance=provenance)
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert scores["sets"]["synthetic"]["n"] == 3 and scores["image_size_px"] == 48

@@ -13,6 +13,7 @@ def test_wilson_interval_known_values():
     assert wilson_interval(5, 10) == pytest.approx((0.236593, 0.763407), abs=1e-6)
     assert wilson_interval(0, 10) == pytest.approx((0.0, 0.277533), abs=1e-6)
     assert wilson_interval(10, 10) == pytest.approx((0.722467, 1.0), abs=1e-6)
+    assert wilson_interval(0, 12)[0] == 0.0 and wilson_interval(12, 12)[1] == 1.0
     # Newcombe, Stat Med 1998;17:857, table I: 81/263 gives 0.2553 to 0.3662.
     assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
     with pytest.raises(ValueError, match="successes"):

@@ -46,8 +46,10 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     denominator = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clip the rounding error at the ends (k = 0 or k = n give exactly 0 or 1).
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # k = 0 and k = n reach exactly 0 and 1 (the formula only up to rounding).
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,14 @@ def _rows(scores: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         name = f"{prefix}{key}"
         if key in ("per_prompt", "flagged_images", "per_image"):
             rows.append((name, f"{len(value)} entries (see scores.json)"))
+        elif isinstance(value, dict) and set(value) == {"successes", "n", "rate", "low", "high"}:
+            rows.append(
+                (
+                    name,
+                    f"{value['successes']}/{value['n']} = {value['rate']:.3f} "
+                    f"(95 % CI {value['low']:.3f} to {value['high']:.3f})",
+                )
+            )
         elif isinstance(value, dict):
             rows += _rows(value, f"{name}.")
         elif isinstance(value, float):
