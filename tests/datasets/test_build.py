@@ -18,7 +18,14 @@ from typer.testing import CliRunner
 
 from radsynth.cli.app import app
 from radsynth.cli.phantoms_command import load_masks
-from radsynth.datasets import BuildError, build_dataset, load_spec, parse_spec, weights_sha256
+from radsynth.datasets import (
+    BuildError,
+    SpecError,
+    build_dataset,
+    load_spec,
+    parse_spec,
+    weights_sha256,
+)
 from radsynth.datasets.journal import merged_records
 from radsynth.datasets.records import split_of
 from radsynth.io import read_png_text, read_provenance
@@ -214,3 +221,18 @@ def test_cli_reports_spec_mistakes_without_a_traceback(tiny_model: Path, tmp_pat
     )
     assert result.exit_code == 0, result.output
     assert "built 5 images" in result.output
+
+
+def test_what_the_source_cannot_make_fails_before_anything_is_written(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    fetus = {"labels": {"modality": "us", "region": "fetus", "sex": "male"}, "count": 1}
+    spec = parse_spec({"source": "phantoms", "size": 32, "prompts": [fetus]})
+    with pytest.raises(SpecError, match="phantoms cannot make it.*sex must be female"):
+        build_dataset(spec, tmp_path / "fetus", threads=1, progress=False)
+    odd = parse_spec(
+        {"model": str(tiny_model), "size": 33, "prompts": [{"prompt": "knee", "count": 1}]}
+    )
+    with pytest.raises(SpecError, match="size: .*multiples of 2"):
+        build_dataset(odd, tmp_path / "odd", threads=1, progress=False)
+    assert not (tmp_path / "fetus").exists() and not (tmp_path / "odd").exists()

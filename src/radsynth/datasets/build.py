@@ -112,12 +112,14 @@ def build_dataset(
     """
     out = Path(out)
     runtime = _runtime()
+    _set_threads(spec, threads, runtime)
+    # The source is opened first: a SPEC the model or the phantoms cannot make fails before
+    # anything is written.
+    source = open_source(spec, runtime.device if runtime.device.type != "cpu" else None)
     if runtime.is_main:
         _prepare_folder(spec, out, resume)
     runtime.wait()
-    _set_threads(spec, threads, runtime)
     done = journal.done_mask(out, spec.total)
-    source = open_source(spec, runtime.device if runtime.device.type != "cpu" else None)
     starts = [0, *accumulate(entry.count for entry in spec.prompts)]
     bar = _progress_bar(progress and runtime.is_main, runtime.num_processes)
     counter = journal.JournalCounter(out)

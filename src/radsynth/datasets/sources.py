@@ -98,13 +98,15 @@ class PhantomSource:
 
     def __init__(self, spec: DatasetSpec) -> None:
         self.size = spec.size or 256
+        for entry in spec.prompts:  # a small trial case per prompt: refuse what cannot be made
+            self._case(entry, spec.seed, 32)
 
-    def make(self, entry: PromptEntry, seed: int) -> MadeImage:
+    def _case(self, entry: PromptEntry, seed: int, size: int) -> Any:
         from radsynth.phantoms.cases import make_case
 
         wanted = entry.labels
         try:
-            case = make_case(
+            return make_case(
                 seed,
                 modality=wanted.modality,
                 region=wanted.region,
@@ -114,19 +116,22 @@ class PhantomSource:
                 age=wanted.age,
                 findings_=wanted.findings,
                 sequence=wanted.sequence,
-                size=self.size,
+                size=size,
             )
         except ValueError as error:
             raise SpecError(
                 f"prompt {entry.prompt!r}: the phantoms cannot make it ({error})"
             ) from None
+
+    def make(self, entry: PromptEntry, seed: int) -> MadeImage:
+        case = self._case(entry, seed, self.size)
         provenance = Provenance(model_name=self.model, prompt=case.caption, seed=seed)
         return MadeImage(
             pixels=np.clip(case.image.image, 0.0, 1.0).astype(np.float32),
             caption=case.caption,
             labels=case.labels,
             provenance=provenance,
-            pixel_spacing_mm=tuple(case.image.pixel_spacing_mm),  # type: ignore[arg-type]
+            pixel_spacing_mm=tuple(case.image.pixel_spacing_mm),
             masks=dict(case.image.masks),
         )
 
