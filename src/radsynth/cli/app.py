@@ -18,6 +18,9 @@ def _register_commands() -> None:
 
     for module in (phantoms_command, dataset_command, diffusion_commands):
         module.register(app)
+    from radsynth.cli import reader_command  # the reader (radsynth.evaluate.reader)
+
+    reader_command.register(app)
     from radsynth.cli import evaluate_command  # metrics (radsynth.evaluate.metrics)
 
     evaluate_command.register(app)

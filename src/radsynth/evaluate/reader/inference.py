@@ -1,0 +1,129 @@
+"""Using a trained reader: labels, structure maps and features of any grayscale image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from radsynth.evaluate.reader.model import ReaderNet, load_reader_net
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+PEAK_THRESHOLD = 0.3  # a centre peak counts as a bone above this probability
+
+
+def count_peaks(heat: np.ndarray, threshold: float = PEAK_THRESHOLD) -> list[tuple[int, int]]:
+    """Local maxima (3x3 neighbourhood) of a centre heat map above `threshold`: one per bone.
+    Plateaus (equal neighbours) count once."""
+    peaks = (heat >= threshold) & (heat == ndimage.maximum_filter(heat, size=3))
+    labelled, count = ndimage.label(peaks)
+    if count == 0:
+        return []
+    centres = ndimage.center_of_mass(peaks, labelled, range(1, count + 1))
+    return [(int(round(r)), int(round(c))) for r, c in centres]
+
+
+@dataclass
+class StructureMap:
+    """What the reader sees of the anatomy: a boolean mask per structure group and, per counted
+    group, the centre of each bone (row, col in the map's pixels)."""
+
+    masks: dict[str, np.ndarray]
+    centres: dict[str, list[tuple[int, int]]]
+    instance_areas: dict[str, list[int]] | None = None  # known for the answer key only
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return next(iter(self.masks.values())).shape
+
+
+def as_batch(images: Any, size: int) -> torch.Tensor:
+    """Images -> float32 (B, 1, size, size) in [0, 1]. Accepts one (H, W) or a (B, H, W) array
+    or tensor: float in [0, 1], uint8 or uint16; resized (bilinear, antialiased) when needed."""
+    array = (
+        images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    )
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise ValueError(
+            f"the reader takes grayscale images shaped (H, W) or (B, H, W); got {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        array = array / 255.0
+    elif array.dtype == np.uint16:
+        array = array / 65535.0
+    tensor = torch.from_numpy(np.clip(array.astype(np.float32), 0.0, 1.0))[:, None]
+    if tensor.shape[-2:] != (size, size):
+        tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True)
+    return tensor
+
+
+class Reader:
+    """A trained reader: `predict` labels, `structures` (segmentation and bone centres),
+    `features` (pooled encoder output, the feature space of the distribution metrics)."""
+
+    def __init__(self, net: ReaderNet) -> None:
+        self.net = net.eval()
+        self.config = net.config
+
+    @torch.no_grad()
+    def _run(self, images: Any, batch_size: int = 32) -> list[dict[str, torch.Tensor]]:
+        batch = as_batch(images, self.config.size)
+        return [self.net(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)]
+
+    def features(self, images: Any) -> np.ndarray:
+        """Float32 (B, widths[-1]) pooled features of the images."""
+        return np.concatenate([o["features"].numpy() for o in self._run(images)])
+
+    def predict(self, images: Any) -> list[dict[str, Any]]:
+        """Per image: the most likely value and its probability per label head, and the
+        probability of each finding kind."""
+        results = []
+        for out in self._run(images):
+            probs = {h: torch.softmax(out[h], 1).numpy() for h in self.config.heads}
+            findings = torch.sigmoid(out["findings"]).numpy()
+            for i in range(len(findings)):
+                record: dict[str, Any] = {}
+                for head, classes in self.config.heads.items():
+                    k = int(probs[head][i].argmax())
+                    value = classes[k]
+                    record[head] = None if value == "none" else value
+                    record[f"{head}_probability"] = float(probs[head][i, k])
+                record["findings"] = {
+                    kind: float(findings[i, j]) for j, kind in enumerate(self.config.findings)
+                }
+                results.append(record)
+        return results
+
+    def structures(self, images: Any) -> list[StructureMap]:
+        """Per image, the structure groups it shows and the centres of countable bones, at
+        the reader's size (`config.size` pixels square)."""
+        maps = []
+        for out in self._run(images):
+            seg = (out["segmentation"] > 0).numpy()
+            heat = torch.sigmoid(out["centres"]).numpy()
+            for i in range(len(seg)):
+                masks = {g: seg[i, k] for k, g in enumerate(self.config.groups)}
+                centres = {g: count_peaks(heat[i, k]) for k, g in enumerate(self.config.counted)}
+                maps.append(StructureMap(masks, centres))
+        return maps
+
+
+@lru_cache(maxsize=4)
+def _cached(folder: str) -> Reader:
+    return Reader(load_reader_net(Path(folder)))
+
+
+def load_reader(folder: str | Path | None = None) -> Reader:
+    """The reader shipped with radsynth (or one written by `radsynth train-reader --out`);
+    loaded offline from safetensors, cached per folder."""
+    return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))

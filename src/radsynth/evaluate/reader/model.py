@@ -1,0 +1,177 @@
+"""The reader network: a compact residual encoder with classification heads and a light
+U-Net decoder that segments structure groups and marks each countable bone's centre.
+
+Input: one grayscale image (B, 1, S, S) with values in [0, 1] (S = `ReaderConfig.size`).
+Outputs: logits per label head, findings logits, segmentation logits (B, len(GROUPS), S, S) and
+centre heat-map logits (B, len(COUNTED), S, S). `features()` is the pooled encoder output
+(the penultimate layer of the classifier): radsynth's feature space for distribution metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from radsynth.evaluate.reader.groups import COUNTED, FINDINGS, GROUPS, HEADS
+
+
+@dataclass
+class ReaderConfig:
+    """Architecture of a reader; saved beside its weights as `config.json`."""
+
+    size: int = 160  # native input size (px): carpal centres of a PA hand stay >= 4 px apart
+    widths: tuple[int, ...] = (16, 32, 64, 96, 160)  # encoder stages, each halving the size
+    decoder_width: int = 16  # channels of the decoder (segmentation is easy on phantoms)
+    full_res_width: int = 8  # a cheap full-resolution skip keeps 1-2 px gaps between bones
+    final_width: int = 8  # the full-resolution decoder stage costs the most: keep it thin
+    heads: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(HEADS))
+    findings: tuple[str, ...] = FINDINGS
+    groups: tuple[str, ...] = GROUPS
+    counted: tuple[str, ...] = COUNTED
+
+    def __post_init__(self) -> None:
+        factor = 2 ** len(self.widths)
+        if self.size % factor:
+            raise ValueError(
+                f"reader size {self.size} must be a multiple of {factor} "
+                f"(2 ** number of encoder stages); try {self.size // factor * factor}"
+            )
+        self.widths = tuple(int(w) for w in self.widths)
+        self.heads = {k: tuple(v) for k, v in self.heads.items()}
+        self.findings, self.groups, self.counted = (
+            tuple(self.findings),
+            tuple(self.groups),
+            tuple(self.counted),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class _ResidualStage(nn.Module):
+    """Downsample by 2, then one residual block (two 3x3 convolutions)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.down = _conv(cin, cout, 2)
+        self.block = nn.Sequential(
+            _conv(cout, cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down(x)
+        return F.relu(x + self.block(x))
+
+
+class _UpBlock(nn.Module):
+    def __init__(self, cin: int, skip: int, cout: int) -> None:
+        super().__init__()
+        self.conv = _conv(cin + skip, cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([x, skip], dim=1))
+
+
+class ReaderNet(nn.Module):
+    """Encoder, classification heads, segmentation and centre decoder."""
+
+    def __init__(self, config: ReaderConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = config.widths
+        self.full_res = _conv(1, config.full_res_width)
+        stages, cin = [], config.full_res_width
+        for width in widths:
+            stages.append(_ResidualStage(cin, width))
+            cin = width
+        self.stages = nn.ModuleList(stages)
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(widths[-1], len(classes)) for name, classes in config.heads.items()}
+        )
+        self.findings = nn.Linear(widths[-1], len(config.findings))
+        width = config.decoder_width
+        self.lateral = nn.Conv2d(widths[-1], width, 1)
+        ups = [_UpBlock(width, skip, width) for skip in reversed(widths[:-1])]
+        ups.append(_UpBlock(width, config.full_res_width, config.final_width))
+        self.ups = nn.ModuleList(ups)
+        self.segment = nn.Conv2d(config.final_width, len(config.groups) + len(config.counted), 1)
+        with torch.no_grad():  # start near the prior: most pixels are no bone, no bone centre
+            bias = self.segment.bias
+            assert bias is not None
+            bias[: len(config.groups)].fill_(-2.0)
+            bias[len(config.groups) :].fill_(-4.6)
+
+    def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = self.full_res((images - 0.5) / 0.25)
+        feats = [x]
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+    @staticmethod
+    def pool(deepest: torch.Tensor) -> torch.Tensor:
+        return deepest.mean(dim=(2, 3))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.encode(images)
+        pooled = self.pool(feats[-1])
+        out = {name: head(pooled) for name, head in self.heads.items()}
+        out["findings"] = self.findings(pooled)
+        x = self.lateral(feats[-1])
+        for up, skip in zip(self.ups, reversed(feats[:-1]), strict=True):
+            x = up(x, skip)
+        maps = self.segment(x)
+        n_groups = len(self.config.groups)
+        out["segmentation"] = maps[:, :n_groups]
+        out["centres"] = maps[:, n_groups:]
+        out["features"] = pooled
+        return out
+
+
+def save_reader(net: ReaderNet, folder: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write `config.json` and `reader.safetensors` (fp16; never pickle) into `folder`."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    save_file(state, str(folder / "reader.safetensors"))
+    record = {"config": net.config.to_json(), **(extra or {})}
+    (folder / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def load_reader_net(folder: Path) -> ReaderNet:
+    """Load a reader written by `save_reader` (float32, eval mode)."""
+    from safetensors.torch import load_file
+
+    config_path, weights_path = folder / "config.json", folder / "reader.safetensors"
+    if not config_path.is_file() or not weights_path.is_file():
+        raise FileNotFoundError(
+            f"no reader in {folder}: expected config.json and reader.safetensors "
+            "(train one with `radsynth train-reader --out DIR`)"
+        )
+    record = json.loads(config_path.read_text())
+    net = ReaderNet(ReaderConfig(**record["config"]))
+    state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(
+            f"reader weights in {folder} do not match its config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); retrain or fix config.json"
+        )
+    return net.eval()

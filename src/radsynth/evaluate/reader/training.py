@@ -1,0 +1,280 @@
+"""Train the reader on cached phantom cases, with checkpoints, resume and held-out figures.
+
+`train_reader(TrainReaderConfig(...))` renders (or reuses) the cache, trains, checkpoints every
+`checkpoint_every` steps (model, optimiser, step, random state: an interrupted run resumes where
+it stopped), then scores held-out cases and writes `heldout.json` and the fp16 reader
+(`reader.safetensors` + `config.json`) into the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from radsynth.evaluate.reader.data import ReaderCache, unpack
+from radsynth.evaluate.reader.groups import COUNTED, FINDINGS, GROUPS, HEADS
+from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet, save_reader
+
+CHECKPOINT = "checkpoint.safetensors"
+STATE = "checkpoint.json"
+
+
+@dataclass
+class TrainReaderConfig:
+    """One training run of the reader (sizes in pixels, counts in cases)."""
+
+    out: Path
+    n: int = 4000  # training cases (rendered once into the cache)
+    heldout: int = 400  # held-out cases, drawn from another seed stream
+    steps: int = 3000
+    size: int = 160  # 160 px keeps carpal centres >= 4 px apart and a step near 1.5 s on 1 core
+    seed: int = 0
+    batch_size: int = 12
+    lr: float = 2e-3  # AdamW with warm-up and cosine decay
+    weight_decay: float = 1e-4
+    workers: int = 1  # processes that render the cache
+    threads: int = 1  # torch threads while training (the project machine is shared)
+    checkpoint_every: int = 100
+    cache: Path | None = None  # default: OUT/cache
+    widths: tuple[int, ...] = (16, 32, 64, 96, 160)
+    decoder_width: int = 16
+    full_res_width: int = 8
+    final_width: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (command line, machine)
+
+    def reader_config(self) -> ReaderConfig:
+        return ReaderConfig(
+            size=self.size,
+            widths=self.widths,
+            decoder_width=self.decoder_width,
+            full_res_width=self.full_res_width,
+            final_width=self.final_width,
+        )
+
+
+def centre_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss: peaks (target == 1) are positives, pixels near a
+    peak are down-weighted negatives; normalised by the number of peaks."""
+    prob = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    positive = target >= 0.999
+    pos_loss = -((1 - prob) ** 2) * torch.log(prob) * positive
+    neg_loss = -((1 - target) ** 4) * prob**2 * torch.log(1 - prob) * (~positive)
+    return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Dice per group over the batch, averaged over groups present in the batch."""
+    prob = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    inter = (prob * target).sum(dims)
+    total = prob.sum(dims) + target.sum(dims)
+    present = target.sum(dims) > 0
+    dice = (2 * inter + 1) / (total + 1)
+    return (1 - dice[present]).mean() if present.any() else logits.sum() * 0
+
+
+def reader_loss(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The loss terms, each near 1 at the start so no weights are needed."""
+    terms = {head: F.cross_entropy(out[head], batch[head]) for head in HEADS}
+    terms["findings"] = F.binary_cross_entropy_with_logits(out["findings"], batch["findings"])
+    seg, truth = out["segmentation"], batch["segmentation"]
+    terms["segmentation"] = F.binary_cross_entropy_with_logits(seg, truth) * 10 + (
+        soft_dice_loss(seg, truth)
+    )
+    terms["centres"] = centre_focal_loss(out["centres"], batch["centres"])
+    return terms
+
+
+def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+
+
+def _learning_rate(config: TrainReaderConfig, step: int) -> float:
+    warmup = max(1, min(100, config.steps // 10))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def batch_indices(config: TrainReaderConfig, step: int, n: int) -> np.ndarray:
+    """The cases of training step `step`: a function of (seed, step) only, so a resumed run
+    draws exactly the batches the uninterrupted run would have drawn."""
+    return np.random.default_rng([config.seed, step]).choice(n, config.batch_size, replace=False)
+
+
+def _save_checkpoint(
+    folder: Path, net: ReaderNet, opt: torch.optim.Optimizer, step: int, wall: float
+) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()}
+    for index, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).contiguous()
+    tmp = folder / (CHECKPOINT + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / CHECKPOINT)
+    (folder / STATE).write_text(json.dumps({"step": step, "wall_s": wall}))
+
+
+def _load_checkpoint(folder: Path, net: ReaderNet, opt: torch.optim.Optimizer) -> dict | None:
+    from safetensors.torch import load_file
+
+    if not (folder / STATE).is_file() or not (folder / CHECKPOINT).is_file():
+        return None
+    tensors = load_file(str(folder / CHECKPOINT))
+    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state = opt.state_dict()
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            opt_state["state"].setdefault(int(index), {})[key] = value
+    opt.load_state_dict(opt_state)
+    return json.loads((folder / STATE).read_text())
+
+
+def _shard_reporter(
+    split: str, cache: ReaderCache, count: int, on_cache: Callable[[str, int, int], None] | None
+) -> Callable[[int], None]:
+    todo, done = len(cache.missing(split, count)), [0]
+
+    def report(cases: int) -> None:
+        done[0] += 1
+        if on_cache:
+            on_cache(split, done[0], todo)
+
+    return report
+
+
+def train_reader(
+    config: TrainReaderConfig,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_cache: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Build the cache, train (resuming from a checkpoint in `config.out`), score held-out
+    cases and save the reader. Returns the held-out figures (also written to heldout.json)."""
+    if config.steps < 1 or config.n < config.batch_size or config.heldout < 1:
+        raise ValueError(
+            "train-reader needs --steps >= 1, --n >= the batch size and at least one held-out case"
+        )
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    cache = ReaderCache(config.cache or out / "cache", config.seed, config.size)
+    for split, count in (("heldout", config.heldout), ("train", config.n)):
+        cache.build(split, count, config.workers, _shard_reporter(split, cache, count, on_cache))
+    train = cache.load("train", config.n)
+    net = ReaderNet(config.reader_config())
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = _load_checkpoint(out, net, opt)
+    start = state["step"] if state else 0
+    wall = state["wall_s"] if state else 0.0
+    net.train()
+    t0 = time.monotonic()
+    for step in range(start, config.steps):
+        for group in opt.param_groups:
+            group["lr"] = _learning_rate(config, step)
+        batch = _to_torch(unpack(train, batch_indices(config, step, len(train["image"]))))
+        terms = reader_loss(net(batch["image"]), batch)
+        loss = sum(terms.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[union-attr]
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        if on_step:
+            on_step(step + 1, config.steps, {k: float(v.detach()) for k, v in terms.items()})
+        completed = step + 1
+        if completed % config.checkpoint_every == 0 or completed == config.steps:
+            _save_checkpoint(out, net, opt, completed, wall + time.monotonic() - t0)
+    wall += time.monotonic() - t0
+    net.eval()
+    figures = evaluate_reader(net, cache.load("heldout", config.heldout))
+    record = {
+        "train": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+            "wall_s": round(wall, 1),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "torch": torch.__version__,
+        },
+        "heldout": figures,
+    }
+    save_reader(net, out, {"training": record["train"]})
+    (out / "heldout.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+@torch.no_grad()
+def evaluate_reader(net: ReaderNet, data: dict[str, np.ndarray], batch_size: int = 32) -> dict:
+    """Held-out figures: accuracy per label head, per-finding accuracy and F1, Dice per group
+    (pooled over cases where the group is present or predicted), centre-count exactness."""
+    n = len(data["image"])
+    correct = {head: 0 for head in HEADS}
+    tp, fp, fn = (np.zeros(len(FINDINGS)) for _ in range(3))
+    finding_correct = np.zeros(len(FINDINGS))
+    inter, total = np.zeros(len(GROUPS)), np.zeros(len(GROUPS))
+    count_exact, count_cases = np.zeros(len(COUNTED)), np.zeros(len(COUNTED))
+    from radsynth.evaluate.reader.inference import count_peaks
+
+    for start in range(0, n, batch_size):
+        batch = unpack(data, np.arange(start, min(n, start + batch_size)))
+        out = net(torch.from_numpy(batch["image"]))
+        for head in HEADS:
+            correct[head] += int((out[head].argmax(1).numpy() == batch[head]).sum())
+        predicted = (torch.sigmoid(out["findings"]).numpy() > 0.5).astype(float)
+        truth = batch["findings"]
+        tp += (predicted * truth).sum(0)
+        fp += (predicted * (1 - truth)).sum(0)
+        fn += ((1 - predicted) * truth).sum(0)
+        finding_correct += (predicted == truth).sum(0)
+        seg = (out["segmentation"] > 0).numpy()
+        truth_seg = batch["segmentation"] > 0.5
+        inter += (seg & truth_seg).sum((0, 2, 3))
+        total += seg.sum((0, 2, 3)) + truth_seg.sum((0, 2, 3))
+        heat = torch.sigmoid(out["centres"]).numpy()
+        for i in range(len(heat)):
+            for g in range(len(COUNTED)):
+                true_count = len(count_peaks(batch["centres"][i, g]))
+                if true_count == 0:
+                    continue
+                count_cases[g] += 1
+                count_exact[g] += len(count_peaks(heat[i, g])) == true_count
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return {
+        "n": n,
+        "accuracy": {head: round(correct[head] / n, 4) for head in HEADS},
+        "findings": {
+            kind: {
+                "accuracy": round(float(finding_correct[k] / n), 4),
+                "f1": round(float(f1[k]), 4),
+                "positives": int(tp[k] + fn[k]),
+            }
+            for k, kind in enumerate(FINDINGS)
+        },
+        "dice": {
+            group: round(float(2 * inter[g] / total[g]), 4) if total[g] else None
+            for g, group in enumerate(GROUPS)
+        },
+        "count_exact": {
+            group: {
+                "fraction": round(float(count_exact[g] / count_cases[g]), 4),
+                "n": int(count_cases[g]),
+            }
+            if count_cases[g]
+            else None
+            for g, group in enumerate(COUNTED)
+        },
+    }

@@ -1,0 +1,209 @@
+"""The reader: targets from phantom masks, a 2-step training run of a tiny reader, save/load
+(safetensors only), features, the command line, and the shipped weights on a few phantoms."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from radsynth.cli.app import app
+from radsynth.evaluate.reader import (
+    COUNTED,
+    GROUPS,
+    Reader,
+    ReaderConfig,
+    ReaderNet,
+    count_peaks,
+    load_reader,
+    load_reader_net,
+    save_reader,
+)
+from radsynth.evaluate.reader.groups import (
+    group_of,
+    heatmap_target,
+    instance_points,
+    label_targets,
+    segmentation_target,
+)
+from radsynth.evaluate.reader.inference import WEIGHTS_DIR, as_batch
+from radsynth.evaluate.reader.training import TrainReaderConfig, train_reader
+from radsynth.phantoms.cases import make_case
+
+TINY = {"widths": (8, 16, 32), "decoder_width": 8, "full_res_width": 4, "final_width": 4}
+
+
+def tiny_net(size: int = 64) -> ReaderNet:
+    torch.manual_seed(0)
+    return ReaderNet(ReaderConfig(size=size, **TINY)).eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reader")
+    config = TrainReaderConfig(out=out, n=4, heldout=2, steps=2, size=64, batch_size=2, **TINY)
+    train_reader(config)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "group"),
+    [
+        ("left_capitate", "carpals"),
+        ("right_metacarpal_5_distal_fragment", "metacarpals"),
+        ("left_distal_phalanx_3_extra", "phalanges"),
+        ("left_toe_distal_phalanx_3", "foot_digits"),
+        ("l3", "lumbar_vertebrae"),
+        ("t12", "thoracic_vertebrae"),
+        ("right_rib_7", "ribs"),
+        ("left_costal_cartilage_7", None),
+        ("disc_l3", None),
+        ("left_breast", "breasts"),
+    ],
+)
+def test_structures_map_to_groups(name: str, group: str | None) -> None:
+    assert group_of(name) == group
+
+
+def test_hand_targets_mark_eight_carpals_five_metacarpals_fourteen_phalanges() -> None:
+    case = make_case(4, modality="xray", region="hand", view="pa", findings_=(), size=160)
+    masks, shape = case.image.masks, case.image.image.shape
+    heat = heatmap_target(instance_points(masks), shape)
+    counts = {g: len(count_peaks(heat[k])) for k, g in enumerate(COUNTED)}
+    assert counts["carpals"] == 8
+    assert counts["metacarpals"] == 5
+    assert counts["phalanges"] == 14
+    seg = segmentation_target(masks, shape)
+    assert seg[GROUPS.index("carpals")].any()
+    assert not seg[GROUPS.index("lungs")].any()
+
+
+def test_label_targets() -> None:
+    case = make_case(3, modality="xray", region="knee", findings_=(), size=64)
+    targets = label_targets(case.labels.to_dict())
+    assert targets["modality"] == 0
+    assert float(np.sum(targets["findings"])) == 0.0
+
+
+def test_count_peaks_known_answers() -> None:
+    heat = np.zeros((20, 20), dtype=np.float32)
+    heat[5, 5] = heat[5, 9] = 1.0
+    heat[15, 15] = heat[15, 16] = 0.8  # a plateau is one peak
+    heat[2, 17] = 0.2  # below the threshold
+    assert sorted(count_peaks(heat)) == [(5, 5), (5, 9), (15, 16)] or sorted(count_peaks(heat)) == [
+        (5, 5),
+        (5, 9),
+        (15, 15),
+    ]
+    assert count_peaks(np.zeros((8, 8))) == []
+
+
+def test_forward_shapes_and_features() -> None:
+    net = tiny_net()
+    out = net(torch.rand(2, 1, 64, 64))
+    assert out["segmentation"].shape == (2, len(GROUPS), 64, 64)
+    assert out["centres"].shape == (2, len(COUNTED), 64, 64)
+    reader = Reader(net)
+    features = reader.features(np.random.default_rng(0).random((3, 80, 80)))
+    assert features.shape == (3, TINY["widths"][-1])
+    assert len(reader.predict(np.zeros((64, 64), dtype=np.uint8))) == 1
+
+
+def test_as_batch_resizes_and_rejects_bad_shapes() -> None:
+    assert as_batch(np.zeros((100, 120), dtype=np.uint16), 64).shape == (1, 1, 64, 64)
+    with pytest.raises(ValueError, match="grayscale"):
+        as_batch(np.zeros((2, 3, 64, 64)), 64)
+
+
+def test_config_rejects_sizes_the_encoder_cannot_halve() -> None:
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ReaderConfig(size=100, **TINY)
+
+
+def test_save_load_round_trip_is_safetensors_only(tmp_path: Path) -> None:
+    net = tiny_net()
+    save_reader(net, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "reader.safetensors"]
+    loaded = load_reader_net(tmp_path)
+    images = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        a, b = net(images), loaded(images)
+    assert torch.allclose(a["features"], b["features"], atol=2e-2)
+    assert torch.equal(a["modality"].argmax(1), b["modality"].argmax(1))
+
+
+def test_missing_reader_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="train-reader"):
+        load_reader_net(tmp_path)
+
+
+def test_two_step_training_writes_reader_and_figures(trained: Path) -> None:
+    names = {p.name for p in trained.iterdir()}
+    assert {"reader.safetensors", "config.json", "heldout.json", "checkpoint.safetensors"} <= names
+    assert not [n for n in names if n.endswith((".pt", ".pth", ".pkl", ".bin"))]
+    record = json.loads((trained / "heldout.json").read_text())
+    assert record["train"]["steps"] == 2
+    assert set(record["heldout"]["accuracy"]) == {"modality", "region", "view", "laterality", "sex"}
+    assert set(record["heldout"]["dice"]) == set(GROUPS)
+    reader = load_reader(trained)
+    assert reader.features(np.zeros((64, 64))).shape == (1, TINY["widths"][-1])
+
+
+def test_training_resumes_from_its_checkpoint(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    config = TrainReaderConfig(out=out, n=4, heldout=2, steps=3, size=64, batch_size=2, **TINY)
+    steps: list[int] = []
+    record = train_reader(config, on_step=lambda step, total, terms: steps.append(step))
+    assert steps == [3]  # steps 1 and 2 came from the checkpoint
+    assert record["train"]["steps"] == 3
+
+
+def test_train_reader_command(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "train-reader",
+            "--out",
+            str(tmp_path),
+            "--n",
+            "4",
+            "--heldout",
+            "2",
+            "--steps",
+            "2",
+            "--size",
+            "64",
+            "--batch-size",
+            "2",
+            "--tiny",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "reader.safetensors").is_file()
+
+
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / "reader.safetensors").is_file(), reason="no shipped reader weights"
+)
+def test_shipped_reader_reads_modality_and_region() -> None:
+    reader = load_reader()
+    asks = [
+        ("xray", "knee"),
+        ("xray", "chest"),
+        ("xray", "hand"),
+        ("xray", "lumbar_spine"),
+        ("ct", "head"),
+        ("mri", "knee"),
+        ("us", "liver"),
+        ("xray", "pelvis"),
+    ]
+    cases = [make_case(90_000 + i, modality=m, region=r, size=160) for i, (m, r) in enumerate(asks)]
+    predicted = reader.predict(np.stack([c.image.image for c in cases]))
+    assert [p["modality"] for p in predicted] == [m for m, _ in asks]
+    assert sum(p["region"] == r for p, (_, r) in zip(predicted, asks, strict=True)) >= 7
