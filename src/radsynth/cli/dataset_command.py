@@ -91,7 +91,9 @@ def build_command(
     threads: Annotated[
         int | None,
         typer.Option(
-            "--threads", help="Torch threads per process (default: CPU cores / processes)."
+            "--threads",
+            help="Torch threads per process (default: CPU cores / processes). Give the same "
+            "number to builds that must match bit for bit with different process counts.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,

@@ -2,7 +2,10 @@
 
 Run in one process, or in K under `accelerate launch --num_processes K`: process `rank` makes
 the records whose index i has i % K == rank. Record i depends on the SPEC and i alone (seed
-`spec.seed + i`, split from a hash of the seed), so any K gives the same files.
+`spec.seed + i`, split from a hash of the seed), so any K gives the same files, bit for bit
+when every process runs the same number of torch threads (`threads`). With different thread
+counts (the default gives each of K processes cores // K) PyTorch's oneDNN convolutions may
+round differently, which can move a model's pixel by one 16-bit step; phantoms are unaffected.
 
 Crash safety (a kill -9 at any moment loses nothing that a resumed build cannot finish):
 
