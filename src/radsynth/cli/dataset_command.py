@@ -101,7 +101,8 @@ def build_command(
     """Build a synthetic data set: images, manifest (JSONL, CSV, Parquet) and summary.html.
 
     Runs in one process, or in K with `accelerate launch --num_processes K -m radsynth
-    dataset build SPEC --out DIR`; the files are the same either way.
+    dataset build SPEC --out DIR`; the files are the same either way (bit for bit with the
+    same --threads).
     """
     from radsynth.datasets import BuildError, SpecError, build_dataset, load_spec
 
@@ -114,9 +115,11 @@ def build_command(
         err.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None
     if report.manifest is not None:
+        names = ["manifest.jsonl", "manifest.csv", "manifest.parquet", "summary.html"]
+        written = ", ".join(name for name in names if (out / name).is_file())
         Console(soft_wrap=True).print(
-            f"built {report.total} images in {out}: {report.manifest.name}, manifest.csv, "
-            f"summary.html ({report.already_done} were already done)",
+            f"built {report.total} images in {out} ({written}); "
+            f"{report.already_done} were already done",
             markup=False,
             highlight=False,
         )

@@ -51,7 +51,10 @@ class ModelSource:
 
         if spec.model is None:
             raise SpecError("model: a model source needs a model folder")
-        self.pipe: Any = TextToImagePipeline.from_pretrained(spec.model)
+        try:
+            self.pipe: Any = TextToImagePipeline.from_pretrained(spec.model)
+        except ValueError as error:  # a broken or foreign model folder
+            raise SpecError(f"model: {error}") from None
         if device is not None:
             self.pipe.to(device)
         self.pipe.set_progress_bar_config(disable=True)
