@@ -27,9 +27,9 @@ class ReaderConfig:
 
     size: int = 160  # native input size (px): carpal centres of a PA hand stay >= 4 px apart
     widths: tuple[int, ...] = (16, 32, 64, 96, 160)  # encoder stages, each halving the size
-    decoder_width: int = 16  # channels of the decoder (segmentation is easy on phantoms)
+    decoder_width: int = 24  # channels of the decoder down to half resolution
     full_res_width: int = 8  # a cheap full-resolution skip keeps 1-2 px gaps between bones
-    final_width: int = 8  # the full-resolution decoder stage costs the most: keep it thin
+    final_width: int = 12  # the full-resolution stage costs the most: kept thin
     heads: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(HEADS))
     findings: tuple[str, ...] = FINDINGS
     groups: tuple[str, ...] = GROUPS
@@ -107,12 +107,18 @@ class ReaderNet(nn.Module):
         ups = [_UpBlock(width, skip, width) for skip in reversed(widths[:-1])]
         ups.append(_UpBlock(width, config.full_res_width, config.final_width))
         self.ups = nn.ModuleList(ups)
-        self.segment = nn.Conv2d(config.final_width, len(config.groups) + len(config.counted), 1)
+        n_groups, n_counted = len(config.groups), len(config.counted)
+        # Group masks are read at half resolution from the full decoder width (a thin
+        # full-resolution layer cannot tell 27 groups apart) and refined at full resolution,
+        # where the centre maps are read too.
+        self.segment_coarse = nn.Conv2d(width, n_groups, 1)
+        self.segment = nn.Conv2d(config.final_width, n_groups + n_counted, 1)
         with torch.no_grad():  # start near the prior: most pixels are no bone, no bone centre
-            bias = self.segment.bias
-            assert bias is not None
-            bias[: len(config.groups)].fill_(-2.0)
-            bias[len(config.groups) :].fill_(-4.6)
+            for conv, prior in ((self.segment_coarse, -2.0), (self.segment, 0.0)):
+                assert conv.bias is not None
+                conv.bias[:n_groups].fill_(prior)
+            assert self.segment.bias is not None
+            self.segment.bias[n_groups:].fill_(-4.6)
 
     def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.full_res((images - 0.5) / 0.25)
@@ -132,11 +138,14 @@ class ReaderNet(nn.Module):
         out = {name: head(pooled) for name, head in self.heads.items()}
         out["findings"] = self.findings(pooled)
         x = self.lateral(feats[-1])
-        for up, skip in zip(self.ups, reversed(feats[:-1]), strict=True):
+        for up, skip in zip(self.ups[:-1], reversed(feats[1:-1]), strict=True):
             x = up(x, skip)
-        maps = self.segment(x)
+        coarse = F.interpolate(
+            self.segment_coarse(x), size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
+        maps = self.segment(self.ups[-1](x, feats[0]))
         n_groups = len(self.config.groups)
-        out["segmentation"] = maps[:, :n_groups]
+        out["segmentation"] = coarse + maps[:, :n_groups]
         out["centres"] = maps[:, n_groups:]
         out["features"] = pooled
         return out

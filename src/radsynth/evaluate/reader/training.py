@@ -47,9 +47,9 @@ class TrainReaderConfig:
     checkpoint_every: int = 100
     cache: Path | None = None  # default: OUT/cache
     widths: tuple[int, ...] = (16, 32, 64, 96, 160)
-    decoder_width: int = 16
+    decoder_width: int = 24
     full_res_width: int = 8
-    final_width: int = 8
+    final_width: int = 12
     extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (command line, machine)
 
     def reader_config(self) -> ReaderConfig:
