@@ -105,3 +105,30 @@ def test_mismatched_text_width_is_refused() -> None:
     components.unet.register_to_config(cross_attention_dim=768)
     with pytest.raises(ValueError, match="384"):
         components.check()
+
+
+def test_patched_pixel_model_folds_pixels_exactly_and_keeps_its_patch_size(
+    tmp_path: Path,
+) -> None:
+    components = build_components("tiny-patch", seed=5)
+    assert components.patch_size == 4 and components.model_channels == 16
+    assert components.unet.config.sample_size == 8 and components.vae_scale_factor == 4
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    folded = components.image_to_model(images)
+    assert folded.shape == (2, 16, 8, 8)
+    # Channel k of a patch is pixel (k // 4, k % 4) of that patch, scaled to [-1, 1].
+    assert torch.equal(folded[1, 6, 2, 3], images[1, 0, 2 * 4 + 1, 3 * 4 + 2] * 2 - 1)
+    assert torch.allclose(components.model_to_image(folded), images, atol=1e-6)
+    folder = components.save_pretrained(tmp_path / "model")
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_radsynth_patch_size"] == 4 and index["vae"] == [None, None]
+    loaded = type(components).from_pretrained(folder)
+    assert loaded.patch_size == 4
+    index["_radsynth_patch_size"] = 2  # 4 channels expected, the UNet takes 16
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="must take 4-channel input"):
+        type(components).from_pretrained(folder)
+    index["_radsynth_patch_size"] = "four"
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="positive integer"):
+        type(components).from_pretrained(folder)

@@ -13,9 +13,9 @@ from sd_folder import write_tiny_sd_folder
 from radsynth.models import DiffusionComponents, build_components
 
 
-@pytest.fixture(scope="module", params=["tiny", "tiny-latent"])
+@pytest.fixture(scope="module", params=["tiny", "tiny-latent", "tiny-patch"])
 def components(request: pytest.FixtureRequest) -> DiffusionComponents:
-    """Pixel-space and autoencoder models, 32 px, random weights from seed 0."""
+    """Pixel-space, autoencoder and patched pixel-space models, 32 px, random weights, seed 0."""
     return build_components(request.param, seed=0)
 
 

@@ -40,12 +40,15 @@ class DiffusionComponents:
     vae: Any = None  # AutoencoderKL, or None for a pixel-space model
     # Sampling defaults saved with the model (steps, guidance) and the preset it came from.
     defaults: dict[str, Any] = field(default_factory=dict)
+    # Pixel-space models only: the image is folded into patch_size x patch_size blocks
+    # (pixel_unshuffle) before the UNet, and unfolded after it.
+    patch_size: int = 1
 
     @property
     def vae_scale_factor(self) -> int:
-        """Image pixels per model pixel along one axis (1 without an autoencoder)."""
+        """Image pixels per model pixel along one axis (the patch size without an autoencoder)."""
         if self.vae is None:
-            return 1
+            return self.patch_size
         return int(2 ** (len(self.vae.config.block_out_channels) - 1))
 
     @property
@@ -72,6 +75,8 @@ class DiffusionComponents:
         """Map grayscale images (B, 1, H, W) in [0, 1] to the space the UNet denoises."""
         pixels = images * 2.0 - 1.0
         if self.vae is None:
+            if self.patch_size > 1:
+                return torch.nn.functional.pixel_unshuffle(pixels, self.patch_size)
             return pixels
         if self.vae.config.in_channels == 3:
             pixels = pixels.expand(-1, 3, -1, -1)
@@ -84,6 +89,8 @@ class DiffusionComponents:
         """Map denoised UNet tensors back to grayscale images (B, 1, H, W) in [0, 1]."""
         if self.vae is None:
             pixels = latents
+            if self.patch_size > 1:
+                pixels = torch.nn.functional.pixel_shuffle(pixels, self.patch_size)
         else:
             shift = self.vae.config.get("shift_factor") or 0.0
             pixels = self.vae.decode(latents / self.vae.config.scaling_factor + shift).sample
@@ -107,6 +114,7 @@ class DiffusionComponents:
             "_class_name": "TextToImagePipeline",
             "_diffusers_version": _diffusers_version(),
             "_radsynth_defaults": self.defaults,
+            "_radsynth_patch_size": self.patch_size,
         }
         for name, model in (("unet", self.unet), ("vae", self.vae)):
             if model is None:
@@ -136,6 +144,7 @@ class DiffusionComponents:
             prompt_encoder=_load_prompt_encoder(folder, index),
             vae=vae,
             defaults=dict(index.get("_radsynth_defaults") or {}),
+            patch_size=_patch_size(index, folder),
         )
         components.check()
         return components
@@ -153,11 +162,24 @@ class DiffusionComponents:
                 f"the autoencoder makes {self.vae.config.latent_channels}-channel latents but the "
                 f"UNet takes {self.model_channels} channels; the folder mixes two models"
             )
-        if self.vae is None and self.model_channels != 1:
+        if self.vae is not None and self.patch_size != 1:
+            raise ValueError("patches fold pixels; a model with an autoencoder has patch size 1")
+        if self.vae is None and self.model_channels != self.patch_size**2:
             raise ValueError(
-                f"a pixel-space UNet must take 1-channel images, this one takes "
-                f"{self.model_channels}; add the autoencoder (vae/) it was trained with"
+                f"a pixel-space UNet with {self.patch_size} x {self.patch_size} patches must take "
+                f"{self.patch_size**2}-channel input, this one takes {self.model_channels}; "
+                "add the autoencoder (vae/) it was trained with, or fix _radsynth_patch_size"
             )
+
+
+def _patch_size(index: dict[str, Any], folder: Path) -> int:
+    value = index.get("_radsynth_patch_size", 1)
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"_radsynth_patch_size in {folder / MODEL_INDEX} must be a positive integer, "
+            f"got {value!r}"
+        )
+    return value
 
 
 def _diffusers_version() -> str:
@@ -248,6 +270,8 @@ def build_components(preset: ModelPreset | str, seed: int = 0) -> DiffusionCompo
     """Build untrained components for `preset`, with weights initialised from `seed`."""
     if isinstance(preset, str):
         preset = get_preset(preset)
+    if preset.architecture == "latent" and preset.patch_size != 1:
+        raise ValueError(f"preset {preset.name}: patches apply to pixel-space models only")
     if preset.resolution % preset.vae_scale_factor:
         raise ValueError(
             f"preset resolution {preset.resolution} is not divisible by "
@@ -257,7 +281,8 @@ def build_components(preset: ModelPreset | str, seed: int = 0) -> DiffusionCompo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         vae = _build_vae(preset) if preset.architecture == "latent" else None
-        channels = preset.latent_channels if vae is not None else 1
+        patch = preset.patch_size if vae is None else 1
+        channels = preset.latent_channels if vae is not None else patch**2
         unet: Any = UNet2DConditionModel(
             sample_size=preset.resolution // preset.vae_scale_factor,
             in_channels=channels,
@@ -281,6 +306,7 @@ def build_components(preset: ModelPreset | str, seed: int = 0) -> DiffusionCompo
             "num_inference_steps": preset.num_inference_steps,
             "guidance_scale": preset.guidance_scale,
         },
+        patch_size=patch,
     )
     components.check()
     return components

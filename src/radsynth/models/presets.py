@@ -27,6 +27,10 @@ class ModelPreset:
     down_block_types: tuple[str, ...]
     up_block_types: tuple[str, ...]
     layers_per_block: int = 1
+    # Pixel space only: the UNet sees the image folded into patch_size x patch_size blocks
+    # (space-to-depth, channels = patch_size**2), so it runs at resolution / patch_size. Exact and
+    # invertible, unlike an autoencoder, and nothing extra to train (Hoogeboom et al. 2023).
+    patch_size: int = 1
     attention_head_dim: int = 8
     norm_num_groups: int = 8
     # Autoencoder (latent architecture only): each extra block halves the size once.
@@ -48,9 +52,9 @@ class ModelPreset:
 
     @property
     def vae_scale_factor(self) -> int:
-        """Pixels per latent pixel along one axis (1 for pixel-space models)."""
+        """Image pixels per model pixel along one axis (the patch size in pixel space)."""
         if self.architecture == "pixel":
-            return 1
+            return self.patch_size
         return 2 ** (len(self.vae_block_out_channels) - 1)
 
 
@@ -82,26 +86,44 @@ _PRESETS: dict[str, ModelPreset] = {
         text_max_length=16,
         description="Tests only: the autoencoder path, 32 px images as 16 px latents.",
     ),
+    "tiny-patch": ModelPreset(
+        name="tiny-patch",
+        architecture="pixel",
+        resolution=32,
+        patch_size=4,
+        block_out_channels=(16, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=4,
+        norm_num_groups=4,
+        num_inference_steps=2,
+        text_max_length=16,
+        extra_unet_config={"addition_embed_type": "text", "addition_embed_type_num_heads": 4},
+        description="Tests only: the built-in layout (4 x 4 patches, pooled text) at 32 px.",
+    ),
     "builtin": ModelPreset(
         name="builtin",
         architecture="pixel",
         resolution=256,
-        # Four levels take 256 px down to 32 px where cross-attention is affordable; attention
-        # only at the two coarsest levels keeps a CPU step near a quarter of a second.
-        block_out_channels=(32, 64, 128, 192),
-        down_block_types=(
-            "DownBlock2D",
-            "DownBlock2D",
-            "CrossAttnDownBlock2D",
-            "CrossAttnDownBlock2D",
-        ),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        # 8 x 8 patches: the UNet runs at 32 x 32 with 64 channels in, so a CPU step of a CFG
+        # pair costs about a sixth of the same UNet on 256 x 256 pixels.
+        patch_size=8,
+        block_out_channels=(64, 128, 192),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
         layers_per_block=2,
         attention_head_dim=32,
         norm_num_groups=32,
+        # Cross-attention only at 8 x 8, where it is cheap; the prompt also reaches every
+        # residual block as an attention-pooled embedding added to the timestep embedding, which
+        # carries the global facts (modality, region, view, sex) to full resolution.
+        extra_unet_config={"addition_embed_type": "text", "addition_embed_type_num_heads": 4},
+        num_inference_steps=10,
+        guidance_scale=2.5,
+        text_max_length=32,
         description=(
-            "The shipped model: 256 px grayscale in pixel space (no autoencoder to train), "
-            "about 17M UNet parameters, about 34 MB in fp16."
+            "The shipped model: 256 px grayscale in pixel space folded into 8 x 8 patches "
+            "(no autoencoder to train), about 14M UNet parameters, fp16 on disk."
         ),
     ),
 }

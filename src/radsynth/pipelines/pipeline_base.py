@@ -226,6 +226,9 @@ class RadiologyPipeline:
         regenerate is regenerated. Returns the complementary keep mask."""
         factor = self.components.vae_scale_factor
         mask = regenerate.float().to(self.device)
+        if self.components.vae is None and factor > 1:
+            # Patches fold pixels into channels one to one: the mask folds the same way, exactly.
+            return 1.0 - torch.nn.functional.pixel_unshuffle(mask, factor)
         if factor > 1:
             mask = torch.nn.functional.max_pool2d(mask, factor)
         return 1.0 - mask
