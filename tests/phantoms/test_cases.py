@@ -93,3 +93,19 @@ def test_every_finding_renders_with_its_mask(kind, where):
 def test_bad_requests_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_case(0, **kwargs)
+
+
+def test_drawn_findings_carry_only_qualifiers_that_fit_the_region() -> None:
+    """A drawn caption must parse: no necklace on a hand or wrist radiograph."""
+    from radsynth.phantoms.cases import _draw_findings
+    from radsynth.vocabulary.terms import qualifiers_for
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for region in ("hand", "wrist", "chest"):
+        for _ in range(400):
+            for finding in _draw_findings(rng, "xray", region):
+                if finding.kind == "jewellery" and finding.qualifiers:
+                    seen.add((region, finding.qualifiers[0]))
+                    assert finding.qualifiers[0] in qualifiers_for(region, "jewellery")
+    assert {region for region, _ in seen} == {"hand", "wrist", "chest"}

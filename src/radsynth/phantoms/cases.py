@@ -19,7 +19,6 @@ from radsynth.phantoms import ct, findings, mri, ultrasound, xray
 from radsynth.phantoms.body import Body, Subject, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.vocabulary import (
-    FINDING_QUALIFIERS,
     FINDINGS_BY_REGION,
     MRI_SEQUENCES,
     PAIRED_REGIONS,
@@ -117,7 +116,7 @@ def _draw_findings(rng: np.random.Generator, modality: str, region: str) -> tupl
     kind = str(rng.choice(sorted(options)))
     sites = options[kind]
     site = str(rng.choice(sites)) if sites else None
-    qualifiers = FINDING_QUALIFIERS[kind]
+    qualifiers = qualifiers_for(region, kind)  # a necklace is not on a hand radiograph
     chosen = (str(rng.choice(qualifiers)),) if qualifiers and rng.random() < 0.7 else ()
     return (Finding(kind, site, chosen),)
 
