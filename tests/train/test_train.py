@@ -15,6 +15,7 @@ from manifest_folder import write_manifest_folder
 from safetensors.torch import load_file
 
 from radsynth.io.png import read_png_text
+from radsynth.models import normalise_prompts
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train import TrainConfig, main, train
 from radsynth.train.data import ManifestImageDataset
@@ -55,7 +56,20 @@ def test_dataset_reads_8_and_16_bit_and_resizes(data_dir: Path) -> None:
     disc = ((y - 10) ** 2 + (x - 24) ** 2 < 64).astype(np.float64)
     source = np.clip(0.1 + 0.6 * disc + x / 200.0, 0.0, 1.0)
     assert abs(float(images[0].mean()) - source.mean()) < 2e-3
-    assert captions == ["AP radiograph of the knee", "PA chest radiograph"]
+    assert captions == normalise_prompts(["AP radiograph of the knee", "PA chest radiograph"])
+
+
+def test_captions_are_normalised_and_free_text_is_kept_as_written(tmp_path: Path) -> None:
+    folder = write_manifest_folder(tmp_path / "data", count=2)
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    records[0]["caption"] = "Knee XR, AP"  # an abbreviation: same meaning, same caption
+    records[1]["caption"] = "Heart  size normal.  No pleural effusion."  # a free-text report
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    dataset = ManifestImageDataset(folder, resolution=32)
+    assert dataset.caption(0) == normalise_prompts(["AP radiograph of the knee"])[0]
+    assert dataset.caption(1) == "Heart size normal. No pleural effusion."
+    assert dataset.free_text == ["case-1"]
 
 
 def test_min_snr_weights_cap_low_noise_steps() -> None:

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from radsynth.io.manifest import read_manifest
+from radsynth.models import normalise_prompts
 
 
 def load_gray(path: Path) -> np.ndarray:
@@ -41,6 +42,20 @@ def square_resize(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
+def training_caption(caption: str) -> tuple[str, bool]:
+    """The caption a model is trained on, and whether the vocabulary understood it.
+
+    A caption in radsynth's radiology terms is brought to its canonical wording, so synonyms and
+    abbreviations train the same embedding that a prompt meaning the same thing gets at
+    inference. A caption the vocabulary cannot read (a free-text report from a user's archive)
+    is kept as written: training must not fail on one odd caption among thousands.
+    """
+    try:
+        return normalise_prompts([caption])[0], True
+    except ValueError:
+        return " ".join(caption.split()), False
+
+
 class ManifestImageDataset:
     """Images and captions of a manifest folder; images read lazily, resized to `resolution`."""
 
@@ -50,6 +65,12 @@ class ManifestImageDataset:
         if not self.records:
             raise ValueError(f"{self.folder / 'manifest.jsonl'} has no records; add images first")
         self.resolution = resolution
+        understood = [training_caption(str(record["caption"])) for record in self.records]
+        self.captions = [caption for caption, _ in understood]
+        # Records whose captions are kept as written (not in radsynth's vocabulary).
+        self.free_text = [
+            r["id"] for r, (_, ok) in zip(self.records, understood, strict=True) if not ok
+        ]
         for record in self.records:
             if not (self.folder / record["image"]).is_file():
                 raise ValueError(
@@ -61,7 +82,8 @@ class ManifestImageDataset:
         return len(self.records)
 
     def caption(self, index: int) -> str:
-        return str(self.records[index]["caption"])
+        """Caption `index` as trained on (see `training_caption`)."""
+        return self.captions[index]
 
     def image(self, index: int) -> torch.Tensor:
         """Image `index` as a (1, resolution, resolution) float32 tensor in [0, 1]."""

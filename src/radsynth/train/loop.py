@@ -24,7 +24,7 @@ from diffusers.optimization import get_scheduler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.io.png import write_png
-from radsynth.models import DiffusionComponents, build_components, normalise_prompts
+from radsynth.models import DiffusionComponents, build_components
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train.checkpoint import (
     checkpoint_dir,
@@ -86,7 +86,8 @@ def diffusion_loss(
     texts = ["" if drop else text for text, drop in zip(captions, dropped.tolist(), strict=True)]
     with torch.no_grad():
         latents = components.image_to_model(images)
-        embeds = components.prompt_encoder.encode(normalise_prompts(texts), device)
+        # Captions arrive normalised by the dataset (`training_caption`).
+        embeds = components.prompt_encoder.encode(texts, device)
     noise = torch.randn(latents.shape, generator=generator).to(device)
     steps = noise_scheduler.config.num_train_timesteps
     timesteps = torch.randint(0, steps, (batch,), generator=generator)
@@ -154,6 +155,12 @@ class _Run:
         self.accelerator = accelerator
         self.components = initial_components(config).to(accelerator.device)
         self.dataset = ManifestImageDataset(config.data_dir, self.components.sample_size)
+        if self.dataset.free_text:
+            accelerator.print(
+                f"note: {len(self.dataset.free_text)} of {len(self.dataset)} captions are not in "
+                "radsynth's vocabulary and are trained as written (first: "
+                f"{', '.join(map(str, self.dataset.free_text[:3]))})"
+            )
         unet = self.components.unet.train().requires_grad_(True)
         self.ema_unet = copy.deepcopy(unet).requires_grad_(False).eval()
         optimizer = torch.optim.AdamW(
@@ -286,7 +293,11 @@ class _Run:
         return {
             "command": self.config.command,
             "config": self.config.to_json(),
-            "data": {"folder": str(self.config.data_dir), "images": len(self.dataset)},
+            "data": {
+                "folder": str(self.config.data_dir),
+                "images": len(self.dataset),
+                "captions_as_written": len(self.dataset.free_text),
+            },
             "steps": self.step,
             "images_seen": self.step * self.config.batch_size * self.accelerator.num_processes,
             "final_loss": self.losses[-1]["loss"] if self.losses else None,
