@@ -1,0 +1,104 @@
+"""Images per second of text-to-image at 256 x 256 on this machine's CPU.
+
+    python benchmarks/bench_generate.py [--model DIR] [--repeats 3] [--threads N]
+
+Times the model's default sampler settings (steps, guidance, as saved with the model) against
+diffusers' default sampler settings on the same weights: 50 steps, fp32, the same guidance.
+Both make 4 images per prompt in one batch (the study's Figure 1 layout) from the same seeds;
+the figure is the median over `--repeats` runs of the eight Figure 1 prompts, cycled.
+Without --model it times the built-in model, or, if that is missing, random weights of the
+built-in preset (the speed of a network does not depend on its weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from radsynth.models import build_components
+from radsynth.pipelines import TextToImagePipeline
+from radsynth.probe.figures import figure1_prompts
+
+BUILTIN = Path(__file__).resolve().parents[1] / "src" / "radsynth" / "models" / "builtin"
+BASELINE_STEPS = 50  # diffusers' default num_inference_steps
+
+
+def load(model: Path | None) -> tuple[TextToImagePipeline, str]:
+    if model is not None:
+        return TextToImagePipeline.from_pretrained(model), str(model)
+    if (BUILTIN / "model_index.json").is_file():
+        return TextToImagePipeline.from_pretrained(BUILTIN), "built-in model"
+    folder = Path(tempfile.mkdtemp()) / "builtin-random"
+    build_components("builtin").save_pretrained(folder)
+    return TextToImagePipeline.from_pretrained(folder), "built-in preset, random weights"
+
+
+def images_per_second(
+    pipe: TextToImagePipeline, steps: int, guidance: float, batches: int, per_prompt: int
+) -> float:
+    prompts = [prompt for _, prompt in figure1_prompts()]
+    made = 0
+    start = time.perf_counter()
+    for i in range(batches):
+        generators = [torch.Generator().manual_seed(i * per_prompt + j) for j in range(per_prompt)]
+        output = pipe(
+            prompts[i % len(prompts)],
+            num_images_per_prompt=per_prompt,
+            generator=generators,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+        )
+        made += len(output.images)
+    return made / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=4, help="prompts per timed run (ours)")
+    parser.add_argument("--per-prompt", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe, name = load(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    steps = int(pipe.default("num_inference_steps", None))
+    guidance = float(pipe.default("guidance_scale", None))
+    size = pipe.components.sample_size
+    print(f"model: {name}; {size} x {size}; {type(pipe.scheduler).__name__}")
+    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} torch threads")
+    images_per_second(pipe, steps, guidance, 1, args.per_prompt)  # warm-up
+    ours = [
+        images_per_second(pipe, steps, guidance, args.batches, args.per_prompt)
+        for _ in range(args.repeats)
+    ]
+    fast = statistics.median(ours)
+    print(
+        f"default settings ({steps} steps, guidance {guidance}, fp32): "
+        f"{fast:.2f} images/s (runs: {', '.join(f'{v:.2f}' for v in ours)})"
+    )
+    if args.skip_baseline:
+        return
+    base = [
+        images_per_second(pipe, BASELINE_STEPS, guidance, 1, args.per_prompt)
+        for _ in range(args.repeats)
+    ]
+    slow = statistics.median(base)
+    print(
+        f"baseline ({BASELINE_STEPS} steps, guidance {guidance}, fp32): {slow:.3f} images/s "
+        f"(runs: {', '.join(f'{v:.3f}' for v in base)})"
+    )
+    print(f"speed-up: {fast / slow:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

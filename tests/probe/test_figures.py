@@ -1,0 +1,64 @@
+"""The study's Figure 1 as a labelled grid, made by a tiny random model through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from radsynth.cli.app import app
+from radsynth.models import build_components
+from radsynth.probe import FigureRow, figure1_prompts, labelled_grid
+
+runner = CliRunner()
+
+
+def test_figure1_prompts_are_the_studys_eight_regions_in_order() -> None:
+    regions = [region for region, _ in figure1_prompts()]
+    assert regions == ["head", "chest", "shoulder", "abdomen", "pelvis", "hand", "knee", "ankle"]
+    assert figure1_prompts()[6][1] == "An X-ray of the knee"
+
+
+def test_labelled_grid_places_every_image_under_its_prompt() -> None:
+    rows = [
+        FigureRow("a", "first", [np.full((20, 30), v, np.float32) for v in (0.0, 1.0)], [0, 1]),
+        FigureRow("b", "second", [np.full((20, 30), 0.5, np.float32)], [2]),
+    ]
+    grid = labelled_grid(rows, gap=4)
+    label_h = 16
+    assert grid.shape == (2 * (label_h + 20 + 4), 2 * 30 + 4)
+    assert (grid[label_h : label_h + 20, 34:] == 255).all()  # row 1, image 2 (white)
+    assert (grid[label_h : label_h + 20, :30] == 0).all()
+    assert (grid[2 * label_h + 24 : 2 * label_h + 44, :30] == 128).all()
+    with pytest.raises(ValueError, match="must be 20x30"):
+        labelled_grid([FigureRow("c", "p", [np.zeros((20, 30)), np.zeros((9, 9))], [0, 1])])
+
+
+def test_figure1_command_keeps_every_image_with_its_seed(tmp_path: Path) -> None:
+    model = build_components("tiny-patch", seed=0).save_pretrained(tmp_path / "model")
+    out = tmp_path / "out"
+    args = ["figure1", "--model", str(model), "--out", str(out), "-n", "2", "--seed", "10"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    singles = sorted((out / "figure1").glob("*.png"))
+    assert len(singles) == 16
+    knee = Image.open(out / "figure1" / "knee-seed22.png")
+    assert knee.text["Prompt"] == "An X-ray of the knee" and knee.text["Synthetic"] == "YES"
+    assert knee.size == (32, 32)
+    # One generator per image: an image is made again from its seed alone, in any batch.
+    again = tmp_path / "again"
+    result = runner.invoke(
+        app, ["figure1", "--model", str(model), "--out", str(again), "-n", "1", "--seed", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    first = np.asarray(Image.open(out / "figure1" / "head-seed10.png")).astype(int)
+    alone = np.asarray(Image.open(again / "figure1" / "head-seed10.png")).astype(int)
+    assert np.abs(first - alone).max() <= 1  # batch size may change float rounding, not images
+    second = np.asarray(Image.open(out / "figure1" / "head-seed11.png")).astype(int)
+    assert np.abs(first - second).mean() > 5  # different seeds, different images
+    assert Image.open(out / "figure1.png").size[0] >= 2 * 32
+    missing = runner.invoke(app, ["figure1", "--model", str(tmp_path / "nope"), "--out", str(out)])
+    assert missing.exit_code != 0 and "no model folder" in missing.output
