@@ -30,6 +30,7 @@ from radsynth.datasets.journal import merged_records
 from radsynth.datasets.records import split_of
 from radsynth.io import read_png_text, read_provenance
 from radsynth.pipelines import TextToImagePipeline
+from radsynth.train.data import ManifestImageDataset
 
 MODEL_SPEC = """
 model: {model}
@@ -119,6 +120,10 @@ def test_model_build_writes_images_manifests_and_summary(tiny_model: Path, tmp_p
     assert "PA chest radiograph (3 images)" in page and "Lateral X-ray of the left knee" in page
     assert gray(out / "grids" / "prompt-000.png").shape == (128, 3 * 128 + 2 * 2)
     assert not list(out.rglob("*.tmp*"))
+    # The data set is a training folder as it stands.
+    data = ManifestImageDataset(out, resolution=32)
+    assert len(data) == 5 and data.caption(3) == knee["caption"]
+    assert torch.equal(data.image(3)[0], torch.from_numpy(sixteen / np.float32(65535.0)))
 
 
 def test_same_spec_gives_identical_files(tiny_model: Path, tmp_path: Path) -> None:

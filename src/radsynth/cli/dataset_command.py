@@ -100,9 +100,9 @@ def build_command(
 ) -> None:
     """Build a synthetic data set: images, manifest (JSONL, CSV, Parquet) and summary.html.
 
-    Runs in one process, or in K with `accelerate launch --num_processes K -m radsynth
-    dataset build SPEC --out DIR`; the files are the same either way (bit for bit with the
-    same --threads).
+    In K processes: accelerate launch --num_processes K -m radsynth dataset build SPEC --out DIR
+
+    Any K gives the same files (bit for bit with the same --threads).
     """
     from radsynth.datasets import BuildError, SpecError, build_dataset, load_spec
 
