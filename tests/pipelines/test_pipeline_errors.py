@@ -97,3 +97,15 @@ def test_model_index_naming_no_unet(tiny: DiffusionComponents, tmp_path: Path) -
     (folder / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="names no unet"):
         TextToImagePipeline.from_pretrained(folder)
+
+
+def test_unparseable_prompts_say_what_was_not_understood(tiny: DiffusionComponents) -> None:
+    pipe = TextToImagePipeline(tiny)
+    with pytest.raises(ValueError, match="unknown term 'kneee'.*did you mean 'knee'"):
+        pipe("An X-ray of the kneee")
+    with pytest.raises(ValueError, match="unknown terms 'banana', 'beach'"):
+        pipe("a banana on a beach")
+    with pytest.raises(ValueError, match="does not fit the hand; use: ring, bracelet"):
+        pipe("An X-ray of the hand with a necklace")
+    with pytest.raises(ValueError, match="unknown term"):
+        InpaintPipeline(tiny)("remove the pacemakr", np.zeros((32, 32)), np.eye(32))

@@ -1,0 +1,51 @@
+"""Copy a finished training run into the package as the built-in model, in fp16.
+
+    python scripts/ship_builtin_model.py runs/builtin --data-command "python scripts/..."
+
+Writes src/radsynth/models/builtin/: the diffusers folder (fp16 safetensors, EMA weights),
+`training.json` (the run's own record plus how its data was made) and `loss.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from radsynth.models import DiffusionComponents
+
+TARGET = Path(__file__).resolve().parent.parent / "src" / "radsynth" / "models" / "builtin"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="the training output folder (with model/)")
+    parser.add_argument("--data-command", required=True, help="how the training data was made")
+    parser.add_argument("--note", default="", help="free text for the record")
+    args = parser.parse_args()
+    components = DiffusionComponents.from_pretrained(args.run / "model")
+    if TARGET.exists():
+        shutil.rmtree(TARGET)
+    components.save_pretrained(TARGET, weights_dtype=torch.float16)
+    record = json.loads((args.run / "training.json").read_text())
+    weights = TARGET / "unet" / "diffusion_pytorch_model.safetensors"
+    record["shipped"] = {
+        "weights_dtype": "float16",
+        "unet_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "unet_bytes": weights.stat().st_size,
+        "data_command": args.data_command,
+        "note": args.note,
+    }
+    (TARGET / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if (args.run / "loss.png").is_file():
+        shutil.copy(args.run / "loss.png", TARGET / "loss.png")
+    size = sum(p.stat().st_size for p in TARGET.rglob("*") if p.is_file())
+    print(f"wrote {TARGET} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
