@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from radsynth.datasets import (
 from radsynth.datasets.journal import merged_records
 from radsynth.datasets.records import split_of
 from radsynth.io import read_png_text, read_provenance
+from radsynth.models import build_components
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train.data import ManifestImageDataset
 
@@ -191,7 +193,8 @@ def test_phantom_build_has_labels_masks_and_spacing(tmp_path: Path) -> None:
 
 
 def test_refusals_say_what_to_do(tiny_model: Path, tmp_path: Path) -> None:
-    spec_file = write_spec(tmp_path, tiny_model)
+    model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    spec_file = write_spec(tmp_path, model)
     out = tmp_path / "ds"
     (out / "notes").mkdir(parents=True)
     with pytest.raises(BuildError, match="is not empty: pass --resume"):
@@ -200,15 +203,18 @@ def test_refusals_say_what_to_do(tiny_model: Path, tmp_path: Path) -> None:
         build(spec_file, out, resume=True)
     done = tmp_path / "done"
     build(spec_file, done)
+    build(spec_file, done, resume=True)  # a finished build resumes to the same result
     spec_file.write_text(spec_file.read_text().replace("seed: 11", "seed: 12"))
-    with pytest.raises(BuildError, match=r"another SPEC \(differs in: seed\)"):
+    with pytest.raises(BuildError, match=r"another SPEC or model \(differs in: seed\)"):
         build(spec_file, done, resume=True)
+    spec_file.write_text(spec_file.read_text().replace("seed: 12", "seed: 11"))
+    retrained = build_components("tiny", seed=1).save_pretrained(tmp_path / "retrained")
+    shutil.copytree(retrained / "unet", model / "unet", dirs_exist_ok=True)
+    with pytest.raises(BuildError, match=r"differs in: model_sha256"):
+        build(spec_file, done, resume=True)
+    journal = done / "journals" / "rank-000" / "manifest.jsonl"
+    journal.write_text("".join(journal.read_text().splitlines(True)[:4]))
     with pytest.raises(ValueError, match="1 of 5 records are not built yet"):
-        (done / "journals" / "rank-000" / "manifest.jsonl").write_text(
-            "".join(
-                (done / "journals" / "rank-000" / "manifest.jsonl").read_text().splitlines(True)[:4]
-            )
-        )
         list(merged_records(done, 5))
 
 

@@ -44,7 +44,7 @@ from radsynth.datasets import journal
 from radsynth.datasets.export import export_manifest
 from radsynth.datasets.records import OUTPUT_DIRS, make_record
 from radsynth.datasets.sources import open_source
-from radsynth.datasets.spec import DatasetSpec, spec_fingerprint
+from radsynth.datasets.spec import DatasetSpec
 from radsynth.datasets.summary import write_summary
 
 SPEC_NAME = "spec.json"
@@ -120,7 +120,7 @@ def build_dataset(
     # anything is written.
     source = open_source(spec, runtime.device if runtime.device.type != "cpu" else None)
     if runtime.is_main:
-        _prepare_folder(spec, out, resume)
+        _prepare_folder(spec, out, resume, source.model_sha256)
     runtime.wait()
     done = journal.done_mask(out, spec.total)
     starts = [0, *accumulate(entry.count for entry in spec.prompts)]
@@ -151,9 +151,11 @@ def build_dataset(
     return BuildReport(out, spec.total, written, already, runtime.num_processes, manifest)
 
 
-def _prepare_folder(spec: DatasetSpec, out: Path, resume: bool) -> None:
-    """Check `out` (empty, or a resumable build of the same SPEC) and lay it out."""
+def _prepare_folder(spec: DatasetSpec, out: Path, resume: bool, model_sha256: str | None) -> None:
+    """Check `out` (empty, or a resumable build of the same SPEC and model weights) and lay
+    it out; `spec.json` holds the normalised SPEC and the weights' SHA-256."""
     saved = out / SPEC_NAME
+    wanted = {**spec.to_dict(), "model_sha256": model_sha256}
     if out.exists() and any(out.iterdir()):
         if not resume:
             raise BuildError(
@@ -163,11 +165,12 @@ def _prepare_folder(spec: DatasetSpec, out: Path, resume: bool) -> None:
         if not saved.is_file():
             raise BuildError(f"{out} holds no {SPEC_NAME}: it is not a radsynth data set build")
         before = json.loads(saved.read_text(encoding="utf-8"))
-        if json.dumps(before, sort_keys=True) != spec_fingerprint(spec):
-            changed = sorted(k for k in spec.to_dict() if before.get(k) != spec.to_dict()[k])
+        changed = sorted(key for key in wanted if before.get(key) != wanted[key])
+        if changed:
             raise BuildError(
-                f"{out} was built from another SPEC (differs in: {', '.join(changed)}); "
-                "resume with the SPEC it was started with, or build into a new folder"
+                f"{out} was built from another SPEC or model (differs in: "
+                f"{', '.join(changed)}); resume with the SPEC and model it was started with, "
+                "or build into a new folder"
             )
         journal.drop_partial_lines(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +178,7 @@ def _prepare_folder(spec: DatasetSpec, out: Path, resume: bool) -> None:
         if name != "masks" or spec.source == "phantoms":
             (out / name).mkdir(exist_ok=True)
     tmp = saved.with_name(SPEC_NAME + ".tmp")
-    tmp.write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(saved)
 
 

@@ -26,7 +26,6 @@ exactly the ones rendered (none listed: none). Every mistake raises `SpecError` 
 from __future__ import annotations
 
 import difflib
-import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -298,8 +297,3 @@ def _finding(value: Any, key: str) -> Finding:
         return Finding(str(data.get("kind")), data.get("site"), tuple(qualifiers))
     except ValueError as error:
         raise SpecError(f"{key}: {error}") from None
-
-
-def spec_fingerprint(spec: DatasetSpec) -> str:
-    """The normalised SPEC as canonical JSON: what a resumed build must match."""
-    return json.dumps(spec.to_dict(), sort_keys=True)
