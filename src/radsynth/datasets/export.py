@@ -25,6 +25,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("index", "int64"),
     ("split", "string"),
     ("source", "string"),
+    ("prompt_index", "int64"),
     ("prompt", "string"),
     ("caption", "string"),
     ("seed", "int64"),
