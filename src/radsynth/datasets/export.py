@@ -18,7 +18,7 @@ from radsynth.io.manifest import MANIFEST_NAME
 
 CSV_NAME = "manifest.csv"
 PARQUET_NAME = "manifest.parquet"
-BATCH_ROWS = 4096  # rows per Parquet row group
+BATCH_ROWS = 512  # rows per Parquet row group (and rows held in memory while merging)
 # Table columns: (name, Parquet type); labels and findings as JSON text, paths relative.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "string"),
