@@ -144,3 +144,14 @@ def test_unknown_style_is_rejected() -> None:
 )
 def test_indefinite_article(phrase: str, article: str) -> None:
     assert indefinite_article(phrase) == article
+
+
+def test_a_site_ending_in_the_nouns_first_word_is_not_repeated() -> None:
+    from radsynth.vocabulary import Finding, Labels, canonical_caption, parse_prompt
+
+    labels = Labels(
+        modality="xray", region="chest", view="pa", findings=(Finding("lung_nodule", "left_lung"),)
+    )
+    caption = canonical_caption(labels)
+    assert "lung lung" not in caption and "left lung lesion" in caption
+    assert parse_prompt(caption).findings == labels.findings

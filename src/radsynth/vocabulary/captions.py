@@ -139,6 +139,15 @@ def _subject_phrase(labels: Labels, pick: Pick) -> str:
     return f" {preposition} {indefinite_article(person)} {person}"
 
 
+def _merged(before: str, noun: str) -> str:
+    """ "left lung" + "lung lesion" reads "left lung lesion", not "left lung lung lesion"."""
+    last, *_ = before.split()[-1:] or [""]
+    first, _, rest = noun.partition(" ")
+    if rest and last == first:
+        return f"{before} {rest}"
+    return _join(before, noun)
+
+
 def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> str:
     """The finding's noun phrase with its site before ("patellar fracture") or after it."""
     site = finding.site
@@ -151,7 +160,7 @@ def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> s
         # A sided site written before the noun reads oddly ("left hemisphere haemorrhage")
         # unless the term has an adjective form ("left lung nodule").
         befores = (term.adjective,) if side else (term.adjective, *term.written)
-        options += [_join(adjectives, before, noun) for before in befores if before]
+        options += [_join(adjectives, _merged(before, noun)) for before in befores if before]
     if side is not None:
         options.append(_join(side, adjectives, noun))
     preposition = "in" if site.endswith(_IN_SITE_SUFFIXES) else "of"
