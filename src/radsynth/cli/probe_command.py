@@ -1,4 +1,5 @@
-"""`radsynth figure1`: the reference study's Figure 1, made by a radsynth model."""
+"""`radsynth figure1` and `radsynth probe`: the reference study's figures and its whole
+protocol, made by a radsynth model and scored."""
 
 from __future__ import annotations
 
@@ -54,6 +55,110 @@ def figure1(
     typer.echo(f"wrote {grid} and {len(prompts) * n} single images in {out / 'figure1'}")
 
 
+def _model_folder(model: Path | None) -> Path:
+    folder = model or BUILTIN_MODEL
+    if not (folder / "model_index.json").is_file():
+        what = "the built-in model" if model is None else "--model"
+        raise typer.BadParameter(
+            f"no model folder at {folder} ({what}): expected model_index.json there "
+            "(train one with `radsynth train`, or pass --model DIR)"
+        )
+    return folder
+
+
+def probe(
+    out: Annotated[Path, typer.Option("--out", help="output folder")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="model folder (default: the built-in model)")
+    ] = None,
+    n: Annotated[
+        int | None, typer.Option("--n", "-n", help="images per prompt (default 4)")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the first image")] = 0,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="denoising steps (default: the model's)")
+    ] = None,
+    guidance: Annotated[float | None, typer.Option("--guidance", help="guidance scale")] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="smoke run: 1 image per prompt, 4 steps, 1 edit each")
+    ] = False,
+    full_bodies: Annotated[
+        int | None, typer.Option("--full-bodies", help="knee-to-full-body cases (default 1)")
+    ] = None,
+    reader: Annotated[
+        Path | None, typer.Option("--reader", help="reader folder (default: the shipped one)")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch CPU threads (default: torch's)")
+    ] = None,
+    keep_images: Annotated[
+        bool, typer.Option(help="also write every generated image at full size in OUT/images")
+    ] = True,
+) -> None:
+    """The study's protocol scored (Figures 1 to 4, pathology, bias, memorization): writes
+    OUT/scores.json (each target with name, value, threshold, n, met), OUT/report.html and its
+    figure PNGs. The default run of the built-in model takes about 10-15 minutes on 2 CPU cores."""
+    import time
+
+    import torch
+
+    from radsynth.probe.protocol import ProbeConfig, run_probe, total_units
+    from radsynth.probe.report import write_report
+
+    if n is not None and n < 1:
+        raise typer.BadParameter(f"--n must be at least 1 image per prompt, got {n}")
+    if steps is not None and steps < 1:
+        raise typer.BadParameter(f"--steps must be at least 1, got {steps}")
+    if full_bodies is not None and full_bodies < 0:
+        raise typer.BadParameter(f"--full-bodies must be 0 or more, got {full_bodies}")
+    folder = _model_folder(model)
+    overrides: dict[str, object] = {"seed": seed, "steps": steps, "guidance": guidance}
+    if n is not None:
+        overrides["n"] = n
+    if full_bodies is not None:
+        overrides["full_body_cases"] = full_bodies
+    if quick:
+        overrides["steps"] = steps or 4
+        config = ProbeConfig.quick(**overrides)
+    else:
+        config = ProbeConfig(**overrides)  # type: ignore[arg-type]
+    the_reader: object = "default"
+    if reader is not None:
+        from radsynth.evaluate.reader import load_reader
+
+        try:
+            the_reader = load_reader(reader)
+        except (FileNotFoundError, ValueError) as error:
+            raise typer.BadParameter(str(error)) from None
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    columns = (TextColumn("[bold]probe[/] {task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=err) as progress:
+        task = progress.add_task("loading", total=total_units(config))
+        try:
+            result = run_probe(
+                folder,
+                config,
+                reader=the_reader,
+                on_step=lambda label: progress.update(task, advance=1, description=label),
+            )
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        progress.update(task, description="writing the report")
+        report = write_report(result, out, keep_images=keep_images)
+    minutes = (time.perf_counter() - started) / 60
+    met = sum(t.met for t in result.targets)
+    typer.echo(
+        f"wrote {report} and {out / 'scores.json'}: {met} of {len(result.targets)} targets met "
+        f"({minutes:.1f} min)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the probe commands to `app`."""
     app.command("figure1")(figure1)
+    app.command("probe")(probe)

@@ -1,0 +1,781 @@
+"""The reference study's protocol, run on any radsynth model and scored against phantom truth.
+
+`run_probe(folder, out, ProbeConfig(...))` makes, in order:
+
+- Figure 1: "An X-ray of the <region>" for the study's eight regions, N images each, all kept;
+- Figure 2: CT, MRI and ultrasound prompts;
+- an anatomy and bias set: AP and lateral knees and lumbar spines, PA hands and wrists, PA
+  chests of a younger woman and an older man;
+- pathology: fracture, bone tumour, intracranial haemorrhage, consolidation, pleural effusion;
+- Figure 3: a central square erased from phantom radiographs of pelvis, ankle, chest,
+  shoulder, knee, wrist and thoracic spine, refilled by the model's InpaintPipeline, beside
+  scikit-image's biharmonic fill;
+- Figure 4: radiographs of abdomen, chest, pelvis, knee, lumbar spine, wrist and hand extended
+  past all four borders by the OutpaintPipeline; a knee grown to a full body;
+- memorization: every generated image against phantoms drawn like the training data.
+
+The reader (`radsynth.evaluate.reader`) reads every generated image; the anatomy checks run on
+its segmentation. Without a reader the reader-based targets are reported as not measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from radsynth.evaluate.anatomy import EXPECTED_PRESENT, check_anatomy, truth_structure_map
+from radsynth.evaluate.metrics.conditional import conditional_accuracy
+from radsynth.evaluate.metrics.masked_fidelity import count_bright_components
+from radsynth.evaluate.metrics.memorization import memorization_audit
+from radsynth.probe.figures import FigureRow, figure1_prompts
+from radsynth.probe.scoring import (
+    ReaderStructureCounter,
+    central_mask,
+    femur_tibia,
+    pad_to_square,
+    regional_plane,
+    resize_image,
+    score_extension,
+    score_inpainting,
+)
+from radsynth.probe.targets import Target, lateral_within_ap, rate_target, target
+from radsynth.vocabulary import PAIRED_REGIONS, parse_prompt
+
+__all__ = [
+    "ANATOMY_PROMPTS",
+    "FIGURE2_PROMPTS",
+    "FIGURE3_REGIONS",
+    "FIGURE4_REGIONS",
+    "PATHOLOGY_KINDS",
+    "PATHOLOGY_PROMPTS",
+    "GeneratedImage",
+    "ProbeConfig",
+    "ProbeResult",
+    "run_probe",
+    "total_units",
+]
+
+FIGURE2_PROMPTS: tuple[tuple[str, str], ...] = (
+    ("ct_head", "Axial CT of the head"),
+    ("ct_chest", "Axial CT of the chest"),
+    ("ct_abdomen", "Axial CT of the abdomen"),
+    ("mri_head", "T1-weighted MRI of the head"),
+    ("mri_knee", "T2-weighted MRI of the knee"),
+    ("us_liver", "Ultrasound of the liver"),
+)
+ANATOMY_PROMPTS: tuple[tuple[str, str], ...] = (
+    ("knee_ap", "AP radiograph of the left knee"),
+    ("knee_lateral", "Lateral radiograph of the left knee"),
+    ("lumbar_ap", "AP radiograph of the lumbar spine"),
+    ("lumbar_lateral", "Lateral radiograph of the lumbar spine"),
+    ("hand_pa", "PA radiograph of the left hand"),
+    ("wrist_pa", "PA radiograph of the left wrist"),
+    ("chest_woman", "PA chest radiograph of a 35-year-old woman"),
+    ("chest_man", "PA chest radiograph of a 75-year-old man"),
+)
+# The study's five pathologies, as radsynth's finding kinds.
+PATHOLOGY_KINDS = (
+    "fracture",
+    "bone_tumour",
+    "intracranial_haemorrhage",
+    "consolidation",
+    "pleural_effusion",
+)
+PATHOLOGY_PROMPTS: tuple[tuple[str, str], ...] = (
+    ("fracture", "AP radiograph of the left wrist with a fracture of the distal radius"),
+    ("tumour", "AP radiograph of the left knee with a bone tumour of the femur"),
+    ("haemorrhage", "Axial CT of the head with intracranial haemorrhage"),
+    ("consolidation", "PA chest radiograph with consolidation of the right lower lobe"),
+    ("effusion", "PA chest radiograph with a left pleural effusion"),
+)
+FIGURE3_REGIONS = ("pelvis", "ankle", "chest", "shoulder", "knee", "wrist", "thoracic_spine")
+FIGURE4_REGIONS = ("abdomen", "chest", "pelvis", "knee", "lumbar_spine", "wrist", "hand")
+FRONTAL_VIEW = {"chest": "pa", "hand": "pa", "wrist": "pa"}  # others: AP
+EDIT_SEED_BASE = 1_000_000  # phantom seeds of the edits, apart from the generation seeds
+MEMORIZATION_SEED_BASE = 2_000_000
+
+
+@dataclass
+class ProbeConfig:
+    """What the probe runs. `n`: images per prompt (the study kept 4 of each)."""
+
+    n: int = 4
+    seed: int = 0
+    steps: int | None = None  # the model's default
+    guidance: float | None = None
+    inpaint_cases: int = 2  # phantoms per Figure 3 region
+    extend_cases: int = 1  # phantoms per Figure 4 region
+    extend_fraction: float = 0.25  # each border grows by this share of the image
+    full_body_cases: int = 1
+    full_body_knee_px: int | None = None  # default: half the model's size (see the report)
+    full_body_width: int = 2  # knee fields across
+    memorization_train: int = 48  # training-like phantoms in the audit
+    audit_px: int = 64
+    figure3_regions: tuple[str, ...] = FIGURE3_REGIONS
+    figure4_regions: tuple[str, ...] = FIGURE4_REGIONS
+
+    def __post_init__(self) -> None:
+        for name in ("n", "inpaint_cases", "extend_cases"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.full_body_cases < 0 or self.memorization_train < 0:
+            raise ValueError("full_body_cases and memorization_train must be >= 0")
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> ProbeConfig:
+        """A smoke run: one image per prompt, one phantom per edit, a short schedule."""
+        values: dict[str, Any] = {
+            "n": 1,
+            "steps": 4,
+            "inpaint_cases": 1,
+            "extend_cases": 1,
+            "memorization_train": 16,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class GeneratedImage:
+    """One generated image with what was asked and what the reader saw."""
+
+    group: str  # figure1, figure2, anatomy, pathology
+    title: str
+    prompt: str
+    seed: int
+    image: np.ndarray
+    asked: dict[str, Any]
+    read: dict[str, Any] | None = None
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "title": self.title,
+            "prompt": self.prompt,
+            "seed": self.seed,
+            "asked": self.asked,
+            "read": self.read,
+            "checks": self.checks,
+        }
+
+
+@dataclass
+class ProbeResult:
+    """Everything the probe measured: images, per-experiment scores, targets and notes."""
+
+    model: str
+    config: ProbeConfig
+    size: int
+    images: list[GeneratedImage] = field(default_factory=list)
+    figure3: list[dict[str, Any]] = field(default_factory=list)
+    figure4: list[dict[str, Any]] = field(default_factory=list)
+    full_body: list[dict[str, Any]] = field(default_factory=list)
+    memorization: dict[str, Any] = field(default_factory=dict)
+    conditional: dict[str, Any] = field(default_factory=dict)
+    bias: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    reader: str | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, list[FigureRow]] = field(default_factory=dict)
+
+    def scores(self) -> dict[str, Any]:
+        """The scores.json content (no pixels)."""
+
+        def strip(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]
+
+        return {
+            "model": self.model,
+            "reader": self.reader,
+            "image_size_px": self.size,
+            "config": asdict(self.config),
+            "targets": {t.key: t.to_dict() for t in self.targets},
+            "targets_met": sum(t.met for t in self.targets),
+            "targets_total": len(self.targets),
+            "conditional_accuracy": self.conditional,
+            "bias": self.bias,
+            "figure3_inpainting": strip(self.figure3),
+            "figure4_outpainting": strip(self.figure4),
+            "knee_to_full_body": strip(self.full_body),
+            "memorization": self.memorization,
+            "images": [g.record() for g in self.images],
+            "notes": self.notes,
+            "timings_s": self.timings_s,
+        }
+
+
+def prompt_sets() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(group, ((title, prompt), ...)) in the order they are made."""
+    return [
+        ("figure1", tuple(figure1_prompts())),
+        ("figure2", FIGURE2_PROMPTS),
+        ("anatomy", ANATOMY_PROMPTS),
+        ("pathology", PATHOLOGY_PROMPTS),
+    ]
+
+
+def total_units(config: ProbeConfig) -> int:
+    """Steps of the progress bar: prompts, edits, full bodies, the audit and the scoring."""
+    prompts = sum(len(p) for _, p in prompt_sets())
+    return (
+        prompts
+        + len(config.figure3_regions) * config.inpaint_cases
+        + len(config.figure4_regions) * config.extend_cases
+        + config.full_body_cases
+        + 2  # reading every image; the memorization audit
+    )
+
+
+def _labels_dict(prompt: str) -> dict[str, Any]:
+    labels = parse_prompt(prompt)
+    return {k: v for k, v in labels.to_dict().items() if v not in (None, [], ())}
+
+
+def _laterality(region: str) -> str | None:
+    return "left" if region in PAIRED_REGIONS else None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-friendly: numpy scalars to Python, inf/nan kept as float (json writes Infinity)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items() if not str(k).endswith("_image")}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _Probe:
+    def __init__(
+        self,
+        folder: Path,
+        config: ProbeConfig,
+        reader: Any,
+        on_step: Callable[[str], None] | None,
+    ) -> None:
+        from radsynth.pipelines import InpaintPipeline, OutpaintPipeline, TextToImagePipeline
+
+        self.config = config
+        self.on_step = on_step or (lambda _label: None)
+        t2i: Any = TextToImagePipeline.from_pretrained(folder)
+        self.t2i = t2i
+        self.inpaint: Any = InpaintPipeline(t2i.components)
+        self.outpaint: Any = OutpaintPipeline(t2i.components)
+        for pipe in (self.t2i, self.inpaint, self.outpaint):
+            pipe.set_progress_bar_config(disable=True)
+        self.size = int(t2i.components.sample_size)
+        self.reader = reader
+        self.counter: Any = (
+            ReaderStructureCounter(reader) if reader is not None else count_bright_components
+        )
+        self.result = ProbeResult(str(folder), config, self.size)
+        self.call: dict[str, Any] = {
+            "num_inference_steps": config.steps,
+            "guidance_scale": config.guidance,
+        }
+
+    def _generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(s) for s in seeds]
+
+    # -- generation and reading ---------------------------------------------------------
+    def generate(self) -> None:
+        n, seed = self.config.n, self.config.seed
+        index = 0
+        for group, prompts in prompt_sets():
+            rows = []
+            for title, prompt in prompts:
+                seeds = [seed + index * n + j for j in range(n)]
+                index += 1
+                output = self.t2i(
+                    prompt,
+                    num_images_per_prompt=n,
+                    generator=self._generators(seeds),
+                    **self.call,
+                )
+                images = [np.asarray(im, dtype=np.float32) for im in output.images]
+                asked = _labels_dict(prompt)
+                for s, image in zip(seeds, images, strict=True):
+                    self.result.images.append(GeneratedImage(group, title, prompt, s, image, asked))
+                rows.append(FigureRow(title, prompt, images, seeds))
+                self.on_step(f"{group}: {title}")
+            self.result.figures[group] = rows
+
+    def read(self) -> None:
+        images = self.result.images
+        if self.reader is not None and images:
+            records = self.reader.predict(np.stack([g.image for g in images]))
+            maps = self.reader.structures(np.stack([g.image for g in images]))
+            for g, record, smap in zip(images, records, maps, strict=True):
+                g.read = record
+                region = g.asked.get("region")
+                if g.asked.get("modality") == "xray" and region in EXPECTED_PRESENT:
+                    view = g.asked.get("view") or record.get("view")
+                    view = view if view in ("ap", "pa", "lateral") else "ap"
+                    checks = check_anatomy(smap, region, view, g.asked.get("sex"))
+                    g.checks = {k: _clean(v.to_dict()) for k, v in checks.items()}
+        self.on_step("reading the images")
+
+    # -- Figure 3 -------------------------------------------------------------------------
+    def figure3(self) -> None:
+        size = self.size
+        mask = central_mask(size)
+        for r, region in enumerate(self.config.figure3_regions):
+            for k in range(self.config.inpaint_cases):
+                seed = EDIT_SEED_BASE + 100 * r + k
+                view = FRONTAL_VIEW.get(region, "ap")
+                plane = regional_plane(seed, region, view, _laterality(region), size=size)
+                truth = plane.window((size, size)).image.astype(np.float32)
+                prompt = f"{view.upper()} radiograph of the {region.replace('_', ' ')}"
+                if _laterality(region):
+                    prompt = f"{view.upper()} radiograph of the left {region}"
+                filled = self.inpaint(
+                    prompt,
+                    image=truth,
+                    mask_image=mask,
+                    generator=torch.Generator().manual_seed(seed),
+                    **self.call,
+                ).images[0]
+                filled = np.asarray(filled, dtype=np.float32)
+                scores = score_inpainting(filled, truth, mask, self.counter)
+                biharmonic = scores.pop("biharmonic_image")
+                record = {"region": region, "seed": seed, "prompt": prompt, **_clean(scores)}
+                record["_images"] = (truth, np.where(mask, 0.0, truth), filled, biharmonic)
+                self.result.figure3.append(record)
+                self.on_step(f"Figure 3: {region}")
+
+    # -- Figure 4 -------------------------------------------------------------------------
+    def figure4(self) -> None:
+        size = self.size
+        grow = max(1, int(round(size * self.config.extend_fraction)))
+        for r, region in enumerate(self.config.figure4_regions):
+            for k in range(self.config.extend_cases):
+                seed = EDIT_SEED_BASE + 10_000 + 100 * r + k
+                view = FRONTAL_VIEW.get(region, "ap")
+                plane = regional_plane(seed, region, view, _laterality(region), size=size)
+                small, big, top, left = plane.grown(grow, grow, grow, grow)
+                prompt = f"{view.upper()} radiograph of the {region.replace('_', ' ')}"
+                if _laterality(region):
+                    prompt = f"{view.upper()} radiograph of the left {region}"
+                grown = self.outpaint(
+                    prompt,
+                    small.image,
+                    top=top,
+                    bottom=big.image.shape[0] - size - top,
+                    left=left,
+                    right=big.image.shape[1] - size - left,
+                    generator=torch.Generator().manual_seed(seed),
+                    **self.call,
+                ).images[0]
+                grown = np.asarray(grown, dtype=np.float32)
+                known = np.zeros(grown.shape, dtype=bool)
+                known[top : top + size, left : left + size] = True
+                truth = big.image.astype(np.float32)
+                scores = score_extension(grown, truth, known, self.counter)
+                shown = np.where(known, truth, 0.0).astype(np.float32)
+                record = {"region": region, "seed": seed, "prompt": prompt, **_clean(scores)}
+                record["_images"] = (shown, grown, truth)
+                self.result.figure4.append(record)
+                self.on_step(f"Figure 4: {region}")
+
+    # -- knee to full body ----------------------------------------------------------------
+    def full_body(self) -> None:
+        knee_px = self.config.full_body_knee_px or max(32, self.size // 2)
+        for k in range(self.config.full_body_cases):
+            seed = EDIT_SEED_BASE + 20_000 + k
+            sex = "female" if k % 2 == 0 else "male"
+            self.result.full_body.append(self._one_full_body(seed, sex, knee_px))
+            self.on_step("Figure 4: knee to full body")
+
+    def _one_full_body(self, seed: int, sex: str, knee_px: int) -> dict[str, Any]:
+        from radsynth.phantoms.xray import REGIONS, region_centre
+
+        plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
+        spacing = plane.settings.spacing_mm
+        knee = plane.window((knee_px, knee_px))
+        tall = int(np.ceil(plane.subject.height_mm * 1.04 / spacing / 32)) * 32
+        wide = max(self.config.full_body_width * knee_px, min(self.size, tall))
+        # Centred on the midline when the knee fits beside it, else moved towards the knee.
+        room = max(0.0, (wide - knee_px) / 2.0 - 1.0) * spacing
+        x = float(np.clip(0.0, plane.centre[0] - room, plane.centre[0] + room))
+        centre = np.array([x, plane.centre[1], plane.subject.height_mm / 2.0])
+        truth = plane.window((tall, wide), centre)
+        offset = np.array(knee.meta["lattice_origin"]) - np.array(truth.meta["lattice_origin"])
+        top, left = int(offset[0]), int(offset[1])
+        prompt = f"AP radiograph of a {'woman' if sex == 'female' else 'man'}"
+        started = time.perf_counter()
+        grown = self.outpaint(
+            prompt,
+            knee.image,
+            top=top,
+            bottom=tall - knee_px - top,
+            left=left,
+            right=wide - knee_px - left,
+            generator=torch.Generator().manual_seed(seed),
+            **self.call,
+        ).images[0]
+        seconds = time.perf_counter() - started
+        grown = np.asarray(grown, dtype=np.float32)
+        truth_image = truth.image.astype(np.float32)
+        true_map = truth_structure_map(truth.masks)
+        true_props = femur_tibia(true_map)
+        record: dict[str, Any] = {
+            "seed": seed,
+            "sex": sex,
+            "prompt": prompt,
+            "knee_px": knee_px,
+            "spacing_mm": spacing,
+            "canvas_px": [tall, wide],
+            "outpaint_s": seconds,
+            "truth": true_props,
+        }
+        # The lumbar-spine field of the same plane (a lumbar radiograph's field at this spacing).
+        field_px = int(round(REGIONS["lumbar_spine"].field_mm * plane.body.scale / spacing))
+        field_px = min(field_px, tall, wide)
+        lumbar = plane.window((field_px, field_px), region_centre(plane.body, "lumbar_spine", None))
+        loff = np.array(lumbar.meta["lattice_origin"]) - np.array(truth.meta["lattice_origin"])
+        r0, c0 = max(0, int(loff[0])), max(0, int(loff[1]))
+        record["lumbar_field_px"] = [r0, c0, field_px]
+        record["truth"]["lumbar_count"] = len(
+            truth_structure_map(lumbar.masks).centres["lumbar_vertebrae"]
+        )
+        if self.reader is not None:
+            square_grown, _ = pad_to_square(grown)
+            square_truth, _ = pad_to_square(truth_image)
+            maps = self.reader.structures(np.stack([square_grown, square_truth]))
+            record["generated"] = femur_tibia(maps[0])
+            record["reader_on_truth"] = femur_tibia(maps[1])
+            crops = [
+                image[r0 : r0 + field_px, c0 : c0 + field_px] for image in (grown, truth_image)
+            ]
+            crops = [pad_to_square(c)[0] for c in crops]
+            side = max(c.shape[0] for c in crops)
+            lumbar_maps = self.reader.structures(
+                np.stack([resize_image(c, (side, side)) for c in crops])
+            )
+            record["generated"]["lumbar_count"] = len(lumbar_maps[0].centres["lumbar_vertebrae"])
+            record["reader_on_truth"]["lumbar_count"] = len(
+                lumbar_maps[1].centres["lumbar_vertebrae"]
+            )
+            ratio, true_ratio = record["generated"]["ratio"], true_props["ratio"]
+            record["ratio_error"] = (
+                None if ratio is None or not true_ratio else abs(ratio / true_ratio - 1.0)
+            )
+        knee_only = np.zeros((tall, wide), dtype=np.float32)
+        knee_only[top : top + knee_px, left : left + knee_px] = knee.image
+        record["_images"] = (knee_only, grown, truth_image)
+        return _clean(record) | {"_images": record["_images"]}
+
+    # -- memorization ---------------------------------------------------------------------
+    def memorization(self) -> None:
+        from radsynth.phantoms.cases import make_case
+
+        images = self.result.images
+        count = self.config.memorization_train
+        if not images or count == 0:
+            self.result.memorization = {"skipped": "no generated images or no training sample"}
+            self.on_step("memorization audit")
+            return
+        px = self.config.audit_px
+        asked = [parse_prompt(g.prompt) for g in images]
+        train = []
+        for i in range(count):
+            labels = asked[(i * len(asked)) // count]
+            case = make_case(
+                MEMORIZATION_SEED_BASE + i,
+                modality=labels.modality,
+                region=labels.region,
+                view=labels.view,
+                laterality=labels.laterality,
+                sex=labels.sex,
+                size=px,
+            )
+            train.append(case.image.image.astype(np.float32))
+        generated = np.stack([resize_image(g.image, (px, px)) for g in images])
+        train_stack = np.stack(train)
+        features: dict[str, Any] = {}
+        if self.reader is not None:
+            features = {
+                "generated_features": self.reader.features(generated),
+                "train_features": self.reader.features(train_stack),
+            }
+        audit = memorization_audit(generated, train_stack, **features)
+        summary = _clean(audit.summary())
+        summary["train_sample"] = (
+            f"{count} phantoms drawn like the training data (make_case with each prompt's "
+            f"modality, region, view, side and sex; seeds {MEMORIZATION_SEED_BASE}+), {px} px"
+        )
+        self.result.memorization = summary
+        self.on_step("memorization audit")
+
+    # -- targets --------------------------------------------------------------------------
+    def targets(self) -> None:
+        res, images = self.result, self.result.images
+        no_reader = "" if self.reader is not None else "not measured: no reader available"
+        xrays = [g for g in images if g.checks]
+
+        def check_rate(
+            key: str, select: Callable[[GeneratedImage], bool], check: str, **details: Any
+        ) -> Target:
+            chosen = [g for g in xrays if select(g) and check in g.checks]
+            passed = sum(bool(g.checks[check]["passed"]) for g in chosen)
+            return rate_target(key, passed, len(chosen), no_reader, check=check, **details)
+
+        targets = [
+            check_rate(
+                "fibula_present", lambda g: g.asked.get("region") == "knee", "fibula_present"
+            ),
+            check_rate(
+                "carpals_eight",
+                lambda g: g.asked.get("region") in ("hand", "wrist"),
+                "carpals_count",
+            ),
+            check_rate(
+                "lumbar_five",
+                lambda g: g.asked.get("region") == "lumbar_spine",
+                "lumbar_vertebrae_count",
+            ),
+        ]
+        hands = [g for g in xrays if g.asked.get("region") == "hand" and "extra_bones" in g.checks]
+        clean = sum(
+            not ({"metacarpals", "phalanges"} & set(g.checks["extra_bones"]["value"]))
+            for g in hands
+        )
+        targets.append(rate_target("no_extra_digits", clean, len(hands), no_reader))
+        targets.append(check_rate("region_in_field", lambda g: True, "in_field"))
+
+        if self.reader is not None and images:
+            cond = conditional_accuracy(
+                [g.prompt for g in images], [g.read for g in images if g.read], PATHOLOGY_KINDS
+            )
+            res.conditional = _clean(
+                {
+                    k: ({f: p.to_dict() for f, p in v.items()} if isinstance(v, dict) else v)
+                    for k, v in cond.items()
+                    if not k.startswith("pooled")
+                }
+                | {
+                    k: (v.to_dict() if v is not None else None)
+                    for k, v in cond.items()
+                    if k.startswith("pooled")
+                }
+            )
+            fields = cond["fields"]
+            for key, name in (("modality_as_asked", "modality"), ("region_as_asked", "region")):
+                p = fields.get(name)
+                targets.append(rate_target(key, p.successes if p else 0, p.n if p else 0))
+            for key, pooled in (
+                ("finding_present_when_asked", cond["pooled_present_when_asked"]),
+                ("finding_absent_when_not_asked", cond["pooled_absent_when_not_asked"]),
+            ):
+                targets.append(
+                    rate_target(key, pooled.successes if pooled else 0, pooled.n if pooled else 0)
+                )
+        else:
+            for key in (
+                "modality_as_asked",
+                "region_as_asked",
+                "finding_present_when_asked",
+                "finding_absent_when_not_asked",
+            ):
+                targets.append(target(key, None, 0, no_reader or "no images"))
+
+        targets.append(self._bias(xrays, no_reader))
+        targets.append(
+            check_rate(
+                "breast_shadows_female",
+                lambda g: g.asked.get("region") == "chest" and g.asked.get("sex") == "female",
+                "breast_shadows",
+            )
+        )
+        targets += self._edit_targets(no_reader)
+        mem = res.memorization
+        if "flagged" in mem:
+            targets.append(
+                rate_target(
+                    "memorization_flags",
+                    int(mem["flagged"]),
+                    int(mem["n"]),
+                    threshold_used=mem["threshold"],
+                )
+            )
+        else:
+            targets.append(target("memorization_flags", None, 0, str(mem.get("skipped", ""))))
+        res.targets = targets
+
+    def _bias(self, xrays: list[GeneratedImage], no_reader: str) -> Target:
+        def passed(g: GeneratedImage) -> bool:
+            return all(c["passed"] is not False for c in g.checks.values())
+
+        pairs: dict[str, list[GeneratedImage]] = {"ap": [], "lateral": []}
+        for g in xrays:
+            if g.group == "anatomy" and g.asked.get("view") in pairs:
+                pairs[g.asked["view"]].append(g)
+        ap, lateral = pairs["ap"], pairs["lateral"]
+        sexes: dict[str, dict[str, int]] = {}
+        for g in self.result.images:
+            if g.asked.get("sex") and g.read is not None:
+                entry = sexes.setdefault(g.asked["sex"], {"n": 0, "seen_as_asked": 0})
+                entry["n"] += 1
+                entry["seen_as_asked"] += int(g.read.get("sex") == g.asked["sex"])
+        self.result.bias = {
+            "sex_as_asked_vs_seen": sexes,
+            "age": (
+                "not measured: the reader has no age head, so the age asked for "
+                "(35-year-old woman, 75-year-old man) cannot be compared with the age seen"
+            ),
+            "ap_vs_lateral": {
+                "regions": ["knee", "lumbar_spine"],
+                "ap_passed": sum(passed(g) for g in ap),
+                "ap_n": len(ap),
+                "lateral_passed": sum(passed(g) for g in lateral),
+                "lateral_n": len(lateral),
+                "rule": "an image passes when every anatomy check that applies passes",
+            },
+        }
+        return lateral_within_ap(
+            sum(passed(g) for g in ap),
+            len(ap),
+            sum(passed(g) for g in lateral),
+            len(lateral),
+            no_reader,
+        )
+
+    def _edit_targets(self, no_reader: str) -> list[Target]:
+        counted_by = "reader structure groups" if self.reader is not None else "bright blobs"
+        fig3 = self.result.figure3
+        model = sum(bool(r["model"].get("count_match")) for r in fig3)
+        base = sum(bool(r["biharmonic"].get("count_match")) for r in fig3)
+        n = len(fig3)
+        out = [
+            rate_target(
+                "inpaint_structure_count",
+                model,
+                n,
+                "" if self.reader else "counted as bright blobs (no reader)",
+                counted_by=counted_by,
+                biharmonic_rate=base / n if n else None,
+            ),
+            target(
+                "inpaint_beats_biharmonic",
+                (model - base) / n * 100.0 if n else None,
+                n,
+                "" if self.reader else "counted as bright blobs (no reader)",
+                model_rate=model / n if n else None,
+                biharmonic_rate=base / n if n else None,
+            ),
+        ]
+        bodies = [r for r in self.result.full_body if "generated" in r]
+        errors = [r["ratio_error"] for r in bodies]
+        worst = None if not errors or any(e is None for e in errors) else max(errors)
+        note = no_reader if self.reader is None else ""
+        if bodies and worst is None:
+            note = "femur or tibia not found in the grown image"
+        out.append(
+            target(
+                "knee_full_body_ratio",
+                worst,
+                len(bodies),
+                note,
+                errors=errors,
+                true_ratios=[r["truth"]["ratio"] for r in bodies],
+            )
+        )
+        fives = sum(r["generated"]["lumbar_count"] == 5 for r in bodies)
+        out.append(
+            rate_target(
+                "knee_full_body_lumbar",
+                fives,
+                len(bodies),
+                no_reader,
+                counts=[r["generated"]["lumbar_count"] for r in bodies],
+            )
+        )
+        return out
+
+
+def _notes(probe: _Probe) -> list[str]:
+    res, config = probe.result, probe.config
+    notes = []
+    if probe.reader is None:
+        notes.append(
+            "No reader was available, so every reader-based target is reported as not measured "
+            "and the structure counts of Figures 3 and 4 are bright-blob counts."
+        )
+    few = [t for t in res.targets if t.measured and t.n < 20]
+    if few:
+        notes.append(
+            "Few samples: "
+            + ", ".join(f"{t.name} (n={t.n})" for t in few)
+            + ". A rate on fewer than 20 images has a wide Wilson interval (see details); "
+            "raise --n for firmer numbers."
+        )
+    knee_px = config.full_body_knee_px or max(32, probe.size // 2)
+    if config.full_body_cases:
+        notes.append(
+            f"Knee to full body: the knee is given at {knee_px} px "
+            f"({'half' if knee_px * 2 == probe.size else 'not'} the model's {probe.size} px), "
+            "so the plane's spacing is coarser and the body needs fewer outpainting tiles; "
+            "the femur/tibia ratio is read on the whole image padded to a square, the lumbar "
+            "count on the lumbar-spine field cut from it at the same plane position as the "
+            "truth's. `reader_on_truth` shows what the reader measures on the answer key itself."
+        )
+    notes.append(
+        "Age as asked is not measured: the reader predicts no age. Sex as asked vs seen is in "
+        "`bias`; the AP-vs-lateral comparison uses knees and lumbar spines."
+    )
+    notes.append(
+        "Findings are the study's five as radsynth kinds (fracture, bone_tumour, "
+        "intracranial_haemorrhage, consolidation, pleural_effusion); 'absent when not asked' "
+        "pools every generated image whose prompt did not ask for the kind."
+    )
+    return notes
+
+
+def run_probe(
+    folder: str | Path,
+    config: ProbeConfig | None = None,
+    reader: Any = "default",
+    on_step: Callable[[str], None] | None = None,
+) -> ProbeResult:
+    """Run the protocol on the model in `folder`. `reader`: a Reader, None for no reader, or
+    "default" for the shipped one (None, with a note, when its weights are missing)."""
+    config = config or ProbeConfig()
+    reader_note = None
+    reader_name: str | None = None
+    if isinstance(reader, str) and reader == "default":
+        from radsynth.evaluate.reader import load_reader
+        from radsynth.evaluate.reader.inference import WEIGHTS_DIR
+
+        try:
+            reader = load_reader()
+            reader_name = str(WEIGHTS_DIR)
+        except (FileNotFoundError, ValueError) as error:
+            reader, reader_note = None, f"reader not loaded: {error}"
+    elif reader is not None:
+        reader_name = type(reader).__name__
+    probe = _Probe(Path(folder), config, reader, on_step)
+    probe.result.reader = reader_name
+    timings = probe.result.timings_s
+    for name, stage in (
+        ("generation", probe.generate),
+        ("reading", probe.read),
+        ("figure3", probe.figure3),
+        ("figure4", probe.figure4),
+        ("knee_to_full_body", probe.full_body),
+        ("memorization", probe.memorization),
+        ("targets", probe.targets),
+    ):
+        started = time.perf_counter()
+        stage()
+        timings[name] = round(time.perf_counter() - started, 2)
+    probe.result.notes = ([reader_note] if reader_note else []) + _notes(probe)
+    return probe.result

@@ -1,0 +1,278 @@
+"""The probe's outputs: `scores.json`, figure grids as PNG files, and `report.html`.
+
+The report's grids are made of tiles of at most `tile_px` pixels (128 by default), so the
+whole report with its PNGs stays a few megabytes; every generated image is also written at
+full size under `images/` (each with its prompt and seed), unless told not to.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radsynth.io.png import write_png
+from radsynth.probe.figures import FigureRow, labelled_grid, write_figure
+from radsynth.probe.protocol import ProbeResult
+from radsynth.probe.scoring import resize_image
+
+__all__ = ["write_report", "write_scores"]
+
+FIGURE_TITLES = {
+    "figure1": "Figure 1: 'An X-ray of the <region>', every image kept",
+    "figure2": "Figure 2: CT, MRI and ultrasound",
+    "anatomy": "Anatomy and bias set: AP and lateral, hands and wrists, chests by sex and age",
+    "pathology": "Pathology asked for",
+}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_scores(result: ProbeResult, out: Path) -> Path:
+    """OUT/scores.json (infinite PSNR written as the JSON extension `Infinity`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "scores.json"
+    path.write_text(json.dumps(result.scores(), indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _small(image: np.ndarray, tile_px: int) -> np.ndarray:
+    h, w = image.shape
+    scale = min(1.0, tile_px / max(h, w))
+    if scale >= 1.0:
+        return np.asarray(image, dtype=np.float32)
+    return resize_image(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def _pad(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    padded = np.zeros((h, w), dtype=np.float32)
+    padded[: image.shape[0], : image.shape[1]] = image
+    return padded
+
+
+def _grid(rows: Sequence[FigureRow], title: str, tile_px: int) -> np.ndarray:
+    small = [
+        FigureRow(r.title, r.prompt, [_small(im, tile_px) for im in r.images], r.seeds)
+        for r in rows
+    ]
+    return labelled_grid(small, title)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}g}"
+    return html.escape(str(value))
+
+
+def _target_rows(result: ProbeResult) -> str:
+    rows = []
+    for t in result.targets:
+        status = "met" if t.met else ("not measured" if not t.measured else "not met")
+        css = "met" if t.met else ("unmeasured" if not t.measured else "missed")
+        interval = t.details.get("wilson_95")
+        ci = f" (95 % CI {interval[0]:.2f}–{interval[1]:.2f})" if interval else ""
+        rows.append(
+            f"<tr class='{css}'><td>{html.escape(t.name)}</td>"
+            f"<td>{_fmt(t.value)}{ci}</td><td>{html.escape(t.comparison)} {_fmt(t.threshold)}"
+            f" <small>{html.escape(t.unit)}</small></td><td>{t.n}</td><td><b>{status}</b></td>"
+            f"<td>{html.escape(t.note)}</td></tr>"
+        )
+    return (
+        "<table><tr><th>target</th><th>measured</th><th>threshold</th><th>n</th>"
+        "<th>status</th><th>note</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _edit_table(records: list[dict[str, Any]], baseline: bool) -> str:
+    head = "<tr><th>region</th><th>seed</th><th>PSNR dB</th><th>SSIM</th><th>count truth</th>"
+    head += "<th>count model</th><th>match</th>"
+    if baseline:
+        head += "<th>biharmonic PSNR</th><th>biharmonic SSIM</th><th>biharmonic match</th>"
+    rows = []
+    for r in records:
+        m = r["model"] if baseline else r
+        cells = [
+            r["region"],
+            r["seed"],
+            m["psnr_db"],
+            m["ssim"],
+            m.get("count_truth"),
+            m.get("count_reconstruction"),
+            m.get("count_match"),
+        ]
+        if baseline:
+            b = r["biharmonic"]
+            cells += [b["psnr_db"], b["ssim"], b.get("count_match")]
+        rows.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells) + "</tr>")
+    return "<table>" + head + "</tr>" + "".join(rows) + "</table>"
+
+
+def _full_body_table(records: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in records:
+        gen = r.get("generated", {})
+        rot = r.get("reader_on_truth", {})
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{_fmt(c)}</td>"
+                for c in (
+                    r["seed"],
+                    r["sex"],
+                    r["truth"]["ratio"],
+                    gen.get("ratio"),
+                    rot.get("ratio"),
+                    r.get("ratio_error"),
+                    r["truth"]["lumbar_count"],
+                    gen.get("lumbar_count"),
+                    rot.get("lumbar_count"),
+                    r["outpaint_s"],
+                )
+            )
+            + "</tr>"
+        )
+    return (
+        "<table><tr><th>seed</th><th>sex</th><th>true femur/tibia</th><th>generated</th>"
+        "<th>reader on truth</th><th>relative error</th><th>true lumbar</th>"
+        "<th>generated lumbar</th><th>reader on truth</th><th>outpaint s</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+CSS = """
+body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;
+font-size:13px;text-align:left}tr.met td{background:#e6f4e6}tr.missed td{background:#fbe3e3}
+tr.unmeasured td{background:#f2f2f2}img{max-width:100%;border:1px solid #999}
+code{background:#f4f4f4}
+"""
+
+
+def write_report(
+    result: ProbeResult, out: Path, tile_px: int = 128, keep_images: bool = True
+) -> Path:
+    """Write OUT/scores.json, the grids OUT/*.png, OUT/report.html and, with `keep_images`,
+    every generated image at full size in OUT/images/<figure>/ with its prompt and seed."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_scores(result, out)
+    info = {"Model": result.model, "Synthetic": "YES"}
+    pngs: dict[str, str] = {}
+    for group, rows in result.figures.items():
+        if keep_images:
+            write_figure(out / "images", group, rows, {"Model": result.model})
+        grid = _grid(rows, FIGURE_TITLES.get(group, group), tile_px)
+        pngs[group] = write_png(out / f"{group}.png", grid, info).name
+    if result.figure3:
+        rows = [
+            FigureRow(
+                r["region"],
+                f"{r['region']} (seed {r['seed']}): truth | erased | model | biharmonic",
+                list(r["_images"]),
+                [r["seed"]] * 4,
+            )
+            for r in result.figure3
+        ]
+        pngs["figure3"] = write_png(
+            out / "figure3.png", _grid(rows, "Figure 3: inpainting", tile_px), info
+        ).name
+    if result.figure4:
+        rows = [
+            FigureRow(
+                r["region"],
+                f"{r['region']} (seed {r['seed']}): given | outpainted | answer key",
+                list(r["_images"]),
+                [r["seed"]] * 3,
+            )
+            for r in result.figure4
+        ]
+        pngs["figure4"] = write_png(
+            out / "figure4.png", _grid(rows, "Figure 4: outpainting", tile_px), info
+        ).name
+    if result.full_body:
+        h = max(r["_images"][0].shape[0] for r in result.full_body)
+        w = max(r["_images"][0].shape[1] for r in result.full_body)
+        rows = [
+            FigureRow(
+                "full body",
+                f"seed {r['seed']}: knee | grown to a full body | answer key",
+                [_pad(im, h, w) for im in r["_images"]],
+                [r["seed"]] * 3,
+            )
+            for r in result.full_body
+        ]
+        pngs["full_body"] = write_png(
+            out / "knee_to_full_body.png",
+            _grid(rows, "Figure 4: knee to full body", 4 * tile_px),
+            info,
+        ).name
+
+    met = sum(t.met for t in result.targets)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>radsynth probe</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>radsynth probe</h1>",
+        f"<p>Model <code>{html.escape(result.model)}</code>, {result.size} px; reader "
+        f"<code>{html.escape(str(result.reader))}</code>; {result.config.n} images per prompt, "
+        f"seed {result.config.seed}. Targets met: <b>{met} of {len(result.targets)}</b>. "
+        "The protocol follows Adams et al., J Med Internet Res 2023;25:e43110, scored against "
+        "phantom truth by radsynth's reader and anatomy checks.</p>",
+        "<h2>Targets</h2>",
+        _target_rows(result),
+        "<h2>Notes</h2><ul>"
+        + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+        + "</ul>",
+    ]
+    for group in ("figure1", "figure2", "anatomy", "pathology"):
+        if group in pngs:
+            parts.append(f"<h2>{html.escape(FIGURE_TITLES[group])}</h2>")
+            parts.append(f"<img src='{pngs[group]}' alt='{group}'>")
+    if result.figure3:
+        parts.append("<h2>Figure 3: inpainting a central square</h2>")
+        parts.append(f"<img src='{pngs['figure3']}' alt='figure 3'>")
+        parts.append(_edit_table(result.figure3, baseline=True))
+    if result.figure4:
+        parts.append("<h2>Figure 4: outpainting past every border</h2>")
+        parts.append(f"<img src='{pngs['figure4']}' alt='figure 4'>")
+        parts.append(_edit_table(result.figure4, baseline=False))
+    if result.full_body:
+        parts.append("<h2>Figure 4: knee to full body</h2>")
+        parts.append(f"<img src='{pngs['full_body']}' alt='knee to full body'>")
+        parts.append(_full_body_table(result.full_body))
+    parts.append("<h2>Bias</h2><pre>" + html.escape(json.dumps(result.bias, indent=2)) + "</pre>")
+    mem = {k: v for k, v in result.memorization.items() if k != "flagged_images"}
+    parts.append(
+        "<h2>Memorization</h2><pre>"
+        + html.escape(json.dumps(mem, indent=2, default=_json_default))
+        + "</pre>"
+    )
+    if result.conditional:
+        parts.append(
+            "<h2>Conditional accuracy</h2><pre>"
+            + html.escape(json.dumps(result.conditional, indent=2, default=_json_default))
+            + "</pre>"
+        )
+    parts.append("<h2>Timings (s)</h2><pre>" + html.escape(json.dumps(result.timings_s)) + "</pre>")
+    parts.append("</body></html>")
+    path = out / "report.html"
+    path.write_text("\n".join(parts))
+    return path

@@ -1,0 +1,195 @@
+"""Scoring pieces of the probe that do not need a model: what the reader sees inside a filled
+region, femur/tibia proportions of a full-body radiograph, and the answer-key windows.
+
+Each works on a reconstruction and its truth; passing the truth through as the reconstruction
+gives the perfect scores (PSNR inf, SSIM 1, the true ratio), which the tests check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from radsynth.evaluate.anatomy import MIN_AREA_FRACTION
+from radsynth.evaluate.metrics.masked_fidelity import (
+    count_bright_components,
+    inpaint_biharmonic,
+    masked_region_fidelity,
+)
+from radsynth.evaluate.reader.inference import StructureMap
+
+__all__ = [
+    "ReaderStructureCounter",
+    "RegionalPlane",
+    "bone_length",
+    "central_mask",
+    "femur_tibia",
+    "pad_to_square",
+    "regional_plane",
+    "resize_mask",
+    "score_extension",
+    "score_inpainting",
+]
+
+# A structure group counts as restored inside a filled region when the reader's mask covers
+# this share of the region (and at least 4 px at the reader's size).
+GROUP_SHARE_IN_REGION = 0.02
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a boolean mask (pixel centres sampled)."""
+    mask = np.asarray(mask, dtype=bool)
+    rows = np.minimum((np.arange(shape[0]) + 0.5) * mask.shape[0] / shape[0], mask.shape[0] - 1)
+    cols = np.minimum((np.arange(shape[1]) + 0.5) * mask.shape[1] / shape[1], mask.shape[1] - 1)
+    return mask[rows.astype(int)][:, cols.astype(int)]
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear, antialiased resize of a float image."""
+    tensor = torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None]
+    if tuple(tensor.shape[-2:]) == tuple(shape):
+        return np.asarray(image, dtype=np.float32)
+    return F.interpolate(tensor, size=shape, mode="bilinear", antialias=True)[0, 0].numpy()
+
+
+def pad_to_square(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad the shorter side (equally both ends) with the image's border median; returns the
+    square image and the (row, column) offset of the original in it."""
+    image = np.asarray(image, dtype=np.float32)
+    h, w = image.shape
+    side = max(h, w)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    square = np.full((side, side), float(np.median(border)), dtype=np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = image
+    return square, (top, left)
+
+
+class ReaderStructureCounter:
+    """Counts the structure groups the reader sees inside a region: a `StructureCounter`
+    (image, mask) -> int for `masked_region_fidelity`. `groups(image, mask)` names them."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+
+    def groups(self, image: np.ndarray, mask: np.ndarray) -> list[str]:
+        smap = self.reader.structures(np.asarray(image, dtype=np.float32))[0]
+        region = resize_mask(mask, smap.shape)
+        need = max(4.0, GROUP_SHARE_IN_REGION * float(region.sum()))
+        return sorted(g for g, m in smap.masks.items() if float((m & region).sum()) >= need)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> int:
+        return len(self.groups(image, mask))
+
+
+def central_mask(size: int, fraction: float = 0.375) -> np.ndarray:
+    """A central square of side `fraction` x size: the area erased in Figure 3."""
+    side = max(2, int(round(size * fraction)))
+    start = (size - side) // 2
+    mask = np.zeros((size, size), dtype=bool)
+    mask[start : start + side, start : start + side] = True
+    return mask
+
+
+def score_inpainting(
+    reconstruction: np.ndarray,
+    truth: np.ndarray,
+    mask: np.ndarray,
+    counter: Any = count_bright_components,
+    baseline: bool = True,
+) -> dict[str, Any]:
+    """Figure 3: PSNR/SSIM inside the mask and structure counts of the reconstruction against
+    the truth, with the biharmonic baseline scored the same way (`baseline`)."""
+    result: dict[str, Any] = {"model": masked_region_fidelity(reconstruction, truth, mask, counter)}
+    if isinstance(counter, ReaderStructureCounter):
+        result["model"]["groups_truth"] = counter.groups(truth, mask)
+        result["model"]["groups_reconstruction"] = counter.groups(reconstruction, mask)
+    if baseline:
+        filled = inpaint_biharmonic(np.where(mask, 0.0, truth), mask)
+        result["biharmonic"] = masked_region_fidelity(filled, truth, mask, counter)
+        result["biharmonic_image"] = filled
+    return result
+
+
+def score_extension(
+    grown: np.ndarray, truth: np.ndarray, known: np.ndarray, counter: Any = count_bright_components
+) -> dict[str, Any]:
+    """Figure 4: the extension (pixels outside `known`) against the same body's true
+    projection: PSNR, SSIM and structure counts over the extension."""
+    return masked_region_fidelity(grown, truth, ~np.asarray(known, dtype=bool), counter)
+
+
+def bone_length(mask: np.ndarray) -> int:
+    """Vertical extent (rows) of the largest connected piece of a bone group's mask: the
+    length of a long bone on a frontal radiograph. 0 when the mask is empty or specks only."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.sum() < MIN_AREA_FRACTION * mask.size:
+        return 0
+    labelled, count = ndimage.label(mask)
+    if count == 0:
+        return 0
+    largest = int(np.bincount(labelled.ravel())[1:].argmax()) + 1
+    rows = np.flatnonzero((labelled == largest).any(axis=1))
+    return int(rows[-1] - rows[0] + 1)
+
+
+def femur_tibia(smap: StructureMap) -> dict[str, Any]:
+    """Femur and tibia lengths (px of the map) and their ratio (None when a bone is missing)."""
+    femur, tibia = bone_length(smap.masks["femur"]), bone_length(smap.masks["tibia"])
+    return {"femur_px": femur, "tibia_px": tibia, "ratio": femur / tibia if tibia else None}
+
+
+@dataclass
+class RegionalPlane:
+    """A regional radiograph as a window onto its body's detector plane (the answer key of
+    every edit): the body, the render settings and the window's centre (mm)."""
+
+    body: Any
+    subject: Any
+    settings: Any
+    centre: np.ndarray
+    size: int
+
+    def window(self, shape: tuple[int, int], centre: np.ndarray | None = None) -> Any:
+        """Render a window of the same plane (a `PhantomImage` with masks and meta)."""
+        from radsynth.phantoms.xray import render_window
+
+        return render_window(
+            self.body, self.settings, self.centre if centre is None else centre, shape
+        )
+
+    def grown(self, top: int, bottom: int, left: int, right: int) -> tuple[Any, Any, int, int]:
+        """The regional image and a window grown by the given pixels on each side, with the
+        regional image's (row, column) offset inside the grown one."""
+        spacing = self.settings.spacing_mm
+        # Centre shifts by half the difference of the margins (rows: superior-inferior = z).
+        shift = np.array([0.0, 0.5 * (right - left) * spacing, -0.5 * (bottom - top) * spacing])
+        small = self.window((self.size, self.size))
+        big = self.window((self.size + top + bottom, self.size + left + right), self.centre + shift)
+        offset = np.array(small.meta["lattice_origin"]) - np.array(big.meta["lattice_origin"])
+        return small, big, int(offset[0]), int(offset[1])
+
+
+def regional_plane(
+    seed: int,
+    region: str,
+    view: str = "ap",
+    laterality: str | None = None,
+    sex: str | None = None,
+    size: int = 256,
+) -> RegionalPlane:
+    """The body of phantom `seed` and the plane of its regional radiograph."""
+    from radsynth.phantoms.body import draw_subject, make_body
+    from radsynth.phantoms.xray import region_centre, region_settings
+
+    rng = np.random.default_rng(seed)
+    subject = draw_subject(rng, sex=sex)
+    body = make_body(subject, rng)
+    settings = region_settings(body, region, view, laterality, size, noise_seed=seed)
+    centre = region_centre(body, region, laterality)
+    return RegionalPlane(body, subject, settings, centre, size)

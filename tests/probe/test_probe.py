@@ -1,0 +1,158 @@
+"""`radsynth probe`: the whole protocol on a tiny random model, its targets' bookkeeping, and
+the Figure 3/4 scoring on perfect reconstructions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from radsynth.cli.app import app
+from radsynth.evaluate.anatomy import truth_structure_map
+from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet
+from radsynth.models import build_components
+from radsynth.probe.protocol import ProbeConfig, run_probe, total_units
+from radsynth.probe.report import write_report
+from radsynth.probe.scoring import (
+    bone_length,
+    central_mask,
+    femur_tibia,
+    regional_plane,
+    score_extension,
+    score_inpainting,
+)
+from radsynth.probe.targets import TARGET_SPECS, Target, lateral_within_ap, rate_target, target
+
+runner = CliRunner()
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("probe") / "model"
+    return build_components("tiny-patch", seed=0).save_pretrained(folder)
+
+
+def test_target_bookkeeping_known_answers() -> None:
+    assert Target("k", "x", 0.96, 0.95, 50).met
+    assert not Target("k", "x", 0.94, 0.95, 50).met
+    assert Target("k", "x", 0.95, 0.95, 50).met  # at the threshold counts as reaching it
+    assert not Target("k", "x", None, 0.95, 0).met
+    assert not Target("k", "x", 0.96, 0.95, 0).met  # nothing measured, nothing met
+    assert Target("k", "x", 0.004, 0.005, 1000, "<").met
+    assert not Target("k", "x", 0.005, 0.005, 1000, "<").met
+    with pytest.raises(ValueError, match="comparison"):
+        Target("k", "x", 1.0, 1.0, 1, "~")
+    rate = rate_target("fibula_present", 48, 50)
+    assert rate.value == pytest.approx(0.96) and rate.met and rate.n == 50
+    assert rate.details["wilson_95"][0] < 0.96 < rate.details["wilson_95"][1]
+    assert not rate_target("carpals_eight", 0, 0).met
+    d = rate.to_dict()
+    assert {"name", "value", "threshold", "n", "met"} <= set(d) and d["met"] is True
+
+
+def test_lateral_within_three_points_of_ap() -> None:
+    # AP 90 of 100 pass, lateral 88 of 100: 2 points apart, met.
+    close = lateral_within_ap(90, 100, 88, 100)
+    assert close.value == pytest.approx(2.0) and close.met and close.n == 100
+    # AP 18 of 20 (90 %), lateral 16 of 20 (80 %): 10 points, not met; direction does not matter.
+    far = lateral_within_ap(16, 20, 18, 20)
+    assert far.value == pytest.approx(10.0) and not far.met
+    assert not lateral_within_ap(0, 0, 3, 4).met
+    assert target("knee_full_body_ratio", 0.049, 1).met
+    assert not target("knee_full_body_ratio", 0.051, 1).met
+    assert target("memorization_flags", 0.0, 200).met
+
+
+def test_inpainting_scores_of_the_truth_are_perfect() -> None:
+    plane = regional_plane(3, "knee", "ap", "left", size=64)
+    truth = plane.window((64, 64)).image
+    mask = central_mask(64)
+    assert mask.sum() == 24 * 24
+    scores = score_inpainting(truth, truth, mask)
+    assert math.isinf(scores["model"]["psnr_db"]) and scores["model"]["ssim"] == pytest.approx(1)
+    assert scores["model"]["count_match"]
+    assert np.isfinite(scores["biharmonic"]["psnr_db"])  # the baseline is not perfect
+
+
+def test_extension_and_full_body_scores_of_the_truth() -> None:
+    plane = regional_plane(4, "wrist", "pa", "left", size=48)
+    small, big, top, left = plane.grown(12, 12, 12, 12)
+    assert big.image.shape == (72, 72) and (top, left) == (12, 12)
+    np.testing.assert_allclose(big.image[12:60, 12:60], small.image, atol=1e-6)
+    known = np.zeros(big.image.shape, bool)
+    known[12:60, 12:60] = True
+    scores = score_extension(big.image, big.image, known)
+    assert math.isinf(scores["psnr_db"]) and scores["count_match"]
+    # Femur/tibia from the phantom's own masks: the truth passed through gives the true ratio.
+    legs = regional_plane(5, "knee", "ap", "left", size=32)
+    body = legs.window((200, 64), np.array([0.0, legs.centre[1], legs.centre[2]]))
+    smap = truth_structure_map(body.masks)
+    props = femur_tibia(smap)
+    assert props["ratio"] == pytest.approx(
+        bone_length(smap.masks["femur"]) / bone_length(smap.masks["tibia"])
+    )
+    bar = np.zeros((50, 20), bool)
+    bar[5:45, 8:12] = True
+    assert bone_length(bar) == 40
+
+
+def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    reader = Reader(ReaderNet(ReaderConfig(size=32)))
+    config = ProbeConfig(
+        n=1,
+        steps=1,
+        inpaint_cases=1,
+        extend_cases=1,
+        full_body_knee_px=32,
+        full_body_width=1,
+        memorization_train=4,
+        audit_px=32,
+        figure3_regions=("knee", "wrist"),
+        figure4_regions=("hand",),
+    )
+    steps: list[str] = []
+    result = run_probe(tiny_model, config, reader=reader, on_step=steps.append)
+    assert len(steps) == total_units(config)
+    write_report(result, tmp_path, keep_images=False)
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert set(scores["targets"]) == set(TARGET_SPECS)
+    for key, entry in scores["targets"].items():
+        assert {"name", "value", "threshold", "n", "met"} <= set(entry), key
+        assert isinstance(entry["met"], bool)
+    assert scores["figure3_inpainting"][0]["model"]["count_truth"] >= 0
+    assert len(scores["images"]) == 27  # 8 + 6 + 8 + 5 prompts, one image each
+    page = (tmp_path / "report.html").read_text()
+    assert "Targets" in page and "figure1.png" in page and (tmp_path / "figure3.png").is_file()
+    assert "not met" in page or "met" in page
+
+
+def test_probe_without_a_reader_reports_not_measured(tiny_model: Path) -> None:
+    config = ProbeConfig(
+        n=1,
+        steps=1,
+        inpaint_cases=1,
+        full_body_cases=0,
+        memorization_train=0,
+        figure3_regions=("knee",),
+        figure4_regions=("hand",),
+    )
+    result = run_probe(tiny_model, config, reader=None)
+    by_key = {t.key: t for t in result.targets}
+    assert by_key["fibula_present"].value is None and not by_key["fibula_present"].met
+    assert "no reader" in by_key["modality_as_asked"].note
+    assert by_key["inpaint_structure_count"].n == 1  # bright-blob counts stand in
+    assert any("No reader" in note for note in result.notes)
+
+
+def test_probe_command_errors(tiny_model: Path, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["probe", "--model", str(tmp_path / "nope"), "--out", "o"])
+    assert missing.exit_code != 0 and "no model folder" in missing.output
+    bad = runner.invoke(app, ["probe", "--model", str(tiny_model), "--out", "o", "--n", "0"])
+    assert bad.exit_code != 0 and "--n must be at least 1" in bad.output
