@@ -115,7 +115,7 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
         memorization_train=4,
         audit_px=32,
         figure3_regions=("knee", "wrist"),
-        figure4_regions=("hand",),
+        figure4_regions=("hand", "chest"),
     )
     steps: list[str] = []
     result = run_probe(tiny_model, config, reader=reader, on_step=steps.append)
@@ -127,6 +127,10 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
         assert {"name", "value", "threshold", "n", "met"} <= set(entry), key
         assert isinstance(entry["met"], bool)
     assert scores["figure3_inpainting"][0]["model"]["count_truth"] >= 0
+    assert scores["figure4_outpainting"][0]["canvas_px"] == [48, 32]  # hand: up and down
+    assert scores["figure4_outpainting"][1]["canvas_px"] == [32, 48]  # chest: sideways
+    reference = scores["targets"]["fibula_present"]["details"]["phantom_reference"]
+    assert reference["n"] == 4  # a phantom per knee prompt: Figure 1, AP, lateral, tumour
     assert len(scores["images"]) == 27  # 8 + 6 + 8 + 5 prompts, one image each
     page = (tmp_path / "report.html").read_text()
     assert "Targets" in page and "figure1.png" in page and (tmp_path / "figure3.png").is_file()

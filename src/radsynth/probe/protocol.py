@@ -11,7 +11,9 @@
   shoulder, knee, wrist and thoracic spine, refilled by the model's InpaintPipeline, beside
   scikit-image's biharmonic fill;
 - Figure 4: radiographs of abdomen, chest, pelvis, knee, lumbar spine, wrist and hand extended
-  past all four borders by the OutpaintPipeline; a knee grown to a full body;
+  past two opposite borders by the OutpaintPipeline (along the body's axis for limbs and
+  spine, across it for the trunk: each a quarter of the image, two native tiles); a knee grown
+  to a full body;
 - memorization: every generated image against phantoms drawn like the training data.
 
 The reader (`radsynth.evaluate.reader`) reads every generated image; the anatomy checks run on
@@ -96,9 +98,12 @@ PATHOLOGY_PROMPTS: tuple[tuple[str, str], ...] = (
 )
 FIGURE3_REGIONS = ("pelvis", "ankle", "chest", "shoulder", "knee", "wrist", "thoracic_spine")
 FIGURE4_REGIONS = ("abdomen", "chest", "pelvis", "knee", "lumbar_spine", "wrist", "hand")
+# Figure 4 extends these regions sideways (the trunk); the others up and down (limbs, spine).
+ACROSS_THE_BODY = frozenset({"abdomen", "chest", "pelvis"})
 FRONTAL_VIEW = {"chest": "pa", "hand": "pa", "wrist": "pa"}  # others: AP
 EDIT_SEED_BASE = 1_000_000  # phantom seeds of the edits, apart from the generation seeds
 MEMORIZATION_SEED_BASE = 2_000_000
+REFERENCE_SEED_BASE = 3_000_000
 
 
 @dataclass
@@ -111,11 +116,12 @@ class ProbeConfig:
     guidance: float | None = None
     inpaint_cases: int = 2  # phantoms per Figure 3 region
     extend_cases: int = 1  # phantoms per Figure 4 region
-    extend_fraction: float = 0.25  # each border grows by this share of the image
+    extend_fraction: float = 0.25  # each of two borders grows by this share of the image
     full_body_cases: int = 1
     full_body_knee_px: int | None = None  # default: half the model's size (see the report)
     full_body_width: int = 2  # knee fields across
     memorization_train: int = 48  # training-like phantoms in the audit
+    reference_per_prompt: int = 1  # phantoms per prompt scored as if generated (0: none)
     audit_px: int = 64
     figure3_regions: tuple[str, ...] = FIGURE3_REGIONS
     figure4_regions: tuple[str, ...] = FIGURE4_REGIONS
@@ -230,7 +236,7 @@ def total_units(config: ProbeConfig) -> int:
         + len(config.figure3_regions) * config.inpaint_cases
         + len(config.figure4_regions) * config.extend_cases
         + config.full_body_cases
-        + 2  # reading every image; the memorization audit
+        + 3  # reading every image; the phantom reference; the memorization audit
     )
 
 
@@ -278,6 +284,7 @@ class _Probe:
             ReaderStructureCounter(reader) if reader is not None else count_bright_components
         )
         self.result = ProbeResult(str(folder), config, self.size)
+        self.reference_images: list[GeneratedImage] = []
         self.call: dict[str, Any] = {
             "num_inference_steps": config.steps,
             "guidance_scale": config.guidance,
@@ -309,20 +316,59 @@ class _Probe:
                 self.on_step(f"{group}: {title}")
             self.result.figures[group] = rows
 
+    def _read(self, images: list[GeneratedImage]) -> None:
+        if self.reader is None or not images:
+            return
+        stack = np.stack([g.image for g in images])
+        records = self.reader.predict(stack)
+        maps = self.reader.structures(stack)
+        for g, record, smap in zip(images, records, maps, strict=True):
+            g.read = record
+            region = g.asked.get("region")
+            if g.asked.get("modality") == "xray" and region in EXPECTED_PRESENT:
+                view = g.asked.get("view") or record.get("view")
+                view = view if view in ("ap", "pa", "lateral") else "ap"
+                checks = check_anatomy(smap, region, view, g.asked.get("sex"))
+                g.checks = {k: _clean(v.to_dict()) for k, v in checks.items()}
+
     def read(self) -> None:
-        images = self.result.images
-        if self.reader is not None and images:
-            records = self.reader.predict(np.stack([g.image for g in images]))
-            maps = self.reader.structures(np.stack([g.image for g in images]))
-            for g, record, smap in zip(images, records, maps, strict=True):
-                g.read = record
-                region = g.asked.get("region")
-                if g.asked.get("modality") == "xray" and region in EXPECTED_PRESENT:
-                    view = g.asked.get("view") or record.get("view")
-                    view = view if view in ("ap", "pa", "lateral") else "ap"
-                    checks = check_anatomy(smap, region, view, g.asked.get("sex"))
-                    g.checks = {k: _clean(v.to_dict()) for k, v in checks.items()}
+        self._read(self.result.images)
         self.on_step("reading the images")
+
+    def reference(self) -> None:
+        """Phantoms drawn for the same prompts (`reference_per_prompt` each), read and checked
+        like the generated images: what a perfect generator scores with this reader."""
+        from radsynth.phantoms.cases import make_case
+
+        count = self.config.reference_per_prompt
+        if self.reader is None or count == 0:
+            self.on_step("phantom reference")
+            return
+        index = 0
+        for group, prompts in prompt_sets():
+            for title, prompt in prompts:
+                labels = parse_prompt(prompt)
+                for _ in range(count):
+                    seed = REFERENCE_SEED_BASE + index
+                    index += 1
+                    case = make_case(
+                        seed,
+                        modality=labels.modality,
+                        region=labels.region,
+                        view=labels.view,
+                        laterality=labels.laterality,
+                        sex=labels.sex,
+                        age=labels.age,
+                        findings_=labels.findings,
+                        sequence=labels.sequence,
+                        size=self.size,
+                    )
+                    image = case.image.image.astype(np.float32)
+                    self.reference_images.append(
+                        GeneratedImage(group, title, prompt, seed, image, _labels_dict(prompt))
+                    )
+        self._read(self.reference_images)
+        self.on_step("phantom reference")
 
     # -- Figure 3 -------------------------------------------------------------------------
     def figure3(self) -> None:
@@ -361,7 +407,10 @@ class _Probe:
                 seed = EDIT_SEED_BASE + 10_000 + 100 * r + k
                 view = FRONTAL_VIEW.get(region, "ap")
                 plane = regional_plane(seed, region, view, _laterality(region), size=size)
-                small, big, top, left = plane.grown(grow, grow, grow, grow)
+                if region in ACROSS_THE_BODY:
+                    small, big, top, left = plane.grown(0, 0, grow, grow)
+                else:
+                    small, big, top, left = plane.grown(grow, grow, 0, 0)
                 prompt = f"{view.upper()} radiograph of the {region.replace('_', ' ')}"
                 if _laterality(region):
                     prompt = f"{view.upper()} radiograph of the left {region}"
@@ -381,7 +430,13 @@ class _Probe:
                 truth = big.image.astype(np.float32)
                 scores = score_extension(grown, truth, known, self.counter)
                 shown = np.where(known, truth, 0.0).astype(np.float32)
-                record = {"region": region, "seed": seed, "prompt": prompt, **_clean(scores)}
+                record = {
+                    "region": region,
+                    "seed": seed,
+                    "prompt": prompt,
+                    "canvas_px": list(grown.shape),
+                    **_clean(scores),
+                }
                 record["_images"] = (shown, grown, truth)
                 self.result.figure4.append(record)
                 self.on_step(f"Figure 4: {region}")
@@ -517,9 +572,10 @@ class _Probe:
         self.on_step("memorization audit")
 
     # -- targets --------------------------------------------------------------------------
-    def targets(self) -> None:
-        res, images = self.result, self.result.images
-        no_reader = "" if self.reader is not None else "not measured: no reader available"
+    def _image_targets(
+        self, images: list[GeneratedImage], no_reader: str, record: bool
+    ) -> list[Target]:
+        res = self.result
         xrays = [g for g in images if g.checks]
 
         def check_rate(
@@ -556,7 +612,7 @@ class _Probe:
             cond = conditional_accuracy(
                 [g.prompt for g in images], [g.read for g in images if g.read], PATHOLOGY_KINDS
             )
-            res.conditional = _clean(
+            conditional = _clean(
                 {
                     k: ({f: p.to_dict() for f, p in v.items()} if isinstance(v, dict) else v)
                     for k, v in cond.items()
@@ -568,6 +624,8 @@ class _Probe:
                     if k.startswith("pooled")
                 }
             )
+            if record:
+                res.conditional = conditional
             fields = cond["fields"]
             for key, name in (("modality_as_asked", "modality"), ("region_as_asked", "region")):
                 p = fields.get(name)
@@ -588,7 +646,7 @@ class _Probe:
             ):
                 targets.append(target(key, None, 0, no_reader or "no images"))
 
-        targets.append(self._bias(xrays, no_reader))
+        targets.append(self._bias(images, xrays, no_reader, record))
         targets.append(
             check_rate(
                 "breast_shadows_female",
@@ -596,6 +654,16 @@ class _Probe:
                 "breast_shadows",
             )
         )
+        return targets
+
+    def targets(self) -> None:
+        res = self.result
+        no_reader = "" if self.reader is not None else "not measured: no reader available"
+        targets = self._image_targets(res.images, no_reader, record=True)
+        if self.reference_images:
+            reference = self._image_targets(self.reference_images, no_reader, record=False)
+            for t, r in zip(targets, reference, strict=True):
+                t.details["phantom_reference"] = {"value": r.value, "n": r.n, "met": r.met}
         targets += self._edit_targets(no_reader)
         mem = res.memorization
         if "flagged" in mem:
@@ -611,7 +679,13 @@ class _Probe:
             targets.append(target("memorization_flags", None, 0, str(mem.get("skipped", ""))))
         res.targets = targets
 
-    def _bias(self, xrays: list[GeneratedImage], no_reader: str) -> Target:
+    def _bias(
+        self,
+        images: list[GeneratedImage],
+        xrays: list[GeneratedImage],
+        no_reader: str,
+        record: bool,
+    ) -> Target:
         def passed(g: GeneratedImage) -> bool:
             return all(c["passed"] is not False for c in g.checks.values())
 
@@ -621,12 +695,12 @@ class _Probe:
                 pairs[g.asked["view"]].append(g)
         ap, lateral = pairs["ap"], pairs["lateral"]
         sexes: dict[str, dict[str, int]] = {}
-        for g in self.result.images:
+        for g in images:
             if g.asked.get("sex") and g.read is not None:
                 entry = sexes.setdefault(g.asked["sex"], {"n": 0, "seen_as_asked": 0})
                 entry["n"] += 1
                 entry["seen_as_asked"] += int(g.read.get("sex") == g.asked["sex"])
-        self.result.bias = {
+        bias = {
             "sex_as_asked_vs_seen": sexes,
             "age": (
                 "not measured: the reader has no age head, so the age asked for "
@@ -641,6 +715,8 @@ class _Probe:
                 "rule": "an image passes when every anatomy check that applies passes",
             },
         }
+        if record:
+            self.result.bias = bias
         return lateral_within_ap(
             sum(passed(g) for g in ap),
             len(ap),
@@ -689,6 +765,19 @@ class _Probe:
                 true_ratios=[r["truth"]["ratio"] for r in bodies],
             )
         )
+        if bodies:
+            ref_ratio = [r["reader_on_truth"]["ratio"] for r in bodies]
+            ref_errors = [
+                None if v is None or not r["truth"]["ratio"] else abs(v / r["truth"]["ratio"] - 1)
+                for v, r in zip(ref_ratio, bodies, strict=True)
+            ]
+            known = [e for e in ref_errors if e is not None]
+            ref_worst = max(known) if len(known) == len(ref_errors) else None
+            out[-1].details["phantom_reference"] = {
+                "value": ref_worst,
+                "n": len(bodies),
+                "met": ref_worst is not None and ref_worst <= out[-1].threshold,
+            }
         fives = sum(r["generated"]["lumbar_count"] == 5 for r in bodies)
         out.append(
             rate_target(
@@ -699,6 +788,13 @@ class _Probe:
                 counts=[r["generated"]["lumbar_count"] for r in bodies],
             )
         )
+        if bodies:
+            ref_fives = sum(r["reader_on_truth"]["lumbar_count"] == 5 for r in bodies)
+            out[-1].details["phantom_reference"] = {
+                "value": ref_fives / len(bodies),
+                "n": len(bodies),
+                "met": ref_fives == len(bodies),
+            }
         return out
 
 
@@ -727,6 +823,13 @@ def _notes(probe: _Probe) -> list[str]:
             "the femur/tibia ratio is read on the whole image padded to a square, the lumbar "
             "count on the lumbar-spine field cut from it at the same plane position as the "
             "truth's. `reader_on_truth` shows what the reader measures on the answer key itself."
+        )
+    if probe.reference_images:
+        notes.append(
+            f"Phantom reference: {config.reference_per_prompt} phantom(s) per prompt, drawn "
+            "with the prompt's labels, go through the same reader and checks as the generated "
+            "images (for the knee-to-full-body targets: the reader on the answer key). A target "
+            "the phantoms themselves miss is limited by the reader, not only by the model."
         )
     notes.append(
         "Age as asked is not measured: the reader predicts no age. Sex as asked vs seen is in "
@@ -768,6 +871,7 @@ def run_probe(
     for name, stage in (
         ("generation", probe.generate),
         ("reading", probe.read),
+        ("phantom_reference", probe.reference),
         ("figure3", probe.figure3),
         ("figure4", probe.figure4),
         ("knee_to_full_body", probe.full_body),

@@ -90,15 +90,21 @@ def _target_rows(result: ProbeResult) -> str:
         css = "met" if t.met else ("unmeasured" if not t.measured else "missed")
         interval = t.details.get("wilson_95")
         ci = f" (95 % CI {interval[0]:.2f}–{interval[1]:.2f})" if interval else ""
+        ref = t.details.get("phantom_reference")
+        ref_text = (
+            f"{_fmt(ref['value'])} (n={ref['n']}, {'met' if ref['met'] else 'not met'})"
+            if ref
+            else "—"
+        )
         rows.append(
             f"<tr class='{css}'><td>{html.escape(t.name)}</td>"
             f"<td>{_fmt(t.value)}{ci}</td><td>{html.escape(t.comparison)} {_fmt(t.threshold)}"
             f" <small>{html.escape(t.unit)}</small></td><td>{t.n}</td><td><b>{status}</b></td>"
-            f"<td>{html.escape(t.note)}</td></tr>"
+            f"<td>{ref_text}</td><td>{html.escape(t.note)}</td></tr>"
         )
     return (
         "<table><tr><th>target</th><th>measured</th><th>threshold</th><th>n</th>"
-        "<th>status</th><th>note</th></tr>" + "".join(rows) + "</table>"
+        "<th>status</th><th>phantom reference</th><th>note</th></tr>" + "".join(rows) + "</table>"
     )
 
 
@@ -186,7 +192,7 @@ def write_report(
         rows = [
             FigureRow(
                 r["region"],
-                f"{r['region']} (seed {r['seed']}): truth | erased | model | biharmonic",
+                f"{r['region']}: truth | erased | model | biharmonic",
                 list(r["_images"]),
                 [r["seed"]] * 4,
             )
@@ -196,11 +202,13 @@ def write_report(
             out / "figure3.png", _grid(rows, "Figure 3: inpainting", tile_px), info
         ).name
     if result.figure4:
+        h = max(r["_images"][0].shape[0] for r in result.figure4)
+        w = max(r["_images"][0].shape[1] for r in result.figure4)
         rows = [
             FigureRow(
                 r["region"],
-                f"{r['region']} (seed {r['seed']}): given | outpainted | answer key",
-                list(r["_images"]),
+                f"{r['region']}: given | outpainted | answer key",
+                [_pad(im, h, w) for im in r["_images"]],
                 [r["seed"]] * 3,
             )
             for r in result.figure4
@@ -214,7 +222,7 @@ def write_report(
         rows = [
             FigureRow(
                 "full body",
-                f"seed {r['seed']}: knee | grown to a full body | answer key",
+                f"{r['sex']}: knee | grown to a full body | answer key",
                 [_pad(im, h, w) for im in r["_images"]],
                 [r["seed"]] * 3,
             )
@@ -251,7 +259,7 @@ def write_report(
         parts.append(f"<img src='{pngs['figure3']}' alt='figure 3'>")
         parts.append(_edit_table(result.figure3, baseline=True))
     if result.figure4:
-        parts.append("<h2>Figure 4: outpainting past every border</h2>")
+        parts.append("<h2>Figure 4: outpainting past two borders</h2>")
         parts.append(f"<img src='{pngs['figure4']}' alt='figure 4'>")
         parts.append(_edit_table(result.figure4, baseline=False))
     if result.full_body:
