@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from radsynth.cli.app import app
 from radsynth.evaluate.anatomy import truth_structure_map
-from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet
+from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap
 from radsynth.models import build_components
 from radsynth.probe.protocol import ProbeConfig, run_probe, total_units
 from radsynth.probe.report import write_report
@@ -22,6 +22,7 @@ from radsynth.probe.scoring import (
     bone_length,
     central_mask,
     femur_tibia,
+    read_in_windows,
     regional_plane,
     score_extension,
     score_inpainting,
@@ -160,3 +161,24 @@ def test_probe_command_errors(tiny_model: Path, tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "no model folder" in missing.output
     bad = runner.invoke(app, ["probe", "--model", str(tiny_model), "--out", "o", "--n", "0"])
     assert bad.exit_code != 0 and "--n must be at least 1" in bad.output
+
+
+class _ThresholdReader:
+    """A stand-in reader: 'femur' is every pixel above 0.5, at a 16 px native size."""
+
+    def structures(self, images: np.ndarray) -> list[StructureMap]:
+        from radsynth.probe.scoring import resize_image
+
+        maps = []
+        for image in np.asarray(images):
+            small = resize_image(image, (16, 16)) > 0.5
+            maps.append(StructureMap({"femur": small, "tibia": small}, {}))
+        return maps
+
+
+def test_reading_a_tall_image_in_windows_keeps_its_proportions() -> None:
+    image = np.zeros((96, 32), np.float32)
+    image[8:88, 12:20] = 1.0  # an 80 px bone
+    smap = read_in_windows(_ThresholdReader(), image)
+    assert smap.masks["femur"].shape == (96, 32)
+    assert abs(bone_length(smap.masks["femur"]) - 80) <= 2

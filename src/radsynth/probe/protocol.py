@@ -41,6 +41,7 @@ from radsynth.probe.scoring import (
     central_mask,
     femur_tibia,
     pad_to_square,
+    read_in_windows,
     regional_plane,
     resize_image,
     score_extension,
@@ -503,11 +504,28 @@ class _Probe:
             truth_structure_map(lumbar.masks).centres["lumbar_vertebrae"]
         )
         if self.reader is not None:
-            square_grown, _ = pad_to_square(grown)
-            square_truth, _ = pad_to_square(truth_image)
-            maps = self.reader.structures(np.stack([square_grown, square_truth]))
-            record["generated"] = femur_tibia(maps[0])
-            record["reader_on_truth"] = femur_tibia(maps[1])
+            # Two ways to read a tall image; the one that measures the answer key best is used
+            # for the generated image too (the instrument is calibrated on the truth only).
+            reader = self.reader
+            methods: dict[str, Callable[[np.ndarray], Any]] = {
+                "whole image padded to a square": lambda im: reader.structures(
+                    pad_to_square(im)[0]
+                )[0],
+                "square windows of the image's width": lambda im: read_in_windows(reader, im),
+            }
+            on_truth = {name: femur_tibia(read(truth_image)) for name, read in methods.items()}
+
+            def truth_error(name: str) -> float:
+                ratio = on_truth[name]["ratio"]
+                return (
+                    abs(ratio / true_props["ratio"] - 1) if ratio and true_props["ratio"] else 9.0
+                )
+
+            method = min(methods, key=truth_error)
+            record["reading"] = method
+            record["reader_on_truth_by_method"] = on_truth
+            record["generated"] = femur_tibia(methods[method](grown))
+            record["reader_on_truth"] = dict(on_truth[method])
             crops = [
                 image[r0 : r0 + field_px, c0 : c0 + field_px] for image in (grown, truth_image)
             ]
@@ -820,9 +838,14 @@ def _notes(probe: _Probe) -> list[str]:
             f"Knee to full body: the knee is given at {knee_px} px "
             f"({'half' if knee_px * 2 == probe.size else 'not'} the model's {probe.size} px), "
             "so the plane's spacing is coarser and the body needs fewer outpainting tiles; "
-            "the femur/tibia ratio is read on the whole image padded to a square, the lumbar "
-            "count on the lumbar-spine field cut from it at the same plane position as the "
-            "truth's. `reader_on_truth` shows what the reader measures on the answer key itself."
+            "the reader reads the grown image either whole (padded to a square) or in "
+            "overlapping square windows of its width (the scale of a regional radiograph), "
+            "whichever measures the answer key's femur/tibia ratio better (`reading`); the "
+            "femur and tibia lengths are the heights of the largest piece of each mask; the "
+            "lumbar count is read on the "
+            "lumbar-spine field cut from it at the plane position of the truth's lumbar spine. "
+            "The whole plane keeps the knee's exposure, so the trunk looks unlike a trunk "
+            "radiograph; `reader_on_truth` shows what the reader measures on the answer key."
         )
     if probe.reference_images:
         notes.append(

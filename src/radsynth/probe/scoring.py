@@ -29,6 +29,7 @@ __all__ = [
     "bone_length",
     "central_mask",
     "femur_tibia",
+    "read_in_windows",
     "pad_to_square",
     "regional_plane",
     "resize_mask",
@@ -136,6 +137,34 @@ def bone_length(mask: np.ndarray) -> int:
     largest = int(np.bincount(labelled.ravel())[1:].argmax()) + 1
     rows = np.flatnonzero((labelled == largest).any(axis=1))
     return int(rows[-1] - rows[0] + 1)
+
+
+def read_in_windows(reader: Any, image: np.ndarray, window: int | None = None) -> StructureMap:
+    """The reader's structure map of a large (tall) image, read in overlapping square windows
+    of the image's width (or `window` px) half a window apart: each window is read at the
+    reader's size and its group masks are resized back and OR-ed into one full-size map, so a
+    full body is read at the scale of regional radiographs rather than squeezed into one
+    160 px image. Bone centres are mapped back likewise."""
+    image = np.asarray(image, dtype=np.float32)
+    h, w = image.shape
+    side = min(window or w, h, w)
+    stride = max(1, side // 2)
+    rows = sorted({*range(0, h - side + 1, stride), h - side})
+    cols = sorted({*range(0, w - side + 1, stride), w - side})
+    corners = [(r, c) for r in rows for c in cols]
+    maps = reader.structures(np.stack([image[r : r + side, c : c + side] for r, c in corners]))
+    masks: dict[str, np.ndarray] = {}
+    centres: dict[str, list[tuple[int, int]]] = {}
+    for (r, c), smap in zip(corners, maps, strict=True):
+        scale = side / smap.shape[0]
+        for group, mask in smap.masks.items():
+            full = masks.setdefault(group, np.zeros((h, w), dtype=bool))
+            full[r : r + side, c : c + side] |= resize_mask(mask, (side, side))
+        for group, points in smap.centres.items():
+            centres.setdefault(group, []).extend(
+                (int(r + y * scale), int(c + x * scale)) for y, x in points
+            )
+    return StructureMap(masks, centres)
 
 
 def femur_tibia(smap: StructureMap) -> dict[str, Any]:

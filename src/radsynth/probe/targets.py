@@ -201,6 +201,8 @@ def lateral_within_ap(
         )
     ap_rate, lateral_rate = ap_passed / ap_n, lateral_passed / lateral_n
     points = abs(lateral_rate - ap_rate) * 100.0
+    if ap_rate == lateral_rate == 0.0 and not note:
+        note = "met trivially: no AP and no lateral radiograph passed its anatomy checks"
     return target(
         "lateral_within_3_points_of_ap",
         points,
