@@ -161,6 +161,10 @@ def test_probe_command_errors(tiny_model: Path, tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "no model folder" in missing.output
     bad = runner.invoke(app, ["probe", "--model", str(tiny_model), "--out", "o", "--n", "0"])
     assert bad.exit_code != 0 and "--n must be at least 1" in bad.output
+    no_reader = runner.invoke(
+        app, ["probe", "--model", str(tiny_model), "--out", "o", "--reader", str(tmp_path)]
+    )
+    assert no_reader.exit_code != 0 and "no reader in" in no_reader.output
 
 
 class _ThresholdReader:

@@ -127,9 +127,10 @@ def probe(
         from radsynth.evaluate.reader import load_reader
 
         try:
-            the_reader = load_reader(reader)
+            load_reader(reader)
         except (FileNotFoundError, ValueError) as error:
             raise typer.BadParameter(str(error)) from None
+        the_reader = reader
     if threads is not None:
         if threads < 1:
             raise typer.BadParameter(f"--threads must be at least 1, got {threads}")

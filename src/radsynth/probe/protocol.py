@@ -835,9 +835,9 @@ def _notes(probe: _Probe) -> list[str]:
     knee_px = config.full_body_knee_px or max(32, probe.size // 2)
     if config.full_body_cases:
         notes.append(
-            f"Knee to full body: the knee is given at {knee_px} px "
-            f"({'half' if knee_px * 2 == probe.size else 'not'} the model's {probe.size} px), "
-            "so the plane's spacing is coarser and the body needs fewer outpainting tiles; "
+            f"Knee to full body: the knee is given at {knee_px} px (the model's native size "
+            f"is {probe.size} px; a smaller knee means a coarser plane spacing and fewer "
+            "outpainting tiles for the whole body); "
             "the reader reads the grown image either whole (padded to a square) or in "
             "overlapping square windows of its width (the scale of a regional radiograph), "
             "whichever measures the answer key's femur/tibia ratio better (`reading`); the "
@@ -872,8 +872,9 @@ def run_probe(
     reader: Any = "default",
     on_step: Callable[[str], None] | None = None,
 ) -> ProbeResult:
-    """Run the protocol on the model in `folder`. `reader`: a Reader, None for no reader, or
-    "default" for the shipped one (None, with a note, when its weights are missing)."""
+    """Run the protocol on the model in `folder`. `reader`: a Reader, a reader folder, None
+    for no reader, or "default" for the shipped one (None, with a note, when its weights are
+    missing)."""
     config = config or ProbeConfig()
     reader_note = None
     reader_name: str | None = None
@@ -886,6 +887,10 @@ def run_probe(
             reader_name = str(WEIGHTS_DIR)
         except (FileNotFoundError, ValueError) as error:
             reader, reader_note = None, f"reader not loaded: {error}"
+    elif isinstance(reader, str | Path):
+        from radsynth.evaluate.reader import load_reader
+
+        reader_name, reader = str(reader), load_reader(reader)
     elif reader is not None:
         reader_name = type(reader).__name__
     probe = _Probe(Path(folder), config, reader, on_step)
