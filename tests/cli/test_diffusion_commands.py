@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -75,8 +76,9 @@ def test_inpaint_box_keeps_the_rest(model_dir: Path, knee: Path, tmp_path: Path)
         app,
         [
             "inpaint",
-            "knee",
             str(knee),
+            "--prompt",
+            "knee",
             "--box",
             "4,8,20,24",
             "--model",
@@ -97,8 +99,9 @@ def test_outpaint_and_edit(model_dir: Path, knee: Path, tmp_path: Path) -> None:
         app,
         [
             "outpaint",
-            "knee",
             str(knee),
+            "--prompt",
+            "knee",
             "--right",
             "16",
             "--top",
@@ -117,8 +120,9 @@ def test_outpaint_and_edit(model_dir: Path, knee: Path, tmp_path: Path) -> None:
         app,
         [
             "edit",
-            "fracture",
             str(knee),
+            "--prompt",
+            "fracture",
             "--mask",
             str(mask),
             "--strength",
@@ -135,15 +139,26 @@ def test_outpaint_and_edit(model_dir: Path, knee: Path, tmp_path: Path) -> None:
 
 def test_bad_options_say_what_to_do(model_dir: Path, knee: Path, tmp_path: Path) -> None:
     both = runner.invoke(
-        app, ["inpaint", "knee", str(knee), "--out", str(tmp_path), "--model", str(model_dir)]
+        app,
+        [
+            "inpaint",
+            str(knee),
+            "--prompt",
+            "knee",
+            "--out",
+            str(tmp_path),
+            "--model",
+            str(model_dir),
+        ],
     )
     assert both.exit_code != 0 and "exactly one of --mask" in both.output
     outside = runner.invoke(
         app,
         [
             "inpaint",
-            "knee",
             str(knee),
+            "--prompt",
+            "knee",
             "--box",
             "0,0,99,4",
             "--out",
@@ -214,7 +229,7 @@ def test_no_identifying_attribute_survives_from_a_real_dicom(
     source = small_copy("RG1_UNCR.dcm", 32, tmp_path / "chest.dcm")
     header = pydicom.dcmread(source, stop_before_pixels=True)
     result = run_cli(
-        "inpaint", "chest", source, "--box", "8,8,24,24", "--model", model_dir,
+        "inpaint", source, "--prompt", "chest", "--box", "8,8,24,24", "--model", model_dir,
         "--out", tmp_path / "o", "--format", "dicom",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -257,7 +272,7 @@ def test_keep_patient_keeps_the_study_and_warns_loudly(model_dir: Path, tmp_path
     source = small_copy("RG1_UNCR.dcm", 32, tmp_path / "chest.dcm")
     header = pydicom.dcmread(source, stop_before_pixels=True)
     result = run_cli(
-        "edit", "chest", source, "--box", "0,0,16,16", "--model", model_dir,
+        "edit", source, "--prompt", "chest", "--box", "0,0,16,16", "--model", model_dir,
         "--out", tmp_path / "o", "--format", "dicom", "--keep-patient",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -273,7 +288,7 @@ def test_spacing_of_a_real_dicom_is_kept_in_png_and_dicom(model_dir: Path, tmp_p
     spacing = [float(v) for v in pydicom.dcmread(source).PixelSpacing]
     for output_format in ("png", "dicom"):
         result = run_cli(
-            "outpaint", "CT of the head", source, "--right", "8", "--model", model_dir,
+            "outpaint", source, "--prompt", "CT of the head", "--right", "8", "--model", model_dir,
             "--out", tmp_path / output_format, "--format", output_format,
         )  # fmt: skip
         assert result.exit_code == 0, result.output
@@ -291,7 +306,16 @@ def test_sixteen_bit_png_input_gives_sixteen_bit_output_with_kept_pixels_exact(
     pixels = (1000 + 900 * x + 37 * y).astype(np.uint16)
     source = write_png(tmp_path / "sixteen.png", pixels)
     result = run_cli(
-        "inpaint", "knee", source, "--box", "0,0,8,8", "--model", model_dir, "--out", tmp_path / "o"
+        "inpaint",
+        source,
+        "--prompt",
+        "knee",
+        "--box",
+        "0,0,8,8",
+        "--model",
+        model_dir,
+        "--out",
+        tmp_path / "o",
     )
     assert result.exit_code == 0, result.output
     out = gray(tmp_path / "o" / "inpainted-seed0.png")
@@ -308,24 +332,45 @@ def test_bad_inputs_and_output_options_are_clear_errors(
     rgb[..., 0] = 200
     Image.fromarray(rgb).save(colour)
     cases = [
-        (["inpaint", "knee", text, "--box", "0,0,4,4"], "is not an image radsynth can read"),
-        (["inpaint", "knee", tmp_path / "missing.dcm", "--box", "0,0,4,4"], "does not exist"),
-        (["outpaint", "knee", colour, "--right", "8"], "--color luminance"),
+        (
+            ["inpaint", text, "--prompt", "knee", "--box", "0,0,4,4"],
+            "is not an image radsynth can read",
+        ),
+        (
+            ["inpaint", tmp_path / "missing.dcm", "--prompt", "knee", "--box", "0,0,4,4"],
+            "does not exist",
+        ),
+        (["outpaint", colour, "--prompt", "knee", "--right", "8"], "--color luminance"),
         (["generate", "knee", "--format", "tiff"], "--format must be png or dicom"),
         (["generate", "knee", "--format", "dicom", "--keep-patient"], "No such option"),
-        (["edit", "knee", knee, "--box", "0,0,4,4", "--keep-patient"], "--format dicom only"),
         (
-            ["edit", "knee", knee, "--box", "0,0,4,4", "--format", "dicom", "--keep-patient"],
+            ["edit", knee, "--prompt", "knee", "--box", "0,0,4,4", "--keep-patient"],
+            "--format dicom only",
+        ),
+        (
+            [
+                "edit",
+                knee,
+                "--prompt",
+                "knee",
+                "--box",
+                "0,0,4,4",
+                "--format",
+                "dicom",
+                "--keep-patient",
+            ],
             "keeps the patient of a DICOM input",
         ),
     ]
     for args, message in cases:
         result = run_cli(*args, "--model", model_dir, "--out", tmp_path / "o")
         assert result.exit_code == 2, (args, result.output)
-        assert message in " ".join(result.output.split()), (args, result.output)
+        # rich wraps the message in a box: drop its borders before joining the words
+        text = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+        assert message in text, (args, result.output)
         assert "Traceback" not in result.output
     converted = run_cli(
-        "outpaint", "knee", colour, "--right", "8", "--color", "luminance",
+        "outpaint", colour, "--prompt", "knee", "--right", "8", "--color", "luminance",
         "--model", model_dir, "--out", tmp_path / "c",
     )  # fmt: skip
     assert converted.exit_code == 0, converted.output
@@ -333,10 +378,21 @@ def test_bad_inputs_and_output_options_are_clear_errors(
 
 def test_a_multi_frame_dicom_needs_a_frame(model_dir: Path, tmp_path: Path) -> None:
     source = sample("emri_small.dcm")  # 10 frames of 64 x 64
-    args = ["inpaint", "knee", source, "--box", "0,0,8,8", "--model", model_dir]
+    args = ["inpaint", source, "--prompt", "knee", "--box", "0,0,8,8", "--model", model_dir]
     unchosen = run_cli(*args, "--out", tmp_path / "a")
     assert unchosen.exit_code == 2 and "has 10 frames" in " ".join(unchosen.output.split())
     chosen = run_cli(*args, "--frame", "3", "--out", tmp_path / "b", "--format", "dicom")
     assert chosen.exit_code == 0, chosen.output
     output = pydicom.dcmread(tmp_path / "b" / "inpainted-seed0.dcm")
     assert (output.Rows, output.Columns, output.Modality) == (64, 64, "MR")
+
+
+def test_edit_needs_a_prompt_and_inpaint_can_go_without(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    common = ["--box", "0,0,8,8", "--model", str(model_dir), "--out", str(tmp_path / "o")]
+    missing = runner.invoke(app, ["edit", str(knee), *common])
+    assert missing.exit_code != 0 and "--prompt" in missing.output
+    unprompted = runner.invoke(app, ["inpaint", str(knee), *common])
+    assert unprompted.exit_code == 0, unprompted.output
+    assert Image.open(tmp_path / "o" / "inpainted-seed0.png").text["Prompt"] == ""

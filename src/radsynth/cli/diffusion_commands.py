@@ -285,9 +285,16 @@ def generate(
 
 
 def inpaint(
-    prompt: Annotated[str, typer.Argument(help="what the masked area should show")],
     image: Annotated[Path, typer.Argument(help="input image (DICOM, NIfTI, PNG, TIFF, JPEG)")],
     out: OutOption,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            "-p",
+            help="what the erased area should show (default: let the context decide)",
+        ),
+    ] = "",
     mask: Annotated[Path | None, typer.Option(help="mask image, white = regenerate")] = None,
     box: Annotated[str | None, typer.Option(help="x0,y0,x1,y1 in pixels to regenerate")] = None,
     n: CountOption = 1,
@@ -337,9 +344,14 @@ def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndar
 
 
 def outpaint(
-    prompt: Annotated[str, typer.Argument(help="what the extended image shows")],
     image: Annotated[Path, typer.Argument(help="input image (DICOM, NIfTI, PNG, TIFF, JPEG)")],
     out: OutOption,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt", "-p", help="what the extended image shows (default: let the context decide)"
+        ),
+    ] = "",
     left: Annotated[int, typer.Option(help="pixels to add on the left")] = 0,
     right: Annotated[int, typer.Option(help="pixels to add on the right")] = 0,
     top: Annotated[int, typer.Option(help="pixels to add at the top")] = 0,
@@ -377,9 +389,9 @@ def outpaint(
 
 
 def edit(
-    prompt: Annotated[str, typer.Argument(help="the image as it should become")],
     image: Annotated[Path, typer.Argument(help="input image (DICOM, NIfTI, PNG, TIFF, JPEG)")],
     out: OutOption,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="the image as it should become")],
     mask: Annotated[Path | None, typer.Option(help="mask image, white = may change")] = None,
     box: Annotated[str | None, typer.Option(help="x0,y0,x1,y1 in pixels that may change")] = None,
     strength: Annotated[float, typer.Option(help="0.3 subtle .. 1.0 full")] = 0.6,
