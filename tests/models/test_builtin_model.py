@@ -1,0 +1,48 @@
+"""The built-in model shipped in the package: complete, fp16 on disk, recorded, and usable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+import radsynth.models
+from radsynth.pipelines import TextToImagePipeline
+
+BUILTIN = Path(radsynth.models.__file__).parent / "builtin"
+
+
+def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:
+    weights = BUILTIN / "unet" / "diffusion_pytorch_model.safetensors"
+    with safe_open(str(weights), framework="pt") as handle:
+        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    assert dtypes == {"F16"}
+    assert weights.stat().st_size < 40e6  # a few tens of MB at most
+    assert not list(BUILTIN.rglob("*.bin")) and not list(BUILTIN.rglob("*.ckpt"))
+    record = json.loads((BUILTIN / "training.json").read_text())
+    assert "--preset builtin" in record["command"] and record["steps"] > 0
+    assert record["wall_seconds"] > 0 and record["machine"]
+    assert record["config"]["preset"] == "builtin" and record["data"]["images"] > 1000
+    assert "make_builtin_data.py" in record["shipped"]["data_command"]
+    assert record["shipped"]["unet_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_builtin_model_generates_256_px_images_from_a_seed() -> None:
+    pipe = TextToImagePipeline.from_pretrained(BUILTIN)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.components.sample_size >= 256 and pipe.components.patch_size == 8
+
+    def knee(seed: int) -> np.ndarray:
+        generator = torch.Generator().manual_seed(seed)
+        return np.asarray(
+            pipe("An X-ray of the knee", generator=generator, num_inference_steps=2).images[0]
+        )
+
+    first, again, other = knee(0), knee(0), knee(1)
+    assert first.shape == (256, 256) and first.min() >= 0.0 and first.max() <= 1.0
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert first.std() > 0.02
