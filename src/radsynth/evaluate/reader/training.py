@@ -39,7 +39,7 @@ class TrainReaderConfig:
     steps: int = 3000
     size: int = 160  # 160 px keeps carpal centres >= 4 px apart and a step near 1.5 s on 1 core
     seed: int = 0
-    batch_size: int = 12
+    batch_size: int = 16
     lr: float = 2e-3  # AdamW with warm-up and cosine decay
     weight_decay: float = 1e-4
     workers: int = 1  # processes that render the cache
