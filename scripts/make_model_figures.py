@@ -2,12 +2,12 @@
 
     .venv/bin/python scripts/make_model_figures.py [--model DIR] [--only NAME ...]
 
-docs/figure1.png             "An X-ray of the <region>", 8 regions x 4 images, all kept
-docs/generated_modalities.png CT, MRI and ultrasound prompts, 4 images each
+docs/figure1.jpg             "An X-ray of the <region>", 8 regions x 4 images, all kept
+docs/generated_modalities.jpg CT, MRI and ultrasound prompts, 4 images each
 docs/inpainting.png          joints erased and reconstructed: truth | erased | radsynth | biharmonic
-docs/knee_to_full_body.png   a knee radiograph outpainted to the whole body, beside the same
+docs/knee_to_full_body.jpg   a knee radiograph outpainted to the whole body, beside the same
                              body's true projection (the answer key)
-docs/findings.png            findings asked for by prompt, and a pacemaker removed by inpainting
+docs/findings.jpg            findings asked for by prompt, and a pacemaker removed by inpainting
 
 Every image comes from a fixed seed; the figures are remade bit for bit on the same machine.
 """
@@ -63,7 +63,14 @@ def _tile(image: np.ndarray) -> Image.Image:
 
 
 def _save(name: str, pixels: np.ndarray) -> None:
-    path = write_png(DOCS / name, pixels, INFO)
+    """PNG with text chunks; .jpg names are saved at half size (noisy grids compress badly)."""
+    if name.endswith(".jpg"):
+        image = Image.fromarray(pixels)
+        image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
+        path = DOCS / name
+        image.save(path, quality=75, optimize=True)
+    else:
+        path = write_png(DOCS / name, pixels, INFO)
     print(f"wrote {path}", flush=True)
 
 
@@ -71,12 +78,12 @@ def figure1(pipe: TextToImagePipeline) -> None:
     from radsynth.probe.figures import figure1_prompts
 
     rows = generate_rows(pipe, figure1_prompts(), 4, seed=0)
-    _save("figure1.png", labelled_grid(rows, "radsynth built-in model: study Figure 1"))
+    _save("figure1.jpg", labelled_grid(rows, "radsynth built-in model: study Figure 1"))
 
 
 def modalities(pipe: TextToImagePipeline) -> None:
     rows = generate_rows(pipe, MODALITY_PROMPTS, 4, seed=100)
-    _save("generated_modalities.png", labelled_grid(rows, "CT, MRI and ultrasound from text"))
+    _save("generated_modalities.jpg", labelled_grid(rows, "CT, MRI and ultrasound from text"))
 
 
 def findings(pipe: TextToImagePipeline, inpaint: InpaintPipeline) -> None:
@@ -105,7 +112,7 @@ def findings(pipe: TextToImagePipeline, inpaint: InpaintPipeline) -> None:
             [seed, seed, 0],
         )
     )
-    _save("findings.png", labelled_grid(rows, "Findings by prompt, and removal by inpainting"))
+    _save("findings.jpg", labelled_grid(rows, "Findings by prompt, and removal by inpainting"))
 
 
 def inpainting(inpaint: InpaintPipeline) -> None:
@@ -167,7 +174,7 @@ def knee_to_full_body(outpaint: OutpaintPipeline, seed: int = 3, size: int = 256
         draw.text((k * (wide + gap) + 4, 2), label, fill=235, font=font)
         x0 = k * (wide + gap) + left
         draw.rectangle((x0, 24 + top, x0 + size - 1, 24 + top + size - 1), outline=200, width=2)
-    _save("knee_to_full_body.png", np.asarray(canvas))
+    _save("knee_to_full_body.jpg", np.asarray(canvas))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
