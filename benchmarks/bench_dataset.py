@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     n_large = args.n_large or 4 * n
     with tempfile.TemporaryDirectory(prefix="bench-dataset-") as tmp:
         folder = Path(tmp)
-        model = None if phantoms else (args.model or random_builtin_model(folder))
+        model = (
+            None
+            if phantoms
+            else (args.model.resolve() if args.model else random_builtin_model(folder))
+        )
         what = "phantom radiographs, 256 px" if phantoms else f"model {model}, {args.steps} steps"
         print(f"radsynth dataset build: {what}; one torch thread per process; "
               f"{os.cpu_count()} CPU cores")  # fmt: skip
