@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from radsynth.models import build_components
+from radsynth.paths import BUILTIN_MODEL as BUILTIN
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.probe.figures import figure1_prompts
 
-BUILTIN = Path(__file__).resolve().parents[1] / "src" / "radsynth" / "models" / "builtin"
 BASELINE_STEPS = 50  # diffusers' default num_inference_steps
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.cli.phantoms_command import write_case
-from radsynth.io.manifest import iter_manifest
+from radsynth.io.manifest import ManifestWriter, iter_manifest
 from radsynth.phantoms.crops import make_body_crop
 
 CROP_SEED_OFFSET = 10_000_000  # crop seeds never coincide with regional case seeds
@@ -29,41 +29,28 @@ CROP_SEED_OFFSET = 10_000_000  # crop seeds never coincide with regional case se
 def _crop(args: tuple[Path, int, int, int]) -> dict:
     out, index, seed, size = args
     case = make_body_crop(seed, size=size)
-    record = write_case(out, f"crop-{index:06d}", case)
-    return record
+    return write_case(out, f"crop-{index:06d}", case)
 
 
 def write_crops(out: Path, count: int, seed: int, size: int, workers: int) -> None:
     for sub in ("images", "display", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    manifest = out / "manifest.jsonl"
-    done = set()
-    if manifest.exists():
-        lines = manifest.read_text().splitlines()
-        good = []
-        for line in lines:
-            try:
-                done.add(json.loads(line)["id"])
-                good.append(line)
-            except (json.JSONDecodeError, KeyError):
-                break  # a line cut off by a kill: drop it and what follows
-        manifest.write_text("".join(g + "\n" for g in good))
-    todo = [
-        (out, i, seed + CROP_SEED_OFFSET + i, size)
-        for i in range(count)
-        if f"crop-{i:06d}" not in done
-    ]
     columns = (TextColumn("crops"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    with (
-        Progress(*columns, TimeRemainingColumn()) as progress,
-        multiprocessing.Pool(workers) as pool,
-        manifest.open("a") as handle,
-    ):
-        task = progress.add_task("crops", total=count, completed=count - len(todo))
-        for record in pool.imap(_crop, todo, chunksize=4):
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            progress.advance(task)
+    # ManifestWriter drops a line cut short by a kill and knows which crops are done.
+    with ManifestWriter(out) as manifest:
+        todo = [
+            (out, i, seed + CROP_SEED_OFFSET + i, size)
+            for i in range(count)
+            if f"crop-{i:06d}" not in manifest.done_ids
+        ]
+        with (
+            Progress(*columns, TimeRemainingColumn()) as progress,
+            multiprocessing.Pool(workers) as pool,
+        ):
+            task = progress.add_task("crops", total=count, completed=count - len(todo))
+            for record in pool.imap(_crop, todo, chunksize=4):
+                manifest.append(record)
+                progress.advance(task)
 
 
 def merge(out: Path) -> int:

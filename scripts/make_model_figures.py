@@ -27,6 +27,7 @@ from scipy import ndimage
 from skimage.restoration import inpaint_biharmonic
 
 from radsynth.io.png import write_png
+from radsynth.paths import BUILTIN_MODEL
 from radsynth.phantoms.body import draw_subject, make_body
 from radsynth.phantoms.cases import make_case
 from radsynth.phantoms.xray import region_centre, region_settings, render_window
@@ -36,7 +37,6 @@ from radsynth.vocabulary import Finding
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-BUILTIN = ROOT / "src" / "radsynth" / "models" / "builtin"
 INFO = {"Software": "radsynth scripts/make_model_figures.py", "Synthetic": "YES"}
 
 MODALITY_PROMPTS = [
@@ -179,7 +179,7 @@ def knee_to_full_body(outpaint: OutpaintPipeline, seed: int = 3, size: int = 256
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=BUILTIN)
+    parser.add_argument("--model", type=Path, default=BUILTIN_MODEL)
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args(argv)
     DOCS.mkdir(exist_ok=True)

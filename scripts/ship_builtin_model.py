@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from radsynth.models import DiffusionComponents
-
-TARGET = Path(__file__).resolve().parent.parent / "src" / "radsynth" / "models" / "builtin"
+from radsynth.paths import BUILTIN_MODEL as TARGET
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ import subprocess
 import warnings
 from pathlib import Path
 
+import pydicom
 import pytest
+from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
 from pydicom.data import get_testdata_file
 
 
@@ -51,3 +53,28 @@ def dcm2pnm_render(path: Path, out: Path) -> bytes:
     )
     assert result.returncode == 0, result.stderr
     return out.read_bytes()
+
+
+def _in_profile(entry: tuple[int, ...], tag: pydicom.tag.BaseTag) -> bool:
+    """Whether a PS3.15 table entry covers a tag; (group, element[, group mask, element mask])."""
+    if len(entry) == 2:
+        return tag == pydicom.tag.Tag(entry[0], entry[1])
+    group, element, group_mask, element_mask = entry
+    return (tag.group & group_mask) == group and (tag.element & element_mask) == element
+
+
+def assert_no_identifying_value_survives(source: pydicom.Dataset, output: pydicom.Dataset) -> int:
+    """Assert that no non-empty attribute of `source` in the PS3.15 basic profile reappears
+    with its value in `output`; return how many source attributes were compared."""
+    profile = dicom_anonymization_database_selector("dicomfields_2026c")["ALL_TAGS"]
+    checked = 0
+    for element in source.iterall():
+        if element.value in (None, "", b"") or not any(
+            _in_profile(e, element.tag) for e in profile
+        ):
+            continue
+        checked += 1
+        for found in output.iterall():
+            if found.tag == element.tag:
+                assert found.value != element.value, f"{found.keyword} survived"
+    return checked

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import safe_open
 
-import radsynth.models
+from radsynth.paths import BUILTIN_MODEL as BUILTIN
 from radsynth.pipelines import TextToImagePipeline
-
-BUILTIN = Path(radsynth.models.__file__).parent / "builtin"
 
 
 def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:

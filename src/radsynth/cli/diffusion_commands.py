@@ -20,6 +20,7 @@ import numpy as np
 import typer
 
 from radsynth.io.reader import MedicalImage
+from radsynth.paths import BUILTIN_MODEL
 
 ModelOption = Annotated[
     Path | None, typer.Option("--model", help="model folder (default: the built-in model)")
@@ -51,7 +52,6 @@ ColorOption = Annotated[
     str,
     typer.Option("--color", help="error: refuse colour input; luminance: convert to grayscale"),
 ]
-BUILTIN_MODEL = Path(__file__).resolve().parents[1] / "models" / "builtin"
 
 
 def _model_dir(model: Path | None) -> Path:

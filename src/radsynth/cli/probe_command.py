@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-BUILTIN_MODEL = Path(__file__).resolve().parents[1] / "models" / "builtin"
+from radsynth.paths import BUILTIN_MODEL
 
 
 def figure1(

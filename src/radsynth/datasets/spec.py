@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import yaml
 
+from radsynth.paths import BUILTIN_MODEL
 from radsynth.vocabulary import Finding, Labels, canonical_caption, parse_prompt
 
 Source = Literal["model", "phantoms"]
@@ -46,7 +47,6 @@ LABEL_KEYS = ("modality", "region", "view", "laterality", "sex", "age", "finding
 FINDING_KEYS = ("kind", "site", "qualifiers")
 PHANTOM_SIZE = 256  # default phantom image size in pixels
 MAX_IMAGES = 10_000_000  # a larger total is a typo, not a data set
-BUILTIN_MODEL = Path(__file__).resolve().parents[1] / "models" / "builtin"
 
 
 class SpecError(ValueError):

@@ -17,24 +17,11 @@ import numpy as np
 from radsynth.phantoms import xray
 from radsynth.phantoms.body import draw_subject, make_body
 from radsynth.phantoms.cases import Case
-from radsynth.vocabulary import PAIRED_REGIONS, Labels, make_caption
+from radsynth.vocabulary import PAIRED_REGIONS, XRAY_REGIONS, Labels, make_caption
 
 # Regions whose field sets spacing and exposure of a crop (the full-body region has its own,
 # much coarser spacing, and is not a crop source).
-CROP_REGIONS: tuple[str, ...] = (
-    "head",
-    "chest",
-    "shoulder",
-    "abdomen",
-    "pelvis",
-    "hand",
-    "knee",
-    "ankle",
-    "wrist",
-    "cervical_spine",
-    "thoracic_spine",
-    "lumbar_spine",
-)
+CROP_REGIONS: tuple[str, ...] = tuple(r for r in XRAY_REGIONS if r != "full_body")
 # How far a crop's centre may move from the region's centre, in field widths.
 SHIFT_ALONG = 1.25  # head-foot axis
 SHIFT_ACROSS = 0.6  # left-right (AP) or front-back (lateral)
