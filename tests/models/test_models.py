@@ -132,3 +132,32 @@ def test_patched_pixel_model_folds_pixels_exactly_and_keeps_its_patch_size(
     (folder / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="positive integer"):
         type(components).from_pretrained(folder)
+
+
+def test_snr_scale_multiplies_the_signal_to_noise_ratio_and_survives_saving(
+    tmp_path: Path,
+) -> None:
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    from radsynth.models.components import build_scheduler
+
+    plain = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    preset = get_preset("tiny")
+    preset.snr_scale = 1 / 16
+    scheduler = build_scheduler(preset)
+
+    def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+        return alphas_cumprod.double() / (1 - alphas_cumprod.double())
+
+    ratio = snr(scheduler.alphas_cumprod) / snr(plain.alphas_cumprod)
+    assert torch.allclose(ratio[:995], torch.full((995,), 1 / 16, dtype=torch.float64), rtol=1e-4)
+    # A plain preset keeps the named schedule; the builtin preset is shifted for its 256 px.
+    assert "trained_betas" not in dict(build_scheduler(get_preset("tiny")).config) or (
+        build_scheduler(get_preset("tiny")).config.trained_betas is None
+    )
+    assert get_preset("builtin").snr_scale == (64 / 256) ** 2
+    # The shift lives in the saved config: training's DDPM and a swapped-in DDIM share it.
+    scheduler.save_config(tmp_path)
+    for other in (DDPMScheduler, DDIMScheduler):
+        loaded = other.from_pretrained(tmp_path)
+        assert torch.allclose(loaded.alphas_cumprod, scheduler.alphas_cumprod)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -151,6 +152,35 @@ def test_edit_without_mask_edits_the_whole_image(
     edited = EditPipeline(tiny)("fracture", image, strength=0.5, generator=seeded(0)).images[0]
     assert edited.shape == image.shape
     assert np.abs(edited - image).mean() > 1e-3
+
+
+def test_guidance_cutoff_limits_guidance_to_high_noise_steps(tiny: DiffusionComponents) -> None:
+    pipe = TextToImagePipeline(tiny)
+    assert pipe.guidance_cutoff == 0.0  # the tiny preset guides every step
+    guided = pipe(PROMPT, guidance_scale=3.0, num_inference_steps=4, generator=seeded(2)).images
+    unguided = pipe(PROMPT, guidance_scale=1.0, num_inference_steps=4, generator=seeded(2)).images
+    try:
+        # Cutoff 1: no timestep reaches T, so no step is guided: the unguided images, exactly.
+        pipe.guidance_cutoff = 1.0
+        none = pipe(PROMPT, guidance_scale=3.0, num_inference_steps=4, generator=seeded(2)).images
+        # Cutoff 0.5: the first (noisiest) steps are guided, the rest are not: a third result.
+        pipe.guidance_cutoff = 0.5
+        half = pipe(PROMPT, guidance_scale=3.0, num_inference_steps=4, generator=seeded(2)).images
+    finally:
+        pipe.guidance_cutoff = 0.0
+    assert np.array_equal(none, unguided)
+    assert not np.array_equal(half, guided) and not np.array_equal(half, unguided)
+    with pytest.raises(ValueError, match="guidance_cutoff"):
+        pipe.guidance_cutoff = 1.5
+
+
+def test_guidance_cutoff_is_saved_with_the_model(tmp_path: Path) -> None:
+    from radsynth.models import build_components
+
+    components = build_components("tiny", seed=0)
+    components.defaults["guidance_cutoff"] = 0.25
+    components.save_pretrained(tmp_path / "model")
+    assert TextToImagePipeline.from_pretrained(tmp_path / "model").guidance_cutoff == 0.25
 
 
 def test_save_load_round_trip_gives_identical_images(

@@ -82,6 +82,64 @@ def test_min_snr_weights_cap_low_noise_steps() -> None:
     assert eps[0] < 0.01  # the nearly clean step is strongly down-weighted
 
 
+def test_x0_prediction_weights_are_the_capped_v_loss_weights() -> None:
+    alphas = torch.tensor([0.999, 0.5, 0.01])
+    weights = min_snr_weights(alphas, torch.tensor([0, 1, 2]), 5.0, "sample")
+    # |v - v_hat|^2 = (SNR + 1) |x0 - x0_hat|^2: SNR + 1 = 1000, 2, 1.0101; capped at 5.
+    assert torch.allclose(weights, torch.tensor([5.0, 2.0, 1.0 / 0.99]))
+    assert torch.equal(min_snr_weights(alphas, torch.tensor([0, 2]), None, "sample"), torch.ones(2))
+
+
+@pytest.mark.parametrize("prediction", ["sample", "v_prediction", "epsilon"])
+def test_the_loss_target_follows_the_prediction_type(prediction: str) -> None:
+    """A denoiser that returns the exact target of its prediction type has zero loss."""
+    from diffusers import DDPMScheduler
+
+    from radsynth.models import build_components
+    from radsynth.train.loop import diffusion_loss
+
+    components = build_components("tiny", seed=0)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type=prediction)
+    images = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    clean = components.image_to_model(images)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, noisy: torch.Tensor, t: torch.Tensor, **_: object) -> object:
+            # Recover the noise from the noisy input and the known clean images.
+            alpha_bar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+            noise = (noisy - alpha_bar.sqrt() * clean) / (1 - alpha_bar).sqrt()
+            if prediction == "sample":
+                target = clean
+            elif prediction == "v_prediction":
+                target = scheduler.get_velocity(clean, noise, t)
+            else:
+                target = noise
+            return type("Out", (), {"sample": target})()
+
+    config = TrainConfig(data_dir=Path("."), output_dir=Path("."), preset="tiny")
+    loss = diffusion_loss(
+        components,
+        Oracle(),
+        scheduler,
+        images,
+        ["PA chest radiograph"] * 3,
+        torch.Generator().manual_seed(1),
+        config,
+    )
+    assert float(loss) < 1e-8
+    # And a denoiser that returns its noisy input instead has a clearly positive loss.
+    lazy = diffusion_loss(
+        components,
+        lambda x, t, **_: type("Out", (), {"sample": x})(),
+        scheduler,
+        images,
+        ["PA chest radiograph"] * 3,
+        torch.Generator().manual_seed(1),
+        config,
+    )
+    assert float(lazy) > 1e-3
+
+
 def test_two_steps_write_model_checkpoints_and_records(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     model_dir = train(tiny_config(data_dir, out, command="radsynth train (test)"))

@@ -305,6 +305,7 @@ def build_components(preset: ModelPreset | str, seed: int = 0) -> DiffusionCompo
             "preset": preset.name,
             "num_inference_steps": preset.num_inference_steps,
             "guidance_scale": preset.guidance_scale,
+            "guidance_cutoff": preset.guidance_cutoff,
         },
         patch_size=patch,
     )
@@ -327,6 +328,19 @@ def _build_vae(preset: ModelPreset) -> Any:
     return vae.eval()
 
 
+def scaled_snr_betas(beta_schedule: str, num_train_timesteps: int, snr_scale: float) -> list[float]:
+    """Betas whose SNR(t) = alpha_bar / (1 - alpha_bar) is `snr_scale` times the schedule's."""
+    from diffusers import DDPMScheduler
+
+    base: Any = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule)
+    alpha_bar = base.alphas_cumprod.double()
+    snr = alpha_bar / (1.0 - alpha_bar) * snr_scale
+    scaled = snr / (1.0 + snr)
+    previous = torch.cat([torch.ones(1, dtype=torch.float64), scaled[:-1]])
+    betas = torch.clamp(1.0 - scaled / previous, max=0.999)
+    return [float(b) for b in betas]
+
+
 def build_scheduler(preset: ModelPreset) -> Any:
     """The sampling scheduler named by the preset, with the preset's noise schedule."""
     import diffusers
@@ -339,6 +353,12 @@ def build_scheduler(preset: ModelPreset) -> Any:
         # "trailing" starts sampling at t = T: with few steps the first step sees pure noise.
         "timestep_spacing": "trailing",
     }
+    if preset.snr_scale != 1.0:
+        # Saved as trained_betas in scheduler_config.json: any diffusers scheduler rebuilt
+        # from the config (training's DDPM, a swapped-in DDIM) gets the same noise levels.
+        options["trained_betas"] = scaled_snr_betas(
+            preset.beta_schedule, preset.num_train_timesteps, preset.snr_scale
+        )
     if preset.scheduler == "DPMSolverMultistepScheduler":
         options["algorithm_type"] = "dpmsolver++"
         options["solver_order"] = 2

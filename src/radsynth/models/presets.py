@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Architecture = Literal["pixel", "latent"]
-PredictionType = Literal["v_prediction", "epsilon"]
+PredictionType = Literal["v_prediction", "epsilon", "sample"]
 
 
 @dataclass
@@ -42,10 +42,18 @@ class ModelPreset:
     # Cosine betas leave almost no signal at t = T, so pixel-space samples start from true noise.
     beta_schedule: str = "squaredcos_cap_v2"
     num_train_timesteps: int = 1000
+    # Multiplies the schedule's signal-to-noise ratio at every timestep (Hoogeboom et al. 2023,
+    # "simple diffusion"): a large image keeps its layout visible through noise that hides a
+    # small one, so at 256 px the plain cosine schedule leaves the layout to the last few
+    # timesteps near t = T, which training barely visits. (64 / resolution)**2 gives a 256 px
+    # image the noise levels a 64 px image has under the plain schedule. 1 = unshifted.
+    snr_scale: float = 1.0
     # DPM-Solver++ (2nd order, multistep) reaches DDPM-50 quality in about 20 steps on CPU.
     scheduler: str = "DPMSolverMultistepScheduler"
     num_inference_steps: int = 20
     guidance_scale: float = 3.0
+    # Guidance only at timesteps t >= guidance_cutoff * T; later steps cost half (0 = always).
+    guidance_cutoff: float = 0.0
     text_max_length: int = 64  # prompt tokens kept; radiology prompts are short
     description: str = ""
     extra_unet_config: dict[str, object] = field(default_factory=dict)
@@ -96,10 +104,12 @@ _PRESETS: dict[str, ModelPreset] = {
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=4,
         norm_num_groups=4,
+        prediction_type="sample",
         num_inference_steps=2,
         text_max_length=16,
         extra_unet_config={"addition_embed_type": "text", "addition_embed_type_num_heads": 4},
-        description="Tests only: the built-in layout (4 x 4 patches, pooled text) at 32 px.",
+        description="Tests only: the built-in layout (4 x 4 patches, pooled text, x0-prediction) "
+        "at 32 px.",
     ),
     "builtin": ModelPreset(
         name="builtin",
@@ -118,6 +128,11 @@ _PRESETS: dict[str, ModelPreset] = {
         # residual block as an attention-pooled embedding added to the timestep embedding, which
         # carries the global facts (modality, region, view, sex) to full resolution.
         extra_unet_config={"addition_embed_type": "text", "addition_embed_type_num_heads": 4},
+        # x0-prediction: the UNet outputs the clean image, not the 64-dimensional noise of each
+        # patch, which a net this size cannot reproduce exactly (v0 was trained with v and
+        # sampled as noise; Li & He 2025 show the same for large pixel patches).
+        prediction_type="sample",
+        snr_scale=(64 / 256) ** 2,
         num_inference_steps=10,
         guidance_scale=2.5,
         text_max_length=32,

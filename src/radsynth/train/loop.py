@@ -2,8 +2,8 @@
 
 Runs unchanged in one process or under `accelerate launch --num_processes N` (CPU or GPU): each
 process draws its own batch, gradients are averaged by accelerate. The objective follows the
-model's scheduler (v-prediction for radsynth presets, epsilon for most Stable Diffusion
-checkpoints), weighted per timestep by Min-SNR-gamma.
+model's scheduler (x0-prediction for the built-in preset, v-prediction for the small presets,
+epsilon for most Stable Diffusion checkpoints), weighted per timestep (`min_snr_weights`).
 """
 
 from __future__ import annotations
@@ -54,11 +54,20 @@ def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
 def min_snr_weights(
     alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float | None, prediction: str
 ) -> torch.Tensor:
-    """Per-sample loss weights: min(SNR, gamma) / SNR for epsilon, / (SNR + 1) for v."""
+    """Per-sample loss weights.
+
+    epsilon and v: Min-SNR-gamma, min(SNR, gamma) / SNR for epsilon and / (SNR + 1) for v.
+    sample (x0-prediction): min(SNR + 1, gamma), the weight of the v-loss on an x0 error
+    (|v - v_hat|^2 = (SNR + 1) |x0 - x0_hat|^2) capped at low noise, as in Li & He 2025
+    ("x-prediction, v-loss"): high-noise steps keep weight 1, so layout is learnt first.
+    No gamma: uniform weights in the model's own target.
+    """
     if gamma is None:
         return torch.ones(timesteps.shape, dtype=torch.float32)
     alpha_bar = alphas_cumprod[timesteps].float()
     snr = alpha_bar / (1.0 - alpha_bar)
+    if prediction == "sample":
+        return torch.clamp(snr + 1.0, max=gamma)
     clipped = torch.clamp(snr, max=gamma)
     return clipped / (snr + 1.0) if prediction == "v_prediction" else clipped / snr
 
@@ -95,6 +104,8 @@ def diffusion_loss(
     prediction = noise_scheduler.config.prediction_type
     if prediction == "v_prediction":
         target = noise_scheduler.get_velocity(latents, noise, timesteps.to(device))
+    elif prediction == "sample":
+        target = latents
     else:
         target = noise
     predicted = unet(noisy, timesteps.to(device), encoder_hidden_states=embeds).sample
