@@ -186,3 +186,23 @@ def test_reading_a_tall_image_in_windows_keeps_its_proportions() -> None:
     smap = read_in_windows(_ThresholdReader(), image)
     assert smap.masks["femur"].shape == (96, 32)
     assert abs(bone_length(smap.masks["femur"]) - 80) <= 2
+
+
+def test_scores_name_the_shipped_model_the_same_on_every_machine(tmp_path: Path) -> None:
+    from radsynth.paths import BUILTIN_MODEL
+    from radsynth.probe.protocol import shipped_name
+
+    name = shipped_name(BUILTIN_MODEL, BUILTIN_MODEL, "radsynth's built-in model")
+    assert name.startswith("radsynth's built-in model (weights sha256 ")
+    assert str(BUILTIN_MODEL.parent) not in name  # no machine-specific path
+    # A relative spelling of the same folder is the same model.
+    relative = Path("src/radsynth/models/builtin")
+    if relative.resolve() == BUILTIN_MODEL.resolve():
+        assert shipped_name(relative, BUILTIN_MODEL, "radsynth's built-in model") == name
+    # A user's folder keeps the path as given; other weights give another digest.
+    assert shipped_name(tmp_path / "mine", BUILTIN_MODEL, "x") == str(tmp_path / "mine")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "w.safetensors").write_bytes(b"1")
+    first = shipped_name(tmp_path / "a", tmp_path / "a", "m")
+    (tmp_path / "a" / "w.safetensors").write_bytes(b"2")
+    assert shipped_name(tmp_path / "a", tmp_path / "a", "m") != first

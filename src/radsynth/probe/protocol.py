@@ -22,6 +22,7 @@ its segmentation. Without a reader the reader-based targets are reported as not 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ from radsynth.evaluate.anatomy import EXPECTED_PRESENT, check_anatomy, truth_str
 from radsynth.evaluate.metrics.conditional import conditional_accuracy
 from radsynth.evaluate.metrics.masked_fidelity import count_bright_components
 from radsynth.evaluate.metrics.memorization import memorization_audit
+from radsynth.paths import BUILTIN_MODEL
 from radsynth.probe.figures import FigureRow, figure1_prompts
 from radsynth.probe.scoring import (
     ReaderStructureCounter,
@@ -866,6 +868,18 @@ def _notes(probe: _Probe) -> list[str]:
     return notes
 
 
+def shipped_name(folder: str | Path, shipped: Path, label: str) -> str:
+    """How scores and reports name a model folder: `label` and its weights' short SHA-256 when
+    it is the folder shipped in the package (the same on every machine), else the path as the
+    user gave it."""
+    given = Path(folder)
+    if given.resolve() != shipped.resolve():
+        return str(given)
+    weights = sorted(shipped.rglob("*.safetensors"))
+    digest = hashlib.sha256(b"".join(w.read_bytes() for w in weights)).hexdigest()[:12]
+    return f"{label} (weights sha256 {digest})"
+
+
 def run_probe(
     folder: str | Path,
     config: ProbeConfig | None = None,
@@ -884,7 +898,7 @@ def run_probe(
 
         try:
             reader = load_reader()
-            reader_name = str(WEIGHTS_DIR)
+            reader_name = shipped_name(WEIGHTS_DIR, WEIGHTS_DIR, "radsynth's shipped reader")
         except (FileNotFoundError, ValueError) as error:
             reader, reader_note = None, f"reader not loaded: {error}"
     elif isinstance(reader, str | Path):
@@ -894,6 +908,7 @@ def run_probe(
     elif reader is not None:
         reader_name = type(reader).__name__
     probe = _Probe(Path(folder), config, reader, on_step)
+    probe.result.model = shipped_name(folder, BUILTIN_MODEL, "radsynth's built-in model")
     probe.result.reader = reader_name
     timings = probe.result.timings_s
     for name, stage in (
