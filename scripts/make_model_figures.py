@@ -28,11 +28,10 @@ from skimage.restoration import inpaint_biharmonic
 
 from radsynth.io.png import write_png
 from radsynth.paths import BUILTIN_MODEL
-from radsynth.phantoms.body import draw_subject, make_body
 from radsynth.phantoms.cases import make_case
-from radsynth.phantoms.xray import region_centre, region_settings, render_window
 from radsynth.pipelines import InpaintPipeline, OutpaintPipeline, TextToImagePipeline
 from radsynth.probe.figures import FigureRow, generate_rows, labelled_grid
+from radsynth.probe.scoring import regional_plane
 from radsynth.vocabulary import Finding
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,28 +135,17 @@ def inpainting(inpaint: InpaintPipeline) -> None:
 
 
 def knee_to_full_body(outpaint: OutpaintPipeline, seed: int = 3, size: int = 256) -> None:
-    rng = np.random.default_rng(seed)
-    subject = draw_subject(rng, sex="female")
-    body = make_body(subject, rng)
-    settings = region_settings(body, "knee", "ap", "left", size, noise_seed=seed)
-    centre = region_centre(body, "knee", "left")
-    knee = render_window(body, settings, centre, (size, size))
-    tall = int(np.ceil(subject.height_mm * 1.04 / settings.spacing_mm / 32)) * 32
-    wide = 3 * size
-    truth_centre = np.array([0.0, centre[1], subject.height_mm / 2.0])
-    truth = render_window(body, settings, truth_centre, (tall, wide))
-    offset = np.array(knee.meta["lattice_origin"]) - np.array(truth.meta["lattice_origin"])
-    top, left = int(offset[0]), int(offset[1])
+    plane = regional_plane(seed, "knee", "ap", "left", sex="female", size=size)
+    knee, truth, margins = plane.full_body(3 * size)
+    tall, wide = truth.image.shape
+    top, left = margins["top"], margins["left"]
     started = time.perf_counter()
     grown = np.asarray(
         outpaint(
             "AP radiograph of a woman",
             knee.image,
-            top=top,
-            bottom=tall - size - top,
-            left=left,
-            right=wide - size - left,
             generator=torch.Generator().manual_seed(seed),
+            **margins,
         ).images[0]
     )
     seconds = time.perf_counter() - started

@@ -105,22 +105,10 @@ class PhantomSource:
             self._case(entry, spec.seed, 32)
 
     def _case(self, entry: PromptEntry, seed: int, size: int) -> Any:
-        from radsynth.phantoms.cases import make_case
+        from radsynth.phantoms.cases import make_case_for_labels
 
-        wanted = entry.labels
         try:
-            return make_case(
-                seed,
-                modality=wanted.modality,
-                region=wanted.region,
-                view=wanted.view,
-                laterality=wanted.laterality,
-                sex=wanted.sex,
-                age=wanted.age,
-                findings_=wanted.findings,
-                sequence=wanted.sequence,
-                size=size,
-            )
+            return make_case_for_labels(seed, entry.labels, size)
         except ValueError as error:
             raise SpecError(
                 f"prompt {entry.prompt!r}: the phantoms cannot make it ({error})"

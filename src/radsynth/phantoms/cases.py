@@ -146,6 +146,23 @@ def _subject_and_body(
     return subject, make_body(subject, seed_stream)
 
 
+def make_case_for_labels(seed: int, labels: Labels, size: int = 256) -> Case:
+    """`make_case` with every label that `labels` fixes (a parsed prompt, a spec entry); the
+    labels it leaves None are drawn from the seed."""
+    return make_case(
+        seed,
+        modality=labels.modality,
+        region=labels.region,
+        view=labels.view,
+        laterality=labels.laterality,
+        sex=labels.sex,
+        age=labels.age,
+        findings_=labels.findings,
+        sequence=labels.sequence,
+        size=size,
+    )
+
+
 def make_case(
     seed: int,
     *,

@@ -341,7 +341,7 @@ class _Probe:
     def reference(self) -> None:
         """Phantoms drawn for the same prompts (`reference_per_prompt` each), read and checked
         like the generated images: what a perfect generator scores with this reader."""
-        from radsynth.phantoms.cases import make_case
+        from radsynth.phantoms.cases import make_case_for_labels
 
         count = self.config.reference_per_prompt
         if self.reader is None or count == 0:
@@ -354,18 +354,7 @@ class _Probe:
                 for _ in range(count):
                     seed = REFERENCE_SEED_BASE + index
                     index += 1
-                    case = make_case(
-                        seed,
-                        modality=labels.modality,
-                        region=labels.region,
-                        view=labels.view,
-                        laterality=labels.laterality,
-                        sex=labels.sex,
-                        age=labels.age,
-                        findings_=labels.findings,
-                        sequence=labels.sequence,
-                        size=self.size,
-                    )
+                    case = make_case_for_labels(seed, labels, self.size)
                     image = case.image.image.astype(np.float32)
                     self.reference_images.append(
                         GeneratedImage(group, title, prompt, seed, image, _labels_dict(prompt))
@@ -458,26 +447,15 @@ class _Probe:
 
         plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
         spacing = plane.settings.spacing_mm
-        knee = plane.window((knee_px, knee_px))
-        tall = int(np.ceil(plane.subject.height_mm * 1.04 / spacing / 32)) * 32
-        wide = max(self.config.full_body_width * knee_px, min(self.size, tall))
-        # Centred on the midline when the knee fits beside it, else moved towards the knee.
-        room = max(0.0, (wide - knee_px) / 2.0 - 1.0) * spacing
-        x = float(np.clip(0.0, plane.centre[0] - room, plane.centre[0] + room))
-        centre = np.array([x, plane.centre[1], plane.subject.height_mm / 2.0])
-        truth = plane.window((tall, wide), centre)
-        offset = np.array(knee.meta["lattice_origin"]) - np.array(truth.meta["lattice_origin"])
-        top, left = int(offset[0]), int(offset[1])
+        knee, truth, margins = plane.full_body(self.config.full_body_width * knee_px, self.size)
+        tall, wide = truth.image.shape
         prompt = f"AP radiograph of a {'woman' if sex == 'female' else 'man'}"
         started = time.perf_counter()
         grown = self.outpaint(
             prompt,
             knee.image,
-            top=top,
-            bottom=tall - knee_px - top,
-            left=left,
-            right=wide - knee_px - left,
             generator=torch.Generator().manual_seed(seed),
+            **margins,
             **self.call,
         ).images[0]
         seconds = time.perf_counter() - started
@@ -544,6 +522,7 @@ class _Probe:
             record["ratio_error"] = (
                 None if ratio is None or not true_ratio else abs(ratio / true_ratio - 1.0)
             )
+        top, left = margins["top"], margins["left"]
         knee_only = np.zeros((tall, wide), dtype=np.float32)
         knee_only[top : top + knee_px, left : left + knee_px] = knee.image
         record["_images"] = (knee_only, grown, truth_image)

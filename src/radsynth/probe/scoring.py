@@ -203,6 +203,31 @@ class RegionalPlane:
         offset = np.array(small.meta["lattice_origin"]) - np.array(big.meta["lattice_origin"])
         return small, big, int(offset[0]), int(offset[1])
 
+    def full_body(self, width: int, min_width: int = 0) -> tuple[Any, Any, dict[str, int]]:
+        """The regional image, the whole-body window of the same plane and the outpainting
+        margins (top, bottom, left, right) that grow the one into the other.
+
+        The window is the body's height plus 4 %, in multiples of 32 pixels, by `width` pixels,
+        or by `min_width` when the body is taller than that; it is centred on the midline when
+        the regional image fits beside it, else moved towards it."""
+        spacing = self.settings.spacing_mm
+        height_mm = self.subject.height_mm
+        tall = int(np.ceil(height_mm * 1.04 / spacing / 32)) * 32
+        wide = max(width, min(min_width, tall))
+        room = max(0.0, (wide - self.size) / 2.0 - 1.0) * spacing
+        x = float(np.clip(0.0, self.centre[0] - room, self.centre[0] + room))
+        small = self.window((self.size, self.size))
+        body = self.window((tall, wide), np.array([x, self.centre[1], height_mm / 2.0]))
+        offset = np.array(small.meta["lattice_origin"]) - np.array(body.meta["lattice_origin"])
+        top, left = int(offset[0]), int(offset[1])
+        margins = {
+            "top": top,
+            "bottom": tall - self.size - top,
+            "left": left,
+            "right": wide - self.size - left,
+        }
+        return small, body, margins
+
 
 def regional_plane(
     seed: int,
