@@ -24,16 +24,20 @@ from radsynth.evaluate.reader import (
     load_reader_net,
     save_reader,
 )
+from radsynth.evaluate.reader.data import ReaderCache
 from radsynth.evaluate.reader.groups import (
+    FINDINGS,
     group_of,
     heatmap_target,
     instance_points,
     label_targets,
+    lesion_target,
     segmentation_target,
 )
 from radsynth.evaluate.reader.inference import WEIGHTS_DIR, as_batch
-from radsynth.evaluate.reader.training import TrainReaderConfig, train_reader
+from radsynth.evaluate.reader.training import TrainReaderConfig, reader_loss, train_reader
 from radsynth.phantoms.cases import make_case
+from radsynth.vocabulary.labels import Finding
 
 TINY = {"widths": (8, 16, 32), "decoder_width": 8, "full_res_width": 4, "final_width": 4}
 
@@ -114,6 +118,81 @@ def test_forward_shapes_and_features() -> None:
     assert len(reader.predict(np.zeros((64, 64), dtype=np.uint8))) == 1
 
 
+def test_lesion_targets_mark_each_finding_kind_where_its_masks_lie() -> None:
+    case = make_case(
+        0,
+        modality="xray",
+        region="shoulder",
+        findings_=(Finding("plate_and_screws", "humerus"),),
+        size=96,
+    )
+    masks, shape = case.image.masks, case.image.image.shape
+    target = lesion_target(masks, shape)
+    assert target.shape == (len(FINDINGS), *shape)
+    plate = target[FINDINGS.index("plate_and_screws")]
+    parts = [m for name, m in masks.items() if name.startswith("finding_plate_and_screws")]
+    assert len(parts) >= 2  # the plate and the screws: one kind
+    assert np.array_equal(plate, np.logical_or.reduce(parts))
+    others = np.delete(target, FINDINGS.index("plate_and_screws"), axis=0)
+    assert not others.any()
+    clean = make_case(0, modality="xray", region="shoulder", findings_=(), size=96)
+    assert not lesion_target(clean.image.masks, shape).any()
+
+
+def test_lesion_maps_feed_the_findings_and_their_loss() -> None:
+    torch.manual_seed(0)
+    net = ReaderNet(ReaderConfig(size=64, lesion_maps=True, **TINY)).eval()
+    images = torch.rand(2, 1, 64, 64)
+    out = net(images)
+    assert out["lesions"].shape == (2, len(FINDINGS), 64, 64)
+    assert out["segmentation"].shape == (2, len(GROUPS), 64, 64)
+    assert out["centres"].shape == (2, len(COUNTED), 64, 64)
+    # A finding's logit rises with the peak of its lesion map: raise one map's bias.
+    with torch.no_grad():
+        assert net.segment.bias is not None
+        net.segment.bias[len(GROUPS) + FINDINGS.index("fracture")] += 3.0
+        raised = net(images)["findings"] - out["findings"]
+    assert torch.allclose(raised[:, FINDINGS.index("fracture")], torch.full((2,), 3.0), atol=1e-4)
+    assert raised[:, FINDINGS.index("pacemaker")].abs().max() < 1e-5
+    batch = {
+        "image": images,
+        **{h: torch.zeros(2, dtype=torch.long) for h in ("modality", "region", "view")},
+        **{h: torch.zeros(2, dtype=torch.long) for h in ("laterality", "sex")},
+        "findings": torch.zeros(2, len(FINDINGS)),
+        "segmentation": torch.zeros(2, len(GROUPS), 64, 64),
+        "centres": torch.zeros(2, len(COUNTED), 64, 64),
+        "lesions": torch.zeros(2, len(FINDINGS), 64, 64),
+    }
+    batch["findings"][0, 0] = 1.0
+    plain = reader_loss(out, batch, finding_pos_weight=1.0)["findings"]
+    weighted = reader_loss(out, batch, finding_pos_weight=5.0)["findings"]
+    assert float(weighted) > float(plain)  # the one positive weighs five times as much
+    assert "lesions" in reader_loss(out, batch)
+    del batch["lesions"]
+    with pytest.raises(ValueError, match="no lesion maps"):
+        reader_loss(out, batch)
+
+
+def test_readers_saved_without_lesion_maps_still_load(tmp_path: Path) -> None:
+    net = tiny_net()
+    save_reader(net, tmp_path)
+    record = json.loads((tmp_path / "config.json").read_text())
+    del record["config"]["lesion_maps"]  # as written before lesion maps existed
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    loaded = load_reader_net(tmp_path)
+    assert not loaded.config.lesion_maps
+    assert "lesions" not in loaded(torch.rand(1, 1, 64, 64))
+
+
+def test_a_cache_built_for_other_targets_is_refused(tmp_path: Path) -> None:
+    ReaderCache(tmp_path, seed=0, size=64)
+    meta = json.loads((tmp_path / "cache.json").read_text())
+    del meta["lesions"]  # a cache from before lesion maps
+    (tmp_path / "cache.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another --cache folder"):
+        ReaderCache(tmp_path, seed=0, size=64)
+
+
 def test_as_batch_resizes_and_rejects_bad_shapes() -> None:
     assert as_batch(np.zeros((100, 120), dtype=np.uint16), 64).shape == (1, 1, 64, 64)
     with pytest.raises(ValueError, match="grayscale"):
@@ -150,6 +229,8 @@ def test_two_step_training_writes_reader_and_figures(trained: Path) -> None:
     assert record["train"]["steps"] == 2
     assert set(record["heldout"]["accuracy"]) == {"modality", "region", "view", "laterality", "sex"}
     assert set(record["heldout"]["dice"]) == set(GROUPS)
+    assert set(record["heldout"]["findings"]) == set(FINDINGS)
+    assert {"recall", "lesion_dice"} <= set(record["heldout"]["findings"]["fracture"])
     reader = load_reader(trained)
     assert reader.features(np.zeros((64, 64))).shape == (1, TINY["widths"][-1])
 

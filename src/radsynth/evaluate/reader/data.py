@@ -25,6 +25,7 @@ from radsynth.evaluate.reader.groups import (
     heatmap_target,
     instance_points,
     label_targets,
+    lesion_target,
     segmentation_target,
 )
 
@@ -61,6 +62,7 @@ def render_example(seed: int, split: str, index: int, size: int) -> dict[str, np
     return {
         "image": case.image.to_uint8(),
         "segmentation": np.packbits(segmentation_target(masks, shape), axis=0),
+        "lesions": np.packbits(lesion_target(masks, shape), axis=0),
         "centres": np.round(heatmap_target(instance_points(masks), shape) * 255).astype(np.uint8),
         **{head: np.array(labels[head], dtype=np.int64) for head in HEADS},
         "findings": np.asarray(labels["findings"], dtype=np.float32),
@@ -91,6 +93,7 @@ class ReaderCache:
             "groups": list(GROUPS),
             "counted": list(COUNTED),
             "findings": list(FINDINGS),
+            "lesions": True,
         }
         if meta_path.exists():
             found = json.loads(meta_path.read_text())
@@ -166,5 +169,8 @@ def unpack(data: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarr
     out = {key: data[key][index] for key in (*HEADS, "findings")}
     out["image"] = data["image"][index].astype(np.float32)[:, None] / 255.0
     out["segmentation"] = seg.astype(np.float32)
+    if "lesions" in data:
+        lesions = np.unpackbits(data["lesions"][index], axis=1)[:, : len(FINDINGS)]
+        out["lesions"] = lesions.astype(np.float32)
     out["centres"] = data["centres"][index].astype(np.float32) / 255.0
     return out

@@ -189,6 +189,23 @@ def heatmap_target(
     return heat
 
 
+_LESION_MATCHERS = {kind: re.compile(rf"finding_{kind}(?:_[a-z0-9_]+)?") for kind in FINDINGS}
+
+
+def lesion_target(masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (len(FINDINGS), H, W): where each finding kind lies ("finding_fracture",
+    "finding_plate_and_screws_plate", ... united per kind; see `radsynth.phantoms.findings`)."""
+    target = np.zeros((len(FINDINGS), *shape), dtype=bool)
+    for name, mask in masks.items():
+        if not name.startswith("finding_"):
+            continue
+        for index, kind in enumerate(FINDINGS):
+            if _LESION_MATCHERS[kind].fullmatch(name):
+                target[index] |= mask
+                break
+    return target
+
+
 def label_targets(labels: Mapping[str, object]) -> dict[str, int | np.ndarray]:
     """Class indices per head and a 0/1 findings vector from a `Labels.to_dict()` record."""
     out: dict[str, int | np.ndarray] = {}

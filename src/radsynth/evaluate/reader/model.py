@@ -3,7 +3,10 @@ U-Net decoder that segments structure groups and marks each countable bone's cen
 
 Input: one grayscale image (B, 1, S, S) with values in [0, 1] (S = `ReaderConfig.size`).
 Outputs: logits per label head, findings logits, segmentation logits (B, len(GROUPS), S, S) and
-centre heat-map logits (B, len(COUNTED), S, S). `features()` is the pooled encoder output
+centre heat-map logits (B, len(COUNTED), S, S). A reader with `lesion_maps` also segments each
+finding kind (`lesions`, (B, len(FINDINGS), S, S)) and reads its findings from those maps (their
+spatial maximum) plus mean- and max-pooled encoder features: a fracture a few pixels long is lost
+in a mean over the whole image. `features()` is the pooled encoder output
 (the penultimate layer of the classifier): radsynth's feature space for distribution metrics.
 """
 
@@ -34,6 +37,8 @@ class ReaderConfig:
     findings: tuple[str, ...] = FINDINGS
     groups: tuple[str, ...] = GROUPS
     counted: tuple[str, ...] = COUNTED
+    # False for readers saved before lesion maps existed (their config.json lacks the key).
+    lesion_maps: bool = False
 
     def __post_init__(self) -> None:
         factor = 2 ** len(self.widths)
@@ -101,24 +106,29 @@ class ReaderNet(nn.Module):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(widths[-1], len(classes)) for name, classes in config.heads.items()}
         )
-        self.findings = nn.Linear(widths[-1], len(config.findings))
+        pooled_width = widths[-1] * (2 if config.lesion_maps else 1)
+        self.findings = nn.Linear(pooled_width, len(config.findings))
         width = config.decoder_width
         self.lateral = nn.Conv2d(widths[-1], width, 1)
         ups = [_UpBlock(width, skip, width) for skip in reversed(widths[:-1])]
         ups.append(_UpBlock(width, config.full_res_width, config.final_width))
         self.ups = nn.ModuleList(ups)
         n_groups, n_counted = len(config.groups), len(config.counted)
+        n_lesions = len(config.findings) if config.lesion_maps else 0
         # Group masks are read at half resolution from the full decoder width (a thin
         # full-resolution layer cannot tell 27 groups apart) and refined at full resolution,
         # where the centre maps are read too.
-        self.segment_coarse = nn.Conv2d(width, n_groups, 1)
-        self.segment = nn.Conv2d(config.final_width, n_groups + n_counted, 1)
+        # Channels: groups, then lesions (if any), then (full resolution only) centres.
+        n_maps = n_groups + n_lesions
+        self.segment_coarse = nn.Conv2d(width, n_maps, 1)
+        self.segment = nn.Conv2d(config.final_width, n_maps + n_counted, 1)
         with torch.no_grad():  # start near the prior: most pixels are no bone, no bone centre
             for conv, prior in ((self.segment_coarse, -2.0), (self.segment, 0.0)):
                 assert conv.bias is not None
                 conv.bias[:n_groups].fill_(prior)
+                conv.bias[n_groups:n_maps].fill_(prior - 2.0)  # lesions are rarer still
             assert self.segment.bias is not None
-            self.segment.bias[n_groups:].fill_(-4.6)
+            self.segment.bias[n_maps:].fill_(-4.6)
 
     def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.full_res((images - 0.5) / 0.25)
@@ -136,7 +146,6 @@ class ReaderNet(nn.Module):
         feats = self.encode(images)
         pooled = self.pool(feats[-1])
         out = {name: head(pooled) for name, head in self.heads.items()}
-        out["findings"] = self.findings(pooled)
         x = self.lateral(feats[-1])
         for up, skip in zip(self.ups[:-1], reversed(feats[1:-1]), strict=True):
             x = up(x, skip)
@@ -144,10 +153,18 @@ class ReaderNet(nn.Module):
             self.segment_coarse(x), size=images.shape[-2:], mode="bilinear", align_corners=False
         )
         maps = self.segment(self.ups[-1](x, feats[0]))
+        n_maps = coarse.shape[1]
         n_groups = len(self.config.groups)
-        out["segmentation"] = coarse + maps[:, :n_groups]
-        out["centres"] = maps[:, n_groups:]
+        out["segmentation"] = coarse[:, :n_groups] + maps[:, :n_groups]
+        out["centres"] = maps[:, n_maps:]
         out["features"] = pooled
+        if self.config.lesion_maps:
+            lesions = coarse[:, n_groups:] + maps[:, n_groups:n_maps]
+            out["lesions"] = lesions
+            peak = feats[-1].amax(dim=(2, 3))
+            out["findings"] = self.findings(torch.cat([pooled, peak], 1)) + lesions.amax((2, 3))
+        else:
+            out["findings"] = self.findings(pooled)
         return out
 
 

@@ -50,6 +50,8 @@ class TrainReaderConfig:
     decoder_width: int = 24
     full_res_width: int = 8
     final_width: int = 12
+    lesion_maps: bool = True  # segment each finding kind and read findings from those maps
+    finding_pos_weight: float = 5.0  # a finding kind is in 1-7 % of cases: weigh positives up
     extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (command line, machine)
 
     def reader_config(self) -> ReaderConfig:
@@ -59,6 +61,7 @@ class TrainReaderConfig:
             decoder_width=self.decoder_width,
             full_res_width=self.full_res_width,
             final_width=self.final_width,
+            lesion_maps=self.lesion_maps,
         )
 
 
@@ -84,13 +87,27 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def reader_loss(
-    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], finding_pos_weight: float = 1.0
 ) -> dict[str, torch.Tensor]:
     """The weighted loss terms. The weights balance the gradient norms (measured at step 150:
     unweighted, segmentation's was a tenth of the centre maps' and a fifth of each label
-    head's, so clipping the sum starved it)."""
+    head's, so clipping the sum starved it). Positive findings weigh `finding_pos_weight`
+    times a negative; lesion maps (when the reader has them) are segmented like the groups."""
     terms = {head: 0.5 * F.cross_entropy(out[head], batch[head]) for head in HEADS}
-    terms["findings"] = F.binary_cross_entropy_with_logits(out["findings"], batch["findings"])
+    pos_weight = torch.full((out["findings"].shape[1],), float(finding_pos_weight))
+    terms["findings"] = F.binary_cross_entropy_with_logits(
+        out["findings"], batch["findings"], pos_weight=pos_weight
+    )
+    if "lesions" in out:
+        if "lesions" not in batch:
+            raise ValueError(
+                "this reader segments findings but the cache has no lesion maps; "
+                "rebuild it in a new --cache folder"
+            )
+        lesions, truth = out["lesions"], batch["lesions"]
+        terms["lesions"] = 50 * F.binary_cross_entropy_with_logits(lesions, truth) + 5 * (
+            soft_dice_loss(lesions, truth)
+        )
     seg, truth = out["segmentation"], batch["segmentation"]
     terms["segmentation"] = 50 * F.binary_cross_entropy_with_logits(seg, truth) + 5 * (
         soft_dice_loss(seg, truth)
@@ -191,7 +208,7 @@ def train_reader(
         for group in opt.param_groups:
             group["lr"] = _learning_rate(config, step)
         batch = _to_torch(unpack(train, batch_indices(config, step, len(train["image"]))))
-        terms = reader_loss(net(batch["image"]), batch)
+        terms = reader_loss(net(batch["image"]), batch, config.finding_pos_weight)
         loss = sum(terms.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
@@ -228,6 +245,7 @@ def evaluate_reader(net: ReaderNet, data: dict[str, np.ndarray], batch_size: int
     tp, fp, fn = (np.zeros(len(FINDINGS)) for _ in range(3))
     finding_correct = np.zeros(len(FINDINGS))
     inter, total = np.zeros(len(GROUPS)), np.zeros(len(GROUPS))
+    lesion_inter, lesion_total = np.zeros(len(FINDINGS)), np.zeros(len(FINDINGS))
     count_exact, count_cases = np.zeros(len(COUNTED)), np.zeros(len(COUNTED))
     from radsynth.evaluate.reader.inference import count_peaks
 
@@ -246,6 +264,10 @@ def evaluate_reader(net: ReaderNet, data: dict[str, np.ndarray], batch_size: int
         truth_seg = batch["segmentation"] > 0.5
         inter += (seg & truth_seg).sum((0, 2, 3))
         total += seg.sum((0, 2, 3)) + truth_seg.sum((0, 2, 3))
+        if "lesions" in out and "lesions" in batch:
+            found, truth_lesions = (out["lesions"] > 0).numpy(), batch["lesions"] > 0.5
+            lesion_inter += (found & truth_lesions).sum((0, 2, 3))
+            lesion_total += found.sum((0, 2, 3)) + truth_lesions.sum((0, 2, 3))
         heat = torch.sigmoid(out["centres"]).numpy()
         for i in range(len(heat)):
             for g in range(len(COUNTED)):
@@ -255,6 +277,10 @@ def evaluate_reader(net: ReaderNet, data: dict[str, np.ndarray], batch_size: int
                 count_cases[g] += 1
                 count_exact[g] += len(count_peaks(heat[i, g])) == true_count
     f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    lesion_dice = {
+        kind: round(float(2 * lesion_inter[k] / lesion_total[k]), 4) if lesion_total[k] else None
+        for k, kind in enumerate(FINDINGS)
+    }
     return {
         "n": n,
         "accuracy": {head: round(correct[head] / n, 4) for head in HEADS},
@@ -263,6 +289,9 @@ def evaluate_reader(net: ReaderNet, data: dict[str, np.ndarray], batch_size: int
                 "accuracy": round(float(finding_correct[k] / n), 4),
                 "f1": round(float(f1[k]), 4),
                 "positives": int(tp[k] + fn[k]),
+                "recall": round(float(tp[k] / (tp[k] + fn[k])), 4) if tp[k] + fn[k] else None,
+                "false_positives": int(fp[k]),
+                "lesion_dice": lesion_dice[kind],
             }
             for k, kind in enumerate(FINDINGS)
         },
