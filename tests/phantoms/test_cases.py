@@ -109,3 +109,33 @@ def test_drawn_findings_carry_only_qualifiers_that_fit_the_region() -> None:
                     seen.add((region, finding.qualifiers[0]))
                     assert finding.qualifiers[0] in qualifiers_for(region, "jewellery")
     assert {region for region, _ in seen} == {"hand", "wrist", "chest"}
+
+
+@pytest.mark.parametrize(
+    "seed, region",
+    # Seeds whose first placement put the finding outside the field (measured before the
+    # re-placement existed: the image equalled the finding-free one to the last bit).
+    [(2062637772, "pelvis"), (16564766, "shoulder"), (1946437119, "shoulder"), (759851391, "knee")],
+)
+def test_a_labelled_finding_is_shown_in_the_image(seed: int, region: str) -> None:
+    case = make_case(seed, modality="xray", region=region, size=SIZE)
+    clean = make_case(seed, modality="xray", region=region, size=SIZE, findings_=())
+    for finding in case.labels.findings:
+        shown = [
+            name
+            for name, mask in case.image.masks.items()
+            if name.startswith(f"finding_{finding.kind}") and mask.any()
+        ]
+        assert shown, f"{finding.kind} is labelled but not in the image"
+    if case.labels.findings:
+        assert not np.array_equal(case.image.image, clean.image.image)
+    else:  # never placed inside the field: dropped from the labels and the caption
+        assert case.image.meta["finding_structures"] == []
+        assert "fracture" not in case.caption
+
+
+def test_an_asked_finding_that_cannot_be_shown_is_kept_and_flagged() -> None:
+    femur_shaft = Finding("fracture", "femur")
+    case = make_case(759851391, modality="xray", region="knee", size=SIZE, findings_=(femur_shaft,))
+    assert case.labels.findings == (femur_shaft,)
+    assert case.image.meta["findings_not_shown"] == ["fracture"]

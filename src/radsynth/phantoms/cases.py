@@ -195,26 +195,39 @@ def make_case(
     chosen = (
         tuple(findings_) if findings_ is not None else _draw_findings(finding_rng, modality, region)
     )
-    subject, body = _subject_and_body(subject_rng, subject_seed, sex, age)
-    finding_names: list[str] = []
-    for finding in chosen:
-        body, names = findings.add_finding(
-            body, _fitted(finding, region, finding_rng), finding_rng, side=laterality
-        )
-        finding_names += names
+    subject, clean_body = _subject_and_body(subject_rng, subject_seed, sex, age)
     if modality == "mri":
         sequence = sequence or str(choose.choice(MRI_SEQUENCES))
     elif sequence is not None:
         raise ValueError("an MRI sequence only applies to modality 'mri'")
     render_seed = int(render_rng.integers(2**63))
-    image = _render_showing(
-        body,
-        finding_names,
-        (modality, region, view, laterality, sequence),
-        render_seed,
-        size,
-        subject,
-    )
+    what = (modality, region, view, laterality, sequence)
+    # A finding placed outside the field (a femoral-shaft fracture on a knee radiograph) would
+    # be named by the labels and the caption but not shown: place it again, up to
+    # PLACEMENT_ATTEMPTS times; a drawn finding still unseen is left out of the labels.
+    for attempt in range(PLACEMENT_ATTEMPTS):
+        rng = finding_rng if attempt == 0 else np.random.default_rng([seed, 5, attempt])
+        body, names_of = clean_body, []
+        for finding in chosen:
+            body, names = findings.add_finding(
+                body, _fitted(finding, region, rng), rng, side=laterality
+            )
+            names_of.append(names)
+        finding_names = [name for names in names_of for name in names]
+        image = _render_showing(body, finding_names, what, render_seed, size, subject)
+        shown = [_shows(image, names) for names in names_of]
+        if all(shown) or modality == "us":
+            break
+    if modality != "us" and not all(shown):
+        if findings_ is None:
+            chosen = tuple(f for f, seen in zip(chosen, shown, strict=True) if seen)
+            finding_names = [
+                name for names, seen in zip(names_of, shown, strict=True) if seen for name in names
+            ]
+        else:
+            image.meta["findings_not_shown"] = [
+                f.kind for f, seen in zip(chosen, shown, strict=True) if not seen
+            ]
     window = image.meta.get("window") if modality == "ct" else None
     labels = Labels(
         modality=modality,
@@ -233,6 +246,14 @@ def make_case(
 
 
 _SLICE_AXIS = {"axial": 2, "sagittal": 0, "coronal": 1}
+PLACEMENT_ATTEMPTS = 6
+
+
+def _shows(image: PhantomImage, names: list[str]) -> bool:
+    """Whether the image shows a finding made of the structures `names` (its own
+    "finding_*" structures; a finding without any counts as shown)."""
+    own = [name for name in names if name.startswith("finding_")]
+    return not own or any(name in image.masks and image.masks[name].any() for name in own)
 
 
 def _render_showing(
