@@ -288,3 +288,47 @@ def test_shipped_reader_reads_modality_and_region() -> None:
     predicted = reader.predict(np.stack([c.image.image for c in cases]))
     assert [p["modality"] for p in predicted] == [m for m, _ in asks]
     assert sum(p["region"] == r for p, (_, r) in zip(predicted, asks, strict=True)) >= 7
+
+
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("missing_carpal", lambda counts, masks: counts["carpals"] == 7),
+        ("fused_carpals", lambda counts, masks: counts["carpals"] == 7),
+        ("extra_ray", lambda counts, masks: counts["metacarpals"] == 6),
+        ("extra_lumbar", lambda counts, masks: counts["lumbar_vertebrae"] == 6),
+        ("no_fibula", lambda counts, masks: not any(k.endswith("fibula") for k in masks)),
+        ("no_patella", lambda counts, masks: not any(k.endswith("patella") for k in masks)),
+        ("no_breasts", lambda counts, masks: not any(k.endswith("breast") for k in masks)),
+    ],
+)
+def test_variant_cases_change_the_anatomy_their_targets_show(kind: str, check: object) -> None:
+    from radsynth.evaluate.reader.variant_cases import variant_case
+
+    image, labels = variant_case(3, 96, kind=kind)
+    points = instance_points(image.masks)
+    counts = {group: len(found) for group, found in points.items()}
+    assert image.meta["variant_kind"] == kind
+    assert labels["modality"] == "xray" and labels["findings"] == []
+    assert check(counts, image.masks)  # type: ignore[operator]
+    if kind == "no_breasts":
+        assert labels["sex"] == "female"
+
+
+def test_variant_share_puts_variants_in_training_cases_only(tmp_path: Path) -> None:
+    from radsynth.evaluate.reader.data import is_variant_case, render_example
+
+    flags = [is_variant_case(0, "train", i, 0.25) for i in range(400)]
+    assert 60 < sum(flags) < 140
+    assert not any(is_variant_case(0, "heldout", i, 0.25) for i in range(100))
+    assert not any(is_variant_case(0, "train", i, 0.0) for i in range(100))
+    index = flags.index(True)
+    plain, changed = (render_example(0, "train", index, 64, share) for share in (0.0, 0.25))
+    assert not np.array_equal(plain["image"], changed["image"])
+    assert changed["modality"] == 0 and not changed["findings"].any()  # an x-ray, no finding
+    normal = flags.index(False)
+    same = (render_example(0, "train", normal, 64, share) for share in (0.0, 0.25))
+    assert np.array_equal(*(e["image"] for e in same))  # other cases stay as they were
+    with pytest.raises(ValueError, match="another --cache folder"):
+        ReaderCache(tmp_path, seed=0, size=64)
+        ReaderCache(tmp_path, seed=0, size=64, variant_share=0.25)

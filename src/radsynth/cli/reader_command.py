@@ -47,6 +47,13 @@ def train_reader_command(
         Path | None, typer.Option(help="Folder of cached cases (default OUT/cache); reusable.")
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
+    variant_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of training cases drawn as variant radiographs (bones removed, fused "
+            "or duplicated, breasts removed, field shifted), so the reader must look."
+        ),
+    ] = 0.0,
     tiny: Annotated[
         bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
     ] = False,
@@ -65,6 +72,7 @@ def train_reader_command(
         workers=workers,
         threads=threads,
         checkpoint_every=checkpoint_every,
+        variant_share=variant_share,
         cache=cache,
         extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
     )

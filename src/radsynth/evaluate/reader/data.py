@@ -50,17 +50,34 @@ def case_choice(seed: int, split: str, index: int) -> tuple[int, str, str | None
     return int(rng.integers(2**31)), modality, region
 
 
-def render_example(seed: int, split: str, index: int, size: int) -> dict[str, np.ndarray]:
+def is_variant_case(seed: int, split: str, index: int, variant_share: float) -> bool:
+    """Whether training case `index` is a variant radiograph (held-out cases never are: the
+    variants are scored by `radsynth.evaluate.reader.validate`). Drawn from a stream of its own,
+    so a share of 0 leaves every case as it was."""
+    if split != "train" or variant_share <= 0:
+        return False
+    return bool(np.random.default_rng([seed, SPLITS[split], index, 1]).random() < variant_share)
+
+
+def render_example(
+    seed: int, split: str, index: int, size: int, variant_share: float = 0.0
+) -> dict[str, np.ndarray]:
     """Render one case and turn it into reader targets (arrays only)."""
     from radsynth.phantoms.cases import make_case
 
     case_seed, modality, region = case_choice(seed, split, index)
-    case = make_case(case_seed, modality=modality, region=region, size=size)
-    masks = case.image.masks
-    shape = case.image.image.shape
-    labels = label_targets(case.labels.to_dict())
+    if is_variant_case(seed, split, index, variant_share):
+        from radsynth.evaluate.reader.variant_cases import variant_case
+
+        image, record = variant_case(case_seed, size)
+    else:
+        case = make_case(case_seed, modality=modality, region=region, size=size)
+        image, record = case.image, case.labels.to_dict()
+    masks = image.masks
+    shape = image.image.shape
+    labels = label_targets(record)
     return {
-        "image": case.image.to_uint8(),
+        "image": image.to_uint8(),
         "segmentation": np.packbits(segmentation_target(masks, shape), axis=0),
         "lesions": np.packbits(lesion_target(masks, shape), axis=0),
         "centres": np.round(heatmap_target(instance_points(masks), shape) * 255).astype(np.uint8),
@@ -69,9 +86,9 @@ def render_example(seed: int, split: str, index: int, size: int) -> dict[str, np
     }
 
 
-def _render_shard(args: tuple[int, str, int, int, int]) -> dict[str, np.ndarray]:
-    seed, split, start, stop, size = args
-    examples = [render_example(seed, split, i, size) for i in range(start, stop)]
+def _render_shard(args: tuple[int, str, int, int, int, float]) -> dict[str, np.ndarray]:
+    seed, split, start, stop, size, variant_share = args
+    examples = [render_example(seed, split, i, size, variant_share) for i in range(start, stop)]
     return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
 
 
@@ -82,6 +99,7 @@ class ReaderCache:
     folder: Path
     seed: int
     size: int
+    variant_share: float = 0.0  # training cases that are variant radiographs
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -95,6 +113,8 @@ class ReaderCache:
             "findings": list(FINDINGS),
             "lesions": True,
         }
+        if self.variant_share > 0:  # absent when 0: caches written before variants still match
+            meta["variant_share"] = self.variant_share
         if meta_path.exists():
             found = json.loads(meta_path.read_text())
             if found != meta:
@@ -136,11 +156,20 @@ class ReaderCache:
         """Render the shards of the first `n` cases of `split` that are not cached yet
         (a shard is written whole, under a temporary name first: an interrupted build resumes)."""
         jobs = [
-            (self.seed, split, k * SHARD_SIZE, k * SHARD_SIZE + self._needed(n, k), self.size)
+            (
+                self.seed,
+                split,
+                k * SHARD_SIZE,
+                k * SHARD_SIZE + self._needed(n, k),
+                self.size,
+                self.variant_share,
+            )
             for k in self.missing(split, n)
         ]
 
-        def write(job: tuple[int, str, int, int, int], arrays: dict[str, np.ndarray]) -> None:
+        def write(
+            job: tuple[int, str, int, int, int, float], arrays: dict[str, np.ndarray]
+        ) -> None:
             path = self.shard_path(split, job[2] // SHARD_SIZE)
             tmp = path.with_name(path.stem + ".tmp.npz")
             np.savez_compressed(tmp, allow_pickle=False, **arrays)

@@ -52,6 +52,7 @@ class TrainReaderConfig:
     final_width: int = 12
     lesion_maps: bool = True  # segment each finding kind and read findings from those maps
     finding_pos_weight: float = 5.0  # a finding kind is in 1-7 % of cases: weigh positives up
+    variant_share: float = 0.0  # training cases drawn as variant radiographs (see variant_cases)
     extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (command line, machine)
 
     def reader_config(self) -> ReaderConfig:
@@ -193,7 +194,11 @@ def train_reader(
     torch.manual_seed(config.seed)
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    cache = ReaderCache(config.cache or out / "cache", config.seed, config.size)
+    if not 0.0 <= config.variant_share < 1.0:
+        raise ValueError(f"--variant-share must be in [0, 1), got {config.variant_share}")
+    cache = ReaderCache(
+        config.cache or out / "cache", config.seed, config.size, config.variant_share
+    )
     for split, count in (("heldout", config.heldout), ("train", config.n)):
         cache.build(split, count, config.workers, _shard_reporter(split, cache, count, on_cache))
     train = cache.load("train", config.n)
