@@ -329,6 +329,6 @@ def test_variant_share_puts_variants_in_training_cases_only(tmp_path: Path) -> N
     normal = flags.index(False)
     same = (render_example(0, "train", normal, 64, share) for share in (0.0, 0.25))
     assert np.array_equal(*(e["image"] for e in same))  # other cases stay as they were
+    ReaderCache(tmp_path, seed=0, size=64)
     with pytest.raises(ValueError, match="another --cache folder"):
-        ReaderCache(tmp_path, seed=0, size=64)
         ReaderCache(tmp_path, seed=0, size=64, variant_share=0.25)

@@ -202,6 +202,7 @@ def make_case(
         raise ValueError("an MRI sequence only applies to modality 'mri'")
     render_seed = int(render_rng.integers(2**63))
     what = (modality, region, view, laterality, sequence)
+    images_body = modality != "us"  # ultrasound is drawn without the body's structures
     # A finding placed outside the field (a femoral-shaft fracture on a knee radiograph) would
     # be named by the labels and the caption but not shown: place it again, up to
     # PLACEMENT_ATTEMPTS times; a drawn finding still unseen is left out of the labels.
@@ -213,21 +214,19 @@ def make_case(
                 body, _fitted(finding, region, rng), rng, side=laterality
             )
             names_of.append(names)
-        finding_names = [name for names in names_of for name in names]
-        image = _render_showing(body, finding_names, what, render_seed, size, subject)
-        shown = [_shows(image, names) for names in names_of]
-        if all(shown) or modality == "us":
+        image = _render_showing(
+            body, [n for names in names_of for n in names], what, render_seed, size, subject
+        )
+        shown = [not images_body or _shows(image, names) for names in names_of]
+        if all(shown):
             break
-    if modality != "us" and not all(shown):
-        if findings_ is None:
-            chosen = tuple(f for f, seen in zip(chosen, shown, strict=True) if seen)
-            finding_names = [
-                name for names, seen in zip(names_of, shown, strict=True) if seen for name in names
-            ]
-        else:
-            image.meta["findings_not_shown"] = [
-                f.kind for f, seen in zip(chosen, shown, strict=True) if not seen
-            ]
+    if findings_ is not None and not all(shown):
+        image.meta["findings_not_shown"] = [
+            f.kind for f, seen in zip(chosen, shown, strict=True) if not seen
+        ]
+    kept = [seen or findings_ is not None for seen in shown]
+    chosen = tuple(f for f, keep in zip(chosen, kept, strict=True) if keep)
+    finding_names = [n for names, keep in zip(names_of, kept, strict=True) if keep for n in names]
     window = image.meta.get("window") if modality == "ct" else None
     labels = Labels(
         modality=modality,

@@ -198,8 +198,14 @@ class RegionalPlane:
         spacing = self.settings.spacing_mm
         # Centre shifts by half the difference of the margins (rows: superior-inferior = z).
         shift = np.array([0.0, 0.5 * (right - left) * spacing, -0.5 * (bottom - top) * spacing])
+        shape = (self.size + top + bottom, self.size + left + right)
+        return self._with_window(shape, self.centre + shift)
+
+    def _with_window(self, shape: tuple[int, int], centre: np.ndarray) -> tuple[Any, Any, int, int]:
+        """The regional image, a `shape` window centred at `centre` and the regional image's
+        (row, column) offset inside that window."""
         small = self.window((self.size, self.size))
-        big = self.window((self.size + top + bottom, self.size + left + right), self.centre + shift)
+        big = self.window(shape, centre)
         offset = np.array(small.meta["lattice_origin"]) - np.array(big.meta["lattice_origin"])
         return small, big, int(offset[0]), int(offset[1])
 
@@ -216,10 +222,9 @@ class RegionalPlane:
         wide = max(width, min(min_width, tall))
         room = max(0.0, (wide - self.size) / 2.0 - 1.0) * spacing
         x = float(np.clip(0.0, self.centre[0] - room, self.centre[0] + room))
-        small = self.window((self.size, self.size))
-        body = self.window((tall, wide), np.array([x, self.centre[1], height_mm / 2.0]))
-        offset = np.array(small.meta["lattice_origin"]) - np.array(body.meta["lattice_origin"])
-        top, left = int(offset[0]), int(offset[1])
+        small, body, top, left = self._with_window(
+            (tall, wide), np.array([x, self.centre[1], height_mm / 2.0])
+        )
         margins = {
             "top": top,
             "bottom": tall - self.size - top,

@@ -25,6 +25,7 @@ from radsynth.evaluate.anatomy import (
     check_anatomy,
     truth_structure_map,
 )
+from radsynth.evaluate.reader.variant_cases import extra_ray
 from radsynth.phantoms.body import Body, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.phantoms.variants import Variant, render_body_variant, structure_centre
@@ -34,10 +35,7 @@ Expectation = Callable[[dict[str, CheckResult]], bool]
 
 
 def _extra_digit(body: Body) -> Variant:
-    shift = structure_centre(body, "left_metacarpal_5") - structure_centre(
-        body, "left_metacarpal_4"
-    )
-    return Variant(duplicate=("left_metacarpal_5", "left_*_phalanx_5"), shift_mm=tuple(shift))
+    return extra_ray(body, "left", 5, 4)
 
 
 def _sixth_lumbar(body: Body) -> Variant:

@@ -21,6 +21,7 @@ import numpy as np
 from radsynth.phantoms.body import Body, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.phantoms.variants import Variant, render_body_variant, structure_centre
+from radsynth.vocabulary.labels import PAIRED_REGIONS
 
 CARPALS = (
     "scaphoid",
@@ -53,14 +54,18 @@ def _fused_carpals(body: Body, side: str, rng: Rng) -> Variant:
     return Variant(fuse=((f"{side}_{first}", f"{side}_{second}"),))
 
 
-def _extra_ray(body: Body, side: str, rng: Rng) -> Variant:
-    ray, neighbour = (5, 4) if rng.random() < 0.5 else (1, 2)
+def extra_ray(body: Body, side: str, ray: int, neighbour: int) -> Variant:
+    """Ray `ray` (its metacarpal and phalanges) copied beside it, away from ray `neighbour`."""
     shift = structure_centre(body, f"{side}_metacarpal_{ray}") - structure_centre(
         body, f"{side}_metacarpal_{neighbour}"
     )
     return Variant(
         duplicate=(f"{side}_metacarpal_{ray}", f"{side}_*_phalanx_{ray}"), shift_mm=tuple(shift)
     )
+
+
+def _extra_ray(body: Body, side: str, rng: Rng) -> Variant:
+    return extra_ray(body, side, *((5, 4) if rng.random() < 0.5 else (1, 2)))
 
 
 def _extra_lumbar(body: Body, side: str, rng: Rng) -> Variant:
@@ -103,7 +108,6 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool, Maker]] = {
     ),  # fmt: skip
     "field_off": (("hand", "wrist", "knee", "ankle"), ("ap", "pa", "lateral"), False, _field_off),
 }
-SIDED = frozenset({"hand", "wrist", "knee", "ankle"})
 _FRONTAL = {"hand": "pa", "wrist": "pa", "knee": "ap", "ankle": "ap"}
 
 
@@ -120,15 +124,13 @@ def variant_case(
     regions, views, female, make = KINDS[kind]
     region = str(rng.choice(regions))
     view = str(rng.choice(views))
-    if kind == "field_off" and view == "pa" and region in ("knee", "ankle"):
-        view = _FRONTAL[region]
-    if kind == "field_off" and view == "ap" and region in ("hand", "wrist"):
+    if kind == "field_off" and view != "lateral":  # the region's own frontal view
         view = _FRONTAL[region]
     side = str(rng.choice(("left", "right")))
     subject = draw_subject(rng, sex="female" if female else None)
     body = make_body(subject, rng)
     variant = make(body, side, rng)
-    laterality = side if region in SIDED else None
+    laterality = side if region in PAIRED_REGIONS else None
     noise_seed = int(rng.integers(2**31))
     image = render_body_variant(body, region, view, laterality, variant, noise_seed, size)
     image.meta["variant_kind"] = kind
