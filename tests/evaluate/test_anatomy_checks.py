@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from radsynth.evaluate.anatomy import check_anatomy, instance_areas, truth_structure_map
+from radsynth.evaluate.reader.variant_cases import sixth_lumbar_below
 from radsynth.phantoms.body import Body, draw_subject, make_body
 from radsynth.phantoms.cases import make_case
 from radsynth.phantoms.variants import Variant, render_body_variant, structure_centre
@@ -93,9 +94,10 @@ def test_extra_digit_is_extra(woman: Body) -> None:
 
 
 def test_sixth_lumbar_vertebra_is_extra(woman: Body) -> None:
-    step = structure_centre(woman, "l5") - structure_centre(woman, "l4")
-    # L5 and the sacrum move down one level, a copy of L5 takes its place: six lumbar bodies.
-    variant = Variant(duplicate=("l5",), shift_mm=tuple(-step))
+    # A copy of L5 one vertebral step below it (over the sacrum): six lumbar bodies.
+    variant = sixth_lumbar_below(woman)
+    l4, l5 = (structure_centre(woman, name) for name in ("l4", "l5"))
+    assert np.linalg.norm(l5 + np.asarray(variant.shift_mm) - l4) > 1.5 * np.linalg.norm(l5 - l4)
     image = render_body_variant(woman, "lumbar_spine", "ap", None, variant, 1, SIZE)
     results = _checks(image, "lumbar_spine", "ap")
     assert results["lumbar_vertebrae_count"].value == 6

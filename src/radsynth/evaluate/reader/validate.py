@@ -25,10 +25,10 @@ from radsynth.evaluate.anatomy import (
     check_anatomy,
     truth_structure_map,
 )
-from radsynth.evaluate.reader.variant_cases import extra_ray
+from radsynth.evaluate.reader.variant_cases import extra_ray, sixth_lumbar_below
 from radsynth.phantoms.body import Body, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
-from radsynth.phantoms.variants import Variant, render_body_variant, structure_centre
+from radsynth.phantoms.variants import Variant, render_body_variant
 
 SIDED = frozenset({"shoulder", "hand", "wrist", "knee", "ankle"})
 Expectation = Callable[[dict[str, CheckResult]], bool]
@@ -36,11 +36,6 @@ Expectation = Callable[[dict[str, CheckResult]], bool]
 
 def _extra_digit(body: Body) -> Variant:
     return extra_ray(body, "left", 5, 4)
-
-
-def _sixth_lumbar(body: Body) -> Variant:
-    step = structure_centre(body, "l5") - structure_centre(body, "l4")
-    return Variant(duplicate=("l5",), shift_mm=tuple(-step))
 
 
 def _failed(name: str) -> Expectation:
@@ -84,7 +79,7 @@ VARIANTS: dict[str, tuple[str, str, Callable[[Body], Variant], Expectation]] = {
         _value("fused_bones", ["carpals"]),
     ),
     "extra_digit": ("hand", "pa", _extra_digit, _failed("extra_bones")),
-    "sixth_lumbar": ("lumbar_spine", "ap", _sixth_lumbar, _value("lumbar_vertebrae_count", 6)),
+    "sixth_lumbar": ("lumbar_spine", "ap", sixth_lumbar_below, _value("lumbar_vertebrae_count", 6)),
     "hand_off_field": (
         "hand",
         "pa",

@@ -68,10 +68,15 @@ def _extra_ray(body: Body, side: str, rng: Rng) -> Variant:
     return extra_ray(body, side, *((5, 4) if rng.random() < 0.5 else (1, 2)))
 
 
+def sixth_lumbar_below(body: Body) -> Variant:
+    """L5 copied one vertebral step further down (away from L4): a sixth lumbar vertebra."""
+    step = structure_centre(body, "l5") - structure_centre(body, "l4")
+    return Variant(duplicate=("l5",), shift_mm=tuple(step))
+
+
 def _extra_lumbar(body: Body, side: str, rng: Rng) -> Variant:
     if rng.random() < 0.5:  # a sixth lumbar vertebra below L5
-        step = structure_centre(body, "l5") - structure_centre(body, "l4")
-        return Variant(duplicate=("l5",), shift_mm=tuple(step))
+        return sixth_lumbar_below(body)
     step = structure_centre(body, "l1") - structure_centre(body, "l2")
     return Variant(duplicate=("l1",), shift_mm=tuple(step))
 
