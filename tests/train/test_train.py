@@ -72,6 +72,28 @@ def test_captions_are_normalised_and_free_text_is_kept_as_written(tmp_path: Path
     assert dataset.free_text == ["case-1"]
 
 
+def test_a_model_trained_on_free_text_captions_takes_them_as_prompts(tmp_path: Path) -> None:
+    folder = write_manifest_folder(tmp_path / "data", count=2)
+    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    report = "Heart size normal. No pleural effusion."
+    records[0]["caption"] = report
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    # sample_every 1: the sample grid prompts the training captions, the report first.
+    model = train(tiny_config(folder, tmp_path / "run", max_steps=1, sample_every=1))
+    assert (tmp_path / "run" / "samples" / "step-0000001.png").is_file()
+    pipe = TextToImagePipeline.from_pretrained(model)
+    assert pipe.components.defaults["free_text_prompts"] is True
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe(report, num_inference_steps=1, generator=torch.Generator().manual_seed(0))
+    assert np.asarray(image.images[0]).shape == (32, 32)
+    # A model trained on radsynth's terms only still refuses words it cannot read.
+    plain = train(tiny_config(write_manifest_folder(tmp_path / "plain"), tmp_path / "run2"))
+    strict = TextToImagePipeline.from_pretrained(plain)
+    assert "free_text_prompts" not in strict.components.defaults
+    with pytest.raises(ValueError, match="pleural effusion|Heart"):
+        strict(report, num_inference_steps=1)
+
+
 def test_min_snr_weights_cap_low_noise_steps() -> None:
     alphas = torch.tensor([0.999, 0.5, 0.01])
     v = min_snr_weights(alphas, torch.tensor([0, 1, 2]), 5.0, "v_prediction")

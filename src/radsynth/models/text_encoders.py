@@ -28,15 +28,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def normalise_prompts(prompts: Sequence[str]) -> list[str]:
-    """Bring prompts to radsynth's canonical radiology wording; "" stays "" (unconditional)."""
+def normalise_prompts(prompts: Sequence[str], free_text: bool = False) -> list[str]:
+    """Bring prompts to radsynth's canonical radiology wording; "" stays "" (unconditional).
+
+    A prompt the vocabulary cannot read raises ValueError (naming the unknown words), unless
+    `free_text` is set: then it is kept as written (whitespace collapsed), which is how
+    training keeps such captions. Models trained on free-text captions set it (their
+    `free_text_prompts` default), so the captions they learnt can be prompted again.
+    """
     try:
         normalise_prompt = importlib.import_module("radsynth.vocabulary").normalise_prompt
     except (ImportError, AttributeError):
         # The vocabulary layer is optional at this level: without it prompts are encoded as
         # written, which is also what a plain Stable Diffusion user expects.
         return [prompt if prompt.strip() else "" for prompt in prompts]
-    return [str(normalise_prompt(prompt)) if prompt.strip() else "" for prompt in prompts]
+    texts = []
+    for prompt in prompts:
+        if not prompt.strip():
+            texts.append("")
+            continue
+        try:
+            texts.append(str(normalise_prompt(prompt)))
+        except ValueError:
+            if not free_text:
+                raise
+            texts.append(" ".join(prompt.split()))
+    return texts
 
 
 class PromptEncoder(Protocol):

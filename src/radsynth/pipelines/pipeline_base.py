@@ -150,7 +150,8 @@ class RadiologyPipeline:
         self, prompts: list[str], num_images_per_prompt: int, do_guidance: bool
     ) -> torch.Tensor:
         """Text embeddings for the batch; with guidance, the unconditional half comes first."""
-        texts = normalise_prompts(prompts)
+        free_text = bool(self.components.defaults.get("free_text_prompts", False))
+        texts = normalise_prompts(prompts, free_text=free_text)
         embeds = self.components.prompt_encoder.encode(texts, self.device)
         embeds = embeds.repeat_interleave(num_images_per_prompt, dim=0)
         if not do_guidance:

@@ -53,7 +53,7 @@ def training_caption(caption: str) -> tuple[str, bool]:
     try:
         return normalise_prompts([caption])[0], True
     except ValueError:
-        return " ".join(caption.split()), False
+        return normalise_prompts([caption], free_text=True)[0], False
 
 
 class ManifestImageDataset:

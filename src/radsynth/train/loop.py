@@ -167,6 +167,9 @@ class _Run:
         self.components = initial_components(config).to(accelerator.device)
         self.dataset = ManifestImageDataset(config.data_dir, self.components.sample_size)
         if self.dataset.free_text:
+            # The model learns these captions as written, so its pipelines must accept them:
+            # the sample grids below, and every later prompt to the saved model.
+            self.components.defaults = {**self.components.defaults, "free_text_prompts": True}
             accelerator.print(
                 f"note: {len(self.dataset.free_text)} of {len(self.dataset)} captions are not in "
                 "radsynth's vocabulary and are trained as written (first: "
