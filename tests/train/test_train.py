@@ -210,6 +210,18 @@ def test_resume_continues_from_the_saved_step_exactly(data_dir: Path, tmp_path: 
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_resume_trains_at_the_learning_rate_it_is_given(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(data_dir, out, max_steps=2))
+    weights = unet_weights(out / "checkpoints" / "step-0000002" / "unet")
+    train(tiny_config(data_dir, out, max_steps=3, learning_rate=0.0, resume=True))
+    rows = [json.loads(line) for line in (out / "loss.jsonl").read_text().splitlines()]
+    assert [row["lr"] for row in rows] == [1e-3, 1e-3, 0.0]
+    # At rate 0 the step leaves every weight as it was (AdamW's decay scales with the rate too).
+    after = unet_weights(out / "checkpoints" / "step-0000003" / "unet")
+    assert all(torch.equal(weights[k], after[k]) for k in weights)
+
+
 def test_resume_without_checkpoint_and_bad_data_are_clear(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no checkpoint.*start without --resume"):
         train(tiny_config(data_dir, tmp_path / "fresh", resume=True))

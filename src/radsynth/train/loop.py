@@ -214,7 +214,25 @@ class _Run:
         )
         self.step = int(state["step"])
         self.elapsed_before = float(state.get("wall_seconds", 0.0))
+        self._apply_learning_rate()
         self.losses = _read_loss_log(self.config.output_dir, self.step)
+
+    def _apply_learning_rate(self) -> None:
+        """A resumed run trains at the --learning-rate it is given (a lower rate for the last
+        steps is a common recipe), not silently at the rate stored in the checkpoint."""
+        scheduler = getattr(self.lr_scheduler, "scheduler", self.lr_scheduler)  # accelerate's wrap
+        wanted = float(self.config.learning_rate)
+        if all(abs(base - wanted) <= 1e-12 * wanted for base in scheduler.base_lrs):
+            return
+        self.accelerator.print(
+            f"--resume: learning rate {scheduler.base_lrs[0]:g} of the checkpoint changed to "
+            f"{wanted:g} as asked"
+        )
+        scheduler.base_lrs = [wanted] * len(scheduler.base_lrs)
+        for group, factor in zip(self.optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+            group["initial_lr"] = wanted
+            group["lr"] = wanted * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def wall_seconds(self) -> float:
         return self.elapsed_before + time.monotonic() - self.started
