@@ -9,8 +9,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
-from radsynth.cli.phantoms_command import load_masks
 from radsynth.io.manifest import read_manifest
+from radsynth.io.masks import load_masks
 
 runner = CliRunner()
 

@@ -18,7 +18,6 @@ from sample_files import dciodvfy_errors, dcm2pnm_render
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
-from radsynth.cli.phantoms_command import load_masks
 from radsynth.datasets import (
     BuildError,
     SpecError,
@@ -30,6 +29,7 @@ from radsynth.datasets import (
 from radsynth.datasets.journal import merged_records
 from radsynth.datasets.records import split_of
 from radsynth.io import read_png_text, read_provenance
+from radsynth.io.masks import load_masks
 from radsynth.models import build_components
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train.data import ManifestImageDataset

@@ -15,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter
+from radsynth.io.masks import write_masks
 from radsynth.io.png import write_png
 from radsynth.phantoms.cases import Case, make_case
 from radsynth.phantoms.contact_sheet import make_contact_sheet
@@ -48,14 +49,7 @@ def write_case(out: Path, case_id: str, case: Case) -> dict:
     }
     write_png(out / "images" / f"{case_id}.png", case.image.to_uint16(), text)
     write_png(out / "display" / f"{case_id}.png", case.image.to_uint8(), text)
-    masks_path = out / "masks" / f"{case_id}.npz"
-    tmp = masks_path.with_name(masks_path.name + ".tmp.npz")
-    arrays: dict[str, np.ndarray] = {
-        name: np.packbits(mask, axis=None) for name, mask in case.image.masks.items()
-    }
-    arrays["_shape"] = np.array(case.image.image.shape)
-    np.savez_compressed(tmp, allow_pickle=False, **arrays)
-    tmp.replace(masks_path)
+    write_masks(out / "masks" / f"{case_id}.npz", case.image.masks, case.image.image.shape)
     return {
         "id": case_id,
         "image": f"images/{case_id}.png",
@@ -63,18 +57,6 @@ def write_case(out: Path, case_id: str, case: Case) -> dict:
         "masks": f"masks/{case_id}.npz",
         **case.record(),
     }
-
-
-def load_masks(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a masks file written by `write_case` back into boolean arrays."""
-    with np.load(path) as data:
-        shape = tuple(int(v) for v in data["_shape"])
-        count = shape[0] * shape[1]
-        return {
-            k: np.unpackbits(data[k], count=count).astype(bool).reshape(shape)
-            for k in data.files
-            if k != "_shape"
-        }
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 from radsynth.datasets.sources import ImageSource, MadeImage
 from radsynth.datasets.spec import DatasetSpec
 from radsynth.io.dicom_writer import write_synthetic_dicom
+from radsynth.io.masks import write_masks
 from radsynth.io.png import write_png
 from radsynth.io.provenance import png_text_chunks
 
@@ -131,21 +132,6 @@ def write_files(spec: DatasetSpec, out: Path, name: str, made: MadeImage) -> dic
         write_masks(out / MASK_DIR / f"{name}.npz", made.masks)
         files["masks"] = f"{MASK_DIR}/{name}.npz"
     return files
-
-
-def write_masks(path: Path, masks: dict[str, np.ndarray]) -> Path:
-    """Boolean masks as bit-packed arrays in one `.npz` (the `radsynth phantoms` layout, read by
-    `radsynth.cli.phantoms_command.load_masks`), written atomically."""
-    shape = next(iter(masks.values())).shape
-    arrays: dict[str, np.ndarray] = {
-        key: np.packbits(mask.astype(bool), axis=None) for key, mask in masks.items()
-    }
-    arrays["_shape"] = np.array(shape)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(tmp, allow_pickle=False, **arrays)
-    tmp.replace(path)
-    return path
 
 
 def record_line(record: dict[str, Any]) -> str:
