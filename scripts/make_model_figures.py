@@ -145,6 +145,7 @@ def knee_to_full_body(outpaint: OutpaintPipeline, seed: int = 3, size: int = 256
             "AP radiograph of a woman",
             knee.image,
             generator=torch.Generator().manual_seed(seed),
+            layout_prompt="AP radiograph of the whole body of a woman",
             **margins,
         ).images[0]
     )

@@ -93,6 +93,17 @@ def test_inpaint_box_keeps_the_rest(model_dir: Path, knee: Path, tmp_path: Path)
     assert np.array_equal(out[keep], original[keep])
 
 
+def test_outpaint_with_a_layout_pass(model_dir: Path, knee: Path, tmp_path: Path) -> None:
+    command = ["outpaint", str(knee), "--prompt", "AP radiograph of a woman", "--top", "64"]
+    command += ["--layout-prompt", "AP radiograph of the whole body", "--model", str(model_dir)]
+    result = runner.invoke(app, [*command, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    extended = gray(tmp_path / "o" / "outpainted-seed0.png")
+    assert extended.shape == (96, 32) and np.array_equal(extended[64:], gray(knee))
+    bad = runner.invoke(app, [*command, "--layout-strength", "1.5", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "layout_strength must be in (0, 1]" in bad.output
+
+
 def test_outpaint_and_edit(model_dir: Path, knee: Path, tmp_path: Path) -> None:
     result = runner.invoke(
         app,

@@ -114,6 +114,39 @@ def test_outpaint_is_repeatable_far_past_the_native_size(
     assert np.array_equal(twice[64:, :32], image)
 
 
+def test_outpaint_layout_pass_plans_the_whole_canvas(
+    tiny: DiffusionComponents, image: np.ndarray
+) -> None:
+    pipe = OutpaintPipeline(tiny)
+    plain = pipe(PROMPT, image, top=64, generator=seeded(2)).images[0]
+    call = {"top": 64, "layout_prompt": "AP radiograph of the whole body", "layout_strength": 0.5}
+    planned = pipe(PROMPT, image, generator=seeded(2), **call).images[0]
+    assert planned.shape == (96, 32)
+    assert np.array_equal(planned[64:], image)  # the original comes back exactly
+    assert np.array_equal(planned, pipe(PROMPT, image, generator=seeded(2), **call).images[0])
+    assert np.abs(planned[:64] - plain[:64]).mean() > 1e-3  # the tiles started from the plan
+    # A canvas that fits one tile has nothing to plan: the layout prompt changes nothing.
+    small = pipe(PROMPT, image[:, :16], right=16, generator=seeded(3)).images
+    same = pipe(PROMPT, image[:, :16], right=16, generator=seeded(3), layout_prompt="x").images
+    assert np.array_equal(small, same)
+    with pytest.raises(ValueError, match="layout_strength"):
+        pipe(PROMPT, image, top=64, layout_prompt="AP radiograph", layout_strength=0.0)
+
+
+def test_outpaint_layout_is_drawn_around_the_shrunk_original(tiny: DiffusionComponents) -> None:
+    """The plan keeps the known pixels where they are: a bright known block (shrunk, kept
+    exactly at the small scale, enlarged back) is still bright where the original was."""
+    pipe = OutpaintPipeline(tiny)
+    canvas = torch.zeros(1, 1, 128, 64)
+    known = torch.zeros(128, 64, dtype=torch.bool)
+    canvas[:, :, 64:128, 0:64] = 0.9
+    known[64:128, 0:64] = True
+    embeds = pipe.encode_prompt(["AP radiograph of the whole body"], 1, False)
+    guess = pipe.layout(canvas, known, embeds, 2, 1.0, seeded(0))
+    assert guess.shape == (1, 1, 128, 64)
+    assert torch.allclose(guess[0, 0, 72:120, 8:56], torch.tensor(0.9), atol=1e-4)
+
+
 def test_edit_changes_only_the_mask(
     components: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
 ) -> None:

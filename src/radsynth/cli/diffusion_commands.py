@@ -356,6 +356,19 @@ def outpaint(
     right: Annotated[int, typer.Option(help="pixels to add on the right")] = 0,
     top: Annotated[int, typer.Option(help="pixels to add at the top")] = 0,
     bottom: Annotated[int, typer.Option(help="pixels to add at the bottom")] = 0,
+    layout_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--layout-prompt",
+            help="draw the whole canvas first, shrunk to one field, as this prompt (e.g. 'AP "
+            "radiograph of the whole body'), then refine it tile by tile: for canvases many "
+            "fields large",
+        ),
+    ] = None,
+    layout_strength: Annotated[
+        float,
+        typer.Option(help="how far the tiles may move from the layout (0-1, 1 ignores it)"),
+    ] = 0.5,
     n: CountOption = 1,
     seed: SeedOption = 0,
     steps: StepsOption = None,
@@ -382,6 +395,8 @@ def outpaint(
         right=right,
         top=top,
         bottom=bottom,
+        layout_prompt=layout_prompt,
+        layout_strength=layout_strength,
         num_inference_steps=steps,
         guidance_scale=guidance,
     )

@@ -5,6 +5,12 @@ model's native size at a time; each tile overlaps what is already known (by half
 default), is inpainted with the unknown part as its mask, and becomes context for the next.
 Tiles are taken in order of most known context first, so the image grows outwards from the
 original, which comes back bit-identical.
+
+A tile sees at most one native field of context, so a canvas many fields tall (a knee grown to
+a whole body) loses its plan: every tile is plausible, the whole is a patchwork. `layout_prompt`
+adds a first pass that draws the whole canvas at once, shrunk to the native size, around the
+shrunk original ("AP radiograph of the whole body"); the tiles then start from that layout,
+noised to `layout_strength` of the schedule (SDEdit), and refine it at full resolution.
 """
 
 from __future__ import annotations
@@ -64,10 +70,15 @@ class OutpaintPipeline(MaskedPipeline):
         generator: torch.Generator | None = None,
         output_type: OutputType = "np",
         overlap: int | None = None,
+        layout_prompt: str | None = None,
+        layout_strength: float = 0.5,
     ) -> RadiologyPipelineOutput:
         """Images of (top + H + bottom) x (left + W + right) pixels, the original in place.
 
         `overlap`: pixels shared by neighbouring tiles (default half a tile).
+        `layout_prompt`: draw the whole canvas first, shrunk to one tile, with this prompt, and
+        refine that layout tile by tile from `layout_strength` (1 keeps nothing of it). Only
+        used when the canvas is larger than one tile.
         """
         # 1. Check inputs
         steps = int(self.default("num_inference_steps", num_inference_steps))
@@ -88,6 +99,11 @@ class OutpaintPipeline(MaskedPipeline):
                 f"overlap must be between 1 and {min(tile_h, tile_w) - 1}, got {overlap}"
             )
 
+        single_tile = tile_h == canvas_h and tile_w == canvas_w
+        use_layout = layout_prompt is not None and not single_tile
+        if layout_prompt is not None and not 0.0 < layout_strength <= 1.0:
+            raise ValueError(f"layout_strength must be in (0, 1], got {layout_strength}")
+
         # 2. Encode prompt
         embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0)
         batch = len(prompts) * num_images_per_prompt
@@ -97,14 +113,54 @@ class OutpaintPipeline(MaskedPipeline):
         canvas[:, :, top : top + height, left : left + width] = pixels
         known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
         known[top : top + height, left : left + width] = True
+        strength = 1.0
+        if use_layout:
+            assert layout_prompt is not None
+            layout_embeds = self.encode_prompt(
+                [layout_prompt] * len(prompts), num_images_per_prompt, guidance > 1.0
+            )
+            guess = self.layout(canvas, known, layout_embeds, steps, guidance, generator)
+            canvas = torch.where(known, canvas, guess)
+            strength = layout_strength
         stride_h, stride_w = tile_h - overlap, tile_w - overlap
         while (corner := next_tile(known, tile_h, tile_w, stride_h, stride_w)) is not None:
             y, x = corner
             window = (slice(None), slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
             regenerate = ~known[y : y + tile_h, x : x + tile_w][None, None]
             tile = self.regenerate(
-                canvas[window], regenerate, embeds, steps, guidance, 1.0, generator
+                canvas[window], regenerate, embeds, steps, guidance, strength, generator
             )
             canvas[window] = tile.cpu()
             known[y : y + tile_h, x : x + tile_w] = True
         return postprocess(canvas, output_type)
+
+    def layout(
+        self,
+        canvas: torch.Tensor,
+        known: torch.Tensor,
+        embeds: torch.Tensor,
+        steps: int,
+        guidance: float,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """The whole canvas drawn in one native-size pass around its shrunk known pixels, then
+        enlarged back to the canvas: (B, 1, H, W), a plan for the tiles to refine."""
+        size = self.components.sample_size
+        canvas_h, canvas_w = known.shape
+        scale = min(size / canvas_h, size / canvas_w)
+        small_h = max(1, min(size, round(canvas_h * scale)))
+        small_w = max(1, min(size, round(canvas_w * scale)))
+        shrink = torch.nn.functional.interpolate
+        small = shrink(canvas, size=(small_h, small_w), mode="area")
+        # A shrunk pixel is context only where every canvas pixel under it was known.
+        small_known = shrink(known[None, None].float(), size=(small_h, small_w), mode="area")
+        small_known = small_known >= 1.0 - 1e-6
+        top, left = (size - small_h) // 2, (size - small_w) // 2
+        field = torch.zeros(canvas.shape[0], 1, size, size)
+        field[:, :, top : top + small_h, left : left + small_w] = small
+        regenerate = torch.ones(1, 1, size, size, dtype=torch.bool)
+        regenerate[:, :, top : top + small_h, left : left + small_w] = ~small_known
+        drawn = self.regenerate(field, regenerate, embeds, steps, guidance, 1.0, generator).cpu()
+        drawn = drawn[:, :, top : top + small_h, left : left + small_w]
+        enlarged = shrink(drawn, size=(canvas_h, canvas_w), mode="bilinear", align_corners=False)
+        return enlarged.clamp(0.0, 1.0)

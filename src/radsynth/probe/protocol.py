@@ -449,12 +449,16 @@ class _Probe:
         spacing = plane.settings.spacing_mm
         knee, truth, margins = plane.full_body(self.config.full_body_width * knee_px, self.size)
         tall, wide = truth.image.shape
-        prompt = f"AP radiograph of a {'woman' if sex == 'female' else 'man'}"
+        person = "woman" if sex == "female" else "man"
+        prompt = f"AP radiograph of a {person}"
+        # The whole body is planned first, shrunk to one field (see OutpaintPipeline).
+        layout_prompt = f"AP radiograph of the whole body of a {person}"
         started = time.perf_counter()
         grown = self.outpaint(
             prompt,
             knee.image,
             generator=torch.Generator().manual_seed(seed),
+            layout_prompt=layout_prompt,
             **margins,
             **self.call,
         ).images[0]
@@ -467,6 +471,7 @@ class _Probe:
             "seed": seed,
             "sex": sex,
             "prompt": prompt,
+            "layout_prompt": layout_prompt,
             "knee_px": knee_px,
             "spacing_mm": spacing,
             "canvas_px": [tall, wide],
