@@ -28,6 +28,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def as_written(prompt: str) -> str:
+    """A prompt or caption the vocabulary cannot read, as it is kept: whitespace collapsed."""
+    return " ".join(prompt.split())
+
+
 def normalise_prompts(prompts: Sequence[str], free_text: bool = False) -> list[str]:
     """Bring prompts to radsynth's canonical radiology wording; "" stays "" (unconditional).
 
@@ -52,7 +57,7 @@ def normalise_prompts(prompts: Sequence[str], free_text: bool = False) -> list[s
         except ValueError:
             if not free_text:
                 raise
-            texts.append(" ".join(prompt.split()))
+            texts.append(as_written(prompt))
     return texts
 
 

@@ -221,6 +221,7 @@ _CARPALS = (
     ("capitate", 30.5, -1.0, 0.0, (7.0, 8.0, 12.5), 0.0),
     ("hamate", 29.0, -12.5, 0.0, (7.0, 8.0, 10.5), -10.0),
 )
+CARPAL_NAMES: tuple[str, ...] = tuple(carpal[0] for carpal in _CARPALS)
 # Rays 2..5: metacarpal base/head lateral offsets and phalanx lengths (proximal, middle, distal).
 _FINGERS = (
     (2, 9.0, 16.0, 67.0, (39.0, 23.0, 16.0)),

@@ -99,10 +99,10 @@ class OutpaintPipeline(MaskedPipeline):
                 f"overlap must be between 1 and {min(tile_h, tile_w) - 1}, got {overlap}"
             )
 
-        single_tile = tile_h == canvas_h and tile_w == canvas_w
-        use_layout = layout_prompt is not None and not single_tile
         if layout_prompt is not None and not 0.0 < layout_strength <= 1.0:
             raise ValueError(f"layout_strength must be in (0, 1], got {layout_strength}")
+        if tile_h == canvas_h and tile_w == canvas_w:
+            layout_prompt = None  # one tile sees the whole canvas: nothing to plan
 
         # 2. Encode prompt
         embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0)
@@ -114,8 +114,7 @@ class OutpaintPipeline(MaskedPipeline):
         known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
         known[top : top + height, left : left + width] = True
         strength = 1.0
-        if use_layout:
-            assert layout_prompt is not None
+        if layout_prompt is not None:
             layout_embeds = self.encode_prompt(
                 [layout_prompt] * len(prompts), num_images_per_prompt, guidance > 1.0
             )

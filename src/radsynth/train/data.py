@@ -10,6 +10,7 @@ from PIL import Image
 
 from radsynth.io.manifest import read_manifest
 from radsynth.models import normalise_prompts
+from radsynth.models.text_encoders import as_written
 
 
 def load_gray(path: Path) -> np.ndarray:
@@ -53,7 +54,7 @@ def training_caption(caption: str) -> tuple[str, bool]:
     try:
         return normalise_prompts([caption])[0], True
     except ValueError:
-        return normalise_prompts([caption], free_text=True)[0], False
+        return as_written(caption), False
 
 
 class ManifestImageDataset:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,7 @@ class _Run:
         steps is a common recipe), not silently at the rate stored in the checkpoint."""
         scheduler = getattr(self.lr_scheduler, "scheduler", self.lr_scheduler)  # accelerate's wrap
         wanted = float(self.config.learning_rate)
-        if all(abs(base - wanted) <= 1e-12 * wanted for base in scheduler.base_lrs):
+        if all(math.isclose(base, wanted) for base in scheduler.base_lrs):
             return
         self.accelerator.print(
             f"--resume: learning rate {scheduler.base_lrs[0]:g} of the checkpoint changed to "

@@ -18,21 +18,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from radsynth.phantoms.anatomy_limbs import CARPAL_NAMES
 from radsynth.phantoms.body import Body, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.phantoms.variants import Variant, render_body_variant, structure_centre
 from radsynth.vocabulary.labels import PAIRED_REGIONS
 
-CARPALS = (
-    "scaphoid",
-    "lunate",
-    "triquetrum",
-    "pisiform",
-    "trapezium",
-    "trapezoid",
-    "capitate",
-    "hamate",
-)
 # Neighbours that fuse in carpal coalition (lunotriquetral is the commonest).
 CARPAL_PAIRS = (
     ("lunate", "triquetrum"),
@@ -46,7 +37,7 @@ Maker = Callable[[Body, str, Rng], Variant]  # Variant from (body, side, rng)
 
 
 def _missing_carpal(body: Body, side: str, rng: Rng) -> Variant:
-    return Variant(remove=(f"{side}_{rng.choice(CARPALS)}",))
+    return Variant(remove=(f"{side}_{rng.choice(CARPAL_NAMES)}",))
 
 
 def _fused_carpals(body: Body, side: str, rng: Rng) -> Variant:
