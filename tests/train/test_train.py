@@ -210,6 +210,26 @@ def test_resume_continues_from_the_saved_step_exactly(data_dir: Path, tmp_path: 
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_resume_drops_loss_rows_logged_after_the_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(data_dir, out, max_steps=2))
+    log = out / "loss.jsonl"
+    kept = log.read_text().splitlines()
+    # A run killed after logging steps 3 and 4 but before checkpointing them.
+    stale = [json.dumps({"step": s, "loss": 99.0, "lr": 1e-3}) for s in (3, 4)]
+    log.write_text("\n".join([*kept, *stale]) + "\n")
+    train(tiny_config(data_dir, out, max_steps=3, resume=True))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert rows[:2] == [json.loads(line) for line in kept]
+    assert rows[2]["loss"] != 99.0
+    # A log damaged by earlier resumes (a step logged twice) is read as each step's last row.
+    log.write_text("\n".join([*map(json.dumps, rows), stale[0]]) + "\n")
+    train(tiny_config(data_dir, out, max_steps=4, resume=True))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4] and rows[2]["loss"] == 99.0
+
+
 def test_resume_trains_at_the_learning_rate_it_is_given(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(tiny_config(data_dir, out, max_steps=2))

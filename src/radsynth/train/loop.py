@@ -141,11 +141,28 @@ def write_samples(
 
 
 def _read_loss_log(output_dir: Path, up_to: int) -> list[dict[str, float]]:
+    """The loss rows of steps 1..`up_to`, one per step, as the run that reached them logged it.
+
+    The log is appended to, so a step logged twice (by a run killed after its last checkpoint,
+    then by the run resumed from that checkpoint) counts as its last row.
+    """
     path = output_dir / LOSS_LOG
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["step"] <= up_to]
+    by_step: dict[int, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_step[int(row["step"])] = row
+    return [by_step[step] for step in sorted(by_step) if step <= up_to]
+
+
+def _rewrite_loss_log(output_dir: Path, rows: list[dict[str, float]]) -> None:
+    """Replace the log with `rows`, atomically (a kill mid-write leaves the old file)."""
+    path = output_dir / LOSS_LOG
+    partial = path.with_suffix(".jsonl.partial")
+    partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    partial.replace(path)
 
 
 def _progress(accelerator: Accelerator) -> Progress:
@@ -217,6 +234,11 @@ class _Run:
         self.elapsed_before = float(state.get("wall_seconds", 0.0))
         self._apply_learning_rate()
         self.losses = _read_loss_log(self.config.output_dir, self.step)
+        if self.accelerator.is_main_process:
+            # Rows past the checkpoint came from a run killed before its next checkpoint; this
+            # run trains those steps again and logs them anew.
+            _rewrite_loss_log(self.config.output_dir, self.losses)
+        self.accelerator.wait_for_everyone()
 
     def _apply_learning_rate(self) -> None:
         """A resumed run trains at the --learning-rate it is given (a lower rate for the last
