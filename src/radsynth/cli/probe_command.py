@@ -97,7 +97,7 @@ def probe(
 ) -> None:
     """The study's protocol scored (Figures 1 to 4, pathology, bias, memorization): writes
     OUT/scores.json (each target with name, value, threshold, n, met), OUT/report.html and its
-    figure PNGs. The default run of the built-in model takes about 10-15 minutes on 2 CPU cores."""
+    figure PNGs. The default run of the built-in model takes about 2 minutes on 2 CPU cores."""
     import time
 
     import torch
