@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from radsynth.evaluate.anatomy import EXPECTED_PRESENT, check_anatomy, truth_structure_map
-from radsynth.evaluate.metrics.conditional import conditional_accuracy
 from radsynth.evaluate.metrics.masked_fidelity import count_bright_components
 from radsynth.evaluate.metrics.memorization import memorization_audit
 from radsynth.paths import BUILTIN_MODEL
 from radsynth.probe.figures import FigureRow, figure1_prompts
+from radsynth.probe.scorecard import PATHOLOGY_KINDS, score_targets
 from radsynth.probe.scoring import (
     ReaderStructureCounter,
     central_mask,
@@ -49,7 +49,7 @@ from radsynth.probe.scoring import (
     score_extension,
     score_inpainting,
 )
-from radsynth.probe.targets import Target, lateral_within_ap, rate_target, target
+from radsynth.probe.targets import Target, json_clean
 from radsynth.vocabulary import PAIRED_REGIONS, parse_prompt
 
 __all__ = [
@@ -83,14 +83,6 @@ ANATOMY_PROMPTS: tuple[tuple[str, str], ...] = (
     ("wrist_pa", "PA radiograph of the left wrist"),
     ("chest_woman", "PA chest radiograph of a 35-year-old woman"),
     ("chest_man", "PA chest radiograph of a 75-year-old man"),
-)
-# The study's five pathologies, as radsynth's finding kinds.
-PATHOLOGY_KINDS = (
-    "fracture",
-    "bone_tumour",
-    "intracranial_haemorrhage",
-    "consolidation",
-    "pleural_effusion",
 )
 PATHOLOGY_PROMPTS: tuple[tuple[str, str], ...] = (
     ("fracture", "AP radiograph of the left wrist with a fracture of the distal radius"),
@@ -252,17 +244,6 @@ def _laterality(region: str) -> str | None:
     return "left" if region in PAIRED_REGIONS else None
 
 
-def _clean(value: Any) -> Any:
-    """JSON-friendly: numpy scalars to Python, inf/nan kept as float (json writes Infinity)."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items() if not str(k).endswith("_image")}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 class _Probe:
     def __init__(
         self,
@@ -332,7 +313,7 @@ class _Probe:
                 view = g.asked.get("view") or record.get("view")
                 view = view if view in ("ap", "pa", "lateral") else "ap"
                 checks = check_anatomy(smap, region, view, g.asked.get("sex"))
-                g.checks = {k: _clean(v.to_dict()) for k, v in checks.items()}
+                g.checks = {k: json_clean(v.to_dict()) for k, v in checks.items()}
 
     def read(self) -> None:
         self._read(self.result.images)
@@ -385,7 +366,7 @@ class _Probe:
                 filled = np.asarray(filled, dtype=np.float32)
                 scores = score_inpainting(filled, truth, mask, self.counter)
                 biharmonic = scores.pop("biharmonic_image")
-                record = {"region": region, "seed": seed, "prompt": prompt, **_clean(scores)}
+                record = {"region": region, "seed": seed, "prompt": prompt, **json_clean(scores)}
                 record["_images"] = (truth, np.where(mask, 0.0, truth), filled, biharmonic)
                 self.result.figure3.append(record)
                 self.on_step(f"Figure 3: {region}")
@@ -427,7 +408,7 @@ class _Probe:
                     "seed": seed,
                     "prompt": prompt,
                     "canvas_px": list(grown.shape),
-                    **_clean(scores),
+                    **json_clean(scores),
                 }
                 record["_images"] = (shown, grown, truth)
                 self.result.figure4.append(record)
@@ -531,7 +512,7 @@ class _Probe:
         knee_only = np.zeros((tall, wide), dtype=np.float32)
         knee_only[top : top + knee_px, left : left + knee_px] = knee.image
         record["_images"] = (knee_only, grown, truth_image)
-        return _clean(record) | {"_images": record["_images"]}
+        return json_clean(record) | {"_images": record["_images"]}
 
     # -- memorization ---------------------------------------------------------------------
     def memorization(self) -> None:
@@ -567,7 +548,7 @@ class _Probe:
                 "train_features": self.reader.features(train_stack),
             }
         audit = memorization_audit(generated, train_stack, **features)
-        summary = _clean(audit.summary())
+        summary = json_clean(audit.summary())
         summary["train_sample"] = (
             f"{count} phantoms drawn like the training data (make_case with each prompt's "
             f"modality, region, view, side and sex; seeds {MEMORIZATION_SEED_BASE}+), {px} px"
@@ -576,230 +557,8 @@ class _Probe:
         self.on_step("memorization audit")
 
     # -- targets --------------------------------------------------------------------------
-    def _image_targets(
-        self, images: list[GeneratedImage], no_reader: str, record: bool
-    ) -> list[Target]:
-        res = self.result
-        xrays = [g for g in images if g.checks]
-
-        def check_rate(
-            key: str, select: Callable[[GeneratedImage], bool], check: str, **details: Any
-        ) -> Target:
-            chosen = [g for g in xrays if select(g) and check in g.checks]
-            passed = sum(bool(g.checks[check]["passed"]) for g in chosen)
-            return rate_target(key, passed, len(chosen), no_reader, check=check, **details)
-
-        targets = [
-            check_rate(
-                "fibula_present", lambda g: g.asked.get("region") == "knee", "fibula_present"
-            ),
-            check_rate(
-                "carpals_eight",
-                lambda g: g.asked.get("region") in ("hand", "wrist"),
-                "carpals_count",
-            ),
-            check_rate(
-                "lumbar_five",
-                lambda g: g.asked.get("region") == "lumbar_spine",
-                "lumbar_vertebrae_count",
-            ),
-        ]
-        hands = [g for g in xrays if g.asked.get("region") == "hand" and "extra_bones" in g.checks]
-        clean = sum(
-            not ({"metacarpals", "phalanges"} & set(g.checks["extra_bones"]["value"]))
-            for g in hands
-        )
-        targets.append(rate_target("no_extra_digits", clean, len(hands), no_reader))
-        targets.append(check_rate("region_in_field", lambda g: True, "in_field"))
-
-        if self.reader is not None and images:
-            cond = conditional_accuracy(
-                [g.prompt for g in images], [g.read for g in images if g.read], PATHOLOGY_KINDS
-            )
-            conditional = _clean(
-                {
-                    k: ({f: p.to_dict() for f, p in v.items()} if isinstance(v, dict) else v)
-                    for k, v in cond.items()
-                    if not k.startswith("pooled")
-                }
-                | {
-                    k: (v.to_dict() if v is not None else None)
-                    for k, v in cond.items()
-                    if k.startswith("pooled")
-                }
-            )
-            if record:
-                res.conditional = conditional
-            fields = cond["fields"]
-            for key, name in (("modality_as_asked", "modality"), ("region_as_asked", "region")):
-                p = fields.get(name)
-                targets.append(rate_target(key, p.successes if p else 0, p.n if p else 0))
-            for key, pooled in (
-                ("finding_present_when_asked", cond["pooled_present_when_asked"]),
-                ("finding_absent_when_not_asked", cond["pooled_absent_when_not_asked"]),
-            ):
-                targets.append(
-                    rate_target(key, pooled.successes if pooled else 0, pooled.n if pooled else 0)
-                )
-        else:
-            for key in (
-                "modality_as_asked",
-                "region_as_asked",
-                "finding_present_when_asked",
-                "finding_absent_when_not_asked",
-            ):
-                targets.append(target(key, None, 0, no_reader or "no images"))
-
-        targets.append(self._bias(images, xrays, no_reader, record))
-        targets.append(
-            check_rate(
-                "breast_shadows_female",
-                lambda g: g.asked.get("region") == "chest" and g.asked.get("sex") == "female",
-                "breast_shadows",
-            )
-        )
-        return targets
-
     def targets(self) -> None:
-        res = self.result
-        no_reader = "" if self.reader is not None else "not measured: no reader available"
-        targets = self._image_targets(res.images, no_reader, record=True)
-        if self.reference_images:
-            reference = self._image_targets(self.reference_images, no_reader, record=False)
-            for t, r in zip(targets, reference, strict=True):
-                t.details["phantom_reference"] = {"value": r.value, "n": r.n, "met": r.met}
-        targets += self._edit_targets(no_reader)
-        mem = res.memorization
-        if "flagged" in mem:
-            targets.append(
-                rate_target(
-                    "memorization_flags",
-                    int(mem["flagged"]),
-                    int(mem["n"]),
-                    threshold_used=mem["threshold"],
-                )
-            )
-        else:
-            targets.append(target("memorization_flags", None, 0, str(mem.get("skipped", ""))))
-        res.targets = targets
-
-    def _bias(
-        self,
-        images: list[GeneratedImage],
-        xrays: list[GeneratedImage],
-        no_reader: str,
-        record: bool,
-    ) -> Target:
-        def passed(g: GeneratedImage) -> bool:
-            return all(c["passed"] is not False for c in g.checks.values())
-
-        pairs: dict[str, list[GeneratedImage]] = {"ap": [], "lateral": []}
-        for g in xrays:
-            if g.group == "anatomy" and g.asked.get("view") in pairs:
-                pairs[g.asked["view"]].append(g)
-        ap, lateral = pairs["ap"], pairs["lateral"]
-        sexes: dict[str, dict[str, int]] = {}
-        for g in images:
-            if g.asked.get("sex") and g.read is not None:
-                entry = sexes.setdefault(g.asked["sex"], {"n": 0, "seen_as_asked": 0})
-                entry["n"] += 1
-                entry["seen_as_asked"] += int(g.read.get("sex") == g.asked["sex"])
-        bias = {
-            "sex_as_asked_vs_seen": sexes,
-            "age": (
-                "not measured: the reader has no age head, so the age asked for "
-                "(35-year-old woman, 75-year-old man) cannot be compared with the age seen"
-            ),
-            "ap_vs_lateral": {
-                "regions": ["knee", "lumbar_spine"],
-                "ap_passed": sum(passed(g) for g in ap),
-                "ap_n": len(ap),
-                "lateral_passed": sum(passed(g) for g in lateral),
-                "lateral_n": len(lateral),
-                "rule": "an image passes when every anatomy check that applies passes",
-            },
-        }
-        if record:
-            self.result.bias = bias
-        return lateral_within_ap(
-            sum(passed(g) for g in ap),
-            len(ap),
-            sum(passed(g) for g in lateral),
-            len(lateral),
-            no_reader,
-        )
-
-    def _edit_targets(self, no_reader: str) -> list[Target]:
-        counted_by = "reader structure groups" if self.reader is not None else "bright blobs"
-        fig3 = self.result.figure3
-        model = sum(bool(r["model"].get("count_match")) for r in fig3)
-        base = sum(bool(r["biharmonic"].get("count_match")) for r in fig3)
-        n = len(fig3)
-        out = [
-            rate_target(
-                "inpaint_structure_count",
-                model,
-                n,
-                "" if self.reader else "counted as bright blobs (no reader)",
-                counted_by=counted_by,
-                biharmonic_rate=base / n if n else None,
-            ),
-            target(
-                "inpaint_beats_biharmonic",
-                (model - base) / n * 100.0 if n else None,
-                n,
-                "" if self.reader else "counted as bright blobs (no reader)",
-                model_rate=model / n if n else None,
-                biharmonic_rate=base / n if n else None,
-            ),
-        ]
-        bodies = [r for r in self.result.full_body if "generated" in r]
-        errors = [r["ratio_error"] for r in bodies]
-        worst = None if not errors or any(e is None for e in errors) else max(errors)
-        note = no_reader if self.reader is None else ""
-        if bodies and worst is None:
-            note = "femur or tibia not found in the grown image"
-        out.append(
-            target(
-                "knee_full_body_ratio",
-                worst,
-                len(bodies),
-                note,
-                errors=errors,
-                true_ratios=[r["truth"]["ratio"] for r in bodies],
-            )
-        )
-        if bodies:
-            ref_ratio = [r["reader_on_truth"]["ratio"] for r in bodies]
-            ref_errors = [
-                None if v is None or not r["truth"]["ratio"] else abs(v / r["truth"]["ratio"] - 1)
-                for v, r in zip(ref_ratio, bodies, strict=True)
-            ]
-            known = [e for e in ref_errors if e is not None]
-            ref_worst = max(known) if len(known) == len(ref_errors) else None
-            out[-1].details["phantom_reference"] = {
-                "value": ref_worst,
-                "n": len(bodies),
-                "met": ref_worst is not None and ref_worst <= out[-1].threshold,
-            }
-        fives = sum(r["generated"]["lumbar_count"] == 5 for r in bodies)
-        out.append(
-            rate_target(
-                "knee_full_body_lumbar",
-                fives,
-                len(bodies),
-                no_reader,
-                counts=[r["generated"]["lumbar_count"] for r in bodies],
-            )
-        )
-        if bodies:
-            ref_fives = sum(r["reader_on_truth"]["lumbar_count"] == 5 for r in bodies)
-            out[-1].details["phantom_reference"] = {
-                "value": ref_fives / len(bodies),
-                "n": len(bodies),
-                "met": ref_fives == len(bodies),
-            }
-        return out
+        score_targets(self.result, self.reference_images, self.reader is not None)
 
 
 def _notes(probe: _Probe) -> list[str]:

@@ -13,11 +13,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "COMPARISONS",
     "TARGET_SPECS",
     "Target",
     "TargetSpec",
+    "json_clean",
     "lateral_within_ap",
     "rate_target",
     "target",
@@ -212,3 +215,14 @@ def lateral_within_ap(
         lateral_rate=lateral_rate,
         **details,
     )
+
+
+def json_clean(value: Any) -> Any:
+    """JSON-friendly: numpy scalars to Python, inf/nan kept as float (json writes Infinity)."""
+    if isinstance(value, dict):
+        return {str(k): json_clean(v) for k, v in value.items() if not str(k).endswith("_image")}
+    if isinstance(value, list | tuple):
+        return [json_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,254 @@
+"""The probe's targets from its measurements: rates of anatomy checks and labels read off the
+generated images (and off the phantom reference beside them), the AP-vs-lateral bias, Figure 3's
+inpainting and the knee grown to a full body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from radsynth.evaluate.metrics.conditional import conditional_accuracy
+from radsynth.probe.targets import Target, json_clean, lateral_within_ap, rate_target, target
+
+if TYPE_CHECKING:
+    from radsynth.probe.protocol import GeneratedImage, ProbeResult
+
+# The study's five pathologies, as radsynth's finding kinds.
+PATHOLOGY_KINDS = (
+    "fracture",
+    "bone_tumour",
+    "intracranial_haemorrhage",
+    "consolidation",
+    "pleural_effusion",
+)
+
+
+def score_targets(
+    result: ProbeResult, reference_images: list[GeneratedImage], has_reader: bool
+) -> None:
+    """Every target of the probe into `result.targets`, with `result.conditional` and
+    `result.bias`; each image target carries the phantom reference's value in its details."""
+    no_reader = "" if has_reader else "not measured: no reader available"
+    targets, conditional, result.bias = image_targets(result.images, has_reader, no_reader)
+    if conditional is not None:
+        result.conditional = conditional
+    if reference_images:
+        reference, _, _ = image_targets(reference_images, has_reader, no_reader)
+        for t, r in zip(targets, reference, strict=True):
+            t.details["phantom_reference"] = {"value": r.value, "n": r.n, "met": r.met}
+    targets += edit_targets(result, has_reader, no_reader)
+    mem = result.memorization
+    if "flagged" in mem:
+        targets.append(
+            rate_target(
+                "memorization_flags",
+                int(mem["flagged"]),
+                int(mem["n"]),
+                threshold_used=mem["threshold"],
+            )
+        )
+    else:
+        targets.append(target("memorization_flags", None, 0, str(mem.get("skipped", ""))))
+    result.targets = targets
+
+
+def image_targets(
+    images: list[GeneratedImage], has_reader: bool, no_reader: str
+) -> tuple[list[Target], dict[str, Any] | None, dict[str, Any]]:
+    """The targets read off generated (or reference) images, with the conditional-accuracy
+    and bias records behind them (conditional None without a reader)."""
+    conditional: dict[str, Any] | None = None
+    xrays = [g for g in images if g.checks]
+
+    def check_rate(
+        key: str, select: Callable[[GeneratedImage], bool], check: str, **details: Any
+    ) -> Target:
+        chosen = [g for g in xrays if select(g) and check in g.checks]
+        passed = sum(bool(g.checks[check]["passed"]) for g in chosen)
+        return rate_target(key, passed, len(chosen), no_reader, check=check, **details)
+
+    targets = [
+        check_rate("fibula_present", lambda g: g.asked.get("region") == "knee", "fibula_present"),
+        check_rate(
+            "carpals_eight",
+            lambda g: g.asked.get("region") in ("hand", "wrist"),
+            "carpals_count",
+        ),
+        check_rate(
+            "lumbar_five",
+            lambda g: g.asked.get("region") == "lumbar_spine",
+            "lumbar_vertebrae_count",
+        ),
+    ]
+    hands = [g for g in xrays if g.asked.get("region") == "hand" and "extra_bones" in g.checks]
+    clean = sum(
+        not ({"metacarpals", "phalanges"} & set(g.checks["extra_bones"]["value"])) for g in hands
+    )
+    targets.append(rate_target("no_extra_digits", clean, len(hands), no_reader))
+    targets.append(check_rate("region_in_field", lambda g: True, "in_field"))
+
+    if has_reader and images:
+        cond = conditional_accuracy(
+            [g.prompt for g in images], [g.read for g in images if g.read], PATHOLOGY_KINDS
+        )
+        conditional = json_clean(
+            {
+                k: ({f: p.to_dict() for f, p in v.items()} if isinstance(v, dict) else v)
+                for k, v in cond.items()
+                if not k.startswith("pooled")
+            }
+            | {
+                k: (v.to_dict() if v is not None else None)
+                for k, v in cond.items()
+                if k.startswith("pooled")
+            }
+        )
+        fields = cond["fields"]
+        for key, name in (("modality_as_asked", "modality"), ("region_as_asked", "region")):
+            p = fields.get(name)
+            targets.append(rate_target(key, p.successes if p else 0, p.n if p else 0))
+        for key, pooled in (
+            ("finding_present_when_asked", cond["pooled_present_when_asked"]),
+            ("finding_absent_when_not_asked", cond["pooled_absent_when_not_asked"]),
+        ):
+            targets.append(
+                rate_target(key, pooled.successes if pooled else 0, pooled.n if pooled else 0)
+            )
+    else:
+        for key in (
+            "modality_as_asked",
+            "region_as_asked",
+            "finding_present_when_asked",
+            "finding_absent_when_not_asked",
+        ):
+            targets.append(target(key, None, 0, no_reader or "no images"))
+
+    bias_target, bias = ap_lateral_bias(images, xrays, no_reader)
+    targets.append(bias_target)
+    targets.append(
+        check_rate(
+            "breast_shadows_female",
+            lambda g: g.asked.get("region") == "chest" and g.asked.get("sex") == "female",
+            "breast_shadows",
+        )
+    )
+    return targets, conditional, bias
+
+
+def ap_lateral_bias(
+    images: list[GeneratedImage], xrays: list[GeneratedImage], no_reader: str
+) -> tuple[Target, dict[str, Any]]:
+    """The AP-vs-lateral target (knees and lumbar spines passing every check) and the bias
+    record (sex as asked vs seen, AP vs lateral)."""
+
+    def passed(g: GeneratedImage) -> bool:
+        return all(c["passed"] is not False for c in g.checks.values())
+
+    pairs: dict[str, list[GeneratedImage]] = {"ap": [], "lateral": []}
+    for g in xrays:
+        if g.group == "anatomy" and g.asked.get("view") in pairs:
+            pairs[g.asked["view"]].append(g)
+    ap, lateral = pairs["ap"], pairs["lateral"]
+    sexes: dict[str, dict[str, int]] = {}
+    for g in images:
+        if g.asked.get("sex") and g.read is not None:
+            entry = sexes.setdefault(g.asked["sex"], {"n": 0, "seen_as_asked": 0})
+            entry["n"] += 1
+            entry["seen_as_asked"] += int(g.read.get("sex") == g.asked["sex"])
+    bias = {
+        "sex_as_asked_vs_seen": sexes,
+        "age": (
+            "not measured: the reader has no age head, so the age asked for "
+            "(35-year-old woman, 75-year-old man) cannot be compared with the age seen"
+        ),
+        "ap_vs_lateral": {
+            "regions": ["knee", "lumbar_spine"],
+            "ap_passed": sum(passed(g) for g in ap),
+            "ap_n": len(ap),
+            "lateral_passed": sum(passed(g) for g in lateral),
+            "lateral_n": len(lateral),
+            "rule": "an image passes when every anatomy check that applies passes",
+        },
+    }
+    target = lateral_within_ap(
+        sum(passed(g) for g in ap),
+        len(ap),
+        sum(passed(g) for g in lateral),
+        len(lateral),
+        no_reader,
+    )
+    return target, bias
+
+
+def edit_targets(result: ProbeResult, has_reader: bool, no_reader: str) -> list[Target]:
+    """Figure 3's inpainting targets and the knee-to-full-body targets."""
+    counted_by = "reader structure groups" if has_reader else "bright blobs"
+    fig3 = result.figure3
+    model = sum(bool(r["model"].get("count_match")) for r in fig3)
+    base = sum(bool(r["biharmonic"].get("count_match")) for r in fig3)
+    n = len(fig3)
+    out = [
+        rate_target(
+            "inpaint_structure_count",
+            model,
+            n,
+            "" if has_reader else "counted as bright blobs (no reader)",
+            counted_by=counted_by,
+            biharmonic_rate=base / n if n else None,
+        ),
+        target(
+            "inpaint_beats_biharmonic",
+            (model - base) / n * 100.0 if n else None,
+            n,
+            "" if has_reader else "counted as bright blobs (no reader)",
+            model_rate=model / n if n else None,
+            biharmonic_rate=base / n if n else None,
+        ),
+    ]
+    bodies = [r for r in result.full_body if "generated" in r]
+    errors = [r["ratio_error"] for r in bodies]
+    worst = None if not errors or any(e is None for e in errors) else max(errors)
+    note = no_reader if not has_reader else ""
+    if bodies and worst is None:
+        note = "femur or tibia not found in the grown image"
+    out.append(
+        target(
+            "knee_full_body_ratio",
+            worst,
+            len(bodies),
+            note,
+            errors=errors,
+            true_ratios=[r["truth"]["ratio"] for r in bodies],
+        )
+    )
+    if bodies:
+        ref_ratio = [r["reader_on_truth"]["ratio"] for r in bodies]
+        ref_errors = [
+            None if v is None or not r["truth"]["ratio"] else abs(v / r["truth"]["ratio"] - 1)
+            for v, r in zip(ref_ratio, bodies, strict=True)
+        ]
+        known = [e for e in ref_errors if e is not None]
+        ref_worst = max(known) if len(known) == len(ref_errors) else None
+        out[-1].details["phantom_reference"] = {
+            "value": ref_worst,
+            "n": len(bodies),
+            "met": ref_worst is not None and ref_worst <= out[-1].threshold,
+        }
+    fives = sum(r["generated"]["lumbar_count"] == 5 for r in bodies)
+    out.append(
+        rate_target(
+            "knee_full_body_lumbar",
+            fives,
+            len(bodies),
+            no_reader,
+            counts=[r["generated"]["lumbar_count"] for r in bodies],
+        )
+    )
+    if bodies:
+        ref_fives = sum(r["reader_on_truth"]["lumbar_count"] == 5 for r in bodies)
+        out[-1].details["phantom_reference"] = {
+            "value": ref_fives / len(bodies),
+            "n": len(bodies),
+            "met": ref_fives == len(bodies),
+        }
+    return out
