@@ -149,6 +149,7 @@ def ap_lateral_bias(
         if g.group == "anatomy" and g.asked.get("view") in pairs:
             pairs[g.asked["view"]].append(g)
     ap, lateral = pairs["ap"], pairs["lateral"]
+    ap_passed, lateral_passed = sum(map(passed, ap)), sum(map(passed, lateral))
     sexes: dict[str, dict[str, int]] = {}
     for g in images:
         if g.asked.get("sex") and g.read is not None:
@@ -163,21 +164,14 @@ def ap_lateral_bias(
         ),
         "ap_vs_lateral": {
             "regions": ["knee", "lumbar_spine"],
-            "ap_passed": sum(passed(g) for g in ap),
+            "ap_passed": ap_passed,
             "ap_n": len(ap),
-            "lateral_passed": sum(passed(g) for g in lateral),
+            "lateral_passed": lateral_passed,
             "lateral_n": len(lateral),
             "rule": "an image passes when every anatomy check that applies passes",
         },
     }
-    target = lateral_within_ap(
-        sum(passed(g) for g in ap),
-        len(ap),
-        sum(passed(g) for g in lateral),
-        len(lateral),
-        no_reader,
-    )
-    return target, bias
+    return lateral_within_ap(ap_passed, len(ap), lateral_passed, len(lateral), no_reader), bias
 
 
 def edit_targets(result: ProbeResult, has_reader: bool, no_reader: str) -> list[Target]:

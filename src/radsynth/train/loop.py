@@ -160,9 +160,9 @@ def _read_loss_log(output_dir: Path, up_to: int) -> list[dict[str, float]]:
 def _rewrite_loss_log(output_dir: Path, rows: list[dict[str, float]]) -> None:
     """Replace the log with `rows`, atomically (a kill mid-write leaves the old file)."""
     path = output_dir / LOSS_LOG
-    partial = path.with_suffix(".jsonl.partial")
-    partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    partial.replace(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tmp.replace(path)
 
 
 def _progress(accelerator: Accelerator) -> Progress:
