@@ -193,6 +193,15 @@ def test_two_steps_write_model_checkpoints_and_records(data_dir: Path, tmp_path:
     assert any(not torch.equal(start[k], trained[k]) for k in start)
 
 
+def test_a_fine_tune_counts_its_parents_steps(data_dir: Path, tmp_path: Path) -> None:
+    parent = train(tiny_config(data_dir, tmp_path / "parent", max_steps=2))
+    child = train(tiny_config(data_dir, tmp_path / "child", init_from=parent, max_steps=1))
+    defaults = json.loads((child / "model_index.json").read_text())["_radsynth_defaults"]
+    assert defaults["trained_steps"] == 3  # 2 of the parent, 1 of the fine-tune
+    record = json.loads((tmp_path / "child" / "training.json").read_text())
+    assert record["steps"] == 1 and record["parent_steps"] == 2
+
+
 def test_resume_continues_from_the_saved_step_exactly(data_dir: Path, tmp_path: Path) -> None:
     straight = tmp_path / "straight"
     train(tiny_config(data_dir, straight, max_steps=3))

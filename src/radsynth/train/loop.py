@@ -183,6 +183,8 @@ class _Run:
         self.config = config
         self.accelerator = accelerator
         self.components = initial_components(config).to(accelerator.device)
+        # A fine-tune continues its parent's training: its model counts the parent's steps too.
+        self.parent_steps = int(self.components.defaults.get("trained_steps", 0))
         self.dataset = ManifestImageDataset(config.data_dir, self.components.sample_size)
         if self.dataset.free_text:
             # The model learns these captions as written, so its pipelines must accept them:
@@ -338,7 +340,7 @@ class _Run:
         model_dir = self.config.output_dir / "model"
         if self.accelerator.is_main_process:
             final = dataclasses.replace(self.components, unet=self.ema_unet)
-            final.defaults = {**final.defaults, "trained_steps": self.step}
+            final.defaults = {**final.defaults, "trained_steps": self.parent_steps + self.step}
             final.save_pretrained(model_dir)
             write_training_record(self.config.output_dir / "training.json", self.record())
         self.accelerator.wait_for_everyone()
@@ -354,6 +356,7 @@ class _Run:
                 "captions_as_written": len(self.dataset.free_text),
             },
             "steps": self.step,
+            "parent_steps": self.parent_steps,
             "images_seen": self.step * self.config.batch_size * self.accelerator.num_processes,
             "final_loss": self.losses[-1]["loss"] if self.losses else None,
             "wall_seconds": round(self.wall_seconds(), 2),
