@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,23 @@ def test_a_fine_tune_counts_its_parents_steps(data_dir: Path, tmp_path: Path) ->
     assert defaults["trained_steps"] == 3  # 2 of the parent, 1 of the fine-tune
     record = json.loads((tmp_path / "child" / "training.json").read_text())
     assert record["steps"] == 1 and record["parent_steps"] == 2
+
+
+def test_a_checkpoint_becomes_a_model_folder(data_dir: Path, tmp_path: Path) -> None:
+    parent = train(tiny_config(data_dir, tmp_path / "parent", max_steps=2))
+    train(tiny_config(data_dir, tmp_path / "child", init_from=parent, max_steps=2))
+    checkpoint = tmp_path / "child" / "checkpoints" / "step-0000001"
+    script = Path(__file__).parents[2] / "scripts" / "checkpoint_to_model.py"
+    export = runpy.run_path(str(script), run_name="checkpoint_to_model")["main"]
+    out = tmp_path / "exported"
+    assert export([str(checkpoint), str(out), "--base", str(parent)]) == 0
+    defaults = json.loads((out / "model_index.json").read_text())["_radsynth_defaults"]
+    assert defaults["trained_steps"] == 3  # the parent's 2 and the checkpoint's 1
+    exported, ema = unet_weights(out / "unet"), unet_weights(checkpoint / "ema_unet")
+    assert all(torch.equal(exported[k], ema[k]) for k in ema)
+    assert TextToImagePipeline.from_pretrained(out)("PA chest radiograph").images.shape[0] == 1
+    with pytest.raises(SystemExit):  # argparse's error: not a checkpoint folder
+        export([str(tmp_path), str(out)])
 
 
 def test_resume_continues_from_the_saved_step_exactly(data_dir: Path, tmp_path: Path) -> None:

@@ -77,8 +77,8 @@ def load_checkpoint(
     rank: int,
 ) -> dict[str, Any]:
     """Restore everything `save_checkpoint` wrote into the given objects; return state.json."""
-    unet.load_state_dict(_load_weights(folder / "unet"))
-    ema_unet.load_state_dict(_load_weights(folder / "ema_unet"))
+    unet.load_state_dict(load_unet_weights(folder / "unet"))
+    ema_unet.load_state_dict(load_unet_weights(folder / "ema_unet"))
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     lr_scheduler.load_state_dict(torch.load(folder / "lr_scheduler.pt", weights_only=True))
     rng = folder / f"rng-{rank}.pt"
@@ -87,7 +87,8 @@ def load_checkpoint(
     return dict(json.loads((folder / "state.json").read_text()))
 
 
-def _load_weights(folder: Path) -> dict[str, torch.Tensor]:
+def load_unet_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """All safetensors weights in a checkpoint's `unet/` or `ema_unet/` folder, as one dict."""
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise ValueError(f"checkpoint {folder} has no safetensors weights; it is incomplete")
