@@ -5,7 +5,9 @@ off-centre crops of full-body X-ray planes, with one manifest over both.
 
 The folder gets `regional/` (written by `radsynth phantoms`), `crops/` and a `manifest.jsonl`
 whose image paths point into both, which is what `radsynth train --data` reads. Deterministic in
---seed; an interrupted run is finished by running the same command again.
+--seed; an interrupted run is finished by running the same command again. Case i has seed
+--seed + i (crop i: --seed + 10,000,000 + i), so a fresh data set needs a seed far from the last
+one's, not the next integer (--seed 1 repeats all but one case of --seed 0).
 """
 
 from __future__ import annotations
@@ -73,7 +75,13 @@ def main() -> None:
     parser.add_argument("--regional", type=int, default=6000)
     parser.add_argument("--crops", type=int, default=2000)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the first case; case i uses seed + i, so data sets whose seeds differ by "
+        "less than --regional (or --crops) share cases: use e.g. 100000 for a second set",
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     regional = args.out / "regional"
