@@ -194,19 +194,26 @@ def test_two_steps_write_model_checkpoints_and_records(data_dir: Path, tmp_path:
     assert any(not torch.equal(start[k], trained[k]) for k in start)
 
 
-def test_a_fine_tune_counts_its_parents_steps(data_dir: Path, tmp_path: Path) -> None:
-    parent = train(tiny_config(data_dir, tmp_path / "parent", max_steps=2))
-    child = train(tiny_config(data_dir, tmp_path / "child", init_from=parent, max_steps=1))
-    defaults = json.loads((child / "model_index.json").read_text())["_radsynth_defaults"]
+@pytest.fixture(scope="module")
+def fine_tune(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(parent model folder, fine-tune output folder): 2 steps from the preset, then 1 more."""
+    runs = tmp_path_factory.mktemp("fine_tune")
+    parent = train(tiny_config(data_dir, runs / "parent", max_steps=2))
+    train(tiny_config(data_dir, runs / "child", init_from=parent, max_steps=1))
+    return parent, runs / "child"
+
+
+def test_a_fine_tune_counts_its_parents_steps(fine_tune: tuple[Path, Path]) -> None:
+    child = fine_tune[1]
+    defaults = json.loads((child / "model" / "model_index.json").read_text())["_radsynth_defaults"]
     assert defaults["trained_steps"] == 3  # 2 of the parent, 1 of the fine-tune
-    record = json.loads((tmp_path / "child" / "training.json").read_text())
+    record = json.loads((child / "training.json").read_text())
     assert record["steps"] == 1 and record["parent_steps"] == 2
 
 
-def test_a_checkpoint_becomes_a_model_folder(data_dir: Path, tmp_path: Path) -> None:
-    parent = train(tiny_config(data_dir, tmp_path / "parent", max_steps=2))
-    train(tiny_config(data_dir, tmp_path / "child", init_from=parent, max_steps=2))
-    checkpoint = tmp_path / "child" / "checkpoints" / "step-0000001"
+def test_a_checkpoint_becomes_a_model_folder(fine_tune: tuple[Path, Path], tmp_path: Path) -> None:
+    parent, child = fine_tune
+    checkpoint = child / "checkpoints" / "step-0000001"
     script = Path(__file__).parents[2] / "scripts" / "checkpoint_to_model.py"
     export = runpy.run_path(str(script), run_name="checkpoint_to_model")["main"]
     out = tmp_path / "exported"

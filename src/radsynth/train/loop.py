@@ -80,6 +80,12 @@ def initial_components(config: TrainConfig) -> DiffusionComponents:
     return build_components(config.preset, seed=config.seed)
 
 
+def steps_before(components: DiffusionComponents) -> int:
+    """Steps a run's starting model was already trained (its parent's, for a fine-tune; 0 for a
+    preset): a fine-tune continues its parent's training, so its model counts them too."""
+    return int(components.defaults.get("trained_steps", 0))
+
+
 def diffusion_loss(
     components: DiffusionComponents,
     unet: Any,
@@ -183,8 +189,7 @@ class _Run:
         self.config = config
         self.accelerator = accelerator
         self.components = initial_components(config).to(accelerator.device)
-        # A fine-tune continues its parent's training: its model counts the parent's steps too.
-        self.parent_steps = int(self.components.defaults.get("trained_steps", 0))
+        self.parent_steps = steps_before(self.components)
         self.dataset = ManifestImageDataset(config.data_dir, self.components.sample_size)
         if self.dataset.free_text:
             # The model learns these captions as written, so its pipelines must accept them:
