@@ -21,6 +21,7 @@ from radsynth.pipelines import TextToImagePipeline
 from radsynth.train import TrainConfig, main, train
 from radsynth.train.data import ManifestImageDataset
 from radsynth.train.loop import min_snr_weights
+from radsynth.train.main import parse_args
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +210,17 @@ def test_a_fine_tune_counts_its_parents_steps(fine_tune: tuple[Path, Path]) -> N
     assert defaults["trained_steps"] == 3  # 2 of the parent, 1 of the fine-tune
     record = json.loads((child / "training.json").read_text())
     assert record["steps"] == 1 and record["parent_steps"] == 2
+    # The parent folder decides the architecture; no preset is recorded as if it had.
+    assert record["config"]["preset"] is None
+    assert record["config"]["init_from"] == str(fine_tune[0])
+
+
+def test_preset_and_init_from_together_are_refused(tmp_path: Path) -> None:
+    common = ["--data", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert parse_args(common).preset == "tiny"
+    assert parse_args([*common, "--init-from", str(tmp_path)]).preset is None
+    with pytest.raises(SystemExit):  # argparse's error, naming both flags
+        parse_args([*common, "--preset", "builtin", "--init-from", str(tmp_path)])
 
 
 def test_a_checkpoint_becomes_a_model_folder(fine_tune: tuple[Path, Path], tmp_path: Path) -> None:

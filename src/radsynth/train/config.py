@@ -13,7 +13,9 @@ class TrainConfig:
 
     data_dir: Path  # a folder with manifest.jsonl (keys id, image, caption)
     output_dir: Path  # model/, checkpoints/, samples/, loss.png, training.json go here
-    preset: str = "tiny"  # architecture for training from scratch (see list_presets())
+    # Architecture for training from scratch (see list_presets()); None with `init_from`, whose
+    # folder decides the architecture ("tiny" when neither is given).
+    preset: str | None = None
     init_from: Path | None = None  # fine-tune this model folder (radsynth or Stable Diffusion)
     max_steps: int = 1000  # optimizer steps (each sees batch_size images per process)
     batch_size: int = 8  # images per process and step
@@ -42,6 +44,11 @@ class TrainConfig:
         self.output_dir = Path(self.output_dir)
         if self.init_from is not None:
             self.init_from = Path(self.init_from)
+            # Records written before 2026-12-03 hold the CLI's default preset beside init_from;
+            # it was never used, so it is dropped rather than recorded as the architecture.
+            self.preset = None
+        elif self.preset is None:
+            self.preset = "tiny"
         if self.max_steps < 1 or self.batch_size < 1:
             raise ValueError("max_steps and batch_size must be at least 1")
         if not 0.0 <= self.prompt_dropout < 1.0:

@@ -77,7 +77,7 @@ def initial_components(config: TrainConfig) -> DiffusionComponents:
     """Fine-tune `init_from` when given, else build the preset from `seed`."""
     if config.init_from is not None:
         return DiffusionComponents.from_pretrained(config.init_from)
-    return build_components(config.preset, seed=config.seed)
+    return build_components(config.preset or "tiny", seed=config.seed)
 
 
 def steps_before(components: DiffusionComponents) -> int:

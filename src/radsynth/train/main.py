@@ -19,7 +19,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     )
     parser.add_argument("--data", type=Path, required=True, help="folder with manifest.jsonl")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--preset", default=defaults.preset, help="architecture (from scratch)")
+    parser.add_argument(
+        "--preset", help="architecture of a model trained from scratch (default: tiny)"
+    )
     parser.add_argument("--init-from", type=Path, help="model folder to fine-tune")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -35,6 +37,11 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     parser.add_argument("--resume", action="store_true", help="continue the latest checkpoint")
     args = parser.parse_args(argv)
+    if args.preset is not None and args.init_from is not None:
+        parser.error(
+            "--preset and --init-from both given: a fine-tune keeps the architecture of its "
+            "--init-from folder; drop --preset"
+        )
     command = shlex.join(["radsynth-train", *(sys.argv[1:] if argv is None else argv)])
     return TrainConfig(
         data_dir=args.data,
