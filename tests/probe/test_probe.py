@@ -16,8 +16,9 @@ from radsynth.cli.app import app
 from radsynth.evaluate.anatomy import truth_structure_map
 from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap
 from radsynth.models import build_components
-from radsynth.probe.protocol import ProbeConfig, run_probe, total_units
+from radsynth.probe.protocol import GeneratedImage, ProbeConfig, run_probe, total_units
 from radsynth.probe.report import write_report
+from radsynth.probe.scorecard import prompt_diversity
 from radsynth.probe.scoring import (
     bone_length,
     central_mask,
@@ -107,7 +108,7 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     reader = Reader(ReaderNet(ReaderConfig(size=32)))
     config = ProbeConfig(
-        n=1,
+        n=2,
         steps=1,
         inpaint_cases=1,
         extend_cases=1,
@@ -132,10 +133,37 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
     assert scores["figure4_outpainting"][1]["canvas_px"] == [32, 48]  # chest: sideways
     reference = scores["targets"]["fibula_present"]["details"]["phantom_reference"]
     assert reference["n"] == 4  # a phantom per knee prompt: Figure 1, AP, lateral, tumour
-    assert len(scores["images"]) == 27  # 8 + 6 + 8 + 5 prompts, one image each
+    assert len(scores["images"]) == 54  # 8 + 6 + 8 + 5 prompts, two images each
+    diversity = scores["diversity"]
+    assert diversity["prompts_compared"] == len(diversity["per_prompt"]) == 27
+    assert diversity["model"]["pairs"] == diversity["phantoms"]["pairs"] == 27  # one pair each
+    assert all(0 <= r["phantom_ms_ssim"] <= 1 for r in diversity["per_prompt"])
+    assert 0 < diversity["phantoms"]["mean_ms_ssim"] < 1  # drawn phantoms differ, not copies
     page = (tmp_path / "report.html").read_text()
+    assert "Diversity" in page and any("MS-SSIM" in note for note in scores["notes"])
     assert "Targets" in page and "figure1.png" in page and (tmp_path / "figure3.png").is_file()
     assert "not met" in page or "met" in page
+
+
+def test_prompt_diversity_tells_copies_from_varied_images() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random((64, 64)).astype(np.float32)
+
+    def images(prompt: str, stack: list[np.ndarray]) -> list[GeneratedImage]:
+        return [GeneratedImage("g", prompt, prompt, i, im, {}) for i, im in enumerate(stack)]
+
+    copies = images("a", [base, base.copy(), base.copy()])
+    varied = images("a", [rng.random((64, 64)).astype(np.float32) for _ in range(3)])
+    result = prompt_diversity(copies, varied)
+    row = result["per_prompt"][0]
+    assert row["n"] == 3 and row["model_ms_ssim"] == pytest.approx(1.0)
+    assert row["phantom_ms_ssim"] < 0.5
+    assert result["model"]["pairs"] == 3 and result["model"]["diversity"] == pytest.approx(0)
+    assert result["prompts_more_alike_than_phantoms"] == 1
+    # The other way round, and a prompt the phantoms lack is listed but not compared.
+    swapped = prompt_diversity(varied + images("b", [base, base]), copies)
+    assert swapped["prompts_more_alike_than_phantoms"] == 0
+    assert swapped["prompts_compared"] == 1 and len(swapped["per_prompt"]) == 2
 
 
 def test_probe_without_a_reader_reports_not_measured(tiny_model: Path) -> None:

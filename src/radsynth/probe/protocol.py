@@ -37,7 +37,7 @@ from radsynth.evaluate.metrics.masked_fidelity import count_bright_components
 from radsynth.evaluate.metrics.memorization import memorization_audit
 from radsynth.paths import BUILTIN_MODEL
 from radsynth.probe.figures import FigureRow, figure1_prompts
-from radsynth.probe.scorecard import PATHOLOGY_KINDS, score_targets
+from radsynth.probe.scorecard import PATHOLOGY_KINDS, prompt_diversity, score_targets
 from radsynth.probe.scoring import (
     ReaderStructureCounter,
     central_mask,
@@ -99,6 +99,7 @@ FRONTAL_VIEW = {"chest": "pa", "hand": "pa", "wrist": "pa"}  # others: AP
 EDIT_SEED_BASE = 1_000_000  # phantom seeds of the edits, apart from the generation seeds
 MEMORIZATION_SEED_BASE = 2_000_000
 REFERENCE_SEED_BASE = 3_000_000
+DIVERSITY_SEED_BASE = 4_000_000
 
 
 @dataclass
@@ -179,6 +180,7 @@ class ProbeResult:
     figure4: list[dict[str, Any]] = field(default_factory=list)
     full_body: list[dict[str, Any]] = field(default_factory=list)
     memorization: dict[str, Any] = field(default_factory=dict)
+    diversity: dict[str, Any] = field(default_factory=dict)
     conditional: dict[str, Any] = field(default_factory=dict)
     bias: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
@@ -207,6 +209,7 @@ class ProbeResult:
             "figure4_outpainting": strip(self.figure4),
             "knee_to_full_body": strip(self.full_body),
             "memorization": self.memorization,
+            "diversity": self.diversity,
             "images": [g.record() for g in self.images],
             "notes": self.notes,
             "timings_s": self.timings_s,
@@ -231,7 +234,7 @@ def total_units(config: ProbeConfig) -> int:
         + len(config.figure3_regions) * config.inpaint_cases
         + len(config.figure4_regions) * config.extend_cases
         + config.full_body_cases
-        + 3  # reading every image; the phantom reference; the memorization audit
+        + 4  # reading every image; the phantom reference; the memorization audit; diversity
     )
 
 
@@ -556,6 +559,28 @@ class _Probe:
         self.result.memorization = summary
         self.on_step("memorization audit")
 
+    # -- diversity ------------------------------------------------------------------------
+    def diversity(self) -> None:
+        """MS-SSIM among the images of each prompt, against N phantoms drawn for the prompt."""
+        from radsynth.phantoms.cases import make_case_for_labels
+
+        n = self.config.n
+        if n < 2:
+            self.result.diversity = {"skipped": "one image per prompt: nothing to compare"}
+            self.on_step("diversity")
+            return
+        phantoms = []
+        for index, g in enumerate(self.result.images):
+            seed = DIVERSITY_SEED_BASE + index
+            case = make_case_for_labels(seed, parse_prompt(g.prompt), self.size)
+            image = case.image.image.astype(np.float32)
+            phantoms.append(GeneratedImage(g.group, g.title, g.prompt, seed, image, g.asked))
+        self.result.diversity = prompt_diversity(self.result.images, phantoms)
+        self.result.diversity["phantom_sample"] = (
+            f"{n} phantoms per prompt drawn with its labels (seeds {DIVERSITY_SEED_BASE}+)"
+        )
+        self.on_step("diversity")
+
     # -- targets --------------------------------------------------------------------------
     def targets(self) -> None:
         score_targets(self.result, self.reference_images, self.reader is not None)
@@ -598,6 +623,15 @@ def _notes(probe: _Probe) -> list[str]:
             "with the prompt's labels, go through the same reader and checks as the generated "
             "images (for the knee-to-full-body targets: the reader on the answer key). A target "
             "the phantoms themselves miss is limited by the reader, not only by the model."
+        )
+    div = res.diversity
+    if "model" in div and div["model"]["mean_ms_ssim"] is not None:
+        notes.append(
+            f"Diversity (not a target): the images of one prompt have a mean pairwise MS-SSIM "
+            f"of {div['model']['mean_ms_ssim']:.2f}, phantoms drawn with the same labels "
+            f"{div['phantoms']['mean_ms_ssim']:.2f} (1 = identical); the model's images are "
+            f"more alike than the phantoms for {div['prompts_more_alike_than_phantoms']} of "
+            f"{div['prompts_compared']} prompts (`diversity`)."
         )
     notes.append(
         "Age as asked is not measured: the reader predicts no age. Sex as asked vs seen is in "
@@ -662,6 +696,7 @@ def run_probe(
         ("figure4", probe.figure4),
         ("knee_to_full_body", probe.full_body),
         ("memorization", probe.memorization),
+        ("diversity", probe.diversity),
         ("targets", probe.targets),
     ):
         started = time.perf_counter()

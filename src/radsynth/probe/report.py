@@ -174,6 +174,25 @@ code{background:#f4f4f4}
 """
 
 
+def _diversity_table(diversity: dict[str, Any]) -> str:
+    head = "<h2>Diversity: how alike the images of one prompt are</h2>"
+    if "per_prompt" not in diversity:
+        return head + f"<p>{html.escape(str(diversity.get('skipped', 'not measured')))}</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(r['prompt'])}</td><td>{r['n']}</td>"
+        f"<td>{_fmt(r['model_ms_ssim'])}</td><td>{_fmt(r['phantom_ms_ssim'])}</td></tr>"
+        for r in diversity["per_prompt"]
+    )
+    model, phantoms = diversity["model"], diversity["phantoms"]
+    return (
+        head + f"<p>Mean pairwise MS-SSIM (1 = identical): model {_fmt(model['mean_ms_ssim'])}, "
+        f"phantoms drawn with the same labels {_fmt(phantoms['mean_ms_ssim'])}; "
+        f"{html.escape(str(diversity.get('phantom_sample', '')))}.</p>"
+        "<table><tr><th>prompt</th><th>n</th><th>model MS-SSIM</th><th>phantom MS-SSIM</th>"
+        "</tr>" + rows + "</table>"
+    )
+
+
 def write_report(
     result: ProbeResult, out: Path, tile_px: int = 128, keep_images: bool = True
 ) -> Path:
@@ -266,6 +285,7 @@ def write_report(
         parts.append("<h2>Figure 4: knee to full body</h2>")
         parts.append(f"<img src='{pngs['full_body']}' alt='knee to full body'>")
         parts.append(_full_body_table(result.full_body))
+    parts.append(_diversity_table(result.diversity))
     parts.append("<h2>Bias</h2><pre>" + html.escape(json.dumps(result.bias, indent=2)) + "</pre>")
     mem = {k: v for k, v in result.memorization.items() if k != "flagged_images"}
     parts.append(

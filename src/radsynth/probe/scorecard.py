@@ -1,6 +1,7 @@
 """The probe's targets from its measurements: rates of anatomy checks and labels read off the
 generated images (and off the phantom reference beside them), the AP-vs-lateral bias, Figure 3's
-inpainting and the knee grown to a full body."""
+inpainting and the knee grown to a full body; and, beside the targets, how alike the images of
+one prompt are."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from radsynth.evaluate.metrics.conditional import conditional_accuracy
+from radsynth.evaluate.metrics.ssim import MSSSIMDiversity
 from radsynth.probe.targets import Target, json_clean, lateral_within_ap, rate_target, target
 
 if TYPE_CHECKING:
@@ -246,3 +248,49 @@ def edit_targets(result: ProbeResult, has_reader: bool, no_reader: str) -> list[
             "met": ref_fives == len(bodies),
         }
     return out
+
+
+def prompt_diversity(
+    images: list[GeneratedImage], phantoms: list[GeneratedImage]
+) -> dict[str, Any]:
+    """How alike the images of each prompt are: mean pairwise MS-SSIM (1 = identical) among the
+    model's images of a prompt, against phantoms drawn with the same prompt's labels, which vary
+    as the training data does (body size, position, sex, age). A model whose images of a prompt
+    are more alike than its phantoms has lost some of that variety (mode collapse)."""
+    measured: dict[str, dict[str, Any]] = {}
+    for name, group in (("model", images), ("phantoms", phantoms)):
+        metric = MSSSIMDiversity()
+        for g in group:
+            metric.update(g.image, g.prompt)
+        measured[name] = metric.compute()
+    model, reference = measured["model"]["per_prompt"], measured["phantoms"]["per_prompt"]
+    rows: list[dict[str, Any]] = []
+    for g in images:
+        if g.prompt in model and g.prompt not in {r["prompt"] for r in rows}:
+            phantom = reference.get(g.prompt)
+            rows.append(
+                {
+                    "group": g.group,
+                    "title": g.title,
+                    "prompt": g.prompt,
+                    "n": model[g.prompt]["n"],
+                    "model_ms_ssim": model[g.prompt]["mean_ms_ssim"],
+                    "phantom_ms_ssim": phantom["mean_ms_ssim"] if phantom else None,
+                }
+            )
+    compared = [r for r in rows if r["phantom_ms_ssim"] is not None]
+    return json_clean(
+        {
+            "reported": "mean pairwise MS-SSIM among the images of one prompt (1 = identical); "
+            "diversity = 1 - it",
+            "model": {k: measured["model"][k] for k in ("mean_ms_ssim", "diversity", "pairs")},
+            "phantoms": {
+                k: measured["phantoms"][k] for k in ("mean_ms_ssim", "diversity", "pairs")
+            },
+            "prompts_more_alike_than_phantoms": sum(
+                r["model_ms_ssim"] > r["phantom_ms_ssim"] for r in compared
+            ),
+            "prompts_compared": len(compared),
+            "per_prompt": rows,
+        }
+    )
