@@ -393,3 +393,21 @@ def test_edit_needs_a_prompt_and_inpaint_can_go_without(
     unprompted = runner.invoke(app, ["inpaint", str(knee), *common])
     assert unprompted.exit_code == 0, unprompted.output
     assert Image.open(tmp_path / "o" / "inpainted-seed0.png").text["Prompt"] == ""
+
+
+def test_inpaint_fit_takes_a_full_size_radiograph(model_dir: Path, tmp_path: Path) -> None:
+    source = sample("RG1_UNCR.dcm")  # a real CR, 1955 x 1841 pixels
+    box = ["--box", "700,600,1100,1000", "--model", model_dir, "--steps", "2"]
+    refused = run_cli("inpaint", source, *box, "--out", tmp_path / "no")
+    assert refused.exit_code != 0 and "--fit" in refused.output
+    result = run_cli("inpaint", source, *box, "--fit", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "o" / "inpainted-seed0.png"
+    out = gray(path)
+    original = np.round(np.clip(read_image(source).windowed(), 0, 1) * 255).astype(np.uint8)
+    assert out.shape == original.shape == (1955, 1841)
+    keep = np.ones(out.shape, dtype=bool)
+    keep[600:1000, 700:1100] = False
+    assert np.array_equal(out[keep], original[keep])
+    assert not np.array_equal(out[~keep], original[~keep])
+    assert read_png_text(path)["Fit"].startswith("1841x1955 px worked at")

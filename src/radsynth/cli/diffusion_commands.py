@@ -48,6 +48,14 @@ FrameOption = Annotated[
     int | None,
     typer.Option("--frame", help="frame of a multi-frame DICOM or TIFF, volume of a 4-D NIfTI"),
 ]
+FitOption = Annotated[
+    bool,
+    typer.Option(
+        "--fit",
+        help="work on a copy shrunk to the model's size (long side 256 px for the built-in "
+        "model) and paste the regenerated area back at full size: for images of any size",
+    ),
+]
 ColorOption = Annotated[
     str,
     typer.Option("--color", help="error: refuse colour input; luminance: convert to grayscale"),
@@ -128,6 +136,7 @@ class _Run:
     folder: Path
     steps: int
     guidance: float
+    fit: str | None = None  # how --fit scaled the image, recorded in the PNG text
 
 
 def _provenance(prompt: str, run: _Run, seed: int) -> Any:
@@ -157,6 +166,8 @@ def _write_png_images(out: Path, stem: str, prompt: str, run: _Run, output: _Out
         )
         text = png_text_chunks(_provenance(prompt, run, seed), pixel_spacing_mm=output.spacing)
         text.update({"Prompt": prompt, "Model": str(run.folder), "Seed": str(seed)})
+        if run.fit is not None:
+            text["Fit"] = run.fit
         paths.append(write_png(out / f"{stem}-seed{seed}.png", pixels, text))
     return paths
 
@@ -206,32 +217,43 @@ def _dicom_description(prompt: str) -> dict[str, Any]:
     }
 
 
-def _run(pipeline_name: str, model: Path | None, seed: int, count: int, **call: Any) -> _Run:
-    """Call a pipeline once per seed, so every image can be remade from its own seed."""
+def _run(
+    pipeline_name: str,
+    model: Path | None,
+    seed: int,
+    count: int,
+    fit: bool | None = None,
+    **call: Any,
+) -> _Run:
+    """Call a pipeline once per seed, so every image can be remade from its own seed.
+    `fit` (masked pipelines: False or True; None where the command has no --fit): run it
+    through `run_at_model_scale`."""
     import torch
 
     import radsynth.pipelines as pipelines
 
     folder = _model_dir(model)
+    plan = None
     try:
         pipe = getattr(pipelines, pipeline_name).from_pretrained(folder)
         steps = int(pipe.default("num_inference_steps", call.pop("num_inference_steps", None)))
         guidance = float(pipe.default("guidance_scale", call.pop("guidance_scale", None)))
         seeds = list(range(seed, seed + count))
-        images = [
-            np.asarray(
-                pipe(
-                    generator=torch.Generator().manual_seed(s),
-                    num_inference_steps=steps,
-                    guidance_scale=guidance,
-                    **call,
-                ).images[0]
-            )
-            for s in seeds
-        ]
+        images = []
+        for s in seeds:
+            call.update(generator=torch.Generator().manual_seed(s))
+            call.update(num_inference_steps=steps, guidance_scale=guidance)
+            if fit:
+                output, plan = pipelines.run_at_model_scale(pipe, **call)
+            else:
+                output = pipe(**call)
+            images.append(np.asarray(output.images[0]))
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    return _Run(images, seeds, folder, steps, guidance)
+        hint = ""
+        if fit is False and "multiples of" in str(error):
+            hint = "; or pass --fit to work on a copy at the model's size"
+        raise typer.BadParameter(f"{error}{hint}") from None
+    return _Run(images, seeds, folder, steps, guidance, plan.describe() if plan else None)
 
 
 def _finish(out: Path, stem: str, prompt: str, run: _Run, output: _Output) -> None:
@@ -306,6 +328,7 @@ def inpaint(
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
     frame: FrameOption = None,
+    fit: FitOption = False,
 ) -> None:
     """Regenerate a masked area (--mask or --box); every other pixel is kept exactly."""
     source = _read_input(image, color, frame)
@@ -318,6 +341,7 @@ def inpaint(
         model,
         seed,
         n,
+        fit,
         prompt=prompt,
         image=pixels,
         mask_image=mask_image,
@@ -419,6 +443,7 @@ def edit(
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
     frame: FrameOption = None,
+    fit: FitOption = False,
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
     source = _read_input(image, color, frame)
@@ -430,6 +455,7 @@ def edit(
         model,
         seed,
         n,
+        fit,
         prompt=prompt,
         image=pixels,
         mask_image=_mask(pixels.shape, mask, box),

@@ -3,10 +3,13 @@
 All share argument names (`prompt`, `image`, `mask_image`, `num_inference_steps`,
 `guidance_scale`, `generator`, `output_type`, `num_images_per_prompt`) and load and save with
 `from_pretrained(folder)` / `save_pretrained(folder)` in diffusers' folder layout.
+`run_at_model_scale` runs inpainting or editing on an image of any size (a full-size clinical
+radiograph) through a copy at the model's scale, keeping every unmasked pixel.
 """
 
 from __future__ import annotations
 
+from radsynth.pipelines.fit import FitPlan, fit_plan, run_at_model_scale
 from radsynth.pipelines.pipeline_base import (
     RadiologyPipeline,
     RadiologyPipelineOutput,
@@ -19,10 +22,13 @@ from radsynth.pipelines.pipeline_text_to_image import TextToImagePipeline
 
 __all__ = [
     "EditPipeline",
+    "FitPlan",
     "InpaintPipeline",
     "OutpaintPipeline",
     "RadiologyPipeline",
     "RadiologyPipelineOutput",
     "TextToImagePipeline",
+    "fit_plan",
     "image_to_tensor",
+    "run_at_model_scale",
 ]

@@ -1,0 +1,105 @@
+"""Masked pipelines on images of any size: work on a copy shrunk to the model's scale, then
+paste the regenerated area back into the full-size image.
+
+A clinical radiograph is often 2,000 pixels a side; the built-in model draws 256. It learnt
+whole regional radiographs at that size, so the image is shrunk whole (not cropped around the
+mask, which would show the model anatomy many times larger than any it has seen): its long
+side becomes the model's native size, the short side keeps the aspect ratio and is padded with
+its edge pixels up to the model's size step (the padding is kept, never regenerated). The mask
+shrinks with it (a shrunk pixel that touches any masked pixel is regenerated). The result is
+enlarged back (bicubic) and only the masked pixels are taken from it: every other pixel of the
+full-size image comes back bit-identical. The regenerated area has the model's resolution, so
+on a large image it is smoother than its surroundings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from radsynth.pipelines.pipeline_base import (
+    ImageInput,
+    RadiologyPipelineOutput,
+    image_to_tensor,
+    mask_to_tensor,
+)
+from radsynth.pipelines.pipeline_edit import EditPipeline
+from radsynth.pipelines.pipeline_inpaint import InpaintPipeline
+
+__all__ = ["FitPlan", "fit_plan", "run_at_model_scale"]
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """Where a (height, width) image goes at the model's scale."""
+
+    height: int
+    width: int
+    scaled: tuple[int, int]  # the image shrunk (or enlarged) to the model's scale
+    padded: tuple[int, int]  # and padded to multiples of the model's size step
+
+    def describe(self) -> str:
+        return (
+            f"{self.width}x{self.height} px worked at {self.scaled[1]}x{self.scaled[0]} "
+            f"(padded to {self.padded[1]}x{self.padded[0]})"
+        )
+
+
+def fit_plan(height: int, width: int, native: int, step: int) -> FitPlan:
+    """The working size of a (height, width) image: long side = `native`, aspect kept."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image is {height}x{width} pixels; it has no pixels to work on")
+    scale = native / max(height, width)
+    scaled = (max(1, round(height * scale)), max(1, round(width * scale)))
+    padded = tuple(max(step, -(-side // step) * step) for side in scaled)
+    return FitPlan(height, width, scaled, (padded[0], padded[1]))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area")
+    smaller = size[0] * size[1] < x.shape[-2] * x.shape[-1]
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=smaller)
+
+
+def run_at_model_scale(
+    pipe: InpaintPipeline | EditPipeline,
+    image: ImageInput,
+    mask_image: ImageInput | None,
+    **call: Any,
+) -> tuple[RadiologyPipelineOutput, FitPlan]:
+    """Run a masked pipeline (`InpaintPipeline`, `EditPipeline`) on `image` at the model's
+    scale and return full-size images (numpy, [0, 1]) with the plan it followed. `mask_image`
+    None (editing) changes the whole image; `call` holds the pipeline's other arguments."""
+    if call.get("output_type", "np") != "np":
+        raise ValueError("run_at_model_scale returns numpy images; leave output_type at 'np'")
+    pixels = image_to_tensor(image)
+    height, width = pixels.shape[-2:]
+    if mask_image is None:
+        regenerate = torch.ones_like(pixels, dtype=torch.bool)
+    else:
+        regenerate = mask_to_tensor(mask_image, height, width)
+        if isinstance(pipe, InpaintPipeline) and regenerate.all():
+            raise ValueError(
+                "mask_image covers the whole image, so nothing is kept; "
+                "use TextToImagePipeline, or leave some pixels at 0"
+            )
+    components = pipe.components
+    plan = fit_plan(height, width, components.sample_size, components.size_multiple)
+    small = _resize(pixels, plan.scaled, "bilinear").clamp(0.0, 1.0)
+    small_mask = _resize(regenerate.float(), plan.scaled, "area") > 0.0
+    pad = (0, plan.padded[1] - plan.scaled[1], 0, plan.padded[0] - plan.scaled[0])
+    small = F.pad(small, pad, mode="replicate")
+    small_mask = F.pad(small_mask, pad, value=False)
+    output = pipe(image=small[0, 0].numpy(), mask_image=small_mask[0, 0].numpy(), **call)
+    worked = torch.from_numpy(np.asarray(output.images))[:, None]
+    worked = worked[..., : plan.scaled[0], : plan.scaled[1]]
+    enlarged = _resize(worked, (height, width), "bicubic").clamp(0.0, 1.0)
+    result = torch.where(regenerate, enlarged, pixels)
+    return RadiologyPipelineOutput(images=result[:, 0].numpy().astype(np.float32)), plan
