@@ -1,8 +1,9 @@
 """Inpainting and its masked core, shared with editing and outpainting.
 
 Mask convention: 1 (> 0.5) = regenerate. The known region is blended in at every denoising step
-(noised to the current timestep), so the new content continues its surroundings without a seam;
-after decoding, the original pixels are pasted back, so every pixel outside the mask comes back
+(noised to the current timestep), so the new content continues its surroundings; after decoding,
+the regenerated area is Poisson-blended into its edge (`seams.py`: no step at the mask's edge)
+and the original pixels are pasted back, so every pixel outside the mask comes back
 bit-identical.
 """
 
@@ -21,10 +22,15 @@ from radsynth.pipelines.pipeline_base import (
     mask_to_tensor,
     postprocess,
 )
+from radsynth.pipelines.seams import blend_seams
 
 
 class MaskedPipeline(RadiologyPipeline):
     """Shared by inpainting, editing and outpainting: regenerate the masked part of images."""
+
+    # Poisson-blend the regenerated area into the kept pixels around it (`seams.py`), so no
+    # step shows at the mask's edge; assign False for the model's raw output inside the mask.
+    seamless: bool = True
 
     def regenerate(
         self,
@@ -60,8 +66,10 @@ class MaskedPipeline(RadiologyPipeline):
         # 5. Denoising loop, the known region blended in at every step
         latents = self.denoise_masked(latents, known, keep, timesteps, embeds, guidance, generator)
 
-        # 6. Postprocess: decode, then paste the original pixels back exactly
+        # 6. Postprocess: decode, blend the edge, then paste the original pixels back exactly
         generated = self.decode(latents)
+        if self.seamless:
+            generated = blend_seams(generated, images, regenerate)
         return torch.where(regenerate.to(generated.device), generated, images.to(generated.device))
 
 
