@@ -411,3 +411,13 @@ def test_inpaint_fit_takes_a_full_size_radiograph(model_dir: Path, tmp_path: Pat
     assert np.array_equal(out[keep], original[keep])
     assert not np.array_equal(out[~keep], original[~keep])
     assert read_png_text(path)["Fit"].startswith("1841x1955 px worked at")
+
+
+def test_outpaint_fit_grows_a_full_size_radiograph(model_dir: Path, tmp_path: Path) -> None:
+    source = sample("RG1_UNCR.dcm")  # 1955 x 1841 pixels
+    args = ["--bottom", "400", "--model", model_dir, "--steps", "2", "--fit"]
+    result = run_cli("outpaint", source, *args, "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    out = gray(tmp_path / "o" / "outpainted-seed0.png")
+    original = np.round(np.clip(read_image(source).windowed(), 0, 1) * 255).astype(np.uint8)
+    assert out.shape == (2355, 1841) and np.array_equal(out[:1955], original)

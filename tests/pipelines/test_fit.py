@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from radsynth.models import DiffusionComponents
-from radsynth.pipelines import EditPipeline, InpaintPipeline, fit_plan, run_at_model_scale
+from radsynth.pipelines import (
+    EditPipeline,
+    InpaintPipeline,
+    OutpaintPipeline,
+    fit_plan,
+    outpaint_at_model_scale,
+    run_at_model_scale,
+)
 
 
 def test_fit_plan_keeps_the_aspect_and_pads_to_the_step() -> None:
@@ -17,7 +24,7 @@ def test_fit_plan_keeps_the_aspect_and_pads_to_the_step() -> None:
     assert strip.scaled == (5, 256) and strip.padded == (32, 256)
     small = fit_plan(100, 50, native=256, step=8)  # a small image is enlarged to the scale
     assert small.scaled == (256, 128) and small.padded == (256, 128)
-    assert "1841x1955 px worked at 241x256" in chest.describe()
+    assert chest.describe() == "1841x1955 px worked at 241x256 (model canvas 256x256)"
     with pytest.raises(ValueError, match="no pixels"):
         fit_plan(0, 10, native=256, step=32)
 
@@ -85,3 +92,35 @@ def test_editing_at_model_scale_without_a_mask_changes_the_whole_image(
     edited = np.asarray(output.images)[0]
     assert edited.shape == image.shape
     assert np.mean(np.abs(edited - image) > 0.02) > 0.5  # no kept region: most pixels change
+
+
+def test_outpainting_at_model_scale_grows_the_full_size_image(
+    tiny: DiffusionComponents, odd_image: tuple[np.ndarray, np.ndarray]
+) -> None:
+    image, _ = odd_image
+    pipe = OutpaintPipeline(tiny)
+    pipe.set_progress_bar_config(disable=True)
+
+    def run(seed: int, **amounts: int) -> np.ndarray:
+        output, plan = outpaint_at_model_scale(
+            pipe,
+            image,
+            prompt="AP radiograph of the left knee",
+            num_inference_steps=2,
+            generator=torch.Generator().manual_seed(seed),
+            **amounts,
+        )
+        assert plan.scaled == (25, 32)
+        return np.asarray(output.images)[0]
+
+    grown = run(0, top=40, left=13)
+    assert grown.shape == (117, 113)
+    assert np.array_equal(grown[40:, 13:], image)  # the original, bit for bit
+    assert grown[:40].std() > 0 and grown[40:, :13].std() > 0  # drawn, not left empty
+    assert np.array_equal(run(0, top=40, left=13), grown)
+    sideways = run(1, right=300)  # a canvas many model tiles wide
+    assert sideways.shape == (77, 400) and np.array_equal(sideways[:, :100], image)
+    with pytest.raises(ValueError, match="under one pixel"):
+        run(0, bottom=1)
+    with pytest.raises(ValueError, match="at least one > 0"):
+        run(0)

@@ -53,7 +53,7 @@ FitOption = Annotated[
     typer.Option(
         "--fit",
         help="work on a copy shrunk to the model's size (long side 256 px for the built-in "
-        "model) and paste the regenerated area back at full size: for images of any size",
+        "model) and paste the new pixels back at full size: for images of any size",
     ),
 ]
 ColorOption = Annotated[
@@ -243,7 +243,9 @@ def _run(
         for s in seeds:
             call.update(generator=torch.Generator().manual_seed(s))
             call.update(num_inference_steps=steps, guidance_scale=guidance)
-            if fit:
+            if fit and pipeline_name == "OutpaintPipeline":
+                output, plan = pipelines.outpaint_at_model_scale(pipe, **call)
+            elif fit:
                 output, plan = pipelines.run_at_model_scale(pipe, **call)
             else:
                 output = pipe(**call)
@@ -402,6 +404,7 @@ def outpaint(
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
     frame: FrameOption = None,
+    fit: FitOption = False,
 ) -> None:
     """Extend an image past its borders at the same pixel spacing; the original pixels are
     kept exactly."""
@@ -413,6 +416,7 @@ def outpaint(
         model,
         seed,
         n,
+        fit,
         prompt=prompt,
         image=source.pixels,
         left=left,

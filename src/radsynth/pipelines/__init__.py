@@ -3,13 +3,19 @@
 All share argument names (`prompt`, `image`, `mask_image`, `num_inference_steps`,
 `guidance_scale`, `generator`, `output_type`, `num_images_per_prompt`) and load and save with
 `from_pretrained(folder)` / `save_pretrained(folder)` in diffusers' folder layout.
-`run_at_model_scale` runs inpainting or editing on an image of any size (a full-size clinical
-radiograph) through a copy at the model's scale, keeping every unmasked pixel.
+`run_at_model_scale` (inpainting, editing) and `outpaint_at_model_scale` work on an image of
+any size (a full-size clinical radiograph) through a copy at the model's scale, keeping every
+original pixel.
 """
 
 from __future__ import annotations
 
-from radsynth.pipelines.fit import FitPlan, fit_plan, run_at_model_scale
+from radsynth.pipelines.fit import (
+    FitPlan,
+    fit_plan,
+    outpaint_at_model_scale,
+    run_at_model_scale,
+)
 from radsynth.pipelines.pipeline_base import (
     RadiologyPipeline,
     RadiologyPipelineOutput,
@@ -30,5 +36,6 @@ __all__ = [
     "TextToImagePipeline",
     "fit_plan",
     "image_to_tensor",
+    "outpaint_at_model_scale",
     "run_at_model_scale",
 ]

@@ -1,5 +1,6 @@
 """Masked pipelines on images of any size: work on a copy shrunk to the model's scale, then
-paste the regenerated area back into the full-size image.
+paste the regenerated area back into the full-size image (`run_at_model_scale` for inpainting
+and editing, `outpaint_at_model_scale` for outpainting).
 
 A clinical radiograph is often 2,000 pixels a side; the built-in model draws 256. It learnt
 whole regional radiographs at that size, so the image is shrunk whole (not cropped around the
@@ -10,6 +11,10 @@ shrinks with it (a shrunk pixel that touches any masked pixel is regenerated). T
 enlarged back (bicubic) and only the masked pixels are taken from it: every other pixel of the
 full-size image comes back bit-identical. The regenerated area has the model's resolution, so
 on a large image it is smoother than its surroundings.
+
+Outpainting shrinks the original the same way (its long side becomes the native size), with
+every border's extension by the same factor; the canvas drawn there is enlarged back to the
+asked size and the original pasted into it exactly.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from radsynth.pipelines.pipeline_base import (
 )
 from radsynth.pipelines.pipeline_edit import EditPipeline
 from radsynth.pipelines.pipeline_inpaint import InpaintPipeline
+from radsynth.pipelines.pipeline_outpaint import OutpaintPipeline
 
-__all__ = ["FitPlan", "fit_plan", "run_at_model_scale"]
+__all__ = ["FitPlan", "fit_plan", "outpaint_at_model_scale", "run_at_model_scale"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,12 @@ class FitPlan:
     height: int
     width: int
     scaled: tuple[int, int]  # the image shrunk (or enlarged) to the model's scale
-    padded: tuple[int, int]  # and padded to multiples of the model's size step
+    padded: tuple[int, int]  # the model's canvas: padded to the size step (or outpainted)
 
     def describe(self) -> str:
         return (
             f"{self.width}x{self.height} px worked at {self.scaled[1]}x{self.scaled[0]} "
-            f"(padded to {self.padded[1]}x{self.padded[0]})"
+            f"(model canvas {self.padded[1]}x{self.padded[0]})"
         )
 
 
@@ -103,3 +109,64 @@ def run_at_model_scale(
     enlarged = _resize(worked, (height, width), "bicubic").clamp(0.0, 1.0)
     result = torch.where(regenerate, enlarged, pixels)
     return RadiologyPipelineOutput(images=result[:, 0].numpy().astype(np.float32)), plan
+
+
+def _canvas_side(
+    full: int, scale: float, before: int, original: int, native: int, step: int
+) -> int:
+    """The side of the model's canvas: the asked side at the model's scale, rounded up to the
+    size step where it is under one native tile (the outpainting pipeline's rule)."""
+    side = max(round(full * scale), before + original)
+    return side if side >= native else -(-side // step) * step
+
+
+def outpaint_at_model_scale(
+    pipe: OutpaintPipeline,
+    image: ImageInput,
+    left: int = 0,
+    right: int = 0,
+    top: int = 0,
+    bottom: int = 0,
+    **call: Any,
+) -> tuple[RadiologyPipelineOutput, FitPlan]:
+    """Outpaint `image` by `left`/`right`/`top`/`bottom` pixels of its own size at the model's
+    scale: numpy images of (top + H + bottom) x (left + W + right) pixels, the original
+    bit-identical in place, with the plan followed. `call`: the pipeline's other arguments."""
+    if call.get("output_type", "np") != "np":
+        raise ValueError("outpaint_at_model_scale returns numpy images; leave output_type at 'np'")
+    amounts = {"left": left, "right": right, "top": top, "bottom": bottom}
+    if any(value < 0 for value in amounts.values()) or not any(amounts.values()):
+        raise ValueError(f"give left/right/top/bottom >= 0 pixels, at least one > 0: {amounts}")
+    pixels = image_to_tensor(image)
+    height, width = pixels.shape[-2:]
+    components = pipe.components
+    native, step = components.sample_size, components.size_multiple
+    plan = fit_plan(height, width, native, step)
+    scale = native / max(height, width)
+    small_h, small_w = plan.scaled
+    full_h, full_w = top + height + bottom, left + width + right
+    top_s, left_s = round(top * scale), round(left * scale)
+    if round(full_h * scale) == small_h and round(full_w * scale) == small_w:
+        raise ValueError(
+            f"the extension {amounts} is under one pixel at the model's scale (x{scale:.3g}); "
+            "ask for more, or outpaint without fitting"
+        )
+    canvas_h = _canvas_side(full_h, scale, top_s, small_h, native, step)
+    canvas_w = _canvas_side(full_w, scale, left_s, small_w, native, step)
+    small = _resize(pixels, plan.scaled, "bilinear").clamp(0.0, 1.0)
+    output = pipe(
+        image=small[0, 0].numpy(),
+        top=top_s,
+        left=left_s,
+        bottom=canvas_h - top_s - small_h,
+        right=canvas_w - left_s - small_w,
+        **call,
+    )
+    drawn = torch.from_numpy(np.asarray(output.images))[:, None]
+    # The asked canvas at the model's scale, without the rows and columns added for the step.
+    drawn = drawn[..., : max(round(full_h * scale), top_s + small_h), :]
+    drawn = drawn[..., : max(round(full_w * scale), left_s + small_w)]
+    canvas = _resize(drawn, (full_h, full_w), "bicubic").clamp(0.0, 1.0)
+    canvas[..., top : top + height, left : left + width] = pixels
+    plan = FitPlan(height, width, plan.scaled, (canvas_h, canvas_w))
+    return RadiologyPipelineOutput(images=canvas[:, 0].numpy().astype(np.float32)), plan
