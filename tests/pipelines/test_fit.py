@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,9 @@ from radsynth.pipelines import (
     outpaint_at_model_scale,
     run_at_model_scale,
 )
+from radsynth.pipelines.pipeline_base import RadiologyPipeline
+
+P = TypeVar("P", bound=RadiologyPipeline)
 
 
 def test_fit_plan_keeps_the_aspect_and_pads_to_the_step() -> None:
@@ -27,6 +32,12 @@ def test_fit_plan_keeps_the_aspect_and_pads_to_the_step() -> None:
     assert chest.describe() == "1841x1955 px worked at 241x256 (model canvas 256x256)"
     with pytest.raises(ValueError, match="no pixels"):
         fit_plan(0, 10, native=256, step=32)
+
+
+def quiet(pipeline: type[P], components: DiffusionComponents) -> P:
+    pipe = pipeline(components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 @pytest.fixture()
@@ -43,8 +54,7 @@ def test_inpainting_at_model_scale_keeps_every_unmasked_pixel(
     tiny: DiffusionComponents, odd_image: tuple[np.ndarray, np.ndarray]
 ) -> None:
     image, mask = odd_image
-    pipe = InpaintPipeline(tiny)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = quiet(InpaintPipeline, tiny)
     with pytest.raises(ValueError, match="multiples of"):
         pipe("PA chest radiograph", image=image, mask_image=mask, num_inference_steps=2)
 
@@ -78,8 +88,7 @@ def test_editing_at_model_scale_without_a_mask_changes_the_whole_image(
     tiny: DiffusionComponents, odd_image: tuple[np.ndarray, np.ndarray]
 ) -> None:
     image, _ = odd_image
-    pipe = EditPipeline(tiny)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = quiet(EditPipeline, tiny)
     output, _ = run_at_model_scale(
         pipe,
         image,
@@ -98,8 +107,7 @@ def test_outpainting_at_model_scale_grows_the_full_size_image(
     tiny: DiffusionComponents, odd_image: tuple[np.ndarray, np.ndarray]
 ) -> None:
     image, _ = odd_image
-    pipe = OutpaintPipeline(tiny)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = quiet(OutpaintPipeline, tiny)
 
     def run(seed: int, **amounts: int) -> np.ndarray:
         output, plan = outpaint_at_model_scale(
