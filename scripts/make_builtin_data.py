@@ -1,7 +1,16 @@
 """Write the training folder of the built-in model: regional phantoms of every modality plus
-off-centre crops of full-body X-ray planes, with one manifest over both.
+off-centre crops of full-body X-ray planes, with one manifest over both; optionally cases that
+each show one finding.
 
     python scripts/make_builtin_data.py --out runs/builtin-data --regional 6000 --crops 2000
+    python scripts/make_builtin_data.py --out runs/builtin-data --findings 3000   # add findings
+
+`--findings N` adds N regional cases, each with one finding drawn evenly over every (modality,
+region, finding kind) that radsynth's vocabulary allows, so that each kind is seen hundreds of
+times: in the regional phantoms about one case in nine has a finding, and a kind such as a
+pleural effusion comes up about once in 300 cases. A finding the phantom cannot show in its
+field is not captioned: that case is left out. Their captions always name the finding (the
+sentence and terse styles; the study's template names none).
 
 The folder gets `regional/` (written by `radsynth phantoms`), `crops/` and a `manifest.jsonl`
 whose image paths point into both, which is what `radsynth train --data` reads. Deterministic in
@@ -19,13 +28,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.cli.phantoms_command import write_case
 from radsynth.io.manifest import ManifestWriter, iter_manifest
+from radsynth.phantoms.cases import make_case
 from radsynth.phantoms.crops import make_body_crop
+from radsynth.vocabulary import FINDINGS_BY_REGION, Finding, qualifiers_for
 
 CROP_SEED_OFFSET = 10_000_000  # crop seeds never coincide with regional case seeds
+FINDING_SEED_OFFSET = 20_000_000  # nor do the finding cases' seeds
+FINDING_PLACES = sorted(
+    (modality, region, kind)
+    for (modality, region), kinds in FINDINGS_BY_REGION.items()
+    for kind in kinds
+)
+PARTS = ("regional", "crops", "findings")
 
 
 def _crop(args: tuple[Path, int, int, int]) -> dict:
@@ -34,31 +53,66 @@ def _crop(args: tuple[Path, int, int, int]) -> dict:
     return write_case(out, f"crop-{index:06d}", case)
 
 
-def write_crops(out: Path, count: int, seed: int, size: int, workers: int) -> None:
+def _finding_case(args: tuple[Path, int, int, int]) -> dict | None:
+    """Regional case `index` with one finding, or None when its phantom cannot show it."""
+    out, index, seed, size = args
+    rng = np.random.default_rng([seed, 7])
+    modality, region, kind = FINDING_PLACES[int(rng.integers(len(FINDING_PLACES)))]
+    sites = FINDINGS_BY_REGION[(modality, region)][kind]
+    site = str(rng.choice(sites)) if sites else None
+    qualifiers = qualifiers_for(region, kind)
+    chosen = (str(rng.choice(qualifiers)),) if qualifiers and rng.random() < 0.7 else ()
+    finding = Finding(kind, site, chosen)
+    # A style that names the finding (the study's template names none).
+    style = str(rng.choice(["sentence", "sentence", "terse"]))
+    case = make_case(
+        seed,
+        modality=modality,
+        region=region,
+        findings_=(finding,),
+        size=size,
+        caption_style=style,
+    )
+    if case.image.meta.get("findings_not_shown"):
+        return None
+    return write_case(out, f"finding-{index:06d}", case)
+
+
+def write_part(out: Path, name: str, count: int, first_seed: int, size: int, workers: int) -> None:
+    """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`), resumable."""
+    make, prefix = {"crops": (_crop, "crop"), "findings": (_finding_case, "finding")}[name]
     for sub in ("images", "display", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    columns = (TextColumn("crops"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    # ManifestWriter drops a line cut short by a kill and knows which crops are done.
+    columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    # ManifestWriter drops a line cut short by a kill and knows which cases are done.
     with ManifestWriter(out) as manifest:
         todo = [
-            (out, i, seed + CROP_SEED_OFFSET + i, size)
+            (out, i, first_seed + i, size)
             for i in range(count)
-            if f"crop-{i:06d}" not in manifest.done_ids
+            if f"{prefix}-{i:06d}" not in manifest.done_ids
         ]
         with (
             Progress(*columns, TimeRemainingColumn()) as progress,
             multiprocessing.Pool(workers) as pool,
         ):
-            task = progress.add_task("crops", total=count, completed=count - len(todo))
-            for record in pool.imap(_crop, todo, chunksize=4):
-                manifest.append(record)
+            task = progress.add_task(name, total=count, completed=count - len(todo))
+            for record in pool.imap(make, todo, chunksize=4):
+                if record is not None:
+                    manifest.append(record)
                 progress.advance(task)
 
 
+def write_crops(out: Path, count: int, seed: int, size: int, workers: int) -> None:
+    write_part(out, "crops", count, seed + CROP_SEED_OFFSET, size, workers)
+
+
 def merge(out: Path) -> int:
-    """One manifest over regional/ and crops/, with paths relative to `out`."""
+    """One manifest over regional/, crops/ and findings/ (those present), with paths relative
+    to `out`."""
     rows = []
-    for part in ("regional", "crops"):
+    for part in PARTS:
+        if not (out / part / "manifest.jsonl").exists():
+            continue
         for record in iter_manifest(out / part / "manifest.jsonl"):
             for key in ("image", "image_8bit", "masks"):
                 if key in record:
@@ -74,6 +128,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/builtin-data"))
     parser.add_argument("--regional", type=int, default=6000)
     parser.add_argument("--crops", type=int, default=2000)
+    parser.add_argument("--findings", type=int, default=0, help="cases with one finding each")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
         "--seed",
@@ -94,6 +149,11 @@ def main() -> None:
         command.append("--resume")
     subprocess.run(command, check=True)
     write_crops(args.out / "crops", args.crops, args.seed, args.size, args.workers)
+    if args.findings:
+        findings_seed = args.seed + FINDING_SEED_OFFSET
+        write_part(
+            args.out / "findings", "findings", args.findings, findings_seed, args.size, args.workers
+        )
     print(f"{merge(args.out)} records in {args.out / 'manifest.jsonl'}")
 
 

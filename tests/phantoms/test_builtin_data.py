@@ -1,0 +1,41 @@
+"""scripts/make_builtin_data.py: the finding cases added to the built-in model's data."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from radsynth.io.manifest import iter_manifest
+from radsynth.vocabulary import FINDINGS_BY_REGION, parse_prompt
+
+SCRIPTS = Path(__file__).parents[2] / "scripts"
+
+
+def test_finding_cases_show_one_finding_their_region_allows(tmp_path: Path) -> None:
+    sys.path.insert(0, str(SCRIPTS))  # imported, so its worker pool can find its functions
+    try:
+        script = vars(importlib.import_module("make_builtin_data"))
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    out = tmp_path / "data"
+    script["write_part"](out / "findings", "findings", 6, 20_000_000, 64, 1)
+    records = list(iter_manifest(out / "findings" / "manifest.jsonl"))
+    assert 1 <= len(records) <= 6  # a case whose phantom cannot show its finding is left out
+    kinds = set()
+    for record in records:
+        labels = record["labels"]
+        (finding,) = labels["findings"]
+        kinds.add(finding["kind"])
+        assert finding["kind"] in FINDINGS_BY_REGION[(labels["modality"], labels["region"])]
+        # The caption names the finding, so the model learns the words for it.
+        assert parse_prompt(record["caption"]).findings[0].kind == finding["kind"]
+        assert (out / "findings" / record["image"]).is_file()
+    assert len(kinds) > 1  # drawn over the vocabulary's places, not one kind
+    # Running again writes nothing new; merge() lists the part with its paths.
+    script["write_part"](out / "findings", "findings", 6, 20_000_000, 64, 1)
+    assert len(list(iter_manifest(out / "findings" / "manifest.jsonl"))) == len(records)
+    assert script["merge"](out) == len(records)
+    first = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert first["image"].startswith("findings/") and first["id"].startswith("findings-")
