@@ -3,7 +3,8 @@
     python scripts/ship_builtin_model.py runs/builtin --data-command "python scripts/..."
 
 Writes src/radsynth/models/builtin/: the diffusers folder (fp16 safetensors, EMA weights),
-`training.json` (the run's own record plus how its data was made) and `loss.png`.
+`training.json` (the run's own record plus how its data was made, and for a fine-tune its
+parent's record under "parent") and `loss.png`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ def main() -> None:
     parser.add_argument("--note", default="", help="free text for the record")
     args = parser.parse_args()
     components = DiffusionComponents.from_pretrained(args.run / "model")
+    record = json.loads((args.run / "training.json").read_text())
+    # A fine-tune (--init-from) keeps its parent's record, read before the folder is replaced:
+    # the chain of records says how every step of the shipped weights was trained.
+    parent = Path(str(record["config"].get("init_from") or "")) / "training.json"
+    if record["config"].get("init_from") and parent.is_file():
+        record["parent"] = json.loads(parent.read_text())
     if TARGET.exists():
         shutil.rmtree(TARGET)
     components.save_pretrained(TARGET, weights_dtype=torch.float16)
-    record = json.loads((args.run / "training.json").read_text())
     weights = TARGET / "unet" / "diffusion_pytorch_model.safetensors"
     record["shipped"] = {
         "weights_dtype": "float16",

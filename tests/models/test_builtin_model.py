@@ -21,9 +21,16 @@ def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:
     assert weights.stat().st_size < 40e6  # a few tens of MB at most
     assert not list(BUILTIN.rglob("*.bin")) and not list(BUILTIN.rglob("*.ckpt"))
     record = json.loads((BUILTIN / "training.json").read_text())
-    assert "--preset builtin" in record["command"] and record["steps"] > 0
-    assert record["wall_seconds"] > 0 and record["machine"]
-    assert record["config"]["preset"] == "builtin" and record["data"]["images"] > 1000
+    assert record["steps"] > 0 and record["wall_seconds"] > 0 and record["machine"]
+    assert record["data"]["images"] > 1000
+    # A fine-tune carries its parent's record: the chain starts at `--preset builtin`, and the
+    # model counts every step of it.
+    chain = [record]
+    while "parent" in chain[-1]:
+        chain.append(chain[-1]["parent"])
+    assert "--preset builtin" in chain[-1]["command"] and chain[-1]["config"]["preset"] == "builtin"
+    index = json.loads((BUILTIN / "model_index.json").read_text())["_radsynth_defaults"]
+    assert index["trained_steps"] == sum(r["steps"] for r in chain)
     assert "make_builtin_data.py" in record["shipped"]["data_command"]
     assert record["shipped"]["unet_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
