@@ -86,6 +86,12 @@ def test_minilm_encoder_gives_token_embeddings() -> None:
     assert not torch.allclose(embeds[0], embeds[1])
     again = encoder.encode(["fracture of the left femur"], torch.device("cpu"))
     assert torch.equal(again[0], embeds[0])
+    # A batch mixing cached and new prompts that overflows the cache: the cached ones must
+    # not be lost when the full cache is cleared (training crashed with a KeyError here).
+    encoder.cache_size = 3
+    mixed = encoder.encode(["pleural effusion", "a new prompt", ""], torch.device("cpu"))
+    assert torch.equal(mixed[0], embeds[1]) and torch.equal(mixed[2], embeds[2])
+    assert torch.equal(encoder.encode(["a new prompt"], torch.device("cpu"))[0], mixed[1])
 
 
 def test_empty_prompt_stays_unconditional() -> None:

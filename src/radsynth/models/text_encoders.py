@@ -137,9 +137,14 @@ class MiniLMPromptEncoder:
                 return_tensors="pt",
             )
             hidden = self.model(**tokens).last_hidden_state.float()
+            fresh = dict(zip(missing, hidden, strict=True))
+            # Stacked before a full cache is cleared: prompts of this batch found in the cache
+            # go with it (a KeyError once training captions outnumbered the cache).
+            embeds = torch.stack([fresh[p] if p in fresh else self._cache[p] for p in prompts])
             if len(self._cache) + len(missing) > self.cache_size:
                 self._cache.clear()
-            self._cache.update(zip(missing, hidden, strict=True))
+            self._cache.update(fresh)
+            return embeds.to(device)
         return torch.stack([self._cache[p] for p in prompts]).to(device)
 
     def save_pretrained(self, folder: Path) -> dict[str, list[str | None]]:
