@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -93,10 +94,13 @@ def write_part(out: Path, name: str, count: int, first_seed: int, size: int, wor
         ]
         with (
             Progress(*columns, TimeRemainingColumn()) as progress,
-            multiprocessing.Pool(workers) as pool,
+            # One worker runs in this process: no fork (a forked copy of a process that runs
+            # threads, such as a test runner's, can hang).
+            multiprocessing.Pool(workers) if workers > 1 else nullcontext() as pool,
         ):
             task = progress.add_task(name, total=count, completed=count - len(todo))
-            for record in pool.imap(make, todo, chunksize=4):
+            records = pool.imap(make, todo, chunksize=4) if pool is not None else map(make, todo)
+            for record in records:
                 if record is not None:
                     manifest.append(record)
                 progress.advance(task)

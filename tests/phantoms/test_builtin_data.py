@@ -14,7 +14,7 @@ SCRIPTS = Path(__file__).parents[2] / "scripts"
 
 
 def test_finding_cases_show_one_finding_their_region_allows(tmp_path: Path) -> None:
-    sys.path.insert(0, str(SCRIPTS))  # imported, so its worker pool can find its functions
+    sys.path.insert(0, str(SCRIPTS))
     try:
         script = vars(importlib.import_module("make_builtin_data"))
     finally:
