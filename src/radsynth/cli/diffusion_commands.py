@@ -239,10 +239,10 @@ def _run(
         steps = int(pipe.default("num_inference_steps", call.pop("num_inference_steps", None)))
         guidance = float(pipe.default("guidance_scale", call.pop("guidance_scale", None)))
         seeds = list(range(seed, seed + count))
+        call.update(num_inference_steps=steps, guidance_scale=guidance)
         images = []
         for s in seeds:
-            call.update(generator=torch.Generator().manual_seed(s))
-            call.update(num_inference_steps=steps, guidance_scale=guidance)
+            call["generator"] = torch.Generator().manual_seed(s)
             if fit and pipeline_name == "OutpaintPipeline":
                 output, plan = pipelines.outpaint_at_model_scale(pipe, **call)
             elif fit:

@@ -33,8 +33,8 @@ from radsynth.pipelines.pipeline_base import (
     mask_to_tensor,
 )
 from radsynth.pipelines.pipeline_edit import EditPipeline
-from radsynth.pipelines.pipeline_inpaint import InpaintPipeline
-from radsynth.pipelines.pipeline_outpaint import OutpaintPipeline
+from radsynth.pipelines.pipeline_inpaint import InpaintPipeline, check_keeps_pixels
+from radsynth.pipelines.pipeline_outpaint import OutpaintPipeline, check_amounts
 
 __all__ = ["FitPlan", "fit_plan", "outpaint_at_model_scale", "run_at_model_scale"]
 
@@ -65,6 +65,11 @@ def fit_plan(height: int, width: int, native: int, step: int) -> FitPlan:
     return FitPlan(height, width, scaled, (padded[0], padded[1]))
 
 
+def _check_numpy_output(call: dict[str, Any], name: str) -> None:
+    if call.get("output_type", "np") != "np":
+        raise ValueError(f"{name} returns numpy images; leave output_type at 'np'")
+
+
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
@@ -83,19 +88,15 @@ def run_at_model_scale(
     """Run a masked pipeline (`InpaintPipeline`, `EditPipeline`) on `image` at the model's
     scale and return full-size images (numpy, [0, 1]) with the plan it followed. `mask_image`
     None (editing) changes the whole image; `call` holds the pipeline's other arguments."""
-    if call.get("output_type", "np") != "np":
-        raise ValueError("run_at_model_scale returns numpy images; leave output_type at 'np'")
+    _check_numpy_output(call, "run_at_model_scale")
     pixels = image_to_tensor(image)
     height, width = pixels.shape[-2:]
     if mask_image is None:
         regenerate = torch.ones_like(pixels, dtype=torch.bool)
     else:
         regenerate = mask_to_tensor(mask_image, height, width)
-        if isinstance(pipe, InpaintPipeline) and regenerate.all():
-            raise ValueError(
-                "mask_image covers the whole image, so nothing is kept; "
-                "use TextToImagePipeline, or leave some pixels at 0"
-            )
+        if isinstance(pipe, InpaintPipeline):
+            check_keeps_pixels(regenerate)
     components = pipe.components
     plan = fit_plan(height, width, components.sample_size, components.size_multiple)
     small = _resize(pixels, plan.scaled, "bilinear").clamp(0.0, 1.0)
@@ -111,13 +112,10 @@ def run_at_model_scale(
     return RadiologyPipelineOutput(images=result[:, 0].numpy().astype(np.float32)), plan
 
 
-def _canvas_side(
-    full: int, scale: float, before: int, original: int, native: int, step: int
-) -> int:
-    """The side of the model's canvas: the asked side at the model's scale, rounded up to the
-    size step where it is under one native tile (the outpainting pipeline's rule)."""
-    side = max(round(full * scale), before + original)
-    return side if side >= native else -(-side // step) * step
+def _canvas_side(asked: int, native: int, step: int) -> int:
+    """The side of the model's canvas for an asked side at the model's scale: rounded up to
+    the size step where it is under one native tile (the outpainting pipeline's rule)."""
+    return asked if asked >= native else -(-asked // step) * step
 
 
 def outpaint_at_model_scale(
@@ -132,11 +130,8 @@ def outpaint_at_model_scale(
     """Outpaint `image` by `left`/`right`/`top`/`bottom` pixels of its own size at the model's
     scale: numpy images of (top + H + bottom) x (left + W + right) pixels, the original
     bit-identical in place, with the plan followed. `call`: the pipeline's other arguments."""
-    if call.get("output_type", "np") != "np":
-        raise ValueError("outpaint_at_model_scale returns numpy images; leave output_type at 'np'")
-    amounts = {"left": left, "right": right, "top": top, "bottom": bottom}
-    if any(value < 0 for value in amounts.values()) or not any(amounts.values()):
-        raise ValueError(f"give left/right/top/bottom >= 0 pixels, at least one > 0: {amounts}")
+    _check_numpy_output(call, "outpaint_at_model_scale")
+    amounts = check_amounts(left, right, top, bottom)
     pixels = image_to_tensor(image)
     height, width = pixels.shape[-2:]
     components = pipe.components
@@ -146,13 +141,15 @@ def outpaint_at_model_scale(
     small_h, small_w = plan.scaled
     full_h, full_w = top + height + bottom, left + width + right
     top_s, left_s = round(top * scale), round(left * scale)
-    if round(full_h * scale) == small_h and round(full_w * scale) == small_w:
+    # The asked canvas at the model's scale (at least the shrunk original where it is placed).
+    asked_h = max(round(full_h * scale), top_s + small_h)
+    asked_w = max(round(full_w * scale), left_s + small_w)
+    if (round(full_h * scale), round(full_w * scale)) == (small_h, small_w):
         raise ValueError(
             f"the extension {amounts} is under one pixel at the model's scale (x{scale:.3g}); "
             "ask for more, or outpaint without fitting"
         )
-    canvas_h = _canvas_side(full_h, scale, top_s, small_h, native, step)
-    canvas_w = _canvas_side(full_w, scale, left_s, small_w, native, step)
+    canvas_h, canvas_w = _canvas_side(asked_h, native, step), _canvas_side(asked_w, native, step)
     small = _resize(pixels, plan.scaled, "bilinear").clamp(0.0, 1.0)
     output = pipe(
         image=small[0, 0].numpy(),
@@ -163,9 +160,7 @@ def outpaint_at_model_scale(
         **call,
     )
     drawn = torch.from_numpy(np.asarray(output.images))[:, None]
-    # The asked canvas at the model's scale, without the rows and columns added for the step.
-    drawn = drawn[..., : max(round(full_h * scale), top_s + small_h), :]
-    drawn = drawn[..., : max(round(full_w * scale), left_s + small_w)]
+    drawn = drawn[..., :asked_h, :asked_w]  # without the rows and columns added for the step
     canvas = _resize(drawn, (full_h, full_w), "bicubic").clamp(0.0, 1.0)
     canvas[..., top : top + height, left : left + width] = pixels
     plan = FitPlan(height, width, plan.scaled, (canvas_h, canvas_w))

@@ -25,6 +25,15 @@ from radsynth.pipelines.pipeline_base import (
 from radsynth.pipelines.seams import blend_seams
 
 
+def check_keeps_pixels(regenerate: torch.Tensor) -> None:
+    """Inpainting keeps something: refuse a mask that covers the whole image."""
+    if regenerate.all():
+        raise ValueError(
+            "mask_image covers the whole image, so nothing is kept; "
+            "use TextToImagePipeline, or leave some pixels at 0"
+        )
+
+
 class MaskedPipeline(RadiologyPipeline):
     """Shared by inpainting, editing and outpainting: regenerate the masked part of images."""
 
@@ -97,11 +106,7 @@ class InpaintPipeline(MaskedPipeline):
         height, width = pixels.shape[-2:]
         self.check_size(height, width)
         regenerate = mask_to_tensor(mask_image, height, width)
-        if regenerate.all():
-            raise ValueError(
-                "mask_image covers the whole image, so nothing is kept; "
-                "use TextToImagePipeline, or leave some pixels at 0"
-            )
+        check_keeps_pixels(regenerate)
 
         # 2. Encode prompt
         embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0)

@@ -29,6 +29,14 @@ from radsynth.pipelines.pipeline_base import (
 from radsynth.pipelines.pipeline_inpaint import MaskedPipeline
 
 
+def check_amounts(left: int, right: int, top: int, bottom: int) -> dict[str, int]:
+    """The four extensions by name; each >= 0 pixels and at least one > 0, else ValueError."""
+    amounts = {"left": left, "right": right, "top": top, "bottom": bottom}
+    if any(value < 0 for value in amounts.values()) or not any(amounts.values()):
+        raise ValueError(f"give left/right/top/bottom >= 0 pixels, at least one > 0: {amounts}")
+    return amounts
+
+
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
     """Start offsets of tiles of size `tile` covering `length` pixels, `stride` apart."""
     starts = list(range(0, length - tile + 1, stride))
@@ -86,9 +94,7 @@ class OutpaintPipeline(MaskedPipeline):
         prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
         pixels = image_to_tensor(image)
         height, width = pixels.shape[-2:]
-        amounts = {"left": left, "right": right, "top": top, "bottom": bottom}
-        if any(value < 0 for value in amounts.values()) or not any(amounts.values()):
-            raise ValueError(f"give left/right/top/bottom >= 0 pixels, at least one > 0: {amounts}")
+        check_amounts(left, right, top, bottom)
         canvas_h, canvas_w = top + height + bottom, left + width + right
         tile_h = min(self.components.sample_size, canvas_h)
         tile_w = min(self.components.sample_size, canvas_w)

@@ -24,6 +24,15 @@ __all__ = ["blend_seams", "poisson_offset_blend"]
 _NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 
+def _shifted(
+    ys: np.ndarray, xs: np.ndarray, dy: int, dx: int, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inside the image, row, column) of each pixel's neighbour at (dy, dx), clipped."""
+    y, x = ys + dy, xs + dx
+    inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+    return inside, np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)
+
+
 def poisson_offset_blend(
     generated: np.ndarray, original: np.ndarray, regenerate: np.ndarray
 ) -> np.ndarray:
@@ -47,9 +56,7 @@ def poisson_offset_blend(
     degree = np.zeros(count)
     rhs = np.zeros(count)
     for dy, dx in _NEIGHBOURS:
-        yq, xq = ys + dy, xs + dx
-        inside = (yq >= 0) & (yq < height) & (xq >= 0) & (xq < width)
-        yq, xq = np.clip(yq, 0, height - 1), np.clip(xq, 0, width - 1)
+        inside, yq, xq = _shifted(ys, xs, dy, dx, height, width)
         degree += inside
         both = inside & mask[yq, xq]
         rows.append(np.nonzero(both)[0])
@@ -58,9 +65,7 @@ def poisson_offset_blend(
         edge = inside & ~mask[yq, xq]
         # The generated image continued one pixel past p: 2 g_p - g_{p-d} where p - d is
         # regenerated too, else g_p.
-        yb, xb = ys - dy, xs - dx
-        behind = (yb >= 0) & (yb < height) & (xb >= 0) & (xb < width)
-        yb, xb = np.clip(yb, 0, height - 1), np.clip(xb, 0, width - 1)
+        behind, yb, xb = _shifted(ys, xs, -dy, -dx, height, width)
         behind &= mask[yb, xb]
         continued = np.where(behind, 2.0 * g[ys, xs] - g[yb, xb], g[ys, xs])
         rhs += np.where(edge, kept[yq, xq] - continued, 0.0)

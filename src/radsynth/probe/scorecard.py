@@ -265,8 +265,10 @@ def prompt_diversity(
         measured[name] = metric.compute()
     model, reference = measured["model"]["per_prompt"], measured["phantoms"]["per_prompt"]
     rows: list[dict[str, Any]] = []
+    listed: set[str] = set()
     for g in images:
-        if g.prompt in model and g.prompt not in {r["prompt"] for r in rows}:
+        if g.prompt in model and g.prompt not in listed:
+            listed.add(g.prompt)
             phantom = reference.get(g.prompt)
             rows.append(
                 {
