@@ -4,6 +4,7 @@ each show one finding.
 
     python scripts/make_builtin_data.py --out runs/builtin-data --regional 6000 --crops 2000
     python scripts/make_builtin_data.py --out runs/builtin-data --findings 3000   # add findings
+    python scripts/make_builtin_data.py --out runs/builtin-data --study-findings 4000
 
 `--findings N` adds N regional cases, each with one finding drawn evenly over every (modality,
 region, finding kind) that radsynth's vocabulary allows, so that each kind is seen hundreds of
@@ -11,6 +12,11 @@ times: in the regional phantoms about one case in nine has a finding, and a kind
 pleural effusion comes up about once in 300 cases. A finding the phantom cannot show in its
 field is not captioned: that case is left out. Their captions always name the finding (the
 sentence and terse styles; the study's template names none).
+
+`--study-findings N` adds N more such cases in `study_findings/`, for the study's five
+pathologies only (fracture, bone tumour, intracranial haemorrhage, consolidation, pleural
+effusion): the kind is drawn evenly over the five, then the place evenly over that kind's places.
+Drawn over places, a chest consolidation is 1 finding case in 23 of those; drawn this way, 1 in 10.
 
 The folder gets `regional/` (written by `radsynth phantoms`), `crops/` and a `manifest.jsonl`
 whose image paths point into both, which is what `radsynth train --data` reads. Deterministic in
@@ -36,16 +42,22 @@ from radsynth.cli.phantoms_command import write_case
 from radsynth.io.manifest import ManifestWriter, iter_manifest
 from radsynth.phantoms.cases import make_case
 from radsynth.phantoms.crops import make_body_crop
+from radsynth.probe.scorecard import PATHOLOGY_KINDS
 from radsynth.vocabulary import FINDINGS_BY_REGION, Finding, qualifiers_for
 
 CROP_SEED_OFFSET = 10_000_000  # crop seeds never coincide with regional case seeds
 FINDING_SEED_OFFSET = 20_000_000  # nor do the finding cases' seeds
+STUDY_FINDING_SEED_OFFSET = 30_000_000
 FINDING_PLACES = sorted(
     (modality, region, kind)
     for (modality, region), kinds in FINDINGS_BY_REGION.items()
     for kind in kinds
 )
-PARTS = ("regional", "crops", "findings")
+# The study's five pathologies (the probe's PATHOLOGY_KINDS), each with its places.
+STUDY_PLACES_BY_KIND = {
+    kind: [place for place in FINDING_PLACES if place[2] == kind] for kind in PATHOLOGY_KINDS
+}
+PARTS = ("regional", "crops", "findings", "study_findings")
 
 
 def _crop(args: tuple[Path, int, int, int]) -> dict:
@@ -55,10 +67,38 @@ def _crop(args: tuple[Path, int, int, int]) -> dict:
 
 
 def _finding_case(args: tuple[Path, int, int, int]) -> dict | None:
-    """Regional case `index` with one finding, or None when its phantom cannot show it."""
+    """Regional case `index` with one finding drawn evenly over the vocabulary's places, or None
+    when its phantom cannot show it."""
     out, index, seed, size = args
     rng = np.random.default_rng([seed, 7])
-    modality, region, kind = FINDING_PLACES[int(rng.integers(len(FINDING_PLACES)))]
+    place = FINDING_PLACES[int(rng.integers(len(FINDING_PLACES)))]
+    return _write_finding_case(out, f"finding-{index:06d}", seed, size, place, rng)
+
+
+def _study_finding_case(args: tuple[Path, int, int, int]) -> dict | None:
+    """Like `_finding_case`, for one of the study's five pathologies: the kind drawn evenly,
+    then its place."""
+    out, index, seed, size = args
+    rng = np.random.default_rng([seed, 11])
+    place = study_place(rng)
+    return _write_finding_case(out, f"study-finding-{index:06d}", seed, size, place, rng)
+
+
+def study_place(rng: np.random.Generator) -> tuple[str, str, str]:
+    """(modality, region, kind): a kind of the study's five, evenly, then one of its places."""
+    places = STUDY_PLACES_BY_KIND[PATHOLOGY_KINDS[int(rng.integers(len(PATHOLOGY_KINDS)))]]
+    return places[int(rng.integers(len(places)))]
+
+
+def _write_finding_case(
+    out: Path,
+    case_id: str,
+    seed: int,
+    size: int,
+    place: tuple[str, str, str],
+    rng: np.random.Generator,
+) -> dict | None:
+    modality, region, kind = place
     sites = FINDINGS_BY_REGION[(modality, region)][kind]
     site = str(rng.choice(sites)) if sites else None
     qualifiers = qualifiers_for(region, kind)
@@ -76,12 +116,17 @@ def _finding_case(args: tuple[Path, int, int, int]) -> dict | None:
     )
     if case.image.meta.get("findings_not_shown"):
         return None
-    return write_case(out, f"finding-{index:06d}", case)
+    return write_case(out, case_id, case)
 
 
 def write_part(out: Path, name: str, count: int, first_seed: int, size: int, workers: int) -> None:
-    """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`), resumable."""
-    make, prefix = {"crops": (_crop, "crop"), "findings": (_finding_case, "finding")}[name]
+    """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
+    "study_findings": `_study_finding_case`), resumable."""
+    make, prefix = {
+        "crops": (_crop, "crop"),
+        "findings": (_finding_case, "finding"),
+        "study_findings": (_study_finding_case, "study-finding"),
+    }[name]
     for sub in ("images", "display", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed}/{task.total}"))
@@ -111,8 +156,8 @@ def write_crops(out: Path, count: int, seed: int, size: int, workers: int) -> No
 
 
 def merge(out: Path) -> int:
-    """One manifest over regional/, crops/ and findings/ (those present), with paths relative
-    to `out`."""
+    """One manifest over regional/, crops/, findings/ and study_findings/ (those present), with
+    paths relative to `out`."""
     rows = []
     for part in PARTS:
         if not (out / part / "manifest.jsonl").exists():
@@ -133,6 +178,12 @@ def main() -> None:
     parser.add_argument("--regional", type=int, default=6000)
     parser.add_argument("--crops", type=int, default=2000)
     parser.add_argument("--findings", type=int, default=0, help="cases with one finding each")
+    parser.add_argument(
+        "--study-findings",
+        type=int,
+        default=0,
+        help="more cases with one finding each, of the study's five pathologies only",
+    )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
         "--seed",
@@ -157,6 +208,15 @@ def main() -> None:
         findings_seed = args.seed + FINDING_SEED_OFFSET
         write_part(
             args.out / "findings", "findings", args.findings, findings_seed, args.size, args.workers
+        )
+    if args.study_findings:
+        write_part(
+            args.out / "study_findings",
+            "study_findings",
+            args.study_findings,
+            args.seed + STUDY_FINDING_SEED_OFFSET,
+            args.size,
+            args.workers,
         )
     print(f"{merge(args.out)} records in {args.out / 'manifest.jsonl'}")
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from radsynth.io.manifest import iter_manifest
+from radsynth.probe.scorecard import PATHOLOGY_KINDS
 from radsynth.vocabulary import FINDINGS_BY_REGION, parse_prompt
 
 SCRIPTS = Path(__file__).parents[2] / "scripts"
@@ -39,3 +43,35 @@ def test_finding_cases_show_one_finding_their_region_allows(tmp_path: Path) -> N
     assert script["merge"](out) == len(records)
     first = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     assert first["image"].startswith("findings/") and first["id"].startswith("findings-")
+
+
+def test_study_finding_cases_show_the_studys_five_pathologies(tmp_path: Path) -> None:
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        script = vars(importlib.import_module("make_builtin_data"))
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    out = tmp_path / "data"
+    script["write_part"](out / "study_findings", "study_findings", 10, 30_000_000, 64, 1)
+    records = list(iter_manifest(out / "study_findings" / "manifest.jsonl"))
+    assert 1 <= len(records) <= 10
+    kinds = set()
+    for record in records:
+        (finding,) = record["labels"]["findings"]
+        kinds.add(finding["kind"])
+        assert parse_prompt(record["caption"]).findings[0].kind == finding["kind"]
+        assert record["id"].startswith("study-finding-")
+    assert kinds <= set(PATHOLOGY_KINDS) and len(kinds) > 1
+    # Each kind is drawn evenly, whatever its number of places (fracture has 11, effusion 2).
+    rng = np.random.default_rng(0)
+    drawn = Counter(script["study_place"](rng) for _ in range(5000))
+    per_kind = Counter()
+    for (modality, region, kind), count in drawn.items():
+        assert kind in FINDINGS_BY_REGION[(modality, region)]
+        per_kind[kind] += count
+    assert set(per_kind) == set(PATHOLOGY_KINDS)
+    assert all(abs(count / 5000 - 0.2) < 0.02 for count in per_kind.values())
+    assert ("xray", "chest", "pleural_effusion") in drawn and ("xray", "wrist", "fracture") in drawn
+    assert script["merge"](out) == len(records)
+    first = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert first["image"].startswith("study_findings/")
