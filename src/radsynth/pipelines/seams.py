@@ -19,7 +19,7 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 import torch
 
-__all__ = ["blend_seams", "poisson_offset_blend"]
+__all__ = ["SeamSystem", "blend_seams", "poisson_offset_blend"]
 
 _NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
@@ -33,6 +33,62 @@ def _shifted(
     return inside, np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)
 
 
+class SeamSystem:
+    """The linear system of one mask, factorized once (sparse LU, minimum-degree ordering on
+    the symmetric pattern, 4-5x faster than the default column ordering at 512^2), so that a
+    batch sharing the mask pays for one factorization and one cheap solve per image."""
+
+    def __init__(self, regenerate: np.ndarray) -> None:
+        self.mask = mask = np.asarray(regenerate, dtype=bool)
+        height, width = mask.shape
+        self.count = count = int(mask.sum())
+        self.ys, self.xs = ys, xs = np.nonzero(mask)
+        self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._lu: sparse_linalg.SuperLU | None = None
+        if count in (0, mask.size):
+            return
+        index = np.full(mask.shape, -1, dtype=np.int64)
+        index[mask] = np.arange(count)
+        rows, cols, values = [np.arange(count)], [np.arange(count)], []
+        degree = np.zeros(count)
+        for dy, dx in _NEIGHBOURS:
+            inside, yq, xq = _shifted(ys, xs, dy, dx, height, width)
+            degree += inside
+            both = inside & mask[yq, xq]
+            rows.append(np.nonzero(both)[0])
+            cols.append(index[yq, xq][both])
+            values.append(-np.ones(int(both.sum())))
+            # Where p's neighbour q is kept, the right-hand side gets original_q minus the
+            # generated image continued one pixel past p: 2 g_p - g_{p-d} where p - d is
+            # regenerated too, else g_p.
+            edge = inside & ~mask[yq, xq]
+            behind, yb, xb = _shifted(ys, xs, -dy, -dx, height, width)
+            behind &= mask[yb, xb]
+            self._edges.append((edge, yq, xq, behind & edge, np.stack([yb, xb])))
+        laplacian = sparse.csc_matrix(
+            (np.concatenate([degree, *values]), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(count, count),
+        )
+        self._lu = sparse_linalg.splu(laplacian, permc_spec="MMD_AT_PLUS_A")
+
+    def blend(self, generated: np.ndarray, original: np.ndarray) -> np.ndarray:
+        """`generated` inside the mask, shifted by the offset field; `original` elsewhere."""
+        g = np.asarray(generated, dtype=np.float64)
+        kept = np.asarray(original, dtype=np.float64)
+        if self.count == 0:
+            return kept.copy()
+        if self._lu is None:  # nothing kept to meet
+            return g.copy()
+        ys, xs = self.ys, self.xs
+        rhs = np.zeros(self.count)
+        for edge, yq, xq, behind, (yb, xb) in self._edges:
+            continued = np.where(behind, 2.0 * g[ys, xs] - g[yb, xb], g[ys, xs])
+            rhs += np.where(edge, kept[yq, xq] - continued, 0.0)
+        blended = kept.copy()
+        blended[self.mask] = g[self.mask] + self._lu.solve(rhs)
+        return blended
+
+
 def poisson_offset_blend(
     generated: np.ndarray, original: np.ndarray, regenerate: np.ndarray
 ) -> np.ndarray:
@@ -40,43 +96,7 @@ def poisson_offset_blend(
     meets `original` across the area's edges; `original` elsewhere. float64 (H, W).
 
     A mask with no kept pixel (nothing to meet) returns `generated` unchanged."""
-    g = np.asarray(generated, dtype=np.float64)
-    kept = np.asarray(original, dtype=np.float64)
-    mask = np.asarray(regenerate, dtype=bool)
-    height, width = mask.shape
-    count = int(mask.sum())
-    if count == 0:
-        return kept.copy()
-    if count == mask.size:
-        return g.copy()
-    index = np.full(mask.shape, -1, dtype=np.int64)
-    index[mask] = np.arange(count)
-    ys, xs = np.nonzero(mask)
-    rows, cols, values = [np.arange(count)], [np.arange(count)], []
-    degree = np.zeros(count)
-    rhs = np.zeros(count)
-    for dy, dx in _NEIGHBOURS:
-        inside, yq, xq = _shifted(ys, xs, dy, dx, height, width)
-        degree += inside
-        both = inside & mask[yq, xq]
-        rows.append(np.nonzero(both)[0])
-        cols.append(index[yq, xq][both])
-        values.append(-np.ones(int(both.sum())))
-        edge = inside & ~mask[yq, xq]
-        # The generated image continued one pixel past p: 2 g_p - g_{p-d} where p - d is
-        # regenerated too, else g_p.
-        behind, yb, xb = _shifted(ys, xs, -dy, -dx, height, width)
-        behind &= mask[yb, xb]
-        continued = np.where(behind, 2.0 * g[ys, xs] - g[yb, xb], g[ys, xs])
-        rhs += np.where(edge, kept[yq, xq] - continued, 0.0)
-    laplacian = sparse.csc_matrix(
-        (np.concatenate([degree, *values]), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(count, count),
-    )
-    offset = sparse_linalg.spsolve(laplacian, rhs)
-    blended = kept.copy()
-    blended[mask] = g[mask] + offset
-    return blended
+    return SeamSystem(regenerate).blend(generated, original)
 
 
 def blend_seams(
@@ -84,10 +104,8 @@ def blend_seams(
 ) -> torch.Tensor:
     """`poisson_offset_blend` for each image of a batch: `generated` (B, 1, H, W), `original`
     (B or 1, 1, H, W), `regenerate` (1, 1, H, W) bool; returns (B, 1, H, W) in [0, 1]."""
-    mask = regenerate[0, 0].cpu().numpy().astype(bool)
+    system = SeamSystem(regenerate[0, 0].cpu().numpy().astype(bool))
     kept = original.expand_as(generated).detach().cpu().numpy()
     drawn = generated.detach().cpu().numpy()
-    blended = np.stack(
-        [poisson_offset_blend(d[0], k[0], mask)[None] for d, k in zip(drawn, kept, strict=True)]
-    )
+    blended = np.stack([system.blend(d[0], k[0])[None] for d, k in zip(drawn, kept, strict=True)])
     return torch.from_numpy(np.clip(blended, 0.0, 1.0).astype(np.float32)).to(generated.device)
