@@ -17,6 +17,7 @@ from radsynth.cli.app import app
 from radsynth.datasets import weights_sha256
 from radsynth.io import read_image, read_provenance
 from radsynth.io.png import read_png_text, write_png
+from radsynth.io.provenance import Provenance
 from radsynth.models import build_components
 
 runner = CliRunner()
@@ -410,7 +411,16 @@ def test_inpaint_fit_takes_a_full_size_radiograph(model_dir: Path, tmp_path: Pat
     keep[600:1000, 700:1100] = False
     assert np.array_equal(out[keep], original[keep])
     assert not np.array_equal(out[~keep], original[~keep])
-    assert read_png_text(path)["Fit"].startswith("1841x1955 px worked at")
+    text = read_png_text(path)
+    assert text["Fit"].startswith("1841x1955 px worked at")
+    assert Provenance.from_png_text(text).processing == f"Fit: {text['Fit']}"
+    # A DICOM output records the plan too: in its provenance and its derivation description.
+    result = run_cli("inpaint", source, *box, "--fit", "--format", "dicom", "--out", tmp_path / "d")
+    assert result.exit_code == 0, result.output
+    dicom = tmp_path / "d" / "inpainted-seed0.dcm"
+    assert read_provenance(dicom).processing == f"Fit: {text['Fit']}"
+    assert f"Fit: {text['Fit']}" in pydicom.dcmread(dicom).DerivationDescription
+    assert pydicom.dcmread(dicom).pixel_array.shape == (1955, 1841)
 
 
 def test_outpaint_fit_grows_a_full_size_radiograph(model_dir: Path, tmp_path: Path) -> None:

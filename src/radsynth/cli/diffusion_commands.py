@@ -150,6 +150,7 @@ def _provenance(prompt: str, run: _Run, seed: int) -> Any:
         seed=seed,
         num_inference_steps=run.steps,
         guidance_scale=run.guidance,
+        processing=f"Fit: {run.fit}" if run.fit is not None else None,
     )
 
 

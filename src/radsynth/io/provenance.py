@@ -32,6 +32,9 @@ class Provenance:
     seed: int | None = None  # random seed of the sampler
     num_inference_steps: int | None = None  # denoising steps
     guidance_scale: float | None = None  # classifier-free guidance scale
+    # How the input was processed around the model, e.g. the --fit plan:
+    # "1841x1955 px worked at 241x256 (model canvas 256x256)".
+    processing: str | None = None
     radsynth_version: str = field(default_factory=_radsynth_version)
 
     def __post_init__(self) -> None:
@@ -71,6 +74,8 @@ class Provenance:
             parts.append(f"{self.num_inference_steps} steps")
         if self.guidance_scale is not None:
             parts.append(f"guidance {self.guidance_scale:g}")
+        if self.processing:
+            parts.append(self.processing)
         parts.append(f"radsynth {self.radsynth_version}")
         return ", ".join(parts)
 
