@@ -16,7 +16,7 @@ sentence and terse styles; the study's template names none).
 `--study-findings N` adds N more such cases in `study_findings/`, for the study's five
 pathologies only (fracture, bone tumour, intracranial haemorrhage, consolidation, pleural
 effusion): the kind is drawn evenly over the five, then the place evenly over that kind's places.
-Drawn over places, a chest consolidation is 1 finding case in 23 of those; drawn this way, 1 in 10.
+Drawn over all 47 places, an X-ray chest consolidation is 1 finding case in 47; here, 1 in 10.
 
 The folder gets `regional/` (written by `radsynth phantoms`), `crops/` and a `manifest.jsonl`
 whose image paths point into both, which is what `radsynth train --data` reads. Deterministic in
