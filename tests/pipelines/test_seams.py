@@ -7,7 +7,7 @@ import torch
 
 from radsynth.models import DiffusionComponents
 from radsynth.pipelines import InpaintPipeline
-from radsynth.pipelines.seams import blend_seams, poisson_offset_blend
+from radsynth.pipelines.seams import SeamSystem, blend_seams, poisson_offset_blend
 
 
 def ramp_and_mask() -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +43,23 @@ def test_detail_inside_the_area_is_kept() -> None:
     blended = poisson_offset_blend(generated, original, mask)
     np.testing.assert_allclose(blended[mask], (original + bump)[mask], atol=1e-9)
     assert np.array_equal(blended[~mask], original[~mask])
+
+
+def test_one_factorization_serves_a_batch() -> None:
+    # The images of a batch share the mask's system; each must get its own offset field, as
+    # if blended alone, whatever the order.
+    original, mask = ramp_and_mask()
+    rng = np.random.default_rng(1)
+    mask |= rng.random(mask.shape) < 0.2  # ragged edges and lone pixels too
+    drawn = rng.random((3, *mask.shape))
+    kept = rng.random((3, *mask.shape))
+    system = SeamSystem(mask)
+    together = [system.blend(d, k) for d, k in zip(drawn[::-1], kept[::-1], strict=True)][::-1]
+    for d, k, blended in zip(drawn, kept, together, strict=True):
+        alone = poisson_offset_blend(d, k, mask)
+        np.testing.assert_allclose(blended, alone, atol=1e-12)
+        assert np.array_equal(blended[~mask], k[~mask])
+    assert not np.allclose(together[0], together[1])
 
 
 def test_no_kept_pixel_or_no_mask_leave_the_image_alone() -> None:
