@@ -17,12 +17,17 @@ from radsynth.vocabulary import FINDINGS_BY_REGION, parse_prompt
 SCRIPTS = Path(__file__).parents[2] / "scripts"
 
 
-def test_finding_cases_show_one_finding_their_region_allows(tmp_path: Path) -> None:
+def load_script() -> dict:
+    """The names of scripts/make_builtin_data.py."""
     sys.path.insert(0, str(SCRIPTS))
     try:
-        script = vars(importlib.import_module("make_builtin_data"))
+        return vars(importlib.import_module("make_builtin_data"))
     finally:
         sys.path.remove(str(SCRIPTS))
+
+
+def test_finding_cases_show_one_finding_their_region_allows(tmp_path: Path) -> None:
+    script = load_script()
     out = tmp_path / "data"
     script["write_part"](out / "findings", "findings", 6, 20_000_000, 64, 1)
     records = list(iter_manifest(out / "findings" / "manifest.jsonl"))
@@ -46,11 +51,7 @@ def test_finding_cases_show_one_finding_their_region_allows(tmp_path: Path) -> N
 
 
 def test_study_finding_cases_show_the_studys_five_pathologies(tmp_path: Path) -> None:
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        script = vars(importlib.import_module("make_builtin_data"))
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    script = load_script()
     out = tmp_path / "data"
     script["write_part"](out / "study_findings", "study_findings", 10, 30_000_000, 64, 1)
     records = list(iter_manifest(out / "study_findings" / "manifest.jsonl"))

@@ -43,7 +43,9 @@ class SeamSystem:
         height, width = mask.shape
         self.count = count = int(mask.sum())
         self.ys, self.xs = ys, xs = np.nonzero(mask)
-        self._edges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        # Per direction, the regenerated pixels with a kept neighbour there: (unknown index,
+        # neighbour row, column, whether the pixel behind is regenerated, its row, column).
+        self._edges: list[tuple[np.ndarray, ...]] = []
         self._lu: sparse_linalg.SuperLU | None = None
         if count in (0, mask.size):
             return
@@ -61,10 +63,10 @@ class SeamSystem:
             # Where p's neighbour q is kept, the right-hand side gets original_q minus the
             # generated image continued one pixel past p: 2 g_p - g_{p-d} where p - d is
             # regenerated too, else g_p.
-            edge = inside & ~mask[yq, xq]
-            behind, yb, xb = _shifted(ys, xs, -dy, -dx, height, width)
+            edge = np.nonzero(inside & ~mask[yq, xq])[0]
+            behind, yb, xb = _shifted(ys[edge], xs[edge], -dy, -dx, height, width)
             behind &= mask[yb, xb]
-            self._edges.append((edge, yq, xq, behind & edge, np.stack([yb, xb])))
+            self._edges.append((edge, yq[edge], xq[edge], behind, yb, xb))
         laplacian = sparse.csc_matrix(
             (np.concatenate([degree, *values]), (np.concatenate(rows), np.concatenate(cols))),
             shape=(count, count),
@@ -79,11 +81,11 @@ class SeamSystem:
             return kept.copy()
         if self._lu is None:  # nothing kept to meet
             return g.copy()
-        ys, xs = self.ys, self.xs
         rhs = np.zeros(self.count)
-        for edge, yq, xq, behind, (yb, xb) in self._edges:
-            continued = np.where(behind, 2.0 * g[ys, xs] - g[yb, xb], g[ys, xs])
-            rhs += np.where(edge, kept[yq, xq] - continued, 0.0)
+        for edge, yq, xq, behind, yb, xb in self._edges:
+            here = g[self.ys[edge], self.xs[edge]]
+            continued = np.where(behind, 2.0 * here - g[yb, xb], here)
+            rhs[edge] += kept[yq, xq] - continued  # each pixel once per direction
         blended = kept.copy()
         blended[self.mask] = g[self.mask] + self._lu.solve(rhs)
         return blended
