@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,11 @@ class TrainConfig:
     # Min-SNR-gamma weighting (Hang et al. 2023): caps the weight of low-noise timesteps, which
     # otherwise dominate and slow convergence about threefold; 5 is the paper's value.
     snr_gamma: float | None = 5.0
+    # Loss weight of the pixels inside a record's finding masks (mask names starting with
+    # "finding_" in its `masks` file, as radsynth phantoms write them), against 1 elsewhere. A
+    # finding covers a few per cent of its image, so under a uniform loss a model can learn the
+    # anatomy and ignore the finding words; > 1 makes the finding count. 1 = off.
+    finding_loss_weight: float = 1.0
     ema_decay: float = 0.999  # EMA of the weights, warmed up as min(decay, (1+s)/(10+s))
     checkpoint_every: int = 500  # steps between checkpoints (and always at the last step)
     sample_every: int = 500  # steps between sample grids (0 = only at the end)
@@ -53,6 +59,10 @@ class TrainConfig:
             raise ValueError("max_steps and batch_size must be at least 1")
         if not 0.0 <= self.prompt_dropout < 1.0:
             raise ValueError(f"prompt_dropout must be in [0, 1), got {self.prompt_dropout}")
+        if not (math.isfinite(self.finding_loss_weight) and self.finding_loss_weight > 0):
+            raise ValueError(
+                f"finding_loss_weight must be a positive number, got {self.finding_loss_weight}"
+            )
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
 

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from radsynth.io.manifest import read_manifest
+from radsynth.io.masks import load_masks
 from radsynth.models import normalise_prompts
 from radsynth.models.text_encoders import as_written
 
@@ -90,6 +91,34 @@ class ManifestImageDataset:
         """Image `index` as a (1, resolution, resolution) float32 tensor in [0, 1]."""
         pixels = load_gray(self.folder / self.records[index]["image"])
         return torch.from_numpy(square_resize(pixels, self.resolution))[None]
+
+    def finding_mask(self, index: int) -> torch.Tensor:
+        """Where record `index` shows a finding, as a (1, resolution, resolution) float32 tensor:
+        the union of its masks named `finding_*` (radsynth's phantoms write them), cropped and
+        resized like its image, so an edge pixel holds the share of the finding in it. Zeros for
+        a record without a `masks` file or without a finding mask."""
+        record = self.records[index]
+        size = self.resolution
+        if not record.get("masks"):
+            return torch.zeros(1, size, size)
+        path = self.folder / str(record["masks"])
+        if not path.is_file():
+            raise ValueError(
+                f"manifest record {record['id']!r} names masks {record['masks']}, which is not in "
+                f"{self.folder}; fix the manifest or copy the file"
+            )
+        masks = [m for name, m in load_masks(path).items() if name.startswith("finding_")]
+        if not masks:
+            return torch.zeros(1, size, size)
+        union = np.logical_or.reduce(masks).astype(np.float32)
+        with Image.open(self.folder / record["image"]) as image:
+            cols, rows = image.size
+        if abs(union.shape[0] * cols - union.shape[1] * rows) > max(rows, cols):
+            raise ValueError(
+                f"manifest record {record['id']!r}: masks of {union.shape[0]} x {union.shape[1]} "
+                f"px do not have the shape of its {rows} x {cols} px image"
+            )
+        return torch.from_numpy(square_resize(union, size))[None]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str]]:
         """Images (B, 1, R, R) and captions for `indices`."""

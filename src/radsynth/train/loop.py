@@ -94,8 +94,14 @@ def diffusion_loss(
     captions: list[str],
     generator: torch.Generator,
     config: TrainConfig,
+    finding_masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`p_losses`: noise the batch at random timesteps and regress the prediction target."""
+    """`p_losses`: noise the batch at random timesteps and regress the prediction target.
+
+    `finding_masks` (B, 1, H, W) in [0, 1], with `config.finding_loss_weight`: the squared
+    error is weighted `finding_loss_weight` inside the findings and 1 elsewhere
+    (`finding_weights`), normalised per image so an image without a finding keeps its loss.
+    """
     device = images.device
     batch = images.shape[0]
     dropped = torch.rand(batch, generator=generator) < config.prompt_dropout
@@ -116,11 +122,28 @@ def diffusion_loss(
     else:
         target = noise
     predicted = unet(noisy, timesteps.to(device), encoder_hidden_states=embeds).sample
-    per_sample = F.mse_loss(predicted.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    squared = F.mse_loss(predicted.float(), target.float(), reduction="none")
+    if finding_masks is not None and config.finding_loss_weight != 1.0:
+        spatial = finding_weights(finding_masks, squared.shape[-2:], config.finding_loss_weight)
+        spatial = spatial.to(device)
+        per_sample = (squared * spatial).mean(dim=(1, 2, 3)) / spatial.mean(dim=(1, 2, 3))
+    else:
+        per_sample = squared.mean(dim=(1, 2, 3))
     weights = min_snr_weights(
         noise_scheduler.alphas_cumprod, timesteps, config.snr_gamma, prediction
     ).to(device)
     return (per_sample * weights).mean()
+
+
+def finding_weights(
+    finding_masks: torch.Tensor, size: tuple[int, ...] | torch.Size, weight: float
+) -> torch.Tensor:
+    """Per-position loss weights (B, 1, h, w) at the model's spatial size: 1 + (weight - 1) x
+    the share of finding pixels each position covers (an 8 x 8 patch of a patch model, a latent
+    pixel of an autoencoder model)."""
+    rows, cols = (int(n) for n in size)
+    share = F.adaptive_avg_pool2d(finding_masks.float(), (rows, cols))
+    return 1.0 + (weight - 1.0) * share
 
 
 @torch.no_grad()
@@ -274,6 +297,9 @@ class _Run:
             0, len(self.dataset), (self.config.batch_size,), generator=generator
         )
         images, captions = self.dataset.batch(indices.tolist())
+        masks = None
+        if self.config.finding_loss_weight != 1.0:
+            masks = torch.stack([self.dataset.finding_mask(i) for i in indices.tolist()])
         loss = diffusion_loss(
             self.components,
             self.unet,
@@ -282,6 +308,7 @@ class _Run:
             captions,
             generator,
             self.config,
+            masks,
         )
         self.accelerator.backward(loss)
         if self.accelerator.sync_gradients:

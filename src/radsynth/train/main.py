@@ -29,6 +29,12 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--lr-warmup-steps", type=int, default=defaults.lr_warmup_steps)
     parser.add_argument("--prompt-dropout", type=float, default=defaults.prompt_dropout)
     parser.add_argument("--snr-gamma", type=float, default=defaults.snr_gamma)
+    parser.add_argument(
+        "--finding-loss-weight",
+        type=float,
+        default=defaults.finding_loss_weight,
+        help="loss weight inside the records' finding masks (masks named finding_*), 1 elsewhere",
+    )
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--sample-every", type=int, default=defaults.sample_every)
@@ -42,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
             "--preset and --init-from both given: a fine-tune keeps the architecture of its "
             "--init-from folder; drop --preset"
         )
+    if not args.finding_loss_weight > 0:
+        parser.error(f"--finding-loss-weight must be positive, got {args.finding_loss_weight}")
     command = shlex.join(["radsynth-train", *(sys.argv[1:] if argv is None else argv)])
     return TrainConfig(
         data_dir=args.data,
@@ -54,6 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         lr_warmup_steps=args.lr_warmup_steps,
         prompt_dropout=args.prompt_dropout,
         snr_gamma=args.snr_gamma if args.snr_gamma and args.snr_gamma > 0 else None,
+        finding_loss_weight=args.finding_loss_weight,
         ema_decay=args.ema_decay,
         checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,

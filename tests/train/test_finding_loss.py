@@ -1,0 +1,159 @@
+"""--finding-loss-weight: finding masks read like their images, and the loss they weight."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler
+from manifest_folder import write_manifest_folder
+
+from radsynth.io.manifest import read_manifest
+from radsynth.io.masks import write_masks
+from radsynth.models import DiffusionComponents, build_components
+from radsynth.train import TrainConfig, train
+from radsynth.train.data import ManifestImageDataset
+from radsynth.train.loop import diffusion_loss, finding_weights
+from radsynth.train.main import parse_args
+
+ROWS, COLS = 40, 48  # the test images' shape (write_manifest_folder)
+
+
+def add_masks(folder: Path) -> Path:
+    """Masks for cases 0 and 1 of the folder: case 0 a finding block in its top-left quarter of
+    the centre crop plus an anatomy mask, case 1 an anatomy mask only; cases 2, 3 none."""
+    records = read_manifest(folder)
+    finding = np.zeros((ROWS, COLS), dtype=bool)
+    finding[0:20, 4:24] = True  # the centre crop is columns 4..43: its top-left quarter
+    anatomy = np.ones((ROWS, COLS), dtype=bool)
+    write_masks(folder / "masks-0.npz", {"finding_fracture": finding, "femur": anatomy})
+    write_masks(folder / "masks-1.npz", {"femur": anatomy})
+    records[0]["masks"], records[1]["masks"] = "masks-0.npz", "masks-1.npz"
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def masked_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return add_masks(write_manifest_folder(tmp_path_factory.mktemp("masked") / "cases"))
+
+
+def test_finding_masks_are_cropped_and_resized_like_the_image(masked_dir: Path) -> None:
+    dataset = ManifestImageDataset(masked_dir, resolution=32)
+    mask = dataset.finding_mask(0)
+    assert mask.shape == (1, 32, 32) and mask.dtype == torch.float32
+    # The finding filled the top-left quarter of the 40 x 40 crop: 16 x 16 px at 32 px.
+    assert float(mask[0, :16, :16].min()) == 1.0
+    assert float(mask.sum()) == pytest.approx(16 * 16, abs=1e-3)
+    # No finding mask (only anatomy), or no masks file at all: nothing weighted.
+    assert float(dataset.finding_mask(1).abs().sum()) == 0.0
+    assert float(dataset.finding_mask(2).abs().sum()) == 0.0
+
+
+def test_masks_of_another_shape_or_missing_are_clear_errors(tmp_path: Path) -> None:
+    folder = add_masks(write_manifest_folder(tmp_path / "cases"))
+    write_masks(folder / "masks-0.npz", {"finding_fracture": np.ones((40, 20), dtype=bool)})
+    dataset = ManifestImageDataset(folder, resolution=32)
+    with pytest.raises(ValueError, match="masks of 40 x 20 px do not have the shape"):
+        dataset.finding_mask(0)
+    (folder / "masks-1.npz").unlink()
+    with pytest.raises(ValueError, match="names masks masks-1.npz, which is not in"):
+        dataset.finding_mask(1)
+
+
+def test_finding_weights_follow_the_share_of_finding_pixels() -> None:
+    masks = torch.zeros(1, 1, 32, 32)
+    masks[0, 0, :8, :8] = 1.0  # one full 8 x 8 patch
+    masks[0, 0, 8:12, :8] = 1.0  # half the patch below it
+    weights = finding_weights(masks, (4, 4), 10.0)
+    assert weights.shape == (1, 1, 4, 4)
+    assert float(weights[0, 0, 0, 0]) == pytest.approx(10.0)
+    assert float(weights[0, 0, 1, 0]) == pytest.approx(5.5)
+    assert float(weights[0, 0, 2:, :].max()) == 1.0 and float(weights[0, 0, :, 1:].max()) == 1.0
+
+
+def test_the_loss_weights_errors_inside_findings(tmp_path: Path) -> None:
+    """A denoiser wrong only inside the finding: the weighted loss counts that error more; an
+    image without a finding keeps its loss."""
+    components = build_components("tiny", seed=0)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type="sample")
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    clean = components.image_to_model(images)
+    masks = torch.zeros(2, 1, 32, 32)
+    masks[0, 0, :8, :8] = 1.0
+    region = torch.zeros_like(clean)
+    region[0, :, : clean.shape[-2] // 4, : clean.shape[-1] // 4] = 1.0
+
+    class WrongInFinding(torch.nn.Module):
+        def __init__(self, batch: slice) -> None:
+            super().__init__()
+            self.batch = batch
+
+        def forward(self, noisy: torch.Tensor, t: torch.Tensor, **_: object) -> object:
+            return type("Out", (), {"sample": (clean + 0.5 * region)[self.batch]})()
+
+    def loss(weight: float, with_masks: bool, batch: slice) -> float:
+        config = TrainConfig(tmp_path, tmp_path, preset="tiny", finding_loss_weight=weight)
+        config.snr_gamma = None  # uniform timestep weights: the spatial weights alone differ
+        return float(
+            diffusion_loss(
+                components,
+                WrongInFinding(batch),
+                scheduler,
+                images[batch],
+                ["PA chest radiograph"] * len(range(2)[batch]),
+                torch.Generator().manual_seed(1),
+                config,
+                masks[batch] if with_masks else None,
+            )
+        )
+
+    plain = loss(1.0, True, slice(0, 1))
+    weighted = loss(10.0, True, slice(0, 1))
+    # Error 0.25 on 1/16 of the positions: plain 0.25/16; weighted 0.25*10/(1 + 9/16).
+    assert plain == pytest.approx(0.25 / 16, rel=1e-5)
+    assert weighted == pytest.approx(0.25 * 10 / 16 / (1 + 9 / 16), rel=1e-5)
+    assert loss(10.0, False, slice(0, 1)) == pytest.approx(plain, rel=1e-6)
+    assert loss(10.0, True, slice(1, 2)) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_training_with_the_finding_weight_runs_and_is_recorded(
+    masked_dir: Path, tmp_path: Path
+) -> None:
+    def run(weight: float, out: Path) -> dict[str, torch.Tensor]:
+        config = TrainConfig(
+            masked_dir,
+            out,
+            preset="tiny",
+            max_steps=2,
+            batch_size=4,
+            lr_warmup_steps=0,
+            learning_rate=1e-3,
+            sample_every=0,
+            num_samples=0,
+            finding_loss_weight=weight,
+        )
+        train(config)
+        return dict(DiffusionComponents.from_pretrained(out / "model").unet.state_dict())
+
+    weighted = run(10.0, tmp_path / "weighted")
+    plain = run(1.0, tmp_path / "plain")
+    record = json.loads((tmp_path / "weighted" / "training.json").read_text())
+    assert record["config"]["finding_loss_weight"] == 10.0
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "weighted" / "loss.jsonl").open()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    # Same seed, same batches: only the weighting differs, and it changes the weights.
+    assert any(not torch.equal(weighted[k], plain[k]) for k in weighted)
+
+
+def test_the_command_line_takes_and_checks_the_weight(tmp_path: Path) -> None:
+    args = ["--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert parse_args([*args, "--finding-loss-weight", "10"]).finding_loss_weight == 10.0
+    assert parse_args(args).finding_loss_weight == 1.0
+    with pytest.raises(SystemExit):
+        parse_args([*args, "--finding-loss-weight", "0"])
+    with pytest.raises(ValueError, match="finding_loss_weight must be a positive number"):
+        TrainConfig(tmp_path, tmp_path, finding_loss_weight=float("nan"))
