@@ -16,9 +16,19 @@ from radsynth.cli.app import app
 from radsynth.evaluate.anatomy import truth_structure_map
 from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap
 from radsynth.models import build_components
-from radsynth.probe.protocol import GeneratedImage, ProbeConfig, run_probe, total_units
+from radsynth.probe.protocol import (
+    PATHOLOGY_PROMPTS,
+    GeneratedImage,
+    ProbeConfig,
+    run_probe,
+    total_units,
+)
 from radsynth.probe.report import write_report
-from radsynth.probe.scorecard import prompt_diversity
+from radsynth.probe.scorecard import (
+    finding_effect_row,
+    prompt_diversity,
+    summarise_finding_effect,
+)
 from radsynth.probe.scoring import (
     bone_length,
     central_mask,
@@ -139,7 +149,14 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
     assert diversity["model"]["pairs"] == diversity["phantoms"]["pairs"] == 27  # one pair each
     assert all(0 <= r["phantom_ms_ssim"] <= 1 for r in diversity["per_prompt"])
     assert 0 < diversity["phantoms"]["mean_ms_ssim"] < 1  # drawn phantoms differ, not copies
+    effect = scores["finding_effect"]
+    assert [r["title"] for r in effect["per_prompt"]] == [t for t, _ in PATHOLOGY_PROMPTS]
+    assert all(r["n"] == 2 and "with" not in r["twin"] for r in effect["per_prompt"])
+    assert sum(r["place_share"] > 0 for r in effect["per_prompt"]) >= 3
+    assert effect["mean_change_outside"] > 0  # a random tiny model: the words move pixels
+    assert (tmp_path / "finding_effect.png").is_file()
     page = (tmp_path / "report.html").read_text()
+    assert "Finding effect" in page and "finding_effect.png" in page
     assert "Diversity" in page and any("MS-SSIM" in note for note in scores["notes"])
     assert "Targets" in page and "figure1.png" in page and (tmp_path / "figure3.png").is_file()
     assert "not met" in page or "met" in page
@@ -164,6 +181,28 @@ def test_prompt_diversity_tells_copies_from_varied_images() -> None:
     swapped = prompt_diversity(varied + images("b", [base, base]), copies)
     assert swapped["prompts_more_alike_than_phantoms"] == 0
     assert swapped["prompts_compared"] == 1 and len(swapped["per_prompt"]) == 2
+
+
+def test_finding_effect_measures_change_inside_and_outside_the_place() -> None:
+    rng = np.random.default_rng(0)
+    plain = rng.random((3, 16, 16))
+    place = np.zeros((16, 16), dtype=bool)
+    place[4:8, 4:12] = True
+    shown = plain + 0.05 + 0.2 * place  # brighter everywhere, much brighter in the place
+    row = finding_effect_row("effusion", "p", "twin", shown, plain, place)
+    assert row["n"] == 3 and row["place_share"] == pytest.approx(32 / 256)
+    assert row["mean_change_inside"] == pytest.approx(0.25)
+    assert row["mean_change_outside"] == pytest.approx(0.05)
+    assert row["inside_to_outside"] == pytest.approx(5.0)
+    assert row["signed_change_inside"] == pytest.approx(0.25)
+    # Words the model ignores: the same images, no change anywhere, no ratio.
+    same = finding_effect_row("x", "p", "twin", plain, plain, place)
+    assert same["mean_change_inside"] == 0.0 and same["inside_to_outside"] is None
+    pooled = summarise_finding_effect([row, same], places=2)
+    assert pooled["mean_change_inside"] == pytest.approx(0.125)
+    assert pooled["inside_to_outside"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="do not match"):
+        finding_effect_row("x", "p", "t", shown[:, :8], plain, place)
 
 
 def test_probe_without_a_reader_reports_not_measured(tiny_model: Path) -> None:

@@ -14,6 +14,9 @@
   past two opposite borders by the OutpaintPipeline (along the body's axis for limbs and
   spine, across it for the trunk: each a quarter of the image, two native tiles); a knee grown
   to a full body;
+- finding effect: each pathology prompt against its twin without the finding, same seeds,
+  compared inside and outside the place where phantoms of that prompt show the finding (a
+  measure that needs no reader);
 - memorization: every generated image against phantoms drawn like the training data.
 
 The reader (`radsynth.evaluate.reader`) reads every generated image; the anatomy checks run on
@@ -22,6 +25,7 @@ its segmentation. Without a reader the reader-based targets are reported as not 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +41,13 @@ from radsynth.evaluate.metrics.masked_fidelity import count_bright_components
 from radsynth.evaluate.metrics.memorization import memorization_audit
 from radsynth.paths import BUILTIN_MODEL
 from radsynth.probe.figures import FigureRow, figure1_prompts
-from radsynth.probe.scorecard import PATHOLOGY_KINDS, prompt_diversity, score_targets
+from radsynth.probe.scorecard import (
+    PATHOLOGY_KINDS,
+    finding_effect_row,
+    prompt_diversity,
+    score_targets,
+    summarise_finding_effect,
+)
 from radsynth.probe.scoring import (
     ReaderStructureCounter,
     central_mask,
@@ -46,11 +56,12 @@ from radsynth.probe.scoring import (
     read_in_windows,
     regional_plane,
     resize_image,
+    resize_mask,
     score_extension,
     score_inpainting,
 )
 from radsynth.probe.targets import Target, json_clean
-from radsynth.vocabulary import PAIRED_REGIONS, parse_prompt
+from radsynth.vocabulary import PAIRED_REGIONS, canonical_caption, parse_prompt
 
 __all__ = [
     "ANATOMY_PROMPTS",
@@ -100,6 +111,8 @@ EDIT_SEED_BASE = 1_000_000  # phantom seeds of the edits, apart from the generat
 MEMORIZATION_SEED_BASE = 2_000_000
 REFERENCE_SEED_BASE = 3_000_000
 DIVERSITY_SEED_BASE = 4_000_000
+FINDING_PLACE_SEED_BASE = 5_000_000
+DIFFERENCE_GAIN = 5.0  # the finding-effect figure's difference image is |change| x this
 
 
 @dataclass
@@ -116,6 +129,7 @@ class ProbeConfig:
     full_body_cases: int = 1
     full_body_knee_px: int | None = None  # default: half the model's size (see the report)
     full_body_width: int = 2  # knee fields across
+    finding_places: int = 4  # phantoms per pathology prompt that map its finding (0: skip)
     memorization_train: int = 48  # training-like phantoms in the audit
     reference_per_prompt: int = 1  # phantoms per prompt scored as if generated (0: none)
     audit_px: int = 64
@@ -126,8 +140,8 @@ class ProbeConfig:
         for name in ("n", "inpaint_cases", "extend_cases"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.full_body_cases < 0 or self.memorization_train < 0:
-            raise ValueError("full_body_cases and memorization_train must be >= 0")
+        if self.full_body_cases < 0 or self.memorization_train < 0 or self.finding_places < 0:
+            raise ValueError("full_body_cases, memorization_train and finding_places must be >= 0")
 
     @classmethod
     def quick(cls, **overrides: Any) -> ProbeConfig:
@@ -138,6 +152,7 @@ class ProbeConfig:
             "inpaint_cases": 1,
             "extend_cases": 1,
             "memorization_train": 16,
+            "finding_places": 1,
         }
         values.update(overrides)
         return cls(**values)
@@ -181,6 +196,7 @@ class ProbeResult:
     full_body: list[dict[str, Any]] = field(default_factory=list)
     memorization: dict[str, Any] = field(default_factory=dict)
     diversity: dict[str, Any] = field(default_factory=dict)
+    finding_effect: dict[str, Any] = field(default_factory=dict)
     conditional: dict[str, Any] = field(default_factory=dict)
     bias: dict[str, Any] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
@@ -210,6 +226,7 @@ class ProbeResult:
             "knee_to_full_body": strip(self.full_body),
             "memorization": self.memorization,
             "diversity": self.diversity,
+            "finding_effect": self.finding_effect,
             "images": [g.record() for g in self.images],
             "notes": self.notes,
             "timings_s": self.timings_s,
@@ -234,7 +251,7 @@ def total_units(config: ProbeConfig) -> int:
         + len(config.figure3_regions) * config.inpaint_cases
         + len(config.figure4_regions) * config.extend_cases
         + config.full_body_cases
-        + 4  # reading every image; the phantom reference; the memorization audit; diversity
+        + 5  # reading every image; the phantom reference; finding effect; memorization; diversity
     )
 
 
@@ -559,6 +576,56 @@ class _Probe:
         self.result.memorization = summary
         self.on_step("memorization audit")
 
+    # -- finding effect -----------------------------------------------------------------
+    def finding_effect(self) -> None:
+        """What the finding words change, and where: each pathology prompt's images against
+        its twin prompt without the finding (same seeds), inside and outside the place where
+        `finding_places` phantoms drawn with the prompt's labels show the finding."""
+        count = self.config.finding_places
+        asked = [g for g in self.result.images if g.group == "pathology"]
+        if count == 0 or not asked:
+            self.result.finding_effect = {"skipped": "finding_places is 0: not measured"}
+            self.on_step("finding effect")
+            return
+        from radsynth.phantoms.cases import make_case_for_labels
+
+        by_prompt: dict[str, list[GeneratedImage]] = {}
+        for g in asked:
+            by_prompt.setdefault(g.prompt, []).append(g)
+        rows, figure = [], []
+        for index, (prompt, images) in enumerate(by_prompt.items()):
+            labels = parse_prompt(prompt)
+            place = np.zeros((self.size, self.size), dtype=bool)
+            for k in range(count):
+                case = make_case_for_labels(
+                    FINDING_PLACE_SEED_BASE + index * count + k, labels, self.size
+                )
+                for name, mask in case.image.masks.items():
+                    if name.startswith("finding_"):
+                        place |= resize_mask(mask, place.shape)
+            twin = canonical_caption(dataclasses.replace(labels, findings=()))
+            seeds = [g.seed for g in images]
+            output = self.t2i(
+                twin,
+                num_images_per_prompt=len(seeds),
+                generator=self._generators(seeds),
+                **self.call,
+            )
+            plain = np.stack([np.asarray(im, dtype=np.float32) for im in output.images])
+            shown = np.stack([g.image for g in images])
+            rows.append(finding_effect_row(images[0].title, prompt, twin, shown, plain, place))
+            # First seed: asked | twin | |difference| x DIFFERENCE_GAIN | the finding's place.
+            difference = np.clip(np.abs(shown[0] - plain[0]) * DIFFERENCE_GAIN, 0.0, 1.0)
+            where = 0.5 * plain[0] + 0.5 * place.astype(np.float32)
+            figure.append(
+                FigureRow(
+                    images[0].title, twin, [shown[0], plain[0], difference, where], [seeds[0]] * 4
+                )
+            )
+        self.result.finding_effect = summarise_finding_effect(rows, count)
+        self.result.figures["finding_effect"] = figure
+        self.on_step("finding effect")
+
     # -- diversity ------------------------------------------------------------------------
     def diversity(self) -> None:
         """MS-SSIM among the images of each prompt, against N phantoms drawn for the prompt."""
@@ -695,6 +762,7 @@ def run_probe(
         ("figure3", probe.figure3),
         ("figure4", probe.figure4),
         ("knee_to_full_body", probe.full_body),
+        ("finding_effect", probe.finding_effect),
         ("memorization", probe.memorization),
         ("diversity", probe.diversity),
         ("targets", probe.targets),

@@ -28,6 +28,8 @@ FIGURE_TITLES = {
     "figure2": "Figure 2: CT, MRI and ultrasound",
     "anatomy": "Anatomy and bias set: AP and lateral, hands and wrists, chests by sex and age",
     "pathology": "Pathology asked for",
+    "finding_effect": "Finding effect: asked | without the finding (same seed) | |difference| x 5 "
+    "| where phantoms show it",
 }
 
 
@@ -193,6 +195,33 @@ def _diversity_table(diversity: dict[str, Any]) -> str:
     )
 
 
+def _finding_effect_table(effect: dict[str, Any], png: str | None) -> str:
+    head = "<h2>Finding effect: what the finding's words change, and where</h2>"
+    if "per_prompt" not in effect:
+        return head + f"<p>{html.escape(str(effect.get('skipped', 'not measured')))}</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(r['prompt'])}</td><td>{html.escape(r['twin'])}</td><td>{r['n']}</td>"
+        f"<td>{_fmt(r['place_share'])}</td><td>{_fmt(r['mean_change_inside'], 4)}</td>"
+        f"<td>{_fmt(r['mean_change_outside'], 4)}</td><td>{_fmt(r['inside_to_outside'], 2)}</td>"
+        f"<td>{_fmt(r['signed_change_inside'], 4)}</td></tr>"
+        for r in effect["per_prompt"]
+    )
+    picture = f"<img src='{png}' alt='finding effect'>" if png else ""
+    return (
+        head + "<p>Each pathology prompt against its twin without the finding, on the same seeds "
+        "(needs no reader): mean |change| inside the place where phantoms drawn for the prompt "
+        f"show the finding ({html.escape(effect['places_from'])}) and outside it. Pooled: "
+        f"inside {_fmt(effect['mean_change_inside'], 4)}, outside "
+        f"{_fmt(effect['mean_change_outside'], 4)}, ratio {_fmt(effect['inside_to_outside'], 2)}. "
+        "A model that ignores the finding's words changes little anywhere; a ratio near 1 means "
+        "they move the whole image, not the finding's place.</p>" + picture + "<table><tr>"
+        "<th>prompt</th><th>twin</th><th>n</th><th>place share</th><th>change inside</th>"
+        "<th>change outside</th><th>inside / outside</th><th>signed change inside</th></tr>"
+        + rows
+        + "</table>"
+    )
+
+
 def write_report(
     result: ProbeResult, out: Path, tile_px: int = 128, keep_images: bool = True
 ) -> Path:
@@ -285,6 +314,7 @@ def write_report(
         parts.append("<h2>Figure 4: knee to full body</h2>")
         parts.append(f"<img src='{pngs['full_body']}' alt='knee to full body'>")
         parts.append(_full_body_table(result.full_body))
+    parts.append(_finding_effect_table(result.finding_effect, pngs.get("finding_effect")))
     parts.append(_diversity_table(result.diversity))
     parts.append("<h2>Bias</h2><pre>" + html.escape(json.dumps(result.bias, indent=2)) + "</pre>")
     mem = {k: v for k, v in result.memorization.items() if k != "flagged_images"}
