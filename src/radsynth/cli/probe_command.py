@@ -159,7 +159,42 @@ def probe(
     )
 
 
+def probe_compare(
+    runs: Annotated[list[Path], typer.Argument(help="probe output folders (or their scores.json)")],
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="a column title per run, in order (default: folder names)"),
+    ] = None,
+    findings: Annotated[
+        bool, typer.Option("--findings", help="also the finding effect of each pathology prompt")
+    ] = False,
+) -> None:
+    """Probe runs side by side (models, seeds, checkpoints): each target's value per run, bold
+    where met, '(differs)' where the runs disagree on met, and the targets met per run; as a
+    Markdown table on stdout."""
+    from radsynth.probe.compare import (
+        compare_runs,
+        finding_effect_table,
+        load_run,
+        markdown_table,
+    )
+
+    labels = list(label or [])
+    if labels and len(labels) != len(runs):
+        raise typer.BadParameter(f"{len(labels)} --label for {len(runs)} runs: give one per run")
+    try:
+        loaded = [load_run(path, labels[i] if labels else None) for i, path in enumerate(runs)]
+    except (FileNotFoundError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from None
+    comparison = compare_runs(loaded)
+    typer.echo(markdown_table(comparison), nl=False)
+    if findings:
+        table = finding_effect_table(comparison)
+        typer.echo("\n" + (table or "no run measured the finding effect\n"), nl=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the probe commands to `app`."""
     app.command("figure1")(figure1)
     app.command("probe")(probe)
+    app.command("probe-compare")(probe_compare)
