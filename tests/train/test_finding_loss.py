@@ -157,3 +157,24 @@ def test_the_command_line_takes_and_checks_the_weight(tmp_path: Path) -> None:
         parse_args([*args, "--finding-loss-weight", "0"])
     with pytest.raises(ValueError, match="finding_loss_weight must be a positive number"):
         TrainConfig(tmp_path, tmp_path, finding_loss_weight=float("nan"))
+
+
+def test_a_cached_dataset_reads_each_file_once_and_gives_the_same_tensors(tmp_path: Path) -> None:
+    folder = add_masks(write_manifest_folder(tmp_path / "cases"))
+    plain = ManifestImageDataset(folder, resolution=32)
+    cached = ManifestImageDataset(folder, resolution=32, cache=True)
+    first = [(cached.image(i), cached.finding_mask(i)) for i in range(4)]
+    # Once read, the files are no longer needed: the cache answers.
+    for record in read_manifest(folder):
+        (folder / record["image"]).unlink()
+        if record.get("masks"):
+            (folder / record["masks"]).unlink()
+    for i in range(4):
+        image, mask = cached.image(i), cached.finding_mask(i)
+        assert torch.equal(image, first[i][0]) and torch.equal(mask, first[i][1])
+        # A caller changing its tensor in place leaves the cache as it was.
+        image.add_(1.0)
+        assert torch.equal(cached.image(i), first[i][0])
+    assert float(first[0][1].sum()) == pytest.approx(16 * 16, abs=1e-3)
+    with pytest.raises(FileNotFoundError):
+        plain.image(0)  # without the cache the files are read every time

@@ -195,6 +195,29 @@ def test_two_steps_write_model_checkpoints_and_records(data_dir: Path, tmp_path:
     assert any(not torch.equal(start[k], trained[k]) for k in start)
 
 
+def test_max_minutes_ends_the_run_as_at_max_steps(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    # A budget spent by the first step: the run stops after it, and still writes the model.
+    config = tiny_config(data_dir, out, max_steps=50, checkpoint_every=100, max_minutes=1e-6)
+    model_dir = train(config)
+    record = json.loads((out / "training.json").read_text())
+    assert record["steps"] == 1 and record["stopped_by_max_minutes"] is True
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000001"]
+    assert (out / "samples" / "step-0000001.png").is_file()
+    index = json.loads((model_dir / "model_index.json").read_text())
+    assert index["_radsynth_defaults"]["trained_steps"] == 1
+    # A budget never reached changes nothing.
+    train(tiny_config(data_dir, tmp_path / "ample", max_minutes=60.0))
+    ample = json.loads((tmp_path / "ample" / "training.json").read_text())
+    assert ample["steps"] == 2 and ample["stopped_by_max_minutes"] is False
+    common = ["--data", str(data_dir), "--out", str(out)]
+    assert parse_args([*common, "--max-minutes", "7.5", "--cache-images"]).max_minutes == 7.5
+    with pytest.raises(SystemExit):
+        parse_args([*common, "--max-minutes", "0"])
+    with pytest.raises(ValueError, match="max_minutes must be a positive"):
+        tiny_config(data_dir, out, max_minutes=-1.0)
+
+
 @pytest.fixture(scope="module")
 def fine_tune(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(parent model folder, fine-tune output folder): 2 steps from the preset, then 1 more."""

@@ -19,6 +19,13 @@ class TrainConfig:
     preset: str | None = None
     init_from: Path | None = None  # fine-tune this model folder (radsynth or Stable Diffusion)
     max_steps: int = 1000  # optimizer steps (each sees batch_size images per process)
+    # Wall-clock budget of this run in minutes (None = none): once spent, the run stops after
+    # the step in flight and ends as at max_steps (checkpoint, samples, model), for a lease on a
+    # borrowed machine. The steps done are recorded in training.json.
+    max_minutes: float | None = None
+    # Keep each decoded image (and finding mask) in memory after its first read: a fast
+    # accelerator otherwise waits on PNG decoding. Costs 4 bytes per pixel per record.
+    cache_images: bool = False
     batch_size: int = 8  # images per process and step
     learning_rate: float = 1e-4  # AdamW; 1e-4 is the usual rate for UNets of this size
     lr_warmup_steps: int = 100  # linear warm-up avoids early divergence of attention layers
@@ -63,6 +70,10 @@ class TrainConfig:
             raise ValueError(
                 f"finding_loss_weight must be a positive number, got {self.finding_loss_weight}"
             )
+        if self.max_minutes is not None and not (
+            math.isfinite(self.max_minutes) and self.max_minutes > 0
+        ):
+            raise ValueError(f"max_minutes must be a positive number, got {self.max_minutes}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
 

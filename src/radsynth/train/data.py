@@ -61,8 +61,12 @@ def training_caption(caption: str) -> tuple[str, bool]:
 class ManifestImageDataset:
     """Images and captions of a manifest folder; images read lazily, resized to `resolution`."""
 
-    def __init__(self, folder: str | Path, resolution: int) -> None:
+    def __init__(self, folder: str | Path, resolution: int, cache: bool = False) -> None:
         self.folder = Path(folder)
+        # With `cache`, each image and finding mask is decoded once and kept (see TrainConfig).
+        self.cache = cache
+        self._images: dict[int, torch.Tensor] = {}
+        self._masks: dict[int, torch.Tensor | None] = {}
         self.records = read_manifest(self.folder)
         if not self.records:
             raise ValueError(f"{self.folder / 'manifest.jsonl'} has no records; add images first")
@@ -89,14 +93,31 @@ class ManifestImageDataset:
 
     def image(self, index: int) -> torch.Tensor:
         """Image `index` as a (1, resolution, resolution) float32 tensor in [0, 1]."""
+        cached = self._images.get(index)
+        if cached is not None:
+            return cached.clone()
         pixels = load_gray(self.folder / self.records[index]["image"])
-        return torch.from_numpy(square_resize(pixels, self.resolution))[None]
+        image = torch.from_numpy(square_resize(pixels, self.resolution))[None]
+        if self.cache:
+            self._images[index] = image.clone()
+        return image
 
     def finding_mask(self, index: int) -> torch.Tensor:
         """Where record `index` shows a finding, as a (1, resolution, resolution) float32 tensor:
         the union of its masks named `finding_*` (radsynth's phantoms write them), cropped and
         resized like its image, so an edge pixel holds the share of the finding in it. Zeros for
         a record without a `masks` file or without a finding mask."""
+        size = self.resolution
+        if index in self._masks:
+            cached = self._masks[index]
+            return torch.zeros(1, size, size) if cached is None else cached.clone()
+        mask = self._read_finding_mask(index)
+        if self.cache:
+            # Most records have no finding: they cost no memory.
+            self._masks[index] = mask.clone() if bool(mask.any()) else None
+        return mask
+
+    def _read_finding_mask(self, index: int) -> torch.Tensor:
         record = self.records[index]
         size = self.resolution
         if not record.get("masks"):

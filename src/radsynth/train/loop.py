@@ -213,7 +213,9 @@ class _Run:
         self.accelerator = accelerator
         self.components = initial_components(config).to(accelerator.device)
         self.parent_steps = steps_before(self.components)
-        self.dataset = ManifestImageDataset(config.data_dir, self.components.sample_size)
+        self.dataset = ManifestImageDataset(
+            config.data_dir, self.components.sample_size, cache=config.cache_images
+        )
         if self.dataset.free_text:
             # The model learns these captions as written, so its pipelines must accept them:
             # the sample grids below, and every later prompt to the saved model.
@@ -242,6 +244,7 @@ class _Run:
         self.step = 0
         self.elapsed_before = 0.0
         self.started = time.monotonic()
+        self.stopped_early = False  # by max_minutes, before max_steps
         captions = list(dict.fromkeys(self.dataset.caption(i) for i in range(len(self.dataset))))
         self.sample_prompts = captions[: config.num_samples]
 
@@ -388,6 +391,7 @@ class _Run:
                 "captions_as_written": len(self.dataset.free_text),
             },
             "steps": self.step,
+            "stopped_by_max_minutes": self.stopped_early,
             "parent_steps": self.parent_steps,
             "images_seen": self.step * self.config.batch_size * self.accelerator.num_processes,
             "final_loss": self.losses[-1]["loss"] if self.losses else None,
@@ -417,16 +421,32 @@ def train(config: TrainConfig) -> Path:
             f"the checkpoint is at step {run.step}, not below max_steps={config.max_steps}; "
             "raise --max-steps to train further"
         )
+    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
     with _progress(accelerator) as progress:
         task = progress.add_task("train", total=config.max_steps, completed=run.step, loss=0.0)
         while run.step < config.max_steps:
             loss = run.train_step()
             run.log(loss)
             progress.update(task, completed=run.step, loss=loss)
-            if run.step % config.checkpoint_every == 0 or run.step == config.max_steps:
+            if deadline is not None and run.step < config.max_steps:
+                # Every process stops at the same step: the first one out of time decides.
+                out_of_time = torch.tensor([float(time.monotonic() >= deadline)])
+                out_of_time = accelerator.reduce(out_of_time.to(accelerator.device), "max")
+                run.stopped_early = bool(out_of_time.item() > 0)
+            if (
+                run.step % config.checkpoint_every == 0
+                or run.step == config.max_steps
+                or run.stopped_early
+            ):
                 run.checkpoint()
+            if run.stopped_early:
+                accelerator.print(
+                    f"--max-minutes {config.max_minutes:g} spent: stopping at step {run.step} "
+                    f"of {config.max_steps}"
+                )
+                break
             if config.sample_every and run.step % config.sample_every == 0:
                 run.samples()
     if not config.sample_every or run.step % config.sample_every:
-        run.samples()
+        run.samples()  # the last step's grid, unless one was just written
     return run.finish()

@@ -24,6 +24,11 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     )
     parser.add_argument("--init-from", type=Path, help="model folder to fine-tune")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop after this many minutes of this run, as at --max-steps (model written)",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--lr-warmup-steps", type=int, default=defaults.lr_warmup_steps)
@@ -42,12 +47,19 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     parser.add_argument("--resume", action="store_true", help="continue the latest checkpoint")
+    parser.add_argument(
+        "--cache-images",
+        action="store_true",
+        help="keep decoded images in memory (4 bytes per pixel per record); for a fast GPU",
+    )
     args = parser.parse_args(argv)
     if args.preset is not None and args.init_from is not None:
         parser.error(
             "--preset and --init-from both given: a fine-tune keeps the architecture of its "
             "--init-from folder; drop --preset"
         )
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        parser.error(f"--max-minutes must be positive, got {args.max_minutes}")
     if not args.finding_loss_weight > 0:
         parser.error(f"--finding-loss-weight must be positive, got {args.finding_loss_weight}")
     command = shlex.join(["radsynth-train", *(sys.argv[1:] if argv is None else argv)])
@@ -57,6 +69,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         preset=args.preset,
         init_from=args.init_from,
         max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        cache_images=args.cache_images,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         lr_warmup_steps=args.lr_warmup_steps,
