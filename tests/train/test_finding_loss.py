@@ -178,3 +178,22 @@ def test_a_cached_dataset_reads_each_file_once_and_gives_the_same_tensors(tmp_pa
     assert float(first[0][1].sum()) == pytest.approx(16 * 16, abs=1e-3)
     with pytest.raises(FileNotFoundError):
         plain.image(0)  # without the cache the files are read every time
+
+
+def test_preload_in_two_processes_fills_the_cache_with_what_lazy_reads_give(
+    tmp_path: Path,
+) -> None:
+    folder = add_masks(write_manifest_folder(tmp_path / "cases", count=8))
+    lazy = ManifestImageDataset(folder, resolution=32)
+    expected = [(lazy.image(i), lazy.finding_mask(i)) for i in range(8)]
+    cached = ManifestImageDataset(folder, resolution=32, cache=True)
+    cached.preload(workers=2, with_masks=True)
+    for record in read_manifest(folder):  # everything now comes from memory
+        (folder / record["image"]).unlink()
+        if record.get("masks"):
+            (folder / record["masks"]).unlink()
+    for i, (image, mask) in enumerate(expected):
+        assert torch.equal(cached.image(i), image) and torch.equal(cached.finding_mask(i), mask)
+    assert float(expected[0][1].sum()) > 0  # case 0 has a finding: masks were compared too
+    with pytest.raises(ValueError, match="cache=True"):
+        lazy.preload(workers=2, with_masks=False)

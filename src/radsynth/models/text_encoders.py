@@ -136,16 +136,22 @@ class MiniLMPromptEncoder:
                 truncation=True,
                 return_tensors="pt",
             )
-            hidden = self.model(**tokens).last_hidden_state.float()
+            # The encoder runs where the UNet does: on a GPU, training would otherwise wait on
+            # the CPU for every batch of new captions.
+            if self.model.device != device:
+                self.model.to(device)
+            hidden = self.model(**tokens.to(device)).last_hidden_state.float()
             fresh = dict(zip(missing, hidden, strict=True))
             # Stacked before a full cache is cleared: prompts of this batch found in the cache
             # go with it (a KeyError once training captions outnumbered the cache).
-            embeds = torch.stack([fresh[p] if p in fresh else self._cache[p] for p in prompts])
+            embeds = torch.stack(
+                [fresh[p] if p in fresh else self._cache[p].to(device) for p in prompts]
+            )
             if len(self._cache) + len(missing) > self.cache_size:
                 self._cache.clear()
             self._cache.update(fresh)
-            return embeds.to(device)
-        return torch.stack([self._cache[p] for p in prompts]).to(device)
+            return embeds
+        return torch.stack([self._cache[p].to(device) for p in prompts])
 
     def save_pretrained(self, folder: Path) -> dict[str, list[str | None]]:
         """Write only a reference: the weights come from the installed package, not the folder."""

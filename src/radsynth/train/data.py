@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,45 @@ def square_resize(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
+def read_image(folder: Path, record: dict, size: int) -> np.ndarray:
+    """Record `record`'s image as a (size, size) float32 array in [0, 1]."""
+    return square_resize(load_gray(folder / record["image"]), size)
+
+
+def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
+    """Where `record` shows a finding, as a (size, size) float32 array: the union of its masks
+    named `finding_*`, cropped and resized like its image; zeros without one."""
+    if not record.get("masks"):
+        return np.zeros((size, size), dtype=np.float32)
+    path = folder / str(record["masks"])
+    if not path.is_file():
+        raise ValueError(
+            f"manifest record {record['id']!r} names masks {record['masks']}, which is not in "
+            f"{folder}; fix the manifest or copy the file"
+        )
+    masks = [m for name, m in load_masks(path).items() if name.startswith("finding_")]
+    if not masks:
+        return np.zeros((size, size), dtype=np.float32)
+    union = np.logical_or.reduce(masks).astype(np.float32)
+    with Image.open(folder / record["image"]) as image:
+        cols, rows = image.size
+    if abs(union.shape[0] * cols - union.shape[1] * rows) > max(rows, cols):
+        raise ValueError(
+            f"manifest record {record['id']!r}: masks of {union.shape[0]} x {union.shape[1]} "
+            f"px do not have the shape of its {rows} x {cols} px image"
+        )
+    return square_resize(union, size)
+
+
+def _read_for_cache(
+    job: tuple[Path, dict, int, bool],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One record's image and (with masks asked, None when empty) finding mask, in a worker."""
+    folder, record, size, with_mask = job
+    mask = read_finding_mask(folder, record, size) if with_mask else None
+    return read_image(folder, record, size), mask if mask is not None and mask.any() else None
+
+
 def training_caption(caption: str) -> tuple[str, bool]:
     """The caption a model is trained on, and whether the vocabulary understood it.
 
@@ -84,6 +126,34 @@ class ManifestImageDataset:
                     f"{self.folder}; fix the manifest or copy the file"
                 )
 
+    def preload(self, workers: int, with_masks: bool) -> None:
+        """Fill the cache with every image (and finding mask), decoded in `workers` processes:
+        the first epoch of a fast GPU otherwise waits on one core decoding PNGs."""
+        if not self.cache:
+            raise ValueError("preload needs a dataset made with cache=True")
+        todo = [i for i in range(len(self)) if i not in self._images]
+        jobs = [(self.folder, self.records[i], self.resolution, with_masks) for i in todo]
+        if workers <= 1 or len(todo) < 2 * workers:
+            results = map(_read_for_cache, jobs)
+            self._store(todo, results, with_masks)
+            return
+        # Fresh interpreters (spawn): forking a process that runs threads is unsafe.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            chunk = max(1, min(64, len(jobs) // (4 * workers)))
+            self._store(todo, pool.map(_read_for_cache, jobs, chunksize=chunk), with_masks)
+
+    def _store(
+        self,
+        indices: list[int],
+        results: Iterable[tuple[np.ndarray, np.ndarray | None]],
+        with_masks: bool,
+    ) -> None:
+        for index, (image, mask) in zip(indices, results, strict=True):
+            self._images[index] = torch.from_numpy(image)[None]
+            if with_masks:
+                self._masks[index] = None if mask is None else torch.from_numpy(mask)[None]
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -96,8 +166,8 @@ class ManifestImageDataset:
         cached = self._images.get(index)
         if cached is not None:
             return cached.clone()
-        pixels = load_gray(self.folder / self.records[index]["image"])
-        image = torch.from_numpy(square_resize(pixels, self.resolution))[None]
+        pixels = read_image(self.folder, self.records[index], self.resolution)
+        image = torch.from_numpy(pixels)[None]
         if self.cache:
             self._images[index] = image.clone()
         return image
@@ -118,28 +188,8 @@ class ManifestImageDataset:
         return mask
 
     def _read_finding_mask(self, index: int) -> torch.Tensor:
-        record = self.records[index]
-        size = self.resolution
-        if not record.get("masks"):
-            return torch.zeros(1, size, size)
-        path = self.folder / str(record["masks"])
-        if not path.is_file():
-            raise ValueError(
-                f"manifest record {record['id']!r} names masks {record['masks']}, which is not in "
-                f"{self.folder}; fix the manifest or copy the file"
-            )
-        masks = [m for name, m in load_masks(path).items() if name.startswith("finding_")]
-        if not masks:
-            return torch.zeros(1, size, size)
-        union = np.logical_or.reduce(masks).astype(np.float32)
-        with Image.open(self.folder / record["image"]) as image:
-            cols, rows = image.size
-        if abs(union.shape[0] * cols - union.shape[1] * rows) > max(rows, cols):
-            raise ValueError(
-                f"manifest record {record['id']!r}: masks of {union.shape[0]} x {union.shape[1]} "
-                f"px do not have the shape of its {rows} x {cols} px image"
-            )
-        return torch.from_numpy(square_resize(union, size))[None]
+        mask = read_finding_mask(self.folder, self.records[index], self.resolution)
+        return torch.from_numpy(mask)[None]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str]]:
         """Images (B, 1, R, R) and captions for `indices`."""

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,13 @@ class _Run:
         self.dataset = ManifestImageDataset(
             config.data_dir, self.components.sample_size, cache=config.cache_images
         )
+        if config.cache_images:
+            started = time.monotonic()
+            self.dataset.preload(os.cpu_count() or 1, config.finding_loss_weight != 1.0)
+            accelerator.print(
+                f"--cache-images: {len(self.dataset)} records read in "
+                f"{time.monotonic() - started:.1f} s"
+            )
         if self.dataset.free_text:
             # The model learns these captions as written, so its pipelines must accept them:
             # the sample grids below, and every later prompt to the saved model.
