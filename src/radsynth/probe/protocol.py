@@ -619,7 +619,7 @@ class _Probe:
             where = 0.5 * plain[0] + 0.5 * place.astype(np.float32)
             figure.append(
                 FigureRow(
-                    images[0].title, twin, [shown[0], plain[0], difference, where], [seeds[0]] * 4
+                    images[0].title, prompt, [shown[0], plain[0], difference, where], [seeds[0]] * 4
                 )
             )
         self.result.finding_effect = summarise_finding_effect(rows, count)

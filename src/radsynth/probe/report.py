@@ -28,8 +28,7 @@ FIGURE_TITLES = {
     "figure2": "Figure 2: CT, MRI and ultrasound",
     "anatomy": "Anatomy and bias set: AP and lateral, hands and wrists, chests by sex and age",
     "pathology": "Pathology asked for",
-    "finding_effect": "Finding effect: asked | without the finding (same seed) | |difference| x 5 "
-    "| where phantoms show it",
+    "finding_effect": "Finding effect: asked | twin without it | |difference| x 5 | its place",
 }
 
 
