@@ -181,15 +181,11 @@ class ManifestImageDataset:
         if index in self._masks:
             cached = self._masks[index]
             return torch.zeros(1, size, size) if cached is None else cached.clone()
-        mask = self._read_finding_mask(index)
+        mask = torch.from_numpy(read_finding_mask(self.folder, self.records[index], size))[None]
         if self.cache:
             # Most records have no finding: they cost no memory.
             self._masks[index] = mask.clone() if bool(mask.any()) else None
         return mask
-
-    def _read_finding_mask(self, index: int) -> torch.Tensor:
-        mask = read_finding_mask(self.folder, self.records[index], self.resolution)
-        return torch.from_numpy(mask)[None]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str]]:
         """Images (B, 1, R, R) and captions for `indices`."""
