@@ -5,6 +5,8 @@ each show one finding.
     python scripts/make_builtin_data.py --out runs/builtin-data --regional 6000 --crops 2000
     python scripts/make_builtin_data.py --out runs/builtin-data --findings 3000   # add findings
     python scripts/make_builtin_data.py --out runs/builtin-data --study-findings 4000
+    python scripts/make_builtin_data.py --out runs/builtin-data --focus 1600 \
+        --focus-regions lumbar_spine,lumbar_spine,knee,hand,wrist
 
 `--findings N` adds N regional cases, each with one finding drawn evenly over every (modality,
 region, finding kind) that radsynth's vocabulary allows, so that each kind is seen hundreds of
@@ -17,6 +19,12 @@ sentence and terse styles; the study's template names none).
 pathologies only (fracture, bone tumour, intracranial haemorrhage, consolidation, pleural
 effusion): the kind is drawn evenly over the five, then the place evenly over that kind's places.
 Drawn over all 47 places, an X-ray chest consolidation is 1 finding case in 47; here, 1 in 10.
+
+`--focus N` adds N regional X-ray cases in `focus/` whose region is drawn evenly over
+`--focus-regions` (a region named twice is drawn twice as often); view, side, sex, findings and
+caption style are drawn as for any case. It gives a fine-tune more of what the probe finds
+weakest: among the regional phantoms (55 % X-rays over 13 regions, 35 % of them lateral) a
+lateral lumbar spine is about 1 case in 68.
 
 The folder gets `regional/` (written by `radsynth phantoms`), `crops/` and a `manifest.jsonl`
 whose image paths point into both, which is what `radsynth train --data` reads. Deterministic in
@@ -32,8 +40,10 @@ import json
 import multiprocessing
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -43,11 +53,12 @@ from radsynth.io.manifest import ManifestWriter, iter_manifest
 from radsynth.phantoms.cases import make_case
 from radsynth.phantoms.crops import make_body_crop
 from radsynth.probe.scorecard import PATHOLOGY_KINDS
-from radsynth.vocabulary import FINDINGS_BY_REGION, Finding, qualifiers_for
+from radsynth.vocabulary import FINDINGS_BY_REGION, REGIONS_BY_MODALITY, Finding, qualifiers_for
 
 CROP_SEED_OFFSET = 10_000_000  # crop seeds never coincide with regional case seeds
 FINDING_SEED_OFFSET = 20_000_000  # nor do the finding cases' seeds
 STUDY_FINDING_SEED_OFFSET = 30_000_000
+FOCUS_SEED_OFFSET = 40_000_000
 FINDING_PLACES = sorted(
     (modality, region, kind)
     for (modality, region), kinds in FINDINGS_BY_REGION.items()
@@ -57,7 +68,7 @@ FINDING_PLACES = sorted(
 STUDY_PLACES_BY_KIND = {
     kind: [place for place in FINDING_PLACES if place[2] == kind] for kind in PATHOLOGY_KINDS
 }
-PARTS = ("regional", "crops", "findings", "study_findings")
+PARTS = ("regional", "crops", "findings", "study_findings", "focus")
 
 
 def _crop(args: tuple[Path, int, int, int]) -> dict:
@@ -82,6 +93,28 @@ def _study_finding_case(args: tuple[Path, int, int, int]) -> dict | None:
     rng = np.random.default_rng([seed, 11])
     place = study_place(rng)
     return _write_finding_case(out, f"study-finding-{index:06d}", seed, size, place, rng)
+
+
+def _focus_case(args: tuple[Path, int, int, int, tuple[str, ...]]) -> dict:
+    """Regional X-ray case `index` of a region drawn evenly over `regions`."""
+    out, index, seed, size, regions = args
+    rng = np.random.default_rng([seed, 13])
+    region = regions[int(rng.integers(len(regions)))]
+    case = make_case(seed, modality="xray", region=region, size=size)
+    return write_case(out, f"focus-{index:06d}", case)
+
+
+def focus_regions(text: str) -> tuple[str, ...]:
+    """The comma-separated X-ray regions of --focus-regions, checked against the phantoms'."""
+    regions = tuple(r.strip() for r in text.split(",") if r.strip())
+    known = REGIONS_BY_MODALITY["xray"]
+    unknown = sorted({r for r in regions if r not in known})
+    if not regions or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown X-ray region(s) {', '.join(unknown) or '(none given)'}; "
+            f"use: {', '.join(known)}"
+        )
+    return regions
 
 
 def study_place(rng: np.random.Generator) -> tuple[str, str, str]:
@@ -119,21 +152,34 @@ def _write_finding_case(
     return write_case(out, case_id, case)
 
 
-def write_part(out: Path, name: str, count: int, first_seed: int, size: int, workers: int) -> None:
+def write_part(
+    out: Path,
+    name: str,
+    count: int,
+    first_seed: int,
+    size: int,
+    workers: int,
+    regions: tuple[str, ...] = (),
+) -> None:
     """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
-    "study_findings": `_study_finding_case`), resumable."""
-    make, prefix = {
+    "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`),
+    resumable."""
+    parts: dict[str, tuple[Callable[[Any], dict | None], str]] = {
         "crops": (_crop, "crop"),
         "findings": (_finding_case, "finding"),
         "study_findings": (_study_finding_case, "study-finding"),
-    }[name]
+        "focus": (_focus_case, "focus"),
+    }
+    make, prefix = parts[name]
+    if name == "focus" and not regions:
+        raise ValueError("a focus part needs its regions")
     for sub in ("images", "display", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     # ManifestWriter drops a line cut short by a kill and knows which cases are done.
     with ManifestWriter(out) as manifest:
         todo = [
-            (out, i, first_seed + i, size)
+            (out, i, first_seed + i, size, *((regions,) if name == "focus" else ()))
             for i in range(count)
             if f"{prefix}-{i:06d}" not in manifest.done_ids
         ]
@@ -184,6 +230,16 @@ def main() -> None:
         default=0,
         help="more cases with one finding each, of the study's five pathologies only",
     )
+    parser.add_argument(
+        "--focus", type=int, default=0, help="more X-ray cases of the --focus-regions only"
+    )
+    parser.add_argument(
+        "--focus-regions",
+        type=focus_regions,
+        default=("lumbar_spine", "knee", "hand", "wrist"),
+        help="comma-separated X-ray regions of the --focus cases, drawn evenly (a region named "
+        "twice, twice as often); default lumbar_spine,knee,hand,wrist",
+    )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
         "--seed",
@@ -217,6 +273,16 @@ def main() -> None:
             args.seed + STUDY_FINDING_SEED_OFFSET,
             args.size,
             args.workers,
+        )
+    if args.focus:
+        write_part(
+            args.out / "focus",
+            "focus",
+            args.focus,
+            args.seed + FOCUS_SEED_OFFSET,
+            args.size,
+            args.workers,
+            regions=args.focus_regions,
         )
     print(f"{merge(args.out)} records in {args.out / 'manifest.jsonl'}")
 

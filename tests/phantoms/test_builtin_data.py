@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import sys
@@ -9,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from radsynth.io.manifest import iter_manifest
 from radsynth.probe.scorecard import PATHOLOGY_KINDS
@@ -76,3 +78,38 @@ def test_study_finding_cases_show_the_studys_five_pathologies(tmp_path: Path) ->
     assert script["merge"](out) == len(records)
     first = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     assert first["image"].startswith("study_findings/")
+
+
+def test_focus_cases_are_x_rays_of_the_named_regions_drawn_by_weight(tmp_path: Path) -> None:
+    script = load_script()
+    out = tmp_path / "data"
+    regions = script["focus_regions"]("lumbar_spine, lumbar_spine,knee")
+    assert regions == ("lumbar_spine", "lumbar_spine", "knee")
+    script["write_part"](out / "focus", "focus", 12, 40_000_000, 64, 1, regions=regions)
+    records = list(iter_manifest(out / "focus" / "manifest.jsonl"))
+    assert len(records) == 12
+    drawn = Counter(record["labels"]["region"] for record in records)
+    assert set(drawn) == {"lumbar_spine", "knee"}
+    assert all(record["labels"]["modality"] == "xray" for record in records)
+    assert all(parse_prompt(r["caption"]).region == r["labels"]["region"] for r in records)
+    # A region named twice is drawn twice as often (over many seeds: the draw alone).
+    many = Counter(
+        regions[int(np.random.default_rng([seed, 13]).integers(len(regions)))]
+        for seed in range(3000)
+    )
+    assert abs(many["lumbar_spine"] / 3000 - 2 / 3) < 0.03
+    assert script["merge"](out) == 12
+    assert json.loads((out / "manifest.jsonl").read_text().splitlines()[0])["id"].startswith(
+        "focus-focus-"
+    )
+
+
+def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
+    script = load_script()
+    with pytest.raises(argparse.ArgumentTypeError, match="lumbar.*use: head"):
+        script["focus_regions"]("lumbar,knee")
+    with pytest.raises(argparse.ArgumentTypeError, match="none given"):
+        script["focus_regions"](" , ")
+    with pytest.raises(ValueError, match="needs its regions"):
+        script["write_part"](tmp_path / "focus", "focus", 1, 0, 64, 1)
+    assert not (tmp_path / "focus").exists()  # refused before anything is written
