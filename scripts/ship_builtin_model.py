@@ -21,6 +21,28 @@ from radsynth.models import DiffusionComponents
 from radsynth.paths import BUILTIN_MODEL as TARGET
 
 
+def parent_record(record: dict) -> dict | None:
+    """The training record of the model a fine-tune started from: the model folder's own
+    (a shipped model) or its run folder's (`radsynth train --out RUN` writes RUN/model and
+    RUN/training.json); None when it was not kept."""
+    init_from = record.get("config", {}).get("init_from")
+    if not init_from:
+        return None
+    for candidate in (Path(init_from) / "training.json", Path(init_from).parent / "training.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def with_parents(record: dict, depth: int = 0) -> dict:
+    """`record` with its chain of parent records attached, as far as they can be found."""
+    if "parent" not in record and depth < 32:
+        parent = parent_record(record)
+        if parent is not None:
+            record["parent"] = with_parents(parent, depth + 1)
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="the training output folder (with model/)")
@@ -28,12 +50,9 @@ def main() -> None:
     parser.add_argument("--note", default="", help="free text for the record")
     args = parser.parse_args()
     components = DiffusionComponents.from_pretrained(args.run / "model")
-    record = json.loads((args.run / "training.json").read_text())
     # A fine-tune (--init-from) keeps its parent's record, read before the folder is replaced:
     # the chain of records says how every step of the shipped weights was trained.
-    parent = Path(str(record["config"].get("init_from") or "")) / "training.json"
-    if record["config"].get("init_from") and parent.is_file():
-        record["parent"] = json.loads(parent.read_text())
+    record = with_parents(json.loads((args.run / "training.json").read_text()))
     if TARGET.exists():
         shutil.rmtree(TARGET)
     components.save_pretrained(TARGET, weights_dtype=torch.float16)
