@@ -11,23 +11,43 @@ import pytest
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
-from radsynth.probe.compare import compare_runs, finding_effect_table, load_run, markdown_table
+from radsynth.probe.compare import (
+    compare_runs,
+    finding_effect_table,
+    load_run,
+    markdown_table,
+    pool_runs,
+)
 from radsynth.probe.protocol import ProbeConfig, ProbeResult
 from radsynth.probe.scorecard import finding_effect_row, summarise_finding_effect
-from radsynth.probe.targets import rate_target
+from radsynth.probe.targets import lateral_within_ap, rate_target, target
 
 runner = CliRunner()
 
 
-def _write_run(folder: Path, fibula: int, modality: int, effect_gain: float | None) -> Path:
+def _write_run(
+    folder: Path,
+    fibula: int,
+    modality: int,
+    effect_gain: float | None,
+    lateral: int | None = None,
+    knee_error: float | None = None,
+) -> Path:
     """A probe run's scores.json: fibula seen in `fibula` of 16 knees, the modality in
     `modality` of 108 images; a finding effect whose change inside the place is `effect_gain`
-    (None: not measured)."""
+    (None: not measured); with `lateral`, AP passing 4 of 8 and lateral `lateral` of 8, 13 of
+    14 erased joints restored and a knee-to-body ratio error of `knee_error`."""
     result = ProbeResult(model="m", config=ProbeConfig(), size=16)
     result.targets = [
         rate_target("fibula_present", fibula, 16),
         rate_target("modality_as_asked", modality, 108),
     ]
+    if lateral is not None:
+        result.targets += [
+            lateral_within_ap(4, 8, lateral, 8),
+            rate_target("inpaint_structure_count", 13, 14),
+            target("knee_full_body_ratio", knee_error, 1),
+        ]
     if effect_gain is not None:
         rng = np.random.default_rng(1)
         plain = rng.random((2, 16, 16))
@@ -101,3 +121,44 @@ def test_probe_compare_command(tmp_path: Path) -> None:
     assert wrong.exit_code != 0 and "give one per run" in wrong.output
     missing = runner.invoke(app, ["probe-compare", str(tmp_path / "nope")])
     assert missing.exit_code != 0 and "no probe scores" in missing.output
+
+
+def test_runs_of_several_seeds_pool_into_one_column(tmp_path: Path) -> None:
+    a = load_run(_write_run(tmp_path / "s0", 16, 100, effect_gain=0.09, lateral=4, knee_error=0.40))
+    b = load_run(_write_run(tmp_path / "s1", 13, 108, effect_gain=0.0, lateral=3, knee_error=0.3))
+    assert (a.met, b.met) == (3, 2)  # fibula, lateral, inpainting; modality, inpainting
+    pooled = pool_runs([a, b], "v10")
+    assert pooled.label == "v10 (2 runs: 3/2)"
+    fibula = pooled.targets["fibula_present"]
+    assert (fibula["value"], fibula["n"], fibula["met"]) == (29 / 32, 32, False)
+    low, high = fibula["details"]["wilson_95"]
+    assert low < 29 / 32 < high and fibula["details"]["per_run"] == [1.0, 13 / 16]
+    assert pooled.targets["modality_as_asked"]["value"] == 208 / 216
+    # AP 8 of 16 against lateral 7 of 16: 6.25 points, though run a alone was within 3.
+    lateral = pooled.targets["lateral_within_3_points_of_ap"]
+    assert lateral["value"] == pytest.approx(6.25) and not lateral["met"]
+    # Fixed-seed cases are the same in every run: not counted twice, the worst run is kept.
+    inpaint = pooled.targets["inpaint_structure_count"]
+    assert (inpaint["value"], inpaint["n"], inpaint["met"]) == (13 / 14, 14, True)
+    knee = pooled.targets["knee_full_body_ratio"]
+    assert (knee["value"], knee["n"]) == (0.40, 1) and "worst of 2" in knee["note"]
+    assert pooled.met == 1 and pooled.scores["pooled"]["targets_met"] == [3, 2]
+    effect = pooled.scores["finding_effect"]
+    assert effect["inside_to_outside"] == pytest.approx(5.5)  # (0.10 + 0.01) / 2 over 0.01
+    assert finding_effect_table(compare_runs([pooled])).count("| effusion | 0.0550 / 0.0100") == 1
+    with pytest.raises(ValueError, match="at least one"):
+        pool_runs([])
+
+
+def test_probe_compare_pools_runs_that_share_a_label(tmp_path: Path) -> None:
+    runs = [
+        _write_run(tmp_path / name, fibula, 108, effect_gain=None)
+        for name, fibula in (("a0", 16), ("a1", 14), ("b0", 12))
+    ]
+    args = ["probe-compare", *map(str, runs), "--pool"]
+    result = runner.invoke(app, [*args, "--label", "A", "--label", "A", "--label", "B"])
+    assert result.exit_code == 0, result.output
+    assert "| target | threshold | A (2 runs: 2/1) | B (1 run: 1) |" in result.output
+    assert "| fibula present in knee X-rays | >= 0.95 | 0.94 | 0.75 |" in result.output
+    unlabelled = runner.invoke(app, args)
+    assert unlabelled.exit_code != 0 and "needs a --label per run" in unlabelled.output

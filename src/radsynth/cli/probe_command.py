@@ -168,6 +168,14 @@ def probe_compare(
     findings: Annotated[
         bool, typer.Option("--findings", help="also the finding effect of each pathology prompt")
     ] = False,
+    pool: Annotated[
+        bool,
+        typer.Option(
+            "--pool",
+            help="runs with the same --label (one model and sampler on several seeds) make one "
+            "column: proportions pooled over all their images, other targets at their worst run",
+        ),
+    ] = False,
 ) -> None:
     """Probe runs side by side (models, seeds, checkpoints): each target's value per run, bold
     where met, '(differs)' where the runs disagree on met, and the targets met per run; as a
@@ -177,6 +185,7 @@ def probe_compare(
         finding_effect_table,
         load_run,
         markdown_table,
+        pool_runs,
     )
 
     labels = list(label or [])
@@ -186,6 +195,15 @@ def probe_compare(
         loaded = [load_run(path, labels[i] if labels else None) for i, path in enumerate(runs)]
     except (FileNotFoundError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
+    if pool:
+        if not labels:
+            raise typer.BadParameter(
+                "--pool needs a --label per run: runs with the same label are pooled"
+            )
+        groups: dict[str, list] = {}
+        for run in loaded:
+            groups.setdefault(run.label, []).append(run)
+        loaded = [pool_runs(group, name) for name, group in groups.items()]
     comparison = compare_runs(loaded)
     typer.echo(markdown_table(comparison), nl=False)
     if findings:

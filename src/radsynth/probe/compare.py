@@ -3,6 +3,8 @@ which are met in each, and what changed; and the finding effect of each run.
 
 `load_run` reads one run's folder (or its `scores.json`), `compare_runs` lines the targets up
 by key, `markdown_table` writes them as a Markdown table (what the docs' tables are made from).
+`pool_runs` makes one column of several runs of the same model and settings on independent
+seeds: proportions pooled over all their images, the rest at its worst run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "finding_effect_table",
     "load_run",
     "markdown_table",
+    "pool_runs",
 ]
 
 
@@ -97,6 +100,130 @@ def compare_runs(runs: list[ProbeRun]) -> Comparison:
         if len({None if c is None else c[1] for c in cells}) > 1:
             differs.append(key)
     return Comparison(tuple(runs), rows, tuple(differs))
+
+
+# Targets measured on cases with fixed seeds of their own (Figure 3's erased joints, the knee
+# grown to a body): every run repeats the same cases, so pooling them would count each twice.
+FIXED_CASE_TARGETS = frozenset(
+    {
+        "inpaint_structure_count",
+        "inpaint_beats_biharmonic",
+        "knee_full_body_ratio",
+        "knee_full_body_lumbar",
+    }
+)
+
+
+def _pooled_target(key: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target over several runs: a proportion (successes of n in every run) pooled over
+    all samples, with its Wilson interval; the lateral-vs-AP difference from the pooled pass
+    rates; any other target (a largest error, a fixed-seed case) at its worst run's value and
+    n, so it is met only where every run meets it."""
+    from radsynth.probe.targets import Target, lateral_within_ap, rate_target
+
+    per_run = [entry.get("value") for entry in entries]
+    details = [entry.get("details") or {} for entry in entries]
+    if any(value is None for value in per_run):
+        first = entries[0]
+        pooled = Target(
+            key,
+            first.get("name", key),
+            None,
+            float(first.get("threshold", 0.0)),
+            0,
+            first.get("comparison", ">="),
+            first.get("unit", ""),
+            f"not measured in {sum(v is None for v in per_run)} of {len(entries)} runs",
+        )
+    elif key not in FIXED_CASE_TARGETS and all(
+        isinstance(d.get("successes"), int) and e.get("n")
+        for d, e in zip(details, entries, strict=True)
+    ):
+        pooled = rate_target(
+            key, sum(d["successes"] for d in details), sum(int(e["n"]) for e in entries)
+        )
+    elif all("ap_passed" in d for d in details):
+        ap_passed, ap_n, lateral_passed, lateral_n = (
+            sum(int(d[k]) for d in details)
+            for k in ("ap_passed", "ap_n", "lateral_passed", "lateral_n")
+        )
+        pooled = lateral_within_ap(ap_passed, ap_n, lateral_passed, lateral_n)
+    else:
+        first = entries[0]
+        comparison = first.get("comparison", ">=")
+        pick = min if comparison in (">=", ">") else max
+        worst = pick(entries, key=lambda entry: float(entry["value"]))
+        pooled = Target(
+            key,
+            first.get("name", key),
+            float(worst["value"]),
+            float(first.get("threshold", 0.0)),
+            int(worst.get("n", 0)),
+            comparison,
+            first.get("unit", ""),
+            f"worst of {len(entries)} runs",
+        )
+    out = pooled.to_dict()
+    out.setdefault("details", {})["per_run"] = per_run
+    return out
+
+
+def _pooled_effect(runs: list[ProbeRun]) -> dict[str, Any]:
+    """The finding effect over runs: mean change inside and outside averaged over the runs
+    (each run has the same prompts and places), per prompt likewise, and their ratios."""
+    effects = [run.scores.get("finding_effect", {}) for run in runs]
+    if not all("inside_to_outside" in e for e in effects):
+        return {}
+
+    def averaged(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        inside = sum(float(r["mean_change_inside"]) for r in rows) / len(rows)
+        outside = sum(float(r["mean_change_outside"]) for r in rows) / len(rows)
+        ratio = inside / outside if outside > 0 else math.nan
+        return {
+            "mean_change_inside": inside,
+            "mean_change_outside": outside,
+            "inside_to_outside": ratio,
+        }
+
+    per_title: dict[str, list[dict[str, Any]]] = {}
+    for effect in effects:
+        for row in effect.get("per_prompt", []):
+            per_title.setdefault(row["title"], []).append(row)
+    per_prompt = [
+        {"title": title, **averaged(rows)}
+        for title, rows in per_title.items()
+        if len(rows) == len(effects)
+    ]
+    return {**averaged(effects), "per_prompt": per_prompt}
+
+
+def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
+    """Several runs of one model and sampler on independent seeds as one run: each target
+    pooled (`_pooled_target`), the finding effect averaged, and in `scores["pooled"]` the
+    runs' folders and the targets each met. The label says how many runs and what each met,
+    e.g. "v10 (3 runs: 11/10/9)"."""
+    if not runs:
+        raise ValueError("nothing to pool: give at least one probe run")
+    keys: list[str] = []
+    for run in runs:
+        keys.extend(k for k in run.targets if k not in keys)
+    targets = {
+        key: _pooled_target(key, [run.targets[key] for run in runs])
+        for key in keys
+        if all(key in run.targets for run in runs)
+    }
+    met_per_run = [run.met for run in runs]
+    name = label or runs[0].label
+    scores = {
+        "targets": targets,
+        "targets_met": sum(bool(t["met"]) for t in targets.values()),
+        "targets_total": len(targets),
+        "finding_effect": _pooled_effect(runs),
+        "pooled": {"runs": [str(run.path) for run in runs], "targets_met": met_per_run},
+    }
+    count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    title = f"{name} ({count}: {'/'.join(map(str, met_per_run))})"
+    return ProbeRun(title, runs[0].path, scores)
 
 
 def _value(value: Any) -> str:
