@@ -133,10 +133,11 @@ _PRESETS: dict[str, ModelPreset] = {
         # sampled as noise; Li & He 2025 show the same for large pixel patches).
         prediction_type="sample",
         snr_scale=(64 / 256) ** 2,
-        # 10 DPM-Solver++ steps, guidance 4.0 only while t >= T/2: the probe's targets met on
-        # seeds 0, 1000, 2000 went from 25 (6 steps, guidance 2.5) to 30 with model v10, at
-        # 2.84 images/s on a quiet 2-core CPU (v1 chose 6 steps at 2.5 by
-        # benchmarks/sweep_sampler.py; closing note of the v10 model).
+        # 10 DPM-Solver++ steps, guidance 4.0 only while t >= T/2: model v10 meets 30 probe
+        # targets over seeds 0, 1000, 2000 with them (v9 with 6 steps at 2.5: 25; v10 with 6
+        # steps at 2.5: 9 and 9 on seeds 0 and 1000, against 11 and 10), at 2.84 images/s on
+        # a quiet 2-core CPU (v1 chose 6 steps at 2.5 by benchmarks/sweep_sampler.py; closing
+        # note of the v10 model).
         num_inference_steps=10,
         guidance_scale=4.0,
         guidance_cutoff=0.5,

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from radsynth.probe.targets import TARGET_SPECS, lateral_within_ap, rate_target, target
 
 __all__ = [
     "Comparison",
@@ -35,8 +38,8 @@ class ProbeRun:
     scores: dict[str, Any]
 
     @property
-    def targets(self) -> dict[str, dict[str, Any]]:
-        return dict(self.scores.get("targets", {}))
+    def targets(self) -> Mapping[str, dict[str, Any]]:
+        return self.scores.get("targets", {})
 
     @property
     def met(self) -> int:
@@ -119,22 +122,11 @@ def _pooled_target(key: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     all samples, with its Wilson interval; the lateral-vs-AP difference from the pooled pass
     rates; any other target (a largest error, a fixed-seed case) at its worst run's value and
     n, so it is met only where every run meets it."""
-    from radsynth.probe.targets import Target, lateral_within_ap, rate_target
-
     per_run = [entry.get("value") for entry in entries]
     details = [entry.get("details") or {} for entry in entries]
     if any(value is None for value in per_run):
-        first = entries[0]
-        pooled = Target(
-            key,
-            first.get("name", key),
-            None,
-            float(first.get("threshold", 0.0)),
-            0,
-            first.get("comparison", ">="),
-            first.get("unit", ""),
-            f"not measured in {sum(v is None for v in per_run)} of {len(entries)} runs",
-        )
+        missing = sum(value is None for value in per_run)
+        pooled = target(key, None, 0, f"not measured in {missing} of {len(entries)} runs")
     elif key not in FIXED_CASE_TARGETS and all(
         isinstance(d.get("successes"), int) and e.get("n")
         for d, e in zip(details, entries, strict=True)
@@ -149,20 +141,10 @@ def _pooled_target(key: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
         )
         pooled = lateral_within_ap(ap_passed, ap_n, lateral_passed, lateral_n)
     else:
-        first = entries[0]
-        comparison = first.get("comparison", ">=")
-        pick = min if comparison in (">=", ">") else max
+        pick = min if TARGET_SPECS[key].comparison in (">=", ">") else max
         worst = pick(entries, key=lambda entry: float(entry["value"]))
-        pooled = Target(
-            key,
-            first.get("name", key),
-            float(worst["value"]),
-            float(first.get("threshold", 0.0)),
-            int(worst.get("n", 0)),
-            comparison,
-            first.get("unit", ""),
-            f"worst of {len(entries)} runs",
-        )
+        note = f"worst of {len(entries)} runs"
+        pooled = target(key, float(worst["value"]), int(worst.get("n", 0)), note)
     out = pooled.to_dict()
     out.setdefault("details", {})["per_run"] = per_run
     return out
@@ -198,19 +180,17 @@ def _pooled_effect(runs: list[ProbeRun]) -> dict[str, Any]:
 
 
 def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
-    """Several runs of one model and sampler on independent seeds as one run: each target
-    pooled (`_pooled_target`), the finding effect averaged, and in `scores["pooled"]` the
-    runs' folders and the targets each met. The label says how many runs and what each met,
-    e.g. "v10 (3 runs: 11/10/9)"."""
+    """Several runs of one model and sampler on independent seeds as one run: each target all
+    of them measured pooled (`_pooled_target`), the finding effect averaged, and in
+    `scores["pooled"]` the runs' folders and the targets each met. The label says how many
+    runs and what each met, e.g. "v10 (3 runs: 11/10/9)"."""
     if not runs:
         raise ValueError("nothing to pool: give at least one probe run")
-    keys: list[str] = []
-    for run in runs:
-        keys.extend(k for k in run.targets if k not in keys)
+    # Targets every run measured and this radsynth knows (its thresholds judge the pool).
     targets = {
         key: _pooled_target(key, [run.targets[key] for run in runs])
-        for key in keys
-        if all(key in run.targets for run in runs)
+        for key in runs[0].targets
+        if key in TARGET_SPECS and all(key in run.targets for run in runs[1:])
     }
     met_per_run = [run.met for run in runs]
     name = label or runs[0].label
