@@ -21,8 +21,9 @@ effusion): the kind is drawn evenly over the five, then the place evenly over th
 Drawn over all 47 places, an X-ray chest consolidation is 1 finding case in 47; here, 1 in 10.
 
 `--focus N` adds N regional X-ray cases in `focus/` whose region is drawn evenly over
-`--focus-regions` (a region named twice is drawn twice as often); view, side, sex, findings and
-caption style are drawn as for any case. It gives a fine-tune more of what the probe finds
+`--focus-regions` (a region named twice is drawn twice as often); an entry REGION:VIEW
+(`lumbar_spine:lateral`) fixes the view too. Side, sex, findings, caption style and any view not
+fixed are drawn as for any case. It gives a fine-tune more of what the probe finds
 weakest: among the regional phantoms a lateral lumbar spine is rare (12 of 1,000 cases in each
 of the regional parts drawn with --seed 700000 and --seed 800000).
 
@@ -95,27 +96,44 @@ def _study_finding_case(args: tuple[Path, int, int, int]) -> dict | None:
     return _write_finding_case(out, f"study-finding-{index:06d}", seed, size, place, rng)
 
 
-def focus_region(seed: int, regions: tuple[str, ...]) -> str:
-    """The region of the focus case with `seed`: drawn evenly over `regions`."""
+XRAY_VIEWS = ("ap", "pa", "lateral")
+
+
+def focus_region(seed: int, regions: tuple[tuple[str, str | None], ...]) -> tuple[str, str | None]:
+    """The (region, view) of the focus case with `seed`: drawn evenly over `regions`; a view of
+    None is drawn as for any case."""
     return regions[int(np.random.default_rng([seed, 13]).integers(len(regions)))]
 
 
-def _focus_case(args: tuple[Path, int, int, int], regions: tuple[str, ...]) -> dict:
-    """Regional X-ray case `index` of a region drawn evenly over `regions`."""
+def _focus_case(
+    args: tuple[Path, int, int, int], regions: tuple[tuple[str, str | None], ...]
+) -> dict:
+    """Regional X-ray case `index` of a region (and view) drawn evenly over `regions`."""
     out, index, seed, size = args
-    case = make_case(seed, modality="xray", region=focus_region(seed, regions), size=size)
+    region, view = focus_region(seed, regions)
+    case = make_case(seed, modality="xray", region=region, view=view, size=size)
     return write_case(out, f"focus-{index:06d}", case)
 
 
-def focus_regions(text: str) -> tuple[str, ...]:
-    """The comma-separated X-ray regions of --focus-regions, checked against the phantoms'."""
-    regions = tuple(r.strip() for r in text.split(",") if r.strip())
+def focus_regions(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The comma-separated entries of --focus-regions, each an X-ray region or REGION:VIEW
+    (`lumbar_spine:lateral`), checked against the phantoms' regions and X-ray views."""
+    entries = [e.strip() for e in text.split(",") if e.strip()]
+    regions = tuple(
+        (region.strip(), view.strip() or None) if sep else (region.strip(), None)
+        for region, sep, view in (e.partition(":") for e in entries)
+    )
     known = REGIONS_BY_MODALITY["xray"]
-    unknown = sorted({r for r in regions if r not in known})
+    unknown = sorted({r for r, _ in regions if r not in known})
     if not regions or unknown:
         raise argparse.ArgumentTypeError(
             f"unknown X-ray region(s) {', '.join(unknown) or '(none given)'}; "
             f"use: {', '.join(known)}"
+        )
+    bad_views = sorted({v for _, v in regions if v is not None and v not in XRAY_VIEWS})
+    if bad_views:
+        raise argparse.ArgumentTypeError(
+            f"unknown X-ray view(s) {', '.join(bad_views)}; use: {', '.join(XRAY_VIEWS)}"
         )
     return regions
 
@@ -162,7 +180,7 @@ def write_part(
     first_seed: int,
     size: int,
     workers: int,
-    regions: tuple[str, ...] = (),
+    regions: tuple[tuple[str, str | None], ...] = (),
 ) -> None:
     """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
     "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`),
@@ -241,9 +259,10 @@ def main() -> None:
     parser.add_argument(
         "--focus-regions",
         type=focus_regions,
-        default=("lumbar_spine", "knee", "hand", "wrist"),
+        default=focus_regions("lumbar_spine,knee,hand,wrist"),
         help="comma-separated X-ray regions of the --focus cases, drawn evenly (a region named "
-        "twice, twice as often); default lumbar_spine,knee,hand,wrist",
+        "twice, twice as often), each optionally with its view (lumbar_spine:lateral); default "
+        "lumbar_spine,knee,hand,wrist",
     )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(

@@ -83,18 +83,25 @@ def test_study_finding_cases_show_the_studys_five_pathologies(tmp_path: Path) ->
 def test_focus_cases_are_x_rays_of_the_named_regions_drawn_by_weight(tmp_path: Path) -> None:
     script = load_script()
     out = tmp_path / "data"
-    regions = script["focus_regions"]("lumbar_spine, lumbar_spine,knee")
-    assert regions == ("lumbar_spine", "lumbar_spine", "knee")
+    regions = script["focus_regions"]("lumbar_spine:lateral, lumbar_spine,knee")
+    assert regions == (("lumbar_spine", "lateral"), ("lumbar_spine", None), ("knee", None))
     script["write_part"](out / "focus", "focus", 12, 40_000_000, 64, 1, regions=regions)
     records = list(iter_manifest(out / "focus" / "manifest.jsonl"))
     assert len(records) == 12
     drawn = Counter(record["labels"]["region"] for record in records)
     assert set(drawn) == {"lumbar_spine", "knee"}
+    # An entry with a view fixes it: every case drawn from it is that view.
+    fixed = [r for r in records if script["focus_region"](r["seed"], regions)[1] == "lateral"]
+    assert fixed and all(r["labels"]["view"] == "lateral" for r in fixed)
     assert all(record["labels"]["modality"] == "xray" for record in records)
     assert all(parse_prompt(r["caption"]).region == r["labels"]["region"] for r in records)
     # A region named twice is drawn twice as often (over many seeds: the draw alone).
-    many = Counter(script["focus_region"](seed, regions) for seed in range(3000))
+    many = Counter(script["focus_region"](seed, regions)[0] for seed in range(3000))
     assert abs(many["lumbar_spine"] / 3000 - 2 / 3) < 0.03
+    lateral = sum(
+        script["focus_region"](s, regions) == ("lumbar_spine", "lateral") for s in range(3000)
+    )
+    assert abs(lateral / 3000 - 1 / 3) < 0.03
     assert script["merge"](out) == 12
     assert json.loads((out / "manifest.jsonl").read_text().splitlines()[0])["id"].startswith(
         "focus-focus-"
@@ -107,6 +114,8 @@ def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
         script["focus_regions"]("lumbar,knee")
     with pytest.raises(argparse.ArgumentTypeError, match="none given"):
         script["focus_regions"](" , ")
+    with pytest.raises(argparse.ArgumentTypeError, match="view.*oblique; use: ap, pa, lateral"):
+        script["focus_regions"]("lumbar_spine:oblique")
     with pytest.raises(ValueError, match="needs its regions"):
         script["write_part"](tmp_path / "focus", "focus", 1, 0, 64, 1)
     assert not (tmp_path / "focus").exists()  # refused before anything is written

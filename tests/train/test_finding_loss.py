@@ -1,4 +1,5 @@
-"""--finding-loss-weight: finding masks read like their images, and the loss they weight."""
+"""--finding-loss-weight and --structure-loss-weight: masks read like their images, and the
+loss they weight."""
 
 from __future__ import annotations
 
@@ -197,3 +198,124 @@ def test_preload_in_two_processes_fills_the_cache_with_what_lazy_reads_give(
     assert float(expected[0][1].sum()) > 0  # case 0 has a finding: masks were compared too
     with pytest.raises(ValueError, match="cache=True"):
         lazy.preload(workers=2, with_masks=False)
+
+
+def test_structure_masks_are_the_union_of_the_masks_the_patterns_name(masked_dir: Path) -> None:
+    dataset = ManifestImageDataset(masked_dir, resolution=32, structures=("fem*", "tibia"))
+    # Case 1's femur mask covers the whole image; case 0's too (its finding is not named).
+    assert float(dataset.structure_mask(1).min()) == 1.0
+    assert float(dataset.structure_mask(0).sum()) == pytest.approx(32 * 32)
+    assert float(dataset.structure_mask(2).abs().sum()) == 0.0  # no masks file
+    only_finding = ManifestImageDataset(masked_dir, resolution=32, structures=("finding_*",))
+    assert torch.equal(only_finding.structure_mask(0), dataset.finding_mask(0))
+    assert float(only_finding.structure_mask(1).abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="needs a dataset made with structures"):
+        ManifestImageDataset(masked_dir, resolution=32).structure_mask(0)
+
+
+def test_structure_and_finding_weights_add(tmp_path: Path) -> None:
+    """A denoiser wrong only in the top-left sixteenth: a structure mask there weights the error
+    like a finding mask of the same weight, and the two together add their extra weights."""
+    components = build_components("tiny", seed=0)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type="sample")
+    images = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    clean = components.image_to_model(images)
+    region = torch.zeros_like(clean)
+    region[0, :, : clean.shape[-2] // 4, : clean.shape[-1] // 4] = 1.0
+    corner = torch.zeros(1, 1, 32, 32)
+    corner[0, 0, :8, :8] = 1.0
+
+    class WrongInCorner(torch.nn.Module):
+        def forward(self, noisy: torch.Tensor, t: torch.Tensor, **_: object) -> object:
+            return type("Out", (), {"sample": clean + 0.5 * region})()
+
+    def loss(finding: float, structure: float) -> float:
+        config = TrainConfig(
+            tmp_path,
+            tmp_path,
+            preset="tiny",
+            finding_loss_weight=finding,
+            structure_loss_weight=structure,
+            loss_structures=("l[1-5]",) if structure != 1.0 else (),
+        )
+        config.snr_gamma = None
+        return float(
+            diffusion_loss(
+                components,
+                WrongInCorner(),
+                scheduler,
+                images,
+                ["AP radiograph of the lumbar spine"],
+                torch.Generator().manual_seed(1),
+                config,
+                corner,
+                corner,
+            )
+        )
+
+    assert loss(1.0, 10.0) == pytest.approx(loss(10.0, 1.0), rel=1e-6)
+    # Both: weight 1 + 9 + 9 = 19 in the corner, normalised by 1 + 18/16.
+    assert loss(10.0, 10.0) == pytest.approx(0.25 * 19 / 16 / (1 + 18 / 16), rel=1e-5)
+    assert loss(1.0, 1.0) == pytest.approx(0.25 / 16, rel=1e-5)
+
+
+def test_training_with_a_structure_weight_preloads_runs_and_is_recorded(
+    tmp_path: Path,
+) -> None:
+    folder = add_masks(write_manifest_folder(tmp_path / "cases", count=8))
+    femur = np.zeros((ROWS, COLS), dtype=bool)
+    femur[:, :20] = True  # a weight over all of an image changes nothing: give it a part
+    write_masks(folder / "masks-1.npz", {"femur": femur})
+    lazy = ManifestImageDataset(folder, resolution=32, structures=("femur",))
+    cached = ManifestImageDataset(folder, resolution=32, cache=True, structures=("femur",))
+    cached.preload(workers=2, with_masks=False)
+    for i in range(8):
+        assert torch.equal(cached.structure_mask(i), lazy.structure_mask(i))
+    assert float(lazy.structure_mask(1).sum()) > 0  # case 1 has the femur: masks compared
+
+    def run(weight: float, out: Path) -> dict[str, torch.Tensor]:
+        config = TrainConfig(
+            folder,
+            out,
+            preset="tiny",
+            max_steps=2,
+            batch_size=4,
+            lr_warmup_steps=0,
+            learning_rate=1e-3,
+            sample_every=0,
+            num_samples=0,
+            structure_loss_weight=weight,
+            loss_structures=("femur",) if weight != 1.0 else (),
+            cache_images=True,
+        )
+        train(config)
+        return dict(DiffusionComponents.from_pretrained(out / "model").unet.state_dict())
+
+    weighted = run(6.0, tmp_path / "weighted")
+    plain = run(1.0, tmp_path / "plain")
+    record = json.loads((tmp_path / "weighted" / "training.json").read_text())
+    assert record["config"]["structure_loss_weight"] == 6.0
+    assert record["config"]["loss_structures"] == ["femur"]
+    assert TrainConfig(**record["config"]).loss_structures == ("femur",)
+    assert any(not torch.equal(weighted[k], plain[k]) for k in weighted)
+
+
+def test_the_command_line_takes_structures_and_their_weight_together(tmp_path: Path) -> None:
+    args = ["--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    config = parse_args(
+        [*args, "--structure-loss-weight", "4", "--loss-structures", "l[1-5], disc_l*,"]
+    )
+    assert config.structure_loss_weight == 4.0
+    assert config.loss_structures == ("l[1-5]", "disc_l*")
+    for wrong in (
+        ["--structure-loss-weight", "4"],
+        ["--loss-structures", "l1"],
+        ["--structure-loss-weight", "-1", "--loss-structures", "l1"],
+        ["--structure-loss-weight", "4", "--loss-structures", " , "],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args([*args, *wrong])
+    with pytest.raises(ValueError, match="go together"):
+        TrainConfig(tmp_path, tmp_path, structure_loss_weight=3.0)
+    with pytest.raises(ValueError, match="structure_loss_weight must be a positive number"):
+        TrainConfig(tmp_path, tmp_path, structure_loss_weight=float("inf"), loss_structures=("a",))

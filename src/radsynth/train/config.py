@@ -42,6 +42,12 @@ class TrainConfig:
     # finding covers a few per cent of its image, so under a uniform loss a model can learn the
     # anatomy and ignore the finding words; > 1 makes the finding count. 1 = off.
     finding_loss_weight: float = 1.0
+    # Loss weight of the pixels inside the masks named by `loss_structures` (shell patterns over
+    # mask names, e.g. "l[1-5]", "disc_l*", "*_fibula"), added to the finding weight. A fine
+    # structure with little contrast (a vertebra on a lateral lumbar film, the fibula) costs a
+    # uniform loss little when smoothed away; > 1 makes it count. 1 = off.
+    structure_loss_weight: float = 1.0
+    loss_structures: tuple[str, ...] = ()
     ema_decay: float = 0.999  # EMA of the weights, warmed up as min(decay, (1+s)/(10+s))
     checkpoint_every: int = 500  # steps between checkpoints (and always at the last step)
     sample_every: int = 500  # steps between sample grids (0 = only at the end)
@@ -70,6 +76,16 @@ class TrainConfig:
             raise ValueError(
                 f"finding_loss_weight must be a positive number, got {self.finding_loss_weight}"
             )
+        self.loss_structures = tuple(self.loss_structures)
+        if not (math.isfinite(self.structure_loss_weight) and self.structure_loss_weight > 0):
+            raise ValueError(
+                f"structure_loss_weight must be a positive number, got {self.structure_loss_weight}"
+            )
+        if (self.structure_loss_weight != 1.0) != bool(self.loss_structures):
+            raise ValueError(
+                "structure_loss_weight and loss_structures go together: name the structures "
+                "(mask-name patterns) and a weight other than 1, or neither"
+            )
         if self.max_minutes is not None and not (
             math.isfinite(self.max_minutes) and self.max_minutes > 0
         ):
@@ -79,4 +95,7 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready copy (paths as strings)."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return {
+            k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(self).items()
+        }

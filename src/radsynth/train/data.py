@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,11 @@ def read_image(folder: Path, record: dict, size: int) -> np.ndarray:
     return square_resize(load_gray(folder / record["image"]), size)
 
 
-def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
-    """Where `record` shows a finding, as a (size, size) float32 array: the union of its masks
-    named `finding_*`, cropped and resized like its image; zeros without one."""
+def read_mask_union(
+    folder: Path, record: dict, size: int, wanted: Callable[[str], bool]
+) -> np.ndarray:
+    """The union of `record`'s masks whose names are `wanted`, as a (size, size) float32 array
+    cropped and resized like its image; zeros without a masks file or without such a mask."""
     if not record.get("masks"):
         return np.zeros((size, size), dtype=np.float32)
     path = folder / str(record["masks"])
@@ -63,7 +66,7 @@ def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
             f"manifest record {record['id']!r} names masks {record['masks']}, which is not in "
             f"{folder}; fix the manifest or copy the file"
         )
-    masks = [m for name, m in load_masks(path).items() if name.startswith("finding_")]
+    masks = [m for name, m in load_masks(path).items() if wanted(name)]
     if not masks:
         return np.zeros((size, size), dtype=np.float32)
     union = np.logical_or.reduce(masks).astype(np.float32)
@@ -77,13 +80,40 @@ def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
     return square_resize(union, size)
 
 
+def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
+    """Where `record` shows a finding, as a (size, size) float32 array: the union of its masks
+    named `finding_*`, cropped and resized like its image; zeros without one."""
+    return read_mask_union(folder, record, size, lambda name: name.startswith("finding_"))
+
+
+def read_structure_mask(
+    folder: Path, record: dict, size: int, patterns: Sequence[str]
+) -> np.ndarray:
+    """Where `record` shows the structures named by `patterns` (shell patterns over mask names,
+    such as `l[1-5]` or `*_fibula`), like `read_finding_mask`."""
+    return read_mask_union(
+        folder, record, size, lambda name: any(fnmatchcase(name, p) for p in patterns)
+    )
+
+
+Masks = tuple[np.ndarray | None, np.ndarray | None]
+
+
 def _read_for_cache(
-    job: tuple[Path, dict, int, bool],
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """One record's image and (with masks asked, None when empty) finding mask, in a worker."""
-    folder, record, size, with_mask = job
-    mask = read_finding_mask(folder, record, size) if with_mask else None
-    return read_image(folder, record, size), mask if mask is not None and mask.any() else None
+    job: tuple[Path, dict, int, bool, tuple[str, ...]],
+) -> tuple[np.ndarray, Masks]:
+    """One record's image and (None when not asked or empty) its finding and structure masks,
+    in a worker."""
+    folder, record, size, with_mask, structures = job
+
+    def nonempty(mask: np.ndarray) -> np.ndarray | None:
+        return mask if mask.any() else None
+
+    finding = nonempty(read_finding_mask(folder, record, size)) if with_mask else None
+    structure = (
+        nonempty(read_structure_mask(folder, record, size, structures)) if structures else None
+    )
+    return read_image(folder, record, size), (finding, structure)
 
 
 def training_caption(caption: str) -> tuple[str, bool]:
@@ -103,12 +133,21 @@ def training_caption(caption: str) -> tuple[str, bool]:
 class ManifestImageDataset:
     """Images and captions of a manifest folder; images read lazily, resized to `resolution`."""
 
-    def __init__(self, folder: str | Path, resolution: int, cache: bool = False) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        resolution: int,
+        cache: bool = False,
+        structures: Sequence[str] = (),
+    ) -> None:
         self.folder = Path(folder)
-        # With `cache`, each image and finding mask is decoded once and kept (see TrainConfig).
+        # With `cache`, each image and mask is decoded once and kept (see TrainConfig).
         self.cache = cache
+        # Shell patterns over mask names whose union `structure_mask` gives.
+        self.structures = tuple(structures)
         self._images: dict[int, torch.Tensor] = {}
         self._masks: dict[int, torch.Tensor | None] = {}
+        self._structure_masks: dict[int, torch.Tensor | None] = {}
         self.records = read_manifest(self.folder)
         if not self.records:
             raise ValueError(f"{self.folder / 'manifest.jsonl'} has no records; add images first")
@@ -127,12 +166,16 @@ class ManifestImageDataset:
                 )
 
     def preload(self, workers: int, with_masks: bool) -> None:
-        """Fill the cache with every image (and finding mask), decoded in `workers` processes:
-        the first epoch of a fast GPU otherwise waits on one core decoding PNGs."""
+        """Fill the cache with every image (with `with_masks`, finding mask; and structure mask
+        where the dataset names structures), decoded in `workers` processes: the first epoch of
+        a fast GPU otherwise waits on one core decoding PNGs."""
         if not self.cache:
             raise ValueError("preload needs a dataset made with cache=True")
         todo = [i for i in range(len(self)) if i not in self._images]
-        jobs = [(self.folder, self.records[i], self.resolution, with_masks) for i in todo]
+        jobs = [
+            (self.folder, self.records[i], self.resolution, with_masks, self.structures)
+            for i in todo
+        ]
         if workers <= 1 or len(todo) < 2 * workers:
             results = map(_read_for_cache, jobs)
             self._store(todo, results, with_masks)
@@ -146,13 +189,18 @@ class ManifestImageDataset:
     def _store(
         self,
         indices: list[int],
-        results: Iterable[tuple[np.ndarray, np.ndarray | None]],
+        results: Iterable[tuple[np.ndarray, Masks]],
         with_masks: bool,
     ) -> None:
-        for index, (image, mask) in zip(indices, results, strict=True):
+        def tensor(mask: np.ndarray | None) -> torch.Tensor | None:
+            return None if mask is None else torch.from_numpy(mask)[None]
+
+        for index, (image, (finding, structure)) in zip(indices, results, strict=True):
             self._images[index] = torch.from_numpy(image)[None]
             if with_masks:
-                self._masks[index] = None if mask is None else torch.from_numpy(mask)[None]
+                self._masks[index] = tensor(finding)
+            if self.structures:
+                self._structure_masks[index] = tensor(structure)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -177,14 +225,34 @@ class ManifestImageDataset:
         the union of its masks named `finding_*` (radsynth's phantoms write them), cropped and
         resized like its image, so an edge pixel holds the share of the finding in it. Zeros for
         a record without a `masks` file or without a finding mask."""
+        return self._mask(index, self._masks, read_finding_mask)
+
+    def structure_mask(self, index: int) -> torch.Tensor:
+        """Where record `index` shows the dataset's `structures` (the union of its masks whose
+        names match one of the patterns), like `finding_mask`."""
+        if not self.structures:
+            raise ValueError("structure_mask needs a dataset made with structures")
+        patterns = self.structures
+
+        def read(folder: Path, record: dict, size: int) -> np.ndarray:
+            return read_structure_mask(folder, record, size, patterns)
+
+        return self._mask(index, self._structure_masks, read)
+
+    def _mask(
+        self,
+        index: int,
+        cache: dict[int, torch.Tensor | None],
+        read: Callable[[Path, dict, int], np.ndarray],
+    ) -> torch.Tensor:
         size = self.resolution
-        if index in self._masks:
-            cached = self._masks[index]
+        if index in cache:
+            cached = cache[index]
             return torch.zeros(1, size, size) if cached is None else cached.clone()
-        mask = torch.from_numpy(read_finding_mask(self.folder, self.records[index], size))[None]
+        mask = torch.from_numpy(read(self.folder, self.records[index], size))[None]
         if self.cache:
-            # Most records have no finding: they cost no memory.
-            self._masks[index] = mask.clone() if bool(mask.any()) else None
+            # Most records have no such mask: they cost no memory.
+            cache[index] = mask.clone() if bool(mask.any()) else None
         return mask
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str]]:

@@ -96,12 +96,16 @@ def diffusion_loss(
     generator: torch.Generator,
     config: TrainConfig,
     finding_masks: torch.Tensor | None = None,
+    structure_masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`p_losses`: noise the batch at random timesteps and regress the prediction target.
 
     `finding_masks` (B, 1, H, W) in [0, 1], with `config.finding_loss_weight`: the squared
     error is weighted `finding_loss_weight` inside the findings and 1 elsewhere
     (`finding_weights`), normalised per image so an image without a finding keeps its loss.
+    `structure_masks` with `config.structure_loss_weight` add their weight the same way (a
+    position in both gets 1 + (w_finding - 1) x its finding share + (w_structure - 1) x its
+    structure share).
     """
     device = images.device
     batch = images.shape[0]
@@ -124,8 +128,13 @@ def diffusion_loss(
         target = noise
     predicted = unet(noisy, timesteps.to(device), encoder_hidden_states=embeds).sample
     squared = F.mse_loss(predicted.float(), target.float(), reduction="none")
+    spatial: torch.Tensor | None = None
     if finding_masks is not None and config.finding_loss_weight != 1.0:
         spatial = finding_weights(finding_masks, squared.shape[-2:], config.finding_loss_weight)
+    if structure_masks is not None and config.structure_loss_weight != 1.0:
+        extra = finding_weights(structure_masks, squared.shape[-2:], config.structure_loss_weight)
+        spatial = extra if spatial is None else spatial + extra - 1.0
+    if spatial is not None:
         spatial = spatial.to(device)
         per_sample = (squared * spatial).mean(dim=(1, 2, 3)) / spatial.mean(dim=(1, 2, 3))
     else:
@@ -140,8 +149,8 @@ def finding_weights(
     finding_masks: torch.Tensor, size: tuple[int, ...] | torch.Size, weight: float
 ) -> torch.Tensor:
     """Per-position loss weights (B, 1, h, w) at the model's spatial size: 1 + (weight - 1) x
-    the share of finding pixels each position covers (an 8 x 8 patch of a patch model, a latent
-    pixel of an autoencoder model)."""
+    the share of mask (finding or structure) pixels each position covers (an 8 x 8 patch of a
+    patch model, a latent pixel of an autoencoder model)."""
     rows, cols = (int(n) for n in size)
     share = F.adaptive_avg_pool2d(finding_masks.float(), (rows, cols))
     return 1.0 + (weight - 1.0) * share
@@ -215,7 +224,10 @@ class _Run:
         self.components = initial_components(config).to(accelerator.device)
         self.parent_steps = steps_before(self.components)
         self.dataset = ManifestImageDataset(
-            config.data_dir, self.components.sample_size, cache=config.cache_images
+            config.data_dir,
+            self.components.sample_size,
+            cache=config.cache_images,
+            structures=config.loss_structures if config.structure_loss_weight != 1.0 else (),
         )
         if config.cache_images:
             started = time.monotonic()
@@ -308,9 +320,11 @@ class _Run:
             0, len(self.dataset), (self.config.batch_size,), generator=generator
         )
         images, captions = self.dataset.batch(indices.tolist())
-        masks = None
+        masks = structures = None
         if self.config.finding_loss_weight != 1.0:
             masks = torch.stack([self.dataset.finding_mask(i) for i in indices.tolist()])
+        if self.dataset.structures:
+            structures = torch.stack([self.dataset.structure_mask(i) for i in indices.tolist()])
         loss = diffusion_loss(
             self.components,
             self.unet,
@@ -320,6 +334,7 @@ class _Run:
             generator,
             self.config,
             masks,
+            structures,
         )
         self.accelerator.backward(loss)
         if self.accelerator.sync_gradients:

@@ -11,6 +11,14 @@ from pathlib import Path
 from radsynth.train.config import TrainConfig
 
 
+def structure_patterns(text: str) -> tuple[str, ...]:
+    """The comma-separated mask-name patterns of --loss-structures."""
+    patterns = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not patterns:
+        raise argparse.ArgumentTypeError("no mask-name pattern given")
+    return patterns
+
+
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """Command-line arguments to a TrainConfig (defaults from TrainConfig)."""
     defaults = TrainConfig(data_dir=Path("."), output_dir=Path("."))
@@ -40,6 +48,19 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         default=defaults.finding_loss_weight,
         help="loss weight inside the records' finding masks (masks named finding_*), 1 elsewhere",
     )
+    parser.add_argument(
+        "--structure-loss-weight",
+        type=float,
+        default=defaults.structure_loss_weight,
+        help="loss weight inside the masks named by --loss-structures, 1 elsewhere",
+    )
+    parser.add_argument(
+        "--loss-structures",
+        type=structure_patterns,
+        default=(),
+        help="comma-separated shell patterns over mask names for --structure-loss-weight, "
+        "e.g. 'l[1-5],disc_l*,*_fibula'",
+    )
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--sample-every", type=int, default=defaults.sample_every)
@@ -62,6 +83,13 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         parser.error(f"--max-minutes must be positive, got {args.max_minutes}")
     if not args.finding_loss_weight > 0:
         parser.error(f"--finding-loss-weight must be positive, got {args.finding_loss_weight}")
+    if not args.structure_loss_weight > 0:
+        parser.error(f"--structure-loss-weight must be positive, got {args.structure_loss_weight}")
+    if (args.structure_loss_weight != 1.0) != bool(args.loss_structures):
+        parser.error(
+            "--structure-loss-weight and --loss-structures go together: give both (a weight "
+            "other than 1) or neither"
+        )
     command = shlex.join(["radsynth-train", *(sys.argv[1:] if argv is None else argv)])
     return TrainConfig(
         data_dir=args.data,
@@ -77,6 +105,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         prompt_dropout=args.prompt_dropout,
         snr_gamma=args.snr_gamma if args.snr_gamma and args.snr_gamma > 0 else None,
         finding_loss_weight=args.finding_loss_weight,
+        structure_loss_weight=args.structure_loss_weight,
+        loss_structures=args.loss_structures,
         ema_decay=args.ema_decay,
         checkpoint_every=args.checkpoint_every,
         sample_every=args.sample_every,
