@@ -119,9 +119,10 @@ def focus_regions(text: str) -> tuple[tuple[str, str | None], ...]:
     """The comma-separated entries of --focus-regions, each an X-ray region or REGION:VIEW
     (`lumbar_spine:lateral`), checked against the phantoms' regions and X-ray views."""
     entries = [e.strip() for e in text.split(",") if e.strip()]
+    # "knee" partitions to ("knee", "", ""): no view, drawn as for any case.
     regions = tuple(
-        (region.strip(), view.strip() or None) if sep else (region.strip(), None)
-        for region, sep, view in (e.partition(":") for e in entries)
+        (region.strip(), view.strip() or None)
+        for region, _, view in (e.partition(":") for e in entries)
     )
     known = REGIONS_BY_MODALITY["xray"]
     unknown = sorted({r for r, _ in regions if r not in known})

@@ -17,7 +17,7 @@ from radsynth.io.masks import write_masks
 from radsynth.models import DiffusionComponents, build_components
 from radsynth.train import TrainConfig, train
 from radsynth.train.data import ManifestImageDataset
-from radsynth.train.loop import diffusion_loss, finding_weights
+from radsynth.train.loop import diffusion_loss, mask_weights
 from radsynth.train.main import parse_args
 
 ROWS, COLS = 40, 48  # the test images' shape (write_manifest_folder)
@@ -40,6 +40,70 @@ def add_masks(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def masked_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return add_masks(write_manifest_folder(tmp_path_factory.mktemp("masked") / "cases"))
+
+
+def corner_error_loss(
+    tmp_path: Path,
+    batch: slice,
+    finding_masks: torch.Tensor | None,
+    structure_masks: torch.Tensor | None = None,
+    **weights: float,
+) -> float:
+    """`diffusion_loss` on `batch` of two random 32 px images, for a denoiser wrong only in the
+    top-left sixteenth of image 0 (error 0.5, squared 0.25), with uniform timestep weights so
+    the spatial weights alone differ; `weights` are TrainConfig's loss weights."""
+    components = build_components("tiny", seed=0)
+    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type="sample")
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    clean = components.image_to_model(images)
+    region = torch.zeros_like(clean)
+    region[0, :, : clean.shape[-2] // 4, : clean.shape[-1] // 4] = 1.0
+
+    class WrongInCorner(torch.nn.Module):
+        def forward(self, noisy: torch.Tensor, t: torch.Tensor, **_: object) -> object:
+            return type("Out", (), {"sample": (clean + 0.5 * region)[batch]})()
+
+    structure = weights.get("structure_loss_weight", 1.0)
+    config = TrainConfig(
+        tmp_path,
+        tmp_path,
+        preset="tiny",
+        loss_structures=("l[1-5]",) if structure != 1.0 else (),
+        **weights,
+    )
+    config.snr_gamma = None
+    return float(
+        diffusion_loss(
+            components,
+            WrongInCorner(),
+            scheduler,
+            images[batch],
+            ["PA chest radiograph"] * len(range(2)[batch]),
+            torch.Generator().manual_seed(1),
+            config,
+            finding_masks,
+            structure_masks,
+        )
+    )
+
+
+def train_two_steps(folder: Path, out: Path, **overrides: object) -> dict[str, torch.Tensor]:
+    """Train the tiny preset 2 steps of 4 on `folder` (lr 1e-3, no warm-up, no samples) with
+    TrainConfig `overrides`; the saved model's UNet weights."""
+    config = TrainConfig(
+        folder,
+        out,
+        preset="tiny",
+        max_steps=2,
+        batch_size=4,
+        lr_warmup_steps=0,
+        learning_rate=1e-3,
+        sample_every=0,
+        num_samples=0,
+        **overrides,
+    )
+    train(config)
+    return dict(DiffusionComponents.from_pretrained(out / "model").unet.state_dict())
 
 
 def test_finding_masks_are_cropped_and_resized_like_the_image(masked_dir: Path) -> None:
@@ -69,7 +133,7 @@ def test_finding_weights_follow_the_share_of_finding_pixels() -> None:
     masks = torch.zeros(1, 1, 32, 32)
     masks[0, 0, :8, :8] = 1.0  # one full 8 x 8 patch
     masks[0, 0, 8:12, :8] = 1.0  # half the patch below it
-    weights = finding_weights(masks, (4, 4), 10.0)
+    weights = mask_weights(masks, (4, 4), 10.0)
     assert weights.shape == (1, 1, 4, 4)
     assert float(weights[0, 0, 0, 0]) == pytest.approx(10.0)
     assert float(weights[0, 0, 1, 0]) == pytest.approx(5.5)
@@ -79,38 +143,12 @@ def test_finding_weights_follow_the_share_of_finding_pixels() -> None:
 def test_the_loss_weights_errors_inside_findings(tmp_path: Path) -> None:
     """A denoiser wrong only inside the finding: the weighted loss counts that error more; an
     image without a finding keeps its loss."""
-    components = build_components("tiny", seed=0)
-    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type="sample")
-    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    clean = components.image_to_model(images)
     masks = torch.zeros(2, 1, 32, 32)
     masks[0, 0, :8, :8] = 1.0
-    region = torch.zeros_like(clean)
-    region[0, :, : clean.shape[-2] // 4, : clean.shape[-1] // 4] = 1.0
-
-    class WrongInFinding(torch.nn.Module):
-        def __init__(self, batch: slice) -> None:
-            super().__init__()
-            self.batch = batch
-
-        def forward(self, noisy: torch.Tensor, t: torch.Tensor, **_: object) -> object:
-            return type("Out", (), {"sample": (clean + 0.5 * region)[self.batch]})()
 
     def loss(weight: float, with_masks: bool, batch: slice) -> float:
-        config = TrainConfig(tmp_path, tmp_path, preset="tiny", finding_loss_weight=weight)
-        config.snr_gamma = None  # uniform timestep weights: the spatial weights alone differ
-        return float(
-            diffusion_loss(
-                components,
-                WrongInFinding(batch),
-                scheduler,
-                images[batch],
-                ["PA chest radiograph"] * len(range(2)[batch]),
-                torch.Generator().manual_seed(1),
-                config,
-                masks[batch] if with_masks else None,
-            )
-        )
+        finding = masks[batch] if with_masks else None
+        return corner_error_loss(tmp_path, batch, finding, finding_loss_weight=weight)
 
     plain = loss(1.0, True, slice(0, 1))
     weighted = loss(10.0, True, slice(0, 1))
@@ -125,20 +163,7 @@ def test_training_with_the_finding_weight_runs_and_is_recorded(
     masked_dir: Path, tmp_path: Path
 ) -> None:
     def run(weight: float, out: Path) -> dict[str, torch.Tensor]:
-        config = TrainConfig(
-            masked_dir,
-            out,
-            preset="tiny",
-            max_steps=2,
-            batch_size=4,
-            lr_warmup_steps=0,
-            learning_rate=1e-3,
-            sample_every=0,
-            num_samples=0,
-            finding_loss_weight=weight,
-        )
-        train(config)
-        return dict(DiffusionComponents.from_pretrained(out / "model").unet.state_dict())
+        return train_two_steps(masked_dir, out, finding_loss_weight=weight)
 
     weighted = run(10.0, tmp_path / "weighted")
     plain = run(1.0, tmp_path / "plain")
@@ -216,41 +241,17 @@ def test_structure_masks_are_the_union_of_the_masks_the_patterns_name(masked_dir
 def test_structure_and_finding_weights_add(tmp_path: Path) -> None:
     """A denoiser wrong only in the top-left sixteenth: a structure mask there weights the error
     like a finding mask of the same weight, and the two together add their extra weights."""
-    components = build_components("tiny", seed=0)
-    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type="sample")
-    images = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    clean = components.image_to_model(images)
-    region = torch.zeros_like(clean)
-    region[0, :, : clean.shape[-2] // 4, : clean.shape[-1] // 4] = 1.0
     corner = torch.zeros(1, 1, 32, 32)
     corner[0, 0, :8, :8] = 1.0
 
-    class WrongInCorner(torch.nn.Module):
-        def forward(self, noisy: torch.Tensor, t: torch.Tensor, **_: object) -> object:
-            return type("Out", (), {"sample": clean + 0.5 * region})()
-
     def loss(finding: float, structure: float) -> float:
-        config = TrainConfig(
+        return corner_error_loss(
             tmp_path,
-            tmp_path,
-            preset="tiny",
+            slice(0, 1),
+            corner,
+            corner,
             finding_loss_weight=finding,
             structure_loss_weight=structure,
-            loss_structures=("l[1-5]",) if structure != 1.0 else (),
-        )
-        config.snr_gamma = None
-        return float(
-            diffusion_loss(
-                components,
-                WrongInCorner(),
-                scheduler,
-                images,
-                ["AP radiograph of the lumbar spine"],
-                torch.Generator().manual_seed(1),
-                config,
-                corner,
-                corner,
-            )
         )
 
     assert loss(1.0, 10.0) == pytest.approx(loss(10.0, 1.0), rel=1e-6)
@@ -274,22 +275,13 @@ def test_training_with_a_structure_weight_preloads_runs_and_is_recorded(
     assert float(lazy.structure_mask(1).sum()) > 0  # case 1 has the femur: masks compared
 
     def run(weight: float, out: Path) -> dict[str, torch.Tensor]:
-        config = TrainConfig(
+        return train_two_steps(
             folder,
             out,
-            preset="tiny",
-            max_steps=2,
-            batch_size=4,
-            lr_warmup_steps=0,
-            learning_rate=1e-3,
-            sample_every=0,
-            num_samples=0,
             structure_loss_weight=weight,
             loss_structures=("femur",) if weight != 1.0 else (),
             cache_images=True,
         )
-        train(config)
-        return dict(DiffusionComponents.from_pretrained(out / "model").unet.state_dict())
 
     weighted = run(6.0, tmp_path / "weighted")
     plain = run(1.0, tmp_path / "plain")

@@ -6,6 +6,7 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,37 +54,58 @@ def read_image(folder: Path, record: dict, size: int) -> np.ndarray:
     return square_resize(load_gray(folder / record["image"]), size)
 
 
-def read_mask_union(
-    folder: Path, record: dict, size: int, wanted: Callable[[str], bool]
-) -> np.ndarray:
-    """The union of `record`'s masks whose names are `wanted`, as a (size, size) float32 array
-    cropped and resized like its image; zeros without a masks file or without such a mask."""
+def read_mask_unions(
+    folder: Path, record: dict, size: int, selectors: Sequence[Callable[[str], bool]]
+) -> list[np.ndarray]:
+    """For each selector, the union of `record`'s masks whose names it selects, as a (size,
+    size) float32 array cropped and resized like its image; zeros without a masks file or
+    without such a mask. The masks file is read once for all selectors."""
+    empty = [np.zeros((size, size), dtype=np.float32) for _ in selectors]
     if not record.get("masks"):
-        return np.zeros((size, size), dtype=np.float32)
+        return empty
     path = folder / str(record["masks"])
     if not path.is_file():
         raise ValueError(
             f"manifest record {record['id']!r} names masks {record['masks']}, which is not in "
             f"{folder}; fix the manifest or copy the file"
         )
-    masks = [m for name, m in load_masks(path).items() if wanted(name)]
-    if not masks:
-        return np.zeros((size, size), dtype=np.float32)
-    union = np.logical_or.reduce(masks).astype(np.float32)
-    with Image.open(folder / record["image"]) as image:
-        cols, rows = image.size
-    if abs(union.shape[0] * cols - union.shape[1] * rows) > max(rows, cols):
-        raise ValueError(
-            f"manifest record {record['id']!r}: masks of {union.shape[0]} x {union.shape[1]} "
-            f"px do not have the shape of its {rows} x {cols} px image"
-        )
-    return square_resize(union, size)
+    masks = load_masks(path)
+    shape: tuple[int, int] | None = None
+    unions = []
+    for selector, zeros in zip(selectors, empty, strict=True):
+        chosen = [m for name, m in masks.items() if selector(name)]
+        if not chosen:
+            unions.append(zeros)
+            continue
+        union = np.logical_or.reduce(chosen).astype(np.float32)
+        if shape is None:
+            with Image.open(folder / record["image"]) as image:
+                cols, rows = image.size
+            shape = (rows, cols)
+        rows, cols = shape
+        if abs(union.shape[0] * cols - union.shape[1] * rows) > max(rows, cols):
+            raise ValueError(
+                f"manifest record {record['id']!r}: masks of {union.shape[0]} x "
+                f"{union.shape[1]} px do not have the shape of its {rows} x {cols} px image"
+            )
+        unions.append(square_resize(union, size))
+    return unions
+
+
+def is_finding(name: str) -> bool:
+    """Whether a mask name is a finding's (`finding_*`, as radsynth's phantoms write them)."""
+    return name.startswith("finding_")
+
+
+def structure_selector(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a mask name matches one of the shell `patterns` (`l[1-5]`, `*_fibula`)."""
+    return lambda name: any(fnmatchcase(name, p) for p in patterns)
 
 
 def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
     """Where `record` shows a finding, as a (size, size) float32 array: the union of its masks
     named `finding_*`, cropped and resized like its image; zeros without one."""
-    return read_mask_union(folder, record, size, lambda name: name.startswith("finding_"))
+    return read_mask_unions(folder, record, size, [is_finding])[0]
 
 
 def read_structure_mask(
@@ -91,9 +113,7 @@ def read_structure_mask(
 ) -> np.ndarray:
     """Where `record` shows the structures named by `patterns` (shell patterns over mask names,
     such as `l[1-5]` or `*_fibula`), like `read_finding_mask`."""
-    return read_mask_union(
-        folder, record, size, lambda name: any(fnmatchcase(name, p) for p in patterns)
-    )
+    return read_mask_unions(folder, record, size, [structure_selector(patterns)])[0]
 
 
 Masks = tuple[np.ndarray | None, np.ndarray | None]
@@ -103,16 +123,15 @@ def _read_for_cache(
     job: tuple[Path, dict, int, bool, tuple[str, ...]],
 ) -> tuple[np.ndarray, Masks]:
     """One record's image and (None when not asked or empty) its finding and structure masks,
-    in a worker."""
+    in a worker; the masks file is read once for both."""
     folder, record, size, with_mask, structures = job
-
-    def nonempty(mask: np.ndarray) -> np.ndarray | None:
-        return mask if mask.any() else None
-
-    finding = nonempty(read_finding_mask(folder, record, size)) if with_mask else None
-    structure = (
-        nonempty(read_structure_mask(folder, record, size, structures)) if structures else None
-    )
+    asked: list[Callable[[str], bool]] = [is_finding] if with_mask else []
+    if structures:
+        asked.append(structure_selector(structures))
+    unions = read_mask_unions(folder, record, size, asked) if asked else []
+    nonempty = [mask if mask.any() else None for mask in unions]
+    finding = nonempty.pop(0) if with_mask else None
+    structure = nonempty.pop(0) if structures else None
     return read_image(folder, record, size), (finding, structure)
 
 
@@ -232,11 +251,7 @@ class ManifestImageDataset:
         names match one of the patterns), like `finding_mask`."""
         if not self.structures:
             raise ValueError("structure_mask needs a dataset made with structures")
-        patterns = self.structures
-
-        def read(folder: Path, record: dict, size: int) -> np.ndarray:
-            return read_structure_mask(folder, record, size, patterns)
-
+        read = partial(read_structure_mask, patterns=self.structures)
         return self._mask(index, self._structure_masks, read)
 
     def _mask(

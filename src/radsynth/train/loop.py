@@ -102,7 +102,7 @@ def diffusion_loss(
 
     `finding_masks` (B, 1, H, W) in [0, 1], with `config.finding_loss_weight`: the squared
     error is weighted `finding_loss_weight` inside the findings and 1 elsewhere
-    (`finding_weights`), normalised per image so an image without a finding keeps its loss.
+    (`mask_weights`), normalised per image so an image without a finding keeps its loss.
     `structure_masks` with `config.structure_loss_weight` add their weight the same way (a
     position in both gets 1 + (w_finding - 1) x its finding share + (w_structure - 1) x its
     structure share).
@@ -130,9 +130,9 @@ def diffusion_loss(
     squared = F.mse_loss(predicted.float(), target.float(), reduction="none")
     spatial: torch.Tensor | None = None
     if finding_masks is not None and config.finding_loss_weight != 1.0:
-        spatial = finding_weights(finding_masks, squared.shape[-2:], config.finding_loss_weight)
+        spatial = mask_weights(finding_masks, squared.shape[-2:], config.finding_loss_weight)
     if structure_masks is not None and config.structure_loss_weight != 1.0:
-        extra = finding_weights(structure_masks, squared.shape[-2:], config.structure_loss_weight)
+        extra = mask_weights(structure_masks, squared.shape[-2:], config.structure_loss_weight)
         spatial = extra if spatial is None else spatial + extra - 1.0
     if spatial is not None:
         spatial = spatial.to(device)
@@ -145,14 +145,14 @@ def diffusion_loss(
     return (per_sample * weights).mean()
 
 
-def finding_weights(
-    finding_masks: torch.Tensor, size: tuple[int, ...] | torch.Size, weight: float
+def mask_weights(
+    masks: torch.Tensor, size: tuple[int, ...] | torch.Size, weight: float
 ) -> torch.Tensor:
     """Per-position loss weights (B, 1, h, w) at the model's spatial size: 1 + (weight - 1) x
     the share of mask (finding or structure) pixels each position covers (an 8 x 8 patch of a
     patch model, a latent pixel of an autoencoder model)."""
     rows, cols = (int(n) for n in size)
-    share = F.adaptive_avg_pool2d(finding_masks.float(), (rows, cols))
+    share = F.adaptive_avg_pool2d(masks.float(), (rows, cols))
     return 1.0 + (weight - 1.0) * share
 
 
@@ -227,7 +227,8 @@ class _Run:
             config.data_dir,
             self.components.sample_size,
             cache=config.cache_images,
-            structures=config.loss_structures if config.structure_loss_weight != 1.0 else (),
+            # Empty unless --structure-loss-weight is on (TrainConfig pairs the two).
+            structures=config.loss_structures,
         )
         if config.cache_images:
             started = time.monotonic()
