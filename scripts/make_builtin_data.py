@@ -20,9 +20,10 @@ pathologies only (fracture, bone tumour, intracranial haemorrhage, consolidation
 effusion): the kind is drawn evenly over the five, then the place evenly over that kind's places.
 Drawn over all 47 places, an X-ray chest consolidation is 1 finding case in 47; here, 1 in 10.
 
-`--focus N` adds N regional X-ray cases in `focus/` whose region is drawn evenly over
+`--focus N` adds N regional cases in `focus/` whose region is drawn evenly over
 `--focus-regions` (a region named twice is drawn twice as often); an entry REGION:VIEW
-(`lumbar_spine:lateral`) fixes the view too. Side, sex, findings, caption style and any view not
+(`lumbar_spine:lateral`) fixes the X-ray view too, and MODALITY/REGION (`us/liver`, `ct/head`)
+another modality than X-ray. Side, sex, findings, caption style and any view not
 fixed are drawn as for any case. It gives a fine-tune more of what the probe finds
 weakest: among the regional phantoms a lateral lumbar spine is rare (12 of 1,000 cases in each
 of the regional parts drawn with --seed 700000 and --seed 800000).
@@ -99,39 +100,54 @@ def _study_finding_case(args: tuple[Path, int, int, int]) -> dict | None:
 XRAY_VIEWS = ("ap", "pa", "lateral")
 
 
-def focus_region(seed: int, regions: tuple[tuple[str, str | None], ...]) -> tuple[str, str | None]:
-    """The (region, view) of the focus case with `seed`: drawn evenly over `regions`; a view of
-    None is drawn as for any case."""
+FocusEntry = tuple[str, str, str | None]  # (modality, region, view or None)
+
+
+def focus_region(seed: int, regions: tuple[FocusEntry, ...]) -> FocusEntry:
+    """The (modality, region, view) of the focus case with `seed`: drawn evenly over `regions`;
+    a view of None is drawn as for any case."""
     return regions[int(np.random.default_rng([seed, 13]).integers(len(regions)))]
 
 
-def _focus_case(
-    args: tuple[Path, int, int, int], regions: tuple[tuple[str, str | None], ...]
-) -> dict:
-    """Regional X-ray case `index` of a region (and view) drawn evenly over `regions`."""
+def _focus_case(args: tuple[Path, int, int, int], regions: tuple[FocusEntry, ...]) -> dict:
+    """Regional case `index` of a modality, region (and view) drawn evenly over `regions`."""
     out, index, seed, size = args
-    region, view = focus_region(seed, regions)
-    case = make_case(seed, modality="xray", region=region, view=view, size=size)
+    modality, region, view = focus_region(seed, regions)
+    case = make_case(seed, modality=modality, region=region, view=view, size=size)
     return write_case(out, f"focus-{index:06d}", case)
 
 
-def focus_regions(text: str) -> tuple[tuple[str, str | None], ...]:
-    """The comma-separated entries of --focus-regions, each an X-ray region or REGION:VIEW
-    (`lumbar_spine:lateral`), checked against the phantoms' regions and X-ray views."""
+def focus_regions(text: str) -> tuple[FocusEntry, ...]:
+    """The comma-separated entries of --focus-regions, each [MODALITY/]REGION[:VIEW]
+    (`lumbar_spine:lateral`, `us/liver`, `ct/head`; the modality defaults to xray, a view is
+    an X-ray's only), checked against the phantoms' modalities, regions and X-ray views."""
     entries = [e.strip() for e in text.split(",") if e.strip()]
-    # "knee" partitions to ("knee", "", ""): no view, drawn as for any case.
+    # "knee" gives ("xray", "knee", None): no view, drawn as for any case.
     regions = tuple(
-        (region.strip(), view.strip() or None)
-        for region, _, view in (e.partition(":") for e in entries)
-    )
-    known = REGIONS_BY_MODALITY["xray"]
-    unknown = sorted({r for r, _ in regions if r not in known})
-    if not regions or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown X-ray region(s) {', '.join(unknown) or '(none given)'}; "
-            f"use: {', '.join(known)}"
+        (modality.strip() or "xray", region.strip(), view.strip() or None)
+        for modality, _, (region, _, view) in (
+            (m, sep, rest.partition(":")) for m, sep, rest in (e.rpartition("/") for e in entries)
         )
-    bad_views = sorted({v for _, v in regions if v is not None and v not in XRAY_VIEWS})
+    )
+    if not regions:
+        raise argparse.ArgumentTypeError("unknown X-ray region(s) (none given)")
+    unknown_modalities = sorted({m for m, _, _ in regions if m not in REGIONS_BY_MODALITY})
+    if unknown_modalities:
+        raise argparse.ArgumentTypeError(
+            f"unknown modality {', '.join(unknown_modalities)}; "
+            f"use: {', '.join(REGIONS_BY_MODALITY)}"
+        )
+    for modality in sorted({m for m, _, _ in regions}):
+        known = REGIONS_BY_MODALITY[modality]
+        unknown = sorted({r for m, r, _ in regions if m == modality and r not in known})
+        if unknown:
+            label = "X-ray" if modality == "xray" else modality
+            raise argparse.ArgumentTypeError(
+                f"unknown {label} region(s) {', '.join(unknown)}; use: {', '.join(known)}"
+            )
+    if any(m != "xray" and v is not None for m, _, v in regions):
+        raise argparse.ArgumentTypeError("a view can be fixed for X-ray entries only")
+    bad_views = sorted({v for _, _, v in regions if v is not None and v not in XRAY_VIEWS})
     if bad_views:
         raise argparse.ArgumentTypeError(
             f"unknown X-ray view(s) {', '.join(bad_views)}; use: {', '.join(XRAY_VIEWS)}"
@@ -181,7 +197,7 @@ def write_part(
     first_seed: int,
     size: int,
     workers: int,
-    regions: tuple[tuple[str, str | None], ...] = (),
+    regions: tuple[FocusEntry, ...] = (),
 ) -> None:
     """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
     "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`),
@@ -255,15 +271,16 @@ def main() -> None:
         help="more cases with one finding each, of the study's five pathologies only",
     )
     parser.add_argument(
-        "--focus", type=int, default=0, help="more X-ray cases of the --focus-regions only"
+        "--focus", type=int, default=0, help="more cases of the --focus-regions only"
     )
     parser.add_argument(
         "--focus-regions",
         type=focus_regions,
         default=focus_regions("lumbar_spine,knee,hand,wrist"),
-        help="comma-separated X-ray regions of the --focus cases, drawn evenly (a region named "
-        "twice, twice as often), each optionally with its view (lumbar_spine:lateral); default "
-        "lumbar_spine,knee,hand,wrist",
+        help="comma-separated regions of the --focus cases, drawn evenly (a region named "
+        "twice, twice as often), each [MODALITY/]REGION[:VIEW]: X-ray unless a modality is "
+        "named (us/liver, ct/head), a view fixed for X-rays only (lumbar_spine:lateral); "
+        "default lumbar_spine,knee,hand,wrist",
     )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(

@@ -84,28 +84,50 @@ def test_focus_cases_are_x_rays_of_the_named_regions_drawn_by_weight(tmp_path: P
     script = load_script()
     out = tmp_path / "data"
     regions = script["focus_regions"]("lumbar_spine:lateral, lumbar_spine,knee")
-    assert regions == (("lumbar_spine", "lateral"), ("lumbar_spine", None), ("knee", None))
+    assert regions == (
+        ("xray", "lumbar_spine", "lateral"),
+        ("xray", "lumbar_spine", None),
+        ("xray", "knee", None),
+    )
     script["write_part"](out / "focus", "focus", 12, 40_000_000, 64, 1, regions=regions)
     records = list(iter_manifest(out / "focus" / "manifest.jsonl"))
     assert len(records) == 12
     drawn = Counter(record["labels"]["region"] for record in records)
     assert set(drawn) == {"lumbar_spine", "knee"}
     # An entry with a view fixes it: every case drawn from it is that view.
-    fixed = [r for r in records if script["focus_region"](r["seed"], regions)[1] == "lateral"]
+    fixed = [r for r in records if script["focus_region"](r["seed"], regions)[2] == "lateral"]
     assert fixed and all(r["labels"]["view"] == "lateral" for r in fixed)
     assert all(record["labels"]["modality"] == "xray" for record in records)
     assert all(parse_prompt(r["caption"]).region == r["labels"]["region"] for r in records)
     # A region named twice is drawn twice as often (over many seeds: the draw alone).
-    many = Counter(script["focus_region"](seed, regions)[0] for seed in range(3000))
+    many = Counter(script["focus_region"](seed, regions)[1] for seed in range(3000))
     assert abs(many["lumbar_spine"] / 3000 - 2 / 3) < 0.03
     lateral = sum(
-        script["focus_region"](s, regions) == ("lumbar_spine", "lateral") for s in range(3000)
+        script["focus_region"](s, regions) == ("xray", "lumbar_spine", "lateral")
+        for s in range(3000)
     )
     assert abs(lateral / 3000 - 1 / 3) < 0.03
     assert script["merge"](out) == 12
     assert json.loads((out / "manifest.jsonl").read_text().splitlines()[0])["id"].startswith(
         "focus-focus-"
     )
+
+
+def test_focus_cases_of_other_modalities(tmp_path: Path) -> None:
+    script = load_script()
+    out = tmp_path / "data"
+    regions = script["focus_regions"]("us/liver, ct/head,hand:pa")
+    assert regions == (("us", "liver", None), ("ct", "head", None), ("xray", "hand", "pa"))
+    script["write_part"](out / "focus", "focus", 9, 41_000_000, 64, 1, regions=regions)
+    records = list(iter_manifest(out / "focus" / "manifest.jsonl"))
+    assert len(records) == 9
+    for record in records:
+        modality, region, view = script["focus_region"](record["seed"], regions)
+        assert (record["labels"]["modality"], record["labels"]["region"]) == (modality, region)
+        assert view is None or record["labels"]["view"] == view
+        parsed = parse_prompt(record["caption"])
+        assert (parsed.modality, parsed.region) == (modality, region)
+    assert {r["labels"]["modality"] for r in records} == {"us", "ct", "xray"}
 
 
 def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
@@ -116,6 +138,12 @@ def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
         script["focus_regions"](" , ")
     with pytest.raises(argparse.ArgumentTypeError, match="view.*oblique; use: ap, pa, lateral"):
         script["focus_regions"]("lumbar_spine:oblique")
+    with pytest.raises(argparse.ArgumentTypeError, match="modality pet; use: xray, ct, mri, us"):
+        script["focus_regions"]("pet/head")
+    with pytest.raises(argparse.ArgumentTypeError, match="us region.*hand; use: liver"):
+        script["focus_regions"]("us/hand")
+    with pytest.raises(argparse.ArgumentTypeError, match="X-ray entries only"):
+        script["focus_regions"]("ct/head:lateral")
     with pytest.raises(ValueError, match="needs its regions"):
         script["write_part"](tmp_path / "focus", "focus", 1, 0, 64, 1)
     assert not (tmp_path / "focus").exists()  # refused before anything is written
