@@ -117,20 +117,20 @@ def _focus_case(args: tuple[Path, int, int, int], regions: tuple[FocusEntry, ...
     return write_case(out, f"focus-{index:06d}", case)
 
 
+def _focus_entry(entry: str) -> FocusEntry:
+    """One [MODALITY/]REGION[:VIEW] entry, unchecked: "knee" is ("xray", "knee", None)."""
+    modality, _, rest = entry.rpartition("/")
+    region, _, view = rest.partition(":")
+    return modality.strip() or "xray", region.strip(), view.strip() or None
+
+
 def focus_regions(text: str) -> tuple[FocusEntry, ...]:
     """The comma-separated entries of --focus-regions, each [MODALITY/]REGION[:VIEW]
     (`lumbar_spine:lateral`, `us/liver`, `ct/head`; the modality defaults to xray, a view is
     an X-ray's only), checked against the phantoms' modalities, regions and X-ray views."""
-    entries = [e.strip() for e in text.split(",") if e.strip()]
-    # "knee" gives ("xray", "knee", None): no view, drawn as for any case.
-    regions = tuple(
-        (modality.strip() or "xray", region.strip(), view.strip() or None)
-        for modality, _, (region, _, view) in (
-            (m, sep, rest.partition(":")) for m, sep, rest in (e.rpartition("/") for e in entries)
-        )
-    )
+    regions = tuple(_focus_entry(e) for e in text.split(",") if e.strip())
     if not regions:
-        raise argparse.ArgumentTypeError("unknown X-ray region(s) (none given)")
+        raise argparse.ArgumentTypeError("no focus region named (none given)")
     unknown_modalities = sorted({m for m, _, _ in regions if m not in REGIONS_BY_MODALITY})
     if unknown_modalities:
         raise argparse.ArgumentTypeError(
