@@ -311,3 +311,40 @@ def test_the_command_line_takes_structures_and_their_weight_together(tmp_path: P
         TrainConfig(tmp_path, tmp_path, structure_loss_weight=3.0)
     with pytest.raises(ValueError, match="structure_loss_weight must be a positive number"):
         TrainConfig(tmp_path, tmp_path, structure_loss_weight=float("inf"), loss_structures=("a",))
+
+
+def test_a_step_reads_each_masks_file_once_for_both_kinds(
+    masked_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import radsynth.train.data as data
+
+    reads: list[Path] = []
+    real_load_masks = data.load_masks
+
+    def counted(path: Path) -> dict[str, np.ndarray]:
+        reads.append(Path(path))
+        return real_load_masks(path)
+
+    monkeypatch.setattr(data, "load_masks", counted)
+    lazy = ManifestImageDataset(masked_dir, resolution=32, structures=("fem*",))
+    expected = [(lazy.finding_mask(i), lazy.structure_mask(i)) for i in range(4)]
+    assert len(reads) == 4  # two records have masks files, each read once per kind
+    reads.clear()
+    for i, (finding, structure) in enumerate(expected):
+        both = lazy.loss_masks(i, finding=True)
+        assert len(both) == 2
+        assert torch.equal(both[0], finding) and torch.equal(both[1], structure)
+        only_structure = lazy.loss_masks(i, finding=False)
+        assert len(only_structure) == 1 and torch.equal(only_structure[0], structure)
+    assert float(expected[0][0].sum()) > 0 and float(expected[1][1].sum()) > 0
+    assert sorted(p.name for p in reads) == ["masks-0.npz"] * 2 + ["masks-1.npz"] * 2
+    # With the cache, the first step fills it and later steps read nothing.
+    cached = ManifestImageDataset(masked_dir, resolution=32, cache=True, structures=("fem*",))
+    reads.clear()
+    first = [cached.loss_masks(i, finding=True) for i in range(4)]
+    assert len(reads) == 2
+    again = [cached.loss_masks(i, finding=True) for i in range(4)]
+    assert len(reads) == 2
+    for got, want, (finding, structure) in zip(first, again, expected, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+        assert torch.equal(got[0], finding) and torch.equal(got[1], structure)

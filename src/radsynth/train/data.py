@@ -6,7 +6,6 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from fnmatch import fnmatchcase
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -102,21 +101,18 @@ def structure_selector(patterns: Sequence[str]) -> Callable[[str], bool]:
     return lambda name: any(fnmatchcase(name, p) for p in patterns)
 
 
-def read_finding_mask(folder: Path, record: dict, size: int) -> np.ndarray:
-    """Where `record` shows a finding, as a (size, size) float32 array: the union of its masks
-    named `finding_*`, cropped and resized like its image; zeros without one."""
-    return read_mask_unions(folder, record, size, [is_finding])[0]
-
-
 def read_structure_mask(
     folder: Path, record: dict, size: int, patterns: Sequence[str]
 ) -> np.ndarray:
     """Where `record` shows the structures named by `patterns` (shell patterns over mask names,
-    such as `l[1-5]` or `*_fibula`), like `read_finding_mask`."""
+    such as `l[1-5]` or `*_fibula`), as a (size, size) float32 array cropped and resized like
+    its image; zeros without one."""
     return read_mask_unions(folder, record, size, [structure_selector(patterns)])[0]
 
 
 Masks = tuple[np.ndarray | None, np.ndarray | None]
+# A kind of loss mask: its per-record cache (None: read, and empty) and which mask names it joins.
+MaskKind = tuple[dict[int, torch.Tensor | None], Callable[[str], bool]]
 
 
 def _read_for_cache(
@@ -244,31 +240,52 @@ class ManifestImageDataset:
         the union of its masks named `finding_*` (radsynth's phantoms write them), cropped and
         resized like its image, so an edge pixel holds the share of the finding in it. Zeros for
         a record without a `masks` file or without a finding mask."""
-        return self._mask(index, self._masks, read_finding_mask)
+        return self._masks_of(index, [(self._masks, is_finding)])[0]
 
     def structure_mask(self, index: int) -> torch.Tensor:
         """Where record `index` shows the dataset's `structures` (the union of its masks whose
         names match one of the patterns), like `finding_mask`."""
         if not self.structures:
             raise ValueError("structure_mask needs a dataset made with structures")
-        read = partial(read_structure_mask, patterns=self.structures)
-        return self._mask(index, self._structure_masks, read)
+        return self._masks_of(index, [self._structure_kind()])[0]
 
-    def _mask(
+    def loss_masks(self, index: int, finding: bool) -> list[torch.Tensor]:
+        """What a training step weights for record `index`: its `finding_mask` when `finding`,
+        then its `structure_mask` when the dataset names structures; the masks file is read
+        once for both (a training step without the cache would otherwise read it twice)."""
+        kinds: list[MaskKind] = [(self._masks, is_finding)] if finding else []
+        if self.structures:
+            kinds.append(self._structure_kind())
+        return self._masks_of(index, kinds)
+
+    def _structure_kind(self) -> MaskKind:
+        return self._structure_masks, structure_selector(self.structures)
+
+    def _masks_of(
         self,
         index: int,
-        cache: dict[int, torch.Tensor | None],
-        read: Callable[[Path, dict, int], np.ndarray],
-    ) -> torch.Tensor:
+        kinds: list[MaskKind],
+    ) -> list[torch.Tensor]:
+        """Record `index`'s mask union for each (cache, selector) of `kinds`: from the cache
+        where it holds one, else from the masks file, read once for all the others."""
         size = self.resolution
-        if index in cache:
-            cached = cache[index]
-            return torch.zeros(1, size, size) if cached is None else cached.clone()
-        mask = torch.from_numpy(read(self.folder, self.records[index], size))[None]
-        if self.cache:
-            # Most records have no such mask: they cost no memory.
-            cache[index] = mask.clone() if bool(mask.any()) else None
-        return mask
+        missing = [k for k, (cache, _) in enumerate(kinds) if index not in cache]
+        selectors = [kinds[k][1] for k in missing]
+        record = self.records[index]
+        unions = read_mask_unions(self.folder, record, size, selectors) if missing else []
+        fresh = dict(zip(missing, unions, strict=True))
+        masks = []
+        for k, (cache, _) in enumerate(kinds):
+            if k in fresh:
+                mask = torch.from_numpy(fresh[k])[None]
+                if self.cache:
+                    # Most records have no such mask: they cost no memory.
+                    cache[index] = mask.clone() if bool(mask.any()) else None
+            else:
+                cached = cache[index]
+                mask = torch.zeros(1, size, size) if cached is None else cached.clone()
+            masks.append(mask)
+        return masks
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[str]]:
         """Images (B, 1, R, R) and captions for `indices`."""

@@ -322,10 +322,12 @@ class _Run:
         )
         images, captions = self.dataset.batch(indices.tolist())
         masks = structures = None
-        if self.config.finding_loss_weight != 1.0:
-            masks = torch.stack([self.dataset.finding_mask(i) for i in indices.tolist()])
-        if self.dataset.structures:
-            structures = torch.stack([self.dataset.structure_mask(i) for i in indices.tolist()])
+        with_finding = self.config.finding_loss_weight != 1.0
+        if with_finding or self.dataset.structures:
+            per_image = [self.dataset.loss_masks(i, with_finding) for i in indices.tolist()]
+            stacked = [torch.stack(kind) for kind in zip(*per_image, strict=True)]
+            masks = stacked.pop(0) if with_finding else None
+            structures = stacked.pop(0) if self.dataset.structures else None
         loss = diffusion_loss(
             self.components,
             self.unet,
