@@ -23,7 +23,8 @@ Drawn over all 47 places, an X-ray chest consolidation is 1 finding case in 47; 
 `--focus N` adds N regional cases in `focus/` whose region is drawn evenly over
 `--focus-regions` (a region named twice is drawn twice as often); an entry REGION:VIEW
 (`lumbar_spine:lateral`) fixes the X-ray view too, and MODALITY/REGION (`us/liver`, `ct/head`)
-another modality than X-ray. Side, sex, findings, caption style and any view not
+another modality than X-ray; each part may be written as in a prompt (`ultrasound/liver`,
+`l-spine:lat`). Side, sex, findings, caption style and any view not
 fixed are drawn as for any case. It gives a fine-tune more of what the probe finds
 weakest: among the regional phantoms a lateral lumbar spine is rare (12 of 1,000 cases in each
 of the regional parts drawn with --seed 700000 and --seed 800000).
@@ -56,6 +57,7 @@ from radsynth.phantoms.cases import make_case
 from radsynth.phantoms.crops import make_body_crop
 from radsynth.probe.scorecard import PATHOLOGY_KINDS
 from radsynth.vocabulary import FINDINGS_BY_REGION, REGIONS_BY_MODALITY, Finding, qualifiers_for
+from radsynth.vocabulary.terms import LEXICON, normalise_words, resolve_region
 
 CROP_SEED_OFFSET = 10_000_000  # crop seeds never coincide with regional case seeds
 FINDING_SEED_OFFSET = 20_000_000  # nor do the finding cases' seeds
@@ -117,17 +119,31 @@ def _focus_case(args: tuple[Path, int, int, int], regions: tuple[FocusEntry, ...
     return write_case(out, f"focus-{index:06d}", case)
 
 
+def _vocabulary_value(field: str, words: str) -> str:
+    """The value of label `field` that `words` name in radsynth's vocabulary ("ultrasound" is
+    "us", "l-spine" "lumbar_spine"); `words` as given where they name none."""
+    term = LEXICON.get(tuple(normalise_words(words)))
+    return term.value if term is not None and term.field == field else words
+
+
 def _focus_entry(entry: str) -> FocusEntry:
-    """One [MODALITY/]REGION[:VIEW] entry, unchecked: "knee" is ("xray", "knee", None)."""
-    modality, _, rest = entry.rpartition("/")
-    region, _, view = rest.partition(":")
-    return modality.strip() or "xray", region.strip(), view.strip() or None
+    """One [MODALITY/]REGION[:VIEW] entry in radsynth's vocabulary, unchecked: "knee" is
+    ("xray", "knee", None), "ultrasound/liver" ("us", "liver", None)."""
+    modality_words, _, rest = entry.rpartition("/")
+    region_words, _, view_words = rest.partition(":")
+    modality = _vocabulary_value("modality", modality_words.strip() or "xray")
+    region = _vocabulary_value("region", region_words.strip())
+    if modality in REGIONS_BY_MODALITY:
+        region = resolve_region(modality, region) or region
+    view = _vocabulary_value("view", view_words.strip()) if view_words.strip() else None
+    return modality, region, view
 
 
 def focus_regions(text: str) -> tuple[FocusEntry, ...]:
     """The comma-separated entries of --focus-regions, each [MODALITY/]REGION[:VIEW]
     (`lumbar_spine:lateral`, `us/liver`, `ct/head`; the modality defaults to xray, a view is
-    an X-ray's only), checked against the phantoms' modalities, regions and X-ray views."""
+    an X-ray's only; synonyms as in prompts: `ultrasound/liver`, `l-spine:lat`), checked
+    against the phantoms' modalities, regions and X-ray views."""
     regions = tuple(_focus_entry(e) for e in text.split(",") if e.strip())
     if not regions:
         raise argparse.ArgumentTypeError("no focus region named (none given)")

@@ -130,10 +130,23 @@ def test_focus_cases_of_other_modalities(tmp_path: Path) -> None:
     assert {r["labels"]["modality"] for r in records} == {"us", "ct", "xray"}
 
 
+def test_focus_entries_may_use_the_words_of_prompts() -> None:
+    script = load_script()
+    written = "ultrasound/liver, MRI/knee, CT scan/skull, l-spine:lat, x-ray/hand:PA, lumbar"
+    assert script["focus_regions"](written) == (
+        ("us", "liver", None),
+        ("mri", "knee", None),
+        ("ct", "head", None),
+        ("xray", "lumbar_spine", "lateral"),
+        ("xray", "hand", "pa"),
+        ("xray", "lumbar_spine", None),
+    )
+
+
 def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
     script = load_script()
-    with pytest.raises(argparse.ArgumentTypeError, match="lumbar.*use: head"):
-        script["focus_regions"]("lumbar,knee")
+    with pytest.raises(argparse.ArgumentTypeError, match="lumbr.*use: head"):
+        script["focus_regions"]("lumbr,knee")
     with pytest.raises(argparse.ArgumentTypeError, match="none given"):
         script["focus_regions"](" , ")
     with pytest.raises(argparse.ArgumentTypeError, match="view.*oblique; use: ap, pa, lateral"):
