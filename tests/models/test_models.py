@@ -92,6 +92,11 @@ def test_minilm_encoder_gives_token_embeddings() -> None:
     mixed = encoder.encode(["pleural effusion", "a new prompt", ""], torch.device("cpu"))
     assert torch.equal(mixed[0], embeds[1]) and torch.equal(mixed[2], embeds[2])
     assert torch.equal(encoder.encode(["a new prompt"], torch.device("cpu"))[0], mixed[1])
+    # [CLS], the word pieces (pl ##eur ##al e ##ff ##usion), [SEP].
+    assert encoder.kept_tokens == 16 and encoder.token_counts(["pleural effusion"]) == [8]
+    for wrong in (1, 513):
+        with pytest.raises(ValueError, match="keeps 2 to 512 tokens per prompt"):
+            MiniLMPromptEncoder(max_length=wrong)
 
 
 def test_empty_prompt_stays_unconditional() -> None:

@@ -90,6 +90,27 @@ def test_sd_folder_missing_tokenizer(sd_folder: Path, tmp_path: Path) -> None:
         TextToImagePipeline.from_pretrained(copy)
 
 
+def test_text_max_length_is_refused_for_a_clip_text_encoder(
+    sd_folder: Path, tmp_path: Path
+) -> None:
+    from radsynth.train import TrainConfig
+    from radsynth.train.loop import initial_components
+
+    clip = TextToImagePipeline.from_pretrained(sd_folder).components.prompt_encoder
+    assert clip.kept_tokens == 16  # the tiny tokenizer's model_max_length
+    assert clip.token_counts(["knee", "chest"]) == [6, 7]  # one token a character, + start, end
+    # 16 tokens keep the start, 14 characters ("lateralkneewit") and the end token.
+    assert clip.cut_text("knee") == ""
+    assert clip.cut_text("lateral knee with effusion") == "h effusion"
+    config = TrainConfig(data_dir=tmp_path, output_dir=tmp_path, init_from=sd_folder)
+    assert initial_components(config).prompt_encoder.kept_tokens == 16
+    config.text_max_length = 16  # what it keeps already: nothing to change
+    assert initial_components(config).prompt_encoder.kept_tokens == 16
+    config.text_max_length = 32
+    with pytest.raises(ValueError, match="MiniLM text encoder; this model's CLIPPromptEncoder"):
+        initial_components(config)
+
+
 def test_model_index_naming_no_unet(tiny: DiffusionComponents, tmp_path: Path) -> None:
     folder = tiny.save_pretrained(tmp_path / "model")
     index = json.loads((folder / "model_index.json").read_text())

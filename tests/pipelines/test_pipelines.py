@@ -59,6 +59,22 @@ def test_prompt_and_guidance_change_the_image(tiny: DiffusionComponents) -> None
     assert not np.array_equal(base, unguided)
 
 
+def test_a_prompt_past_the_kept_tokens_is_named_in_a_warning(
+    tiny: DiffusionComponents, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipe = TextToImagePipeline(tiny)
+    pipe.set_progress_bar_config(disable=True)
+    long = "Axial CT of the head of a 37-year-old man with a right intracranial haemorrhage"
+    with caplog.at_level("WARNING", logger="radsynth.pipelines"):
+        pipe(["PA chest radiograph", long, long], num_inference_steps=1)
+    # The tiny model keeps 16 tokens: the short prompt fits, the long one is named once with
+    # the words it loses, the finding among them.
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "keeps 16 tokens" in message and "haemorrhage" in message
+    assert "chest" not in message
+
+
 def test_inpaint_keeps_unmasked_pixels_bit_identical(
     components: DiffusionComponents, image: np.ndarray, box_mask: np.ndarray
 ) -> None:

@@ -96,6 +96,48 @@ def test_a_model_trained_on_free_text_captions_takes_them_as_prompts(tmp_path: P
         strict(report, num_inference_steps=1)
 
 
+def test_captions_past_the_kept_tokens_are_counted_and_more_tokens_keep_them(
+    tmp_path: Path,
+) -> None:
+    folder = write_manifest_folder(tmp_path / "data", count=2)
+    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    long = (
+        "Sagittal T2-weighted MRI of the head of a 65-year-old man with a left "
+        "intraparenchymal intracranial haemorrhage"
+    )
+    records[0]["caption"] = long
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    # The tiny preset keeps 16 tokens: the long caption is cut, "PA chest radiograph" is not.
+    train(tiny_config(folder, tmp_path / "short", max_steps=1))
+    short = json.loads((tmp_path / "short" / "training.json").read_text())
+    assert short["data"]["captions_cut"] == 1 and short["data"]["text_tokens_kept"] == 16
+    assert short["config"]["text_max_length"] is None
+    model = train(tiny_config(folder, tmp_path / "long", max_steps=1, text_max_length=40))
+    record = json.loads((tmp_path / "long" / "training.json").read_text())
+    assert record["data"]["captions_cut"] == 0 and record["data"]["text_tokens_kept"] == 40
+    encoder_config = json.loads((model / "text_encoder" / "config.json").read_text())
+    assert encoder_config["max_length"] == 40
+    encoder = TextToImagePipeline.from_pretrained(model).components.prompt_encoder
+    assert encoder.kept_tokens == 40
+    caption = normalise_prompts([long])[0]
+    assert 16 < encoder.token_counts([caption])[0] <= 40
+    cpu = torch.device("cpu")
+    cut = TextToImagePipeline.from_pretrained(tmp_path / "short" / "model").components
+    chest = normalise_prompts(["PA chest radiograph"])[0]
+    kept, cut_embeds = (e.encode([caption, chest], cpu) for e in (encoder, cut.prompt_encoder))
+    assert kept.shape == (2, 40, 384) and cut_embeds.shape == (2, 16, 384)
+    # A caption that fits is encoded the same in its first 16 positions (MiniLM masks its
+    # padding); the cut one is not, as every token of it sees the words cut away.
+    assert torch.allclose(kept[1, :16], cut_embeds[1], atol=1e-5)
+    assert not torch.allclose(kept[0, :16], cut_embeds[0], atol=1e-3)
+    common = ["--data", str(folder), "--out", str(tmp_path / "x")]
+    assert parse_args([*common, "--text-max-length", "40"]).text_max_length == 40
+    with pytest.raises(SystemExit):
+        parse_args([*common, "--text-max-length", "1"])
+    with pytest.raises(ValueError, match="text_max_length must be at least 2"):
+        tiny_config(folder, tmp_path / "x", text_max_length=0)
+
+
 def test_min_snr_weights_cap_low_noise_steps() -> None:
     alphas = torch.tensor([0.999, 0.5, 0.01])
     v = min_snr_weights(alphas, torch.tensor([0, 1, 2]), 5.0, "v_prediction")

@@ -74,6 +74,28 @@ class PromptEncoder(Protocol):
         """Write the encoder under `folder`; return its `model_index.json` entries."""
         ...
 
+    @property
+    def kept_tokens(self) -> int:
+        """Tokens of a prompt the encoder keeps, special tokens included; the rest is cut."""
+        ...
+
+    def token_counts(self, prompts: Sequence[str]) -> list[int]:
+        """Tokens of each prompt before any cut, special tokens included."""
+        ...
+
+    def cut_text(self, prompt: str) -> str:
+        """The words of `prompt` past the tokens the encoder keeps ("" when it fits)."""
+        ...
+
+
+def _cut_text(tokenizer: Any, prompt: str, kept: int) -> str:
+    """Decoded tokens of `prompt` that an encoding cut to `kept` tokens loses: the last kept
+    position holds the closing special token, so the content past `kept - 2` tokens is lost."""
+    ids = tokenizer(prompt)["input_ids"]
+    if len(ids) <= kept:
+        return ""
+    return str(tokenizer.decode(ids[kept - 1 : -1]))
+
 
 def _quiet_transformers() -> None:
     import transformers
@@ -119,7 +141,14 @@ class MiniLMPromptEncoder:
 
     cache_size = 4096  # prompts kept; training captions and "" repeat on every step
 
+    max_positions = 512  # MiniLM's position embeddings
+
     def __init__(self, max_length: int = 64) -> None:
+        if not 2 <= max_length <= self.max_positions:
+            raise ValueError(
+                f"the MiniLM text encoder keeps 2 to {self.max_positions} tokens per prompt, "
+                f"got {max_length}"
+            )
         self.max_length = max_length
         self.tokenizer, self.model = _load_minilm()
         self._cache: dict[str, torch.Tensor] = {}
@@ -168,6 +197,16 @@ class MiniLMPromptEncoder:
         config = json.loads((folder / "text_encoder" / "config.json").read_text())
         return cls(max_length=int(config.get("max_length", 64)))
 
+    @property
+    def kept_tokens(self) -> int:
+        return self.max_length
+
+    def token_counts(self, prompts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
+
+    def cut_text(self, prompt: str) -> str:
+        return _cut_text(self.tokenizer, prompt, self.kept_tokens)
+
 
 class CLIPPromptEncoder:
     """The CLIP text encoder and tokenizer of a Stable Diffusion folder, frozen."""
@@ -190,6 +229,16 @@ class CLIPPromptEncoder:
         self.text_encoder.to(device)
         hidden = self.text_encoder(tokens.input_ids.to(device))[0]
         return hidden.to(dtype=torch.float32)
+
+    @property
+    def kept_tokens(self) -> int:
+        return int(self.tokenizer.model_max_length)
+
+    def token_counts(self, prompts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
+
+    def cut_text(self, prompt: str) -> str:
+        return _cut_text(self.tokenizer, prompt, self.kept_tokens)
 
     def save_pretrained(self, folder: Path) -> dict[str, list[str | None]]:
         """Write the encoder (safetensors) and tokenizer in diffusers' layout."""

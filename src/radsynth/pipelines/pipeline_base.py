@@ -8,6 +8,7 @@ tensors of shape (batch, 1, height, width) in [0, 1].
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from radsynth.models import DiffusionComponents, normalise_prompts
 
 OutputType = Literal["np", "pil"]
 ImageInput = np.ndarray | Image.Image
+
+logger = logging.getLogger("radsynth.pipelines")
 
 
 @dataclass
@@ -152,6 +155,17 @@ class RadiologyPipeline:
         """Text embeddings for the batch; with guidance, the unconditional half comes first."""
         free_text = bool(self.components.defaults.get("free_text_prompts", False))
         texts = normalise_prompts(prompts, free_text=free_text)
+        for text in dict.fromkeys(texts):
+            cut = self.components.prompt_encoder.cut_text(text)
+            if cut:
+                # As diffusers does for CLIP's 77 tokens: the model never sees these words.
+                logger.warning(
+                    "the text encoder keeps %d tokens of a prompt, so it does not see the end "
+                    "of %r: %r",
+                    self.components.prompt_encoder.kept_tokens,
+                    text,
+                    cut,
+                )
         embeds = self.components.prompt_encoder.encode(texts, self.device)
         embeds = embeds.repeat_interleave(num_images_per_prompt, dim=0)
         if not do_guidance:

@@ -26,6 +26,10 @@ class TrainConfig:
     # Keep each decoded image (and finding mask) in memory after its first read: a fast
     # accelerator otherwise waits on PNG decoding. Costs 4 bytes per pixel per record.
     cache_images: bool = False
+    # Tokens of each caption the text encoder keeps (special tokens included), for radsynth's
+    # MiniLM encoder; None keeps the starting model's. Tokens past it are cut, so a finding
+    # named at the end of a long caption is never seen; the run counts the captions cut.
+    text_max_length: int | None = None
     batch_size: int = 8  # images per process and step
     learning_rate: float = 1e-4  # AdamW; 1e-4 is the usual rate for UNets of this size
     lr_warmup_steps: int = 100  # linear warm-up avoids early divergence of attention layers
@@ -90,6 +94,8 @@ class TrainConfig:
             math.isfinite(self.max_minutes) and self.max_minutes > 0
         ):
             raise ValueError(f"max_minutes must be a positive number, got {self.max_minutes}")
+        if self.text_max_length is not None and self.text_max_length < 2:
+            raise ValueError(f"text_max_length must be at least 2, got {self.text_max_length}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
 

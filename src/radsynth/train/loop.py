@@ -26,7 +26,12 @@ from diffusers.optimization import get_scheduler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.io.png import write_png
-from radsynth.models import DiffusionComponents, build_components
+from radsynth.models import (
+    DiffusionComponents,
+    MiniLMPromptEncoder,
+    PromptEncoder,
+    build_components,
+)
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train.checkpoint import (
     checkpoint_dir,
@@ -75,10 +80,32 @@ def min_snr_weights(
 
 
 def initial_components(config: TrainConfig) -> DiffusionComponents:
-    """Fine-tune `init_from` when given, else build the preset from `seed`."""
+    """Fine-tune `init_from` when given, else build the preset from `seed`; with
+    `text_max_length`, the MiniLM text encoder keeps that many caption tokens."""
     if config.init_from is not None:
-        return DiffusionComponents.from_pretrained(config.init_from)
-    return build_components(config.preset or "tiny", seed=config.seed)
+        components = DiffusionComponents.from_pretrained(config.init_from)
+    else:
+        components = build_components(config.preset or "tiny", seed=config.seed)
+    wanted = config.text_max_length
+    encoder = components.prompt_encoder
+    if wanted is None or wanted == encoder.kept_tokens:
+        return components
+    if not isinstance(encoder, MiniLMPromptEncoder):
+        raise ValueError(
+            f"--text-max-length sets the tokens of radsynth's MiniLM text encoder; this model's "
+            f"{type(encoder).__name__} keeps its tokenizer's {encoder.kept_tokens}"
+        )
+    # The UNet attends over however many tokens it is given: a longer encoding only adds
+    # positions, the first ones are unchanged (MiniLM masks its padding).
+    return dataclasses.replace(components, prompt_encoder=MiniLMPromptEncoder(wanted))
+
+
+def captions_cut(encoder: PromptEncoder, captions: list[str]) -> tuple[int, int]:
+    """(captions longer than the tokens `encoder` keeps, the most tokens of any caption)."""
+    unique = list(dict.fromkeys(captions))
+    counts = dict(zip(unique, encoder.token_counts(unique), strict=True))
+    cut = sum(counts[caption] > encoder.kept_tokens for caption in captions)
+    return cut, max(counts.values(), default=0)
 
 
 def steps_before(components: DiffusionComponents) -> int:
@@ -246,6 +273,15 @@ class _Run:
                 "radsynth's vocabulary and are trained as written (first: "
                 f"{', '.join(map(str, self.dataset.free_text[:3]))})"
             )
+        captions = [self.dataset.caption(i) for i in range(len(self.dataset))]
+        self.captions_cut, longest = captions_cut(self.components.prompt_encoder, captions)
+        if self.captions_cut:
+            kept = self.components.prompt_encoder.kept_tokens
+            accelerator.print(
+                f"note: {self.captions_cut} of {len(captions)} captions are longer than the "
+                f"{kept} tokens the text encoder keeps, and are cut (the longest has {longest}; "
+                f"--text-max-length {longest} keeps them whole)"
+            )
         unet = self.components.unet.train().requires_grad_(True)
         self.ema_unet = copy.deepcopy(unet).requires_grad_(False).eval()
         optimizer = torch.optim.AdamW(
@@ -266,8 +302,7 @@ class _Run:
         self.elapsed_before = 0.0
         self.started = time.monotonic()
         self.stopped_early = False  # by max_minutes, before max_steps
-        captions = list(dict.fromkeys(self.dataset.caption(i) for i in range(len(self.dataset))))
-        self.sample_prompts = captions[: config.num_samples]
+        self.sample_prompts = list(dict.fromkeys(captions))[: config.num_samples]
 
     def resume(self) -> None:
         folder = latest_checkpoint(self.config.output_dir)
@@ -415,6 +450,8 @@ class _Run:
                 "folder": str(self.config.data_dir),
                 "images": len(self.dataset),
                 "captions_as_written": len(self.dataset.free_text),
+                "captions_cut": self.captions_cut,
+                "text_tokens_kept": self.components.prompt_encoder.kept_tokens,
             },
             "steps": self.step,
             "stopped_by_max_minutes": self.stopped_early,

@@ -37,6 +37,11 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         type=float,
         help="stop after this many minutes of this run, as at --max-steps (model written)",
     )
+    parser.add_argument(
+        "--text-max-length",
+        type=int,
+        help="caption tokens the MiniLM text encoder keeps (default: the starting model's)",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--lr-warmup-steps", type=int, default=defaults.lr_warmup_steps)
@@ -81,6 +86,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         )
     if args.max_minutes is not None and not args.max_minutes > 0:
         parser.error(f"--max-minutes must be positive, got {args.max_minutes}")
+    if args.text_max_length is not None and args.text_max_length < 2:
+        parser.error(f"--text-max-length must be at least 2, got {args.text_max_length}")
     if not args.finding_loss_weight > 0:
         parser.error(f"--finding-loss-weight must be positive, got {args.finding_loss_weight}")
     if not args.structure_loss_weight > 0:
@@ -99,6 +106,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         max_steps=args.max_steps,
         max_minutes=args.max_minutes,
         cache_images=args.cache_images,
+        text_max_length=args.text_max_length,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         lr_warmup_steps=args.lr_warmup_steps,
