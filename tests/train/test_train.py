@@ -97,7 +97,7 @@ def test_a_model_trained_on_free_text_captions_takes_them_as_prompts(tmp_path: P
 
 
 def test_captions_past_the_kept_tokens_are_counted_and_more_tokens_keep_them(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = write_manifest_folder(tmp_path / "data", count=2)
     records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
@@ -109,6 +109,9 @@ def test_captions_past_the_kept_tokens_are_counted_and_more_tokens_keep_them(
     (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     # The tiny preset keeps 16 tokens: the long caption is cut, "PA chest radiograph" is not.
     train(tiny_config(folder, tmp_path / "short", max_steps=1))
+    printed = capsys.readouterr().out
+    assert "note: 1 of 2 captions are longer than the 16 tokens" in printed
+    assert "(the longest has 37; --text-max-length 37 keeps them whole)" in printed
     short = json.loads((tmp_path / "short" / "training.json").read_text())
     assert short["data"]["captions_cut"] == 1 and short["data"]["text_tokens_kept"] == 16
     assert short["config"]["text_max_length"] is None

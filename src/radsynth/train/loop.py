@@ -276,11 +276,17 @@ class _Run:
         captions = [self.dataset.caption(i) for i in range(len(self.dataset))]
         self.captions_cut, longest = captions_cut(self.components.prompt_encoder, captions)
         if self.captions_cut:
-            kept = self.components.prompt_encoder.kept_tokens
+            encoder = self.components.prompt_encoder
+            # The flag only applies to radsynth's MiniLM encoder, up to its 512 positions.
+            hint = (
+                f"; --text-max-length {longest} keeps them whole"
+                if isinstance(encoder, MiniLMPromptEncoder) and longest <= encoder.max_positions
+                else ""
+            )
             accelerator.print(
                 f"note: {self.captions_cut} of {len(captions)} captions are longer than the "
-                f"{kept} tokens the text encoder keeps, and are cut (the longest has {longest}; "
-                f"--text-max-length {longest} keeps them whole)"
+                f"{encoder.kept_tokens} tokens the text encoder keeps, and are cut (the longest "
+                f"has {longest}{hint})"
             )
         unet = self.components.unet.train().requires_grad_(True)
         self.ema_unet = copy.deepcopy(unet).requires_grad_(False).eval()
