@@ -88,13 +88,25 @@ class PromptEncoder(Protocol):
         ...
 
 
-def _cut_text(tokenizer: Any, prompt: str, kept: int) -> str:
-    """Decoded tokens of `prompt` that an encoding cut to `kept` tokens loses: the last kept
-    position holds the closing special token, so the content past `kept - 2` tokens is lost."""
-    ids = tokenizer(prompt)["input_ids"]
-    if len(ids) <= kept:
-        return ""
-    return str(tokenizer.decode(ids[kept - 1 : -1]))
+class _TokenizedEncoder:
+    """`token_counts` and `cut_text` of an encoder with a Hugging Face `tokenizer` that keeps
+    `kept_tokens` tokens per prompt."""
+
+    tokenizer: Any
+
+    @property
+    def kept_tokens(self) -> int:
+        raise NotImplementedError
+
+    def token_counts(self, prompts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
+
+    def cut_text(self, prompt: str) -> str:
+        # The last kept position holds the closing special token, so the content past
+        # `kept_tokens - 2` tokens is lost.
+        ids = self.tokenizer(prompt)["input_ids"]
+        kept = self.kept_tokens
+        return "" if len(ids) <= kept else str(self.tokenizer.decode(ids[kept - 1 : -1]))
 
 
 def _quiet_transformers() -> None:
@@ -133,7 +145,7 @@ def _load_minilm() -> tuple[Any, Any]:
     return tokenizer, model
 
 
-class MiniLMPromptEncoder:
+class MiniLMPromptEncoder(_TokenizedEncoder):
     """all-MiniLM-L6-v2 token embeddings (last hidden state, padded to `max_length`), frozen."""
 
     hidden_size = MINILM_HIDDEN_SIZE
@@ -201,14 +213,8 @@ class MiniLMPromptEncoder:
     def kept_tokens(self) -> int:
         return self.max_length
 
-    def token_counts(self, prompts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
 
-    def cut_text(self, prompt: str) -> str:
-        return _cut_text(self.tokenizer, prompt, self.kept_tokens)
-
-
-class CLIPPromptEncoder:
+class CLIPPromptEncoder(_TokenizedEncoder):
     """The CLIP text encoder and tokenizer of a Stable Diffusion folder, frozen."""
 
     def __init__(self, text_encoder: Any, tokenizer: Any) -> None:
@@ -233,12 +239,6 @@ class CLIPPromptEncoder:
     @property
     def kept_tokens(self) -> int:
         return int(self.tokenizer.model_max_length)
-
-    def token_counts(self, prompts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
-
-    def cut_text(self, prompt: str) -> str:
-        return _cut_text(self.tokenizer, prompt, self.kept_tokens)
 
     def save_pretrained(self, folder: Path) -> dict[str, list[str | None]]:
         """Write the encoder (safetensors) and tokenizer in diffusers' layout."""
