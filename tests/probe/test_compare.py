@@ -53,9 +53,11 @@ def _write_run(
         plain = rng.random((2, 16, 16))
         place = np.zeros((16, 16), dtype=bool)
         place[2:6, 2:6] = True
+        other = np.zeros((16, 16), dtype=bool)
+        other[2:6, 10:14] = True  # where the finding would be on the other side
         shown = plain + 0.01 + effect_gain * place
         prompts = ("PA chest with effusion", "PA chest")
-        row = finding_effect_row("effusion", *prompts, shown, plain, place)
+        row = finding_effect_row("effusion", *prompts, shown, plain, place, other)
         result.finding_effect = summarise_finding_effect([row], places=1)
     folder.mkdir(parents=True)
     (folder / "scores.json").write_text(json.dumps(result.scores()))
@@ -75,8 +77,13 @@ def test_runs_side_by_side(tmp_path: Path) -> None:
     assert "**1 of 2**" in table and "**2 of 2**" in table
     assert "| finding effect, inside / outside (not a target) | | 1.00 " in table
     assert "10.00 (0.1000 / 0.0100)" in table  # 0.01 + 0.09 inside, 0.01 outside
+    assert "| finding on the side asked, asked / other side (not a target) | | 1.00 " in table
+    assert "10.00 (0.1000 / 0.0100) |" in table.splitlines()[-1]
     per_prompt = finding_effect_table(comparison)
-    assert "| effusion | 0.0100 / 0.0100 = 1.00 | 0.1000 / 0.0100 = 10.00 |" in per_prompt
+    assert "| effusion | 0.0100 / 0.0100 = 1.00; other side 0.0100, asked / other = 1.00 | " in (
+        per_prompt
+    )
+    assert "0.1000 / 0.0100 = 10.00; other side 0.0100, asked / other = 10.00 |" in per_prompt
 
 
 def test_a_run_without_a_target_or_finding_effect(tmp_path: Path) -> None:
@@ -145,6 +152,8 @@ def test_runs_of_several_seeds_pool_into_one_column(tmp_path: Path) -> None:
     assert pooled.met == 1 and pooled.scores["pooled"]["targets_met"] == [3, 2]
     effect = pooled.scores["finding_effect"]
     assert effect["inside_to_outside"] == pytest.approx(5.5)  # (0.10 + 0.01) / 2 over 0.01
+    assert effect["sided"]["asked_to_other_side"] == pytest.approx(5.5)  # the other side: 0.01
+    assert effect["per_prompt"][0]["asked_to_other_side"] == pytest.approx(5.5)
     assert finding_effect_table(compare_runs([pooled])).count("| effusion | 0.0550 / 0.0100") == 1
     with pytest.raises(ValueError, match="at least one"):
         pool_runs([])

@@ -26,6 +26,7 @@ from radsynth.probe.protocol import (
 from radsynth.probe.report import write_report
 from radsynth.probe.scorecard import (
     finding_effect_row,
+    other_side,
     prompt_diversity,
     summarise_finding_effect,
 )
@@ -39,6 +40,7 @@ from radsynth.probe.scoring import (
     score_inpainting,
 )
 from radsynth.probe.targets import TARGET_SPECS, Target, lateral_within_ap, rate_target, target
+from radsynth.vocabulary import parse_prompt
 
 runner = CliRunner()
 torch.set_num_threads(1)
@@ -154,6 +156,11 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
     assert all(r["n"] == 2 and "with" not in r["twin"] for r in effect["per_prompt"])
     assert sum(r["place_share"] > 0 for r in effect["per_prompt"]) >= 3
     assert effect["mean_change_outside"] > 0  # a random tiny model: the words move pixels
+    # The chest prompts name a side (right lower lobe, left hemithorax): the other side's place
+    # is drawn on the other half of the image; the limb and head prompts are not checked.
+    sided = {r["title"]: r for r in effect["per_prompt"] if r["other_side_share"] is not None}
+    assert set(sided) == {"consolidation", "effusion"} and effect["sided"]["prompts"] == 2
+    assert all(r["other_side_share"] > 0 and r["asked_to_other_side"] > 0 for r in sided.values())
     assert (tmp_path / "finding_effect.png").is_file()
     page = (tmp_path / "report.html").read_text()
     assert "Finding effect" in page and "finding_effect.png" in page
@@ -203,6 +210,49 @@ def test_finding_effect_measures_change_inside_and_outside_the_place() -> None:
     assert pooled["inside_to_outside"] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="do not match"):
         finding_effect_row("x", "p", "t", shown[:, :8], plain, place)
+    assert row["asked_to_other_side"] is None and pooled["sided"]["prompts"] == 0
+
+
+def test_the_side_check_tells_the_side_asked_from_the_other() -> None:
+    rng = np.random.default_rng(1)
+    plain = rng.random((2, 16, 16))
+    left, right = np.zeros((16, 16), dtype=bool), np.zeros((16, 16), dtype=bool)
+    left[4:12, 1:6], right[4:12, 10:15] = True, True
+    # The finding drawn on the side asked (0.3), a little on the other (0.1), nothing else.
+    shown = plain + 0.3 * left + 0.1 * right
+    row = finding_effect_row("effusion", "p", "twin", shown, plain, left, other_place=right)
+    assert row["mean_change_other_side"] == pytest.approx(0.1)
+    assert row["asked_to_other_side"] == pytest.approx(3.0)
+    assert row["other_side_share"] == pytest.approx(40 / 256)
+    # The wrong side: the ratio falls below 1. Overlap with the place asked is not counted.
+    wrong = finding_effect_row("x", "p", "t", plain + 0.3 * right, plain, left, left | right)
+    assert wrong["asked_to_other_side"] == pytest.approx(0.0)
+    assert wrong["other_side_share"] == pytest.approx(40 / 256)
+    unsided = finding_effect_row("y", "p", "t", shown, plain, left)
+    pooled = summarise_finding_effect([row, wrong, unsided], places=1)
+    assert pooled["sided"]["prompts"] == 2
+    assert pooled["sided"]["asked_to_other_side"] == pytest.approx(0.15 / 0.2)
+    with pytest.raises(ValueError, match="differ"):
+        finding_effect_row("x", "p", "t", shown, plain, left, right[:8])
+
+
+def test_other_side_moves_a_sided_finding_and_leaves_limbs_alone() -> None:
+    def sites(prompt: str) -> list[str] | None:
+        moved = other_side(parse_prompt(prompt))
+        return None if moved is None else [f.site or "" for f in moved.findings]
+
+    assert sites("PA chest radiograph with a left pleural effusion") == ["right_hemithorax"]
+    assert sites("PA chest radiograph with consolidation of the right lower lobe") == [
+        "left_lower_lobe"
+    ]
+    # No left middle lobe: the finding moves to the left lung.
+    assert sites("PA chest radiograph with consolidation of the right middle lobe") == ["left_lung"]
+    # The side of a limb is the image's laterality, not a side inside the image.
+    assert sites("AP radiograph of the left wrist with a fracture of the distal radius") is None
+    assert sites("Axial CT of the head with intracranial haemorrhage") is None
+    moved = other_side(parse_prompt("Axial CT of the head with a right intracranial haemorrhage"))
+    assert moved is not None and moved.modality == "ct" and moved.region == "head"
+    assert [f.site for f in moved.findings] == ["left_hemisphere"]
 
 
 def test_probe_without_a_reader_reports_not_measured(tiny_model: Path) -> None:

@@ -157,26 +157,39 @@ def _pooled_effect(runs: list[ProbeRun]) -> dict[str, Any]:
     if not all("inside_to_outside" in e for e in effects):
         return {}
 
-    def averaged(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def averaged(rows: list[dict[str, Any]], against: str = "outside") -> dict[str, Any]:
         inside = sum(float(r["mean_change_inside"]) for r in rows) / len(rows)
-        outside = sum(float(r["mean_change_outside"]) for r in rows) / len(rows)
-        ratio = inside / outside if outside > 0 else math.nan
-        return {
-            "mean_change_inside": inside,
-            "mean_change_outside": outside,
-            "inside_to_outside": ratio,
-        }
+        there = sum(float(r[f"mean_change_{against}"]) for r in rows) / len(rows)
+        ratio = inside / there if there > 0 else math.nan
+        name = "inside_to_outside" if against == "outside" else "asked_to_other_side"
+        return {"mean_change_inside": inside, f"mean_change_{against}": there, name: ratio}
+
+    def side(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The side check averaged where every row measured it (runs before it: nothing)."""
+        measured = all(
+            r.get("mean_change_other_side") is not None and r.get("mean_change_inside") is not None
+            for r in rows
+        )
+        if not rows or not measured:
+            return {}
+        pooled = averaged(rows, "other_side")
+        return {k: pooled[k] for k in ("mean_change_other_side", "asked_to_other_side")}
 
     per_title: dict[str, list[dict[str, Any]]] = {}
     for effect in effects:
         for row in effect.get("per_prompt", []):
             per_title.setdefault(row["title"], []).append(row)
     per_prompt = [
-        {"title": title, **averaged(rows)}
+        {"title": title, **averaged(rows), **side(rows)}
         for title, rows in per_title.items()
         if len(rows) == len(effects)
     ]
-    return {**averaged(effects), "per_prompt": per_prompt}
+    pooled = {**averaged(effects), "per_prompt": per_prompt}
+    sided = side([e.get("sided", {}) for e in effects])
+    if sided:
+        sides = [e["sided"] for e in effects]
+        pooled["sided"] = {"prompts": sides[0].get("prompts"), **averaged(sides, "other_side")}
+    return pooled
 
 
 def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
@@ -218,7 +231,8 @@ def _value(value: Any) -> str:
 
 def markdown_table(comparison: Comparison) -> str:
     """The comparison as a Markdown table: a row per target (value, bold where met), a row of
-    targets met, and a row of the pooled finding effect (inside/outside ratio) where measured."""
+    targets met, and rows of the pooled finding effect (inside/outside ratio) and of its side
+    check (asked side / other side) where measured."""
     labels = [run.label for run in comparison.runs]
     lines = [
         "| target | threshold | " + " | ".join(labels) + " |",
@@ -257,6 +271,20 @@ def markdown_table(comparison: Comparison) -> str:
         lines.append(
             "| finding effect, inside / outside (not a target) | | " + " | ".join(cells) + " |"
         )
+    sides = [e.get("sided") or {} for e in effects]
+    if any(s.get("asked_to_other_side") is not None for s in sides):
+        cells = [
+            "not measured"
+            if s.get("asked_to_other_side") is None
+            else f"{_value(s['asked_to_other_side'])} ({_fmt4(s.get('mean_change_inside'))} / "
+            f"{_fmt4(s.get('mean_change_other_side'))})"
+            for s in sides
+        ]
+        lines.append(
+            "| finding on the side asked, asked / other side (not a target) | | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -266,8 +294,8 @@ def _fmt4(value: Any) -> str:
 
 def finding_effect_table(comparison: Comparison) -> str:
     """Per pathology prompt and run: mean |change| inside the finding's place, outside it, and
-    their ratio (`radsynth.probe.scorecard.finding_effect_row`), as a Markdown table; empty
-    when no run measured the finding effect."""
+    their ratio (`radsynth.probe.scorecard.finding_effect_row`), with the side check for a
+    prompt that names a side, as a Markdown table; empty when no run measured the effect."""
     per_run = [
         {r["title"]: r for r in run.scores.get("finding_effect", {}).get("per_prompt", [])}
         for run in comparison.runs
@@ -286,11 +314,18 @@ def finding_effect_table(comparison: Comparison) -> str:
         cells = []
         for rows in per_run:
             r = rows.get(title)
-            cells.append(
-                "not measured"
-                if r is None
-                else f"{_fmt4(r.get('mean_change_inside'))} / "
+            if r is None:
+                cells.append("not measured")
+                continue
+            cell = (
+                f"{_fmt4(r.get('mean_change_inside'))} / "
                 f"{_fmt4(r.get('mean_change_outside'))} = {_value(r.get('inside_to_outside'))}"
             )
+            if r.get("asked_to_other_side") is not None:
+                cell += (
+                    f"; other side {_fmt4(r.get('mean_change_other_side'))}, asked / other "
+                    f"= {_value(r['asked_to_other_side'])}"
+                )
+            cells.append(cell)
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

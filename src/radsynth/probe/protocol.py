@@ -16,7 +16,8 @@
   to a full body;
 - finding effect: each pathology prompt against its twin without the finding, same seeds,
   compared inside and outside the place where phantoms of that prompt show the finding (a
-  measure that needs no reader);
+  measure that needs no reader), and for a prompt that names the finding's side (left pleural
+  effusion, right lower lobe) at the place the finding takes on the other side;
 - memorization: every generated image against phantoms drawn like the training data.
 
 The reader (`radsynth.evaluate.reader`) reads every generated image; the anatomy checks run on
@@ -44,6 +45,7 @@ from radsynth.probe.figures import FigureRow, figure1_prompts
 from radsynth.probe.scorecard import (
     PATHOLOGY_KINDS,
     finding_effect_row,
+    other_side,
     prompt_diversity,
     score_targets,
     summarise_finding_effect,
@@ -62,6 +64,7 @@ from radsynth.probe.scoring import (
 )
 from radsynth.probe.targets import Target, json_clean
 from radsynth.vocabulary import PAIRED_REGIONS, canonical_caption, parse_prompt
+from radsynth.vocabulary.labels import Labels
 
 __all__ = [
     "ANATOMY_PROMPTS",
@@ -587,22 +590,17 @@ class _Probe:
             self.result.finding_effect = {"skipped": "finding_places is 0: not measured"}
             self.on_step("finding effect")
             return
-        from radsynth.phantoms.cases import make_case_for_labels
-
         by_prompt: dict[str, list[GeneratedImage]] = {}
         for g in asked:
             by_prompt.setdefault(g.prompt, []).append(g)
         rows, figure = [], []
         for index, (prompt, images) in enumerate(by_prompt.items()):
             labels = parse_prompt(prompt)
-            place = np.zeros((self.size, self.size), dtype=bool)
-            for k in range(count):
-                case = make_case_for_labels(
-                    FINDING_PLACE_SEED_BASE + index * count + k, labels, self.size
-                )
-                for name, mask in case.image.masks.items():
-                    if name.startswith("finding_"):
-                        place |= resize_mask(mask, place.shape)
+            seeds_of_places = [FINDING_PLACE_SEED_BASE + index * count + k for k in range(count)]
+            place = self._finding_place(labels, seeds_of_places)
+            # A prompt naming the finding's side: the same phantoms with the side swapped.
+            swapped = other_side(labels)
+            other = None if swapped is None else self._finding_place(swapped, seeds_of_places)
             twin = canonical_caption(dataclasses.replace(labels, findings=()))
             seeds = [g.seed for g in images]
             output = self.t2i(
@@ -613,7 +611,9 @@ class _Probe:
             )
             plain = np.stack([np.asarray(im, dtype=np.float32) for im in output.images])
             shown = np.stack([g.image for g in images])
-            rows.append(finding_effect_row(images[0].title, prompt, twin, shown, plain, place))
+            rows.append(
+                finding_effect_row(images[0].title, prompt, twin, shown, plain, place, other)
+            )
             # First seed: asked | twin | |difference| x DIFFERENCE_GAIN | the finding's place.
             difference = np.clip(np.abs(shown[0] - plain[0]) * DIFFERENCE_GAIN, 0.0, 1.0)
             where = 0.5 * plain[0] + 0.5 * place.astype(np.float32)
@@ -625,6 +625,18 @@ class _Probe:
         self.result.finding_effect = summarise_finding_effect(rows, count)
         self.result.figures["finding_effect"] = figure
         self.on_step("finding effect")
+
+    def _finding_place(self, labels: Labels, seeds: list[int]) -> np.ndarray:
+        """Where phantoms drawn with `labels` on `seeds` show their findings (union of masks)."""
+        from radsynth.phantoms.cases import make_case_for_labels
+
+        place = np.zeros((self.size, self.size), dtype=bool)
+        for seed in seeds:
+            case = make_case_for_labels(seed, labels, self.size)
+            for name, mask in case.image.masks.items():
+                if name.startswith("finding_"):
+                    place |= resize_mask(mask, place.shape)
+        return place
 
     # -- diversity ------------------------------------------------------------------------
     def diversity(self) -> None:

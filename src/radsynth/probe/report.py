@@ -202,8 +202,20 @@ def _finding_effect_table(effect: dict[str, Any], png: str | None) -> str:
         f"<tr><td>{html.escape(r['prompt'])}</td><td>{html.escape(r['twin'])}</td><td>{r['n']}</td>"
         f"<td>{_fmt(r['place_share'])}</td><td>{_fmt(r['mean_change_inside'], 4)}</td>"
         f"<td>{_fmt(r['mean_change_outside'], 4)}</td><td>{_fmt(r['inside_to_outside'], 2)}</td>"
-        f"<td>{_fmt(r['signed_change_inside'], 4)}</td></tr>"
+        f"<td>{_fmt(r['signed_change_inside'], 4)}</td>"
+        f"<td>{_fmt(r.get('mean_change_other_side'), 4)}</td>"
+        f"<td>{_fmt(r.get('asked_to_other_side'), 2)}</td></tr>"
         for r in effect["per_prompt"]
+    )
+    sided = effect.get("sided") or {}
+    side = (
+        f" Prompts that name the finding's side ({sided['prompts']}): change inside "
+        f"{_fmt(sided['mean_change_inside'], 4)}, at the other side's place "
+        f"{_fmt(sided['mean_change_other_side'], 4)}, asked / other side "
+        f"{_fmt(sided['asked_to_other_side'], 2)} (above 1: the change lands on the side asked "
+        "for; near 1: both sides alike; below 1: the wrong side)."
+        if sided.get("asked_to_other_side") is not None
+        else ""
     )
     picture = f"<img src='{png}' alt='finding effect'>" if png else ""
     return (
@@ -213,11 +225,14 @@ def _finding_effect_table(effect: dict[str, Any], png: str | None) -> str:
         f"inside {_fmt(effect['mean_change_inside'], 4)}, outside "
         f"{_fmt(effect['mean_change_outside'], 4)}, ratio {_fmt(effect['inside_to_outside'], 2)}. "
         "A model that ignores the finding's words changes little anywhere; a ratio near 1 means "
-        "they move the whole image, not the finding's place.</p>" + picture + "<table><tr>"
-        "<th>prompt</th><th>twin</th><th>n</th><th>place share</th><th>change inside</th>"
-        "<th>change outside</th><th>inside / outside</th><th>signed change inside</th></tr>"
-        + rows
-        + "</table>"
+        "they move the whole image, not the finding's place."
+        + side
+        + "</p>"
+        + picture
+        + "<table><tr><th>prompt</th><th>twin</th><th>n</th><th>place share</th>"
+        "<th>change inside</th><th>change outside</th><th>inside / outside</th>"
+        "<th>signed change inside</th><th>change at the other side</th>"
+        "<th>asked / other side</th></tr>" + rows + "</table>"
     )
 
 

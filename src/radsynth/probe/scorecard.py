@@ -5,6 +5,7 @@ one prompt are, and what a finding's words change."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import numpy as np
 from radsynth.evaluate.metrics.conditional import conditional_accuracy
 from radsynth.evaluate.metrics.ssim import MSSSIMDiversity
 from radsynth.probe.targets import Target, json_clean, lateral_within_ap, rate_target, target
+from radsynth.vocabulary.labels import FINDING_SITES, Labels
 
 if TYPE_CHECKING:
     from radsynth.probe.protocol import GeneratedImage, ProbeResult
@@ -300,6 +302,31 @@ def prompt_diversity(
     )
 
 
+def other_side(labels: Labels) -> Labels | None:
+    """`labels` with each finding moved to the other side of the body where its site names a
+    side inside the image (left/right lung, lobe, hemithorax, hemisphere, hip), else None: the
+    place a finding would take had the prompt asked for the other side. A limb's side (the
+    image's laterality) is not such a side: the other limb is not in the image."""
+    moved, any_sided = [], False
+    for finding in labels.findings:
+        site = finding.site or ""
+        side, _, rest = site.partition("_")
+        if side in ("left", "right") and rest:
+            other = "right" if side == "left" else "left"
+            sites = FINDING_SITES.get(finding.kind, ())
+            # A lobe with no twin on the other side (the right middle lobe) moves to that lung.
+            for candidate in (f"{other}_{rest}", f"{other}_lung"):
+                if candidate in sites:
+                    moved.append(dataclasses.replace(finding, site=candidate))
+                    any_sided = True
+                    break
+            else:
+                moved.append(finding)
+        else:
+            moved.append(finding)
+    return dataclasses.replace(labels, findings=tuple(moved)) if any_sided else None
+
+
 def finding_effect_row(
     title: str,
     prompt: str,
@@ -307,36 +334,52 @@ def finding_effect_row(
     shown: np.ndarray,
     plain: np.ndarray,
     place: np.ndarray,
+    other_place: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """What a finding's words change: `shown` (N, H, W) are the images of `prompt`, `plain` those
     of its `twin` without the finding on the same seeds, `place` (H, W) where phantoms of the
     prompt show the finding. Mean |shown - plain| inside and outside the place, their ratio (> 1:
     the change gathers where the finding belongs; about 1: the words move the whole image; a
-    model that ignores them changes nothing), and the mean signed change inside."""
+    model that ignores them changes nothing), and the mean signed change inside.
+
+    `other_place` (H, W), for a prompt that names the finding's side (see `other_side`): where
+    the finding would be on the other side. The mean change there (outside `place`) and the
+    ratio of the change inside the place to it (> 1: the change lands on the side asked for;
+    about 1: both sides alike; < 1: the wrong side)."""
     shown, plain = np.asarray(shown, dtype=np.float64), np.asarray(plain, dtype=np.float64)
     if shown.shape != plain.shape or shown.shape[1:] != place.shape:
         raise ValueError(
             f"images {shown.shape} and {plain.shape} and place {place.shape} do not match"
         )
+    if other_place is not None and other_place.shape != place.shape:
+        raise ValueError(f"other_place {other_place.shape} and place {place.shape} differ")
     delta = np.abs(shown - plain)
     place = np.asarray(place, dtype=bool)
     inside = float(delta[:, place].mean()) if place.any() else None
     outside = float(delta[:, ~place].mean()) if (~place).any() else None
     ratio = inside / outside if inside is not None and outside else None
     signed = float((shown - plain)[:, place].mean()) if place.any() else None
-    return json_clean(
-        {
-            "title": title,
-            "prompt": prompt,
-            "twin": twin,
-            "n": int(shown.shape[0]),
-            "place_share": float(place.mean()),
-            "mean_change_inside": inside,
-            "mean_change_outside": outside,
-            "inside_to_outside": ratio,
-            "signed_change_inside": signed,
-        }
-    )
+    row = {
+        "title": title,
+        "prompt": prompt,
+        "twin": twin,
+        "n": int(shown.shape[0]),
+        "place_share": float(place.mean()),
+        "mean_change_inside": inside,
+        "mean_change_outside": outside,
+        "inside_to_outside": ratio,
+        "signed_change_inside": signed,
+        "other_side_share": None,
+        "mean_change_other_side": None,
+        "asked_to_other_side": None,
+    }
+    if other_place is not None:
+        other = np.asarray(other_place, dtype=bool) & ~place
+        there = float(delta[:, other].mean()) if other.any() else None
+        row["other_side_share"] = float(other.mean())
+        row["mean_change_other_side"] = there
+        row["asked_to_other_side"] = inside / there if inside is not None and there else None
+    return json_clean(row)
 
 
 def summarise_finding_effect(rows: list[dict[str, Any]], places: int) -> dict[str, Any]:
@@ -345,15 +388,30 @@ def summarise_finding_effect(rows: list[dict[str, Any]], places: int) -> dict[st
     outside = [r["mean_change_outside"] for r in rows if r["mean_change_outside"] is not None]
     pooled_in = float(np.mean(inside)) if inside else None
     pooled_out = float(np.mean(outside)) if outside else None
+    # The side check pools the prompts that name a side, each weighted alike.
+    sided = [
+        r
+        for r in rows
+        if r.get("mean_change_other_side") is not None and r["mean_change_inside"] is not None
+    ]
+    sided_in = float(np.mean([r["mean_change_inside"] for r in sided])) if sided else None
+    sided_other = float(np.mean([r["mean_change_other_side"] for r in sided])) if sided else None
     return json_clean(
         {
             "reported": "mean |image - twin's image| (same seed, twin = the prompt without its "
             "finding) inside and outside the finding's place in phantoms drawn for the prompt; "
-            "intensities in [0, 1]",
+            "for a prompt that names the finding's side, also at the place the finding would "
+            "take on the other side (same phantoms, side swapped); intensities in [0, 1]",
             "places_from": f"{places} phantom(s) per prompt",
             "mean_change_inside": pooled_in,
             "mean_change_outside": pooled_out,
             "inside_to_outside": pooled_in / pooled_out if pooled_in and pooled_out else None,
+            "sided": {
+                "prompts": len(sided),
+                "mean_change_inside": sided_in,
+                "mean_change_other_side": sided_other,
+                "asked_to_other_side": sided_in / sided_other if sided_in and sided_other else None,
+            },
             "per_prompt": rows,
         }
     )
