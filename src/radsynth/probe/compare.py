@@ -166,14 +166,10 @@ def _pooled_effect(runs: list[ProbeRun]) -> dict[str, Any]:
 
     def side(rows: list[dict[str, Any]]) -> dict[str, Any]:
         """The side check averaged where every row measured it (runs before it: nothing)."""
-        measured = all(
-            r.get("mean_change_other_side") is not None and r.get("mean_change_inside") is not None
-            for r in rows
-        )
-        if not rows or not measured:
+        keys = ("mean_change_inside", "mean_change_other_side")
+        if not rows or any(r.get(key) is None for r in rows for key in keys):
             return {}
-        pooled = averaged(rows, "other_side")
-        return {k: pooled[k] for k in ("mean_change_other_side", "asked_to_other_side")}
+        return averaged(rows, "other_side")
 
     per_title: dict[str, list[dict[str, Any]]] = {}
     for effect in effects:
@@ -187,8 +183,7 @@ def _pooled_effect(runs: list[ProbeRun]) -> dict[str, Any]:
     pooled = {**averaged(effects), "per_prompt": per_prompt}
     sided = side([e.get("sided", {}) for e in effects])
     if sided:
-        sides = [e["sided"] for e in effects]
-        pooled["sided"] = {"prompts": sides[0].get("prompts"), **averaged(sides, "other_side")}
+        pooled["sided"] = {"prompts": effects[0]["sided"].get("prompts"), **sided}
     return pooled
 
 
