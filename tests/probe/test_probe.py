@@ -27,6 +27,7 @@ from radsynth.probe.report import write_report
 from radsynth.probe.scorecard import (
     finding_effect_row,
     other_side,
+    place_panel,
     prompt_diversity,
     summarise_finding_effect,
 )
@@ -234,6 +235,25 @@ def test_the_side_check_tells_the_side_asked_from_the_other() -> None:
     assert pooled["sided"]["asked_to_other_side"] == pytest.approx(0.15 / 0.2)
     with pytest.raises(ValueError, match="differ"):
         finding_effect_row("x", "p", "t", shown, plain, left, right[:8])
+
+
+def test_the_place_panel_shows_the_side_asked_bright_and_the_other_dim() -> None:
+    plain = np.full((16, 16), 0.4, dtype=np.float32)
+    left, right = np.zeros((16, 16), dtype=bool), np.zeros((16, 16), dtype=bool)
+    left[4:12, 1:6], right[4:12, 4:15] = True, True  # overlapping in columns 4-5
+    panel = place_panel(plain, left, right)
+    assert panel.shape == (16, 16) and panel.dtype == np.float32
+    assert panel[5, 2] == pytest.approx(0.7)  # the place asked: 0.5 x 0.4 + 0.5
+    assert panel[5, 4] == pytest.approx(0.7)  # overlap counts as the place asked
+    assert panel[5, 10] == pytest.approx(0.45)  # the other side only: 0.2 + 0.25
+    assert panel[0, 0] == pytest.approx(0.2)  # neither
+    unsided = place_panel(plain, left)
+    assert unsided[5, 10] == pytest.approx(0.2) and unsided[5, 2] == pytest.approx(0.7)
+    assert place_panel(np.ones((16, 16)), left, right).max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="differ"):
+        place_panel(plain, left, right[:8])
+    with pytest.raises(ValueError, match="differ"):
+        place_panel(plain[:8], left)
 
 
 def test_other_side_moves_a_sided_finding_and_leaves_limbs_alone() -> None:

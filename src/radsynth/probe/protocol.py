@@ -46,6 +46,7 @@ from radsynth.probe.scorecard import (
     PATHOLOGY_KINDS,
     finding_effect_row,
     other_side,
+    place_panel,
     prompt_diversity,
     score_targets,
     summarise_finding_effect,
@@ -614,9 +615,10 @@ class _Probe:
             rows.append(
                 finding_effect_row(images[0].title, prompt, twin, shown, plain, place, other)
             )
-            # First seed: asked | twin | |difference| x DIFFERENCE_GAIN | the finding's place.
+            # First seed: asked | twin | |difference| x DIFFERENCE_GAIN | the finding's place
+            # (bright) and, for a sided prompt, the other side's (dim).
             difference = np.clip(np.abs(shown[0] - plain[0]) * DIFFERENCE_GAIN, 0.0, 1.0)
-            where = 0.5 * plain[0] + 0.5 * place.astype(np.float32)
+            where = place_panel(plain[0], place, other)
             figure.append(
                 FigureRow(
                     images[0].title, prompt, [shown[0], plain[0], difference, where], [seeds[0]] * 4

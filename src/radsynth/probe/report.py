@@ -28,7 +28,10 @@ FIGURE_TITLES = {
     "figure2": "Figure 2: CT, MRI and ultrasound",
     "anatomy": "Anatomy and bias set: AP and lateral, hands and wrists, chests by sex and age",
     "pathology": "Pathology asked for",
-    "finding_effect": "Finding effect: asked | twin without it | |difference| x 5 | its place",
+    "finding_effect": (
+        "Finding effect: asked | twin without it | |difference| x 5 | its place "
+        "(dim: the other side, for a prompt that names one)"
+    ),
 }
 
 

@@ -382,6 +382,25 @@ def finding_effect_row(
     return json_clean(row)
 
 
+def place_panel(
+    plain: np.ndarray, place: np.ndarray, other_place: np.ndarray | None = None
+) -> np.ndarray:
+    """The finding-effect figure's last panel: the twin's image `plain` (H, W) at half
+    brightness, the finding's `place` lifted by 0.5 and, for a prompt that names a side, the
+    other side's place (where it is not also `place`) by 0.25, so the side asked is the bright
+    patch and its mirror the dim one; values in [0, 1]."""
+    plain = np.asarray(plain, dtype=np.float32)
+    place = np.asarray(place, dtype=bool)
+    if plain.shape != place.shape:
+        raise ValueError(f"image {plain.shape} and place {place.shape} differ")
+    panel = 0.5 * plain + 0.5 * place.astype(np.float32)
+    if other_place is not None:
+        if other_place.shape != place.shape:
+            raise ValueError(f"other_place {other_place.shape} and place {place.shape} differ")
+        panel += 0.25 * (np.asarray(other_place, dtype=bool) & ~place).astype(np.float32)
+    return np.clip(panel, 0.0, 1.0)
+
+
 def summarise_finding_effect(rows: list[dict[str, Any]], places: int) -> dict[str, Any]:
     """The rows of `finding_effect_row` with their pooled means (each prompt weighted alike)."""
     inside = [r["mean_change_inside"] for r in rows if r["mean_change_inside"] is not None]
