@@ -292,7 +292,9 @@ def test_training_with_a_structure_weight_preloads_runs_and_is_recorded(
     assert any(not torch.equal(weighted[k], plain[k]) for k in weighted)
 
 
-def test_the_command_line_takes_structures_and_their_weight_together(tmp_path: Path) -> None:
+def test_the_command_line_takes_structures_and_their_weight_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--data", str(tmp_path), "--out", str(tmp_path / "o")]
     config = parse_args(
         [*args, "--structure-loss-weight", "4", "--loss-structures", "l[1-5], disc_l*,"]
@@ -307,6 +309,9 @@ def test_the_command_line_takes_structures_and_their_weight_together(tmp_path: P
     ):
         with pytest.raises(SystemExit):
             parse_args([*args, *wrong])
+    errors = capsys.readouterr().err
+    assert "--structure-loss-weight and --loss-structures go together" in errors
+    assert "--structure-loss-weight must be a positive number, got -1.0" in errors
     with pytest.raises(ValueError, match="go together"):
         TrainConfig(tmp_path, tmp_path, structure_loss_weight=3.0)
     with pytest.raises(ValueError, match="structure_loss_weight must be a positive number"):

@@ -240,7 +240,9 @@ def test_two_steps_write_model_checkpoints_and_records(data_dir: Path, tmp_path:
     assert any(not torch.equal(start[k], trained[k]) for k in start)
 
 
-def test_max_minutes_ends_the_run_as_at_max_steps(data_dir: Path, tmp_path: Path) -> None:
+def test_max_minutes_ends_the_run_as_at_max_steps(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     # A budget spent by the first step: the run stops after it, and still writes the model.
     config = tiny_config(data_dir, out, max_steps=50, checkpoint_every=100, max_minutes=1e-6)
@@ -259,6 +261,8 @@ def test_max_minutes_ends_the_run_as_at_max_steps(data_dir: Path, tmp_path: Path
     assert parse_args([*common, "--max-minutes", "7.5", "--cache-images"]).max_minutes == 7.5
     with pytest.raises(SystemExit):
         parse_args([*common, "--max-minutes", "0"])
+    # The CLI reports TrainConfig's check in its own flags' names.
+    assert "--max-minutes must be a positive number, got 0.0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="max_minutes must be a positive"):
         tiny_config(data_dir, out, max_minutes=-1.0)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from radsynth.train.config import TrainConfig
@@ -17,6 +19,13 @@ def structure_patterns(text: str) -> tuple[str, ...]:
     if not patterns:
         raise argparse.ArgumentTypeError("no mask-name pattern given")
     return patterns
+
+
+def as_flags(message: str) -> str:
+    """A TrainConfig error with its field names written as the command's flags
+    (max_minutes -> --max-minutes)."""
+    names = "|".join(sorted((f.name for f in fields(TrainConfig) if "_" in f.name), key=len)[::-1])
+    return re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -84,46 +93,36 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
             "--preset and --init-from both given: a fine-tune keeps the architecture of its "
             "--init-from folder; drop --preset"
         )
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        parser.error(f"--max-minutes must be positive, got {args.max_minutes}")
-    if args.text_max_length is not None and args.text_max_length < 2:
-        parser.error(f"--text-max-length must be at least 2, got {args.text_max_length}")
-    if not args.finding_loss_weight > 0:
-        parser.error(f"--finding-loss-weight must be positive, got {args.finding_loss_weight}")
-    if not args.structure_loss_weight > 0:
-        parser.error(f"--structure-loss-weight must be positive, got {args.structure_loss_weight}")
-    if (args.structure_loss_weight != 1.0) != bool(args.loss_structures):
-        parser.error(
-            "--structure-loss-weight and --loss-structures go together: give both (a weight "
-            "other than 1) or neither"
-        )
     command = shlex.join(["radsynth-train", *(sys.argv[1:] if argv is None else argv)])
-    return TrainConfig(
-        data_dir=args.data,
-        output_dir=args.out,
-        preset=args.preset,
-        init_from=args.init_from,
-        max_steps=args.max_steps,
-        max_minutes=args.max_minutes,
-        cache_images=args.cache_images,
-        text_max_length=args.text_max_length,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        lr_warmup_steps=args.lr_warmup_steps,
-        prompt_dropout=args.prompt_dropout,
-        snr_gamma=args.snr_gamma if args.snr_gamma and args.snr_gamma > 0 else None,
-        finding_loss_weight=args.finding_loss_weight,
-        structure_loss_weight=args.structure_loss_weight,
-        loss_structures=args.loss_structures,
-        ema_decay=args.ema_decay,
-        checkpoint_every=args.checkpoint_every,
-        sample_every=args.sample_every,
-        num_samples=args.num_samples,
-        seed=args.seed,
-        resume=args.resume,
-        mixed_precision=args.mixed_precision,
-        command=command,
-    )
+    try:
+        return TrainConfig(
+            data_dir=args.data,
+            output_dir=args.out,
+            preset=args.preset,
+            init_from=args.init_from,
+            max_steps=args.max_steps,
+            max_minutes=args.max_minutes,
+            cache_images=args.cache_images,
+            text_max_length=args.text_max_length,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            lr_warmup_steps=args.lr_warmup_steps,
+            prompt_dropout=args.prompt_dropout,
+            snr_gamma=args.snr_gamma if args.snr_gamma and args.snr_gamma > 0 else None,
+            finding_loss_weight=args.finding_loss_weight,
+            structure_loss_weight=args.structure_loss_weight,
+            loss_structures=args.loss_structures,
+            ema_decay=args.ema_decay,
+            checkpoint_every=args.checkpoint_every,
+            sample_every=args.sample_every,
+            num_samples=args.num_samples,
+            seed=args.seed,
+            resume=args.resume,
+            mixed_precision=args.mixed_precision,
+            command=command,
+        )
+    except ValueError as error:  # TrainConfig checks the values; the message names the flags
+        parser.error(as_flags(str(error)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
