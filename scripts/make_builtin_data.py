@@ -308,6 +308,8 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if not (args.regional or args.crops or args.findings or args.study_findings or args.focus):
+        parser.error("every part has 0 cases: nothing to write")
     regional = args.out / "regional"
     command = [
         sys.executable, "-m", "radsynth", "phantoms", "--out", str(regional),
@@ -316,8 +318,10 @@ def main() -> None:
     ]  # fmt: skip
     if (regional / "manifest.jsonl").exists():
         command.append("--resume")
-    subprocess.run(command, check=True)
-    write_crops(args.out / "crops", args.crops, args.seed, args.size, args.workers)
+    if args.regional:  # each part is optional: 0 cases writes none (a small held-out set)
+        subprocess.run(command, check=True)
+    if args.crops:
+        write_crops(args.out / "crops", args.crops, args.seed, args.size, args.workers)
     if args.findings:
         findings_seed = args.seed + FINDING_SEED_OFFSET
         write_part(

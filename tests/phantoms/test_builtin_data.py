@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -160,3 +161,23 @@ def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs its regions"):
         script["write_part"](tmp_path / "focus", "focus", 1, 0, 64, 1)
     assert not (tmp_path / "focus").exists()  # refused before anything is written
+
+
+def test_a_set_of_focus_cases_alone_for_a_held_out_check(tmp_path: Path) -> None:
+    """--regional 0 --crops 0 writes only the parts asked (a small held-out set); all parts at 0
+    is refused before anything is written."""
+    script = [sys.executable, str(SCRIPTS / "make_builtin_data.py"), "--workers", "1"]
+    out = tmp_path / "held-out"
+    parts = ["--regional", "0", "--crops", "0", "--size", "64", "--seed", "31"]
+    focus = ["--focus", "2", "--focus-regions", "lumbar_spine:ap"]
+    result = subprocess.run([*script, "--out", str(out), *parts, *focus], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["focus", "manifest.jsonl"]
+    records = list(iter_manifest(out / "manifest.jsonl"))
+    assert len(records) == 2 and all(r["id"].startswith("focus-") for r in records)
+    assert {(r["labels"]["region"], r["labels"]["view"]) for r in records} == {
+        ("lumbar_spine", "ap")
+    }
+    empty = subprocess.run([*script, "--out", str(tmp_path / "none"), *parts], capture_output=True)
+    assert empty.returncode == 2 and b"nothing to write" in empty.stderr
+    assert not (tmp_path / "none").exists()
