@@ -29,8 +29,7 @@ FIGURE_TITLES = {
     "anatomy": "Anatomy and bias set: AP and lateral, hands and wrists, chests by sex and age",
     "pathology": "Pathology asked for",
     "finding_effect": (
-        "Finding effect: asked | twin without it | |difference| x 5 | its place "
-        "(dim: the other side, for a prompt that names one)"
+        "Finding effect: asked | twin without it | |difference| x 5 | its place (dim: other side)"
     ),
 }
 
