@@ -139,7 +139,7 @@ _PRESETS: dict[str, ModelPreset] = {
         # a quiet 2-core CPU (v1 chose 6 steps at 2.5 by benchmarks/sweep_sampler.py; closing
         # note of the v10 model). v13 keeps them: 29 targets over the three seeds, 11 pooled;
         # v15: 30 over the three seeds, 10 pooled; v16: 31, 10 pooled; v17: 30, 10 pooled;
-        # v18: 32, 10 pooled.
+        # v18: 32, 10 pooled; v19: 36, 12 pooled.
         num_inference_steps=10,
         guidance_scale=4.0,
         guidance_cutoff=0.5,
