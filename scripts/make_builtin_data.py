@@ -310,15 +310,16 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.regional or args.crops or args.findings or args.study_findings or args.focus):
         parser.error("every part has 0 cases: nothing to write")
-    regional = args.out / "regional"
-    command = [
-        sys.executable, "-m", "radsynth", "phantoms", "--out", str(regional),
-        "--n", str(args.regional), "--size", str(args.size), "--seed", str(args.seed),
-        "--workers", str(args.workers),
-    ]  # fmt: skip
-    if (regional / "manifest.jsonl").exists():
-        command.append("--resume")
-    if args.regional:  # each part is optional: 0 cases writes none (a small held-out set)
+    # Each part is optional: 0 cases writes none (a small held-out set of focus cases).
+    if args.regional:
+        regional = args.out / "regional"
+        command = [
+            sys.executable, "-m", "radsynth", "phantoms", "--out", str(regional),
+            "--n", str(args.regional), "--size", str(args.size), "--seed", str(args.seed),
+            "--workers", str(args.workers),
+        ]  # fmt: skip
+        if (regional / "manifest.jsonl").exists():
+            command.append("--resume")
         subprocess.run(command, check=True)
     if args.crops:
         write_crops(args.out / "crops", args.crops, args.seed, args.size, args.workers)

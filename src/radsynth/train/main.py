@@ -24,7 +24,7 @@ def structure_patterns(text: str) -> tuple[str, ...]:
 def as_flags(message: str) -> str:
     """A TrainConfig error with its field names written as the command's flags
     (max_minutes -> --max-minutes)."""
-    names = "|".join(sorted((f.name for f in fields(TrainConfig) if "_" in f.name), key=len)[::-1])
+    names = "|".join(f.name for f in fields(TrainConfig) if "_" in f.name)  # whole words only
     return re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
