@@ -21,7 +21,7 @@ from radsynth.pipelines import TextToImagePipeline
 from radsynth.train import TrainConfig, main, train
 from radsynth.train.data import ManifestImageDataset
 from radsynth.train.loop import min_snr_weights
-from radsynth.train.main import parse_args
+from radsynth.train.main import as_flags, parse_args
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +265,17 @@ def test_max_minutes_ends_the_run_as_at_max_steps(
     assert "--max-minutes must be a positive number, got 0.0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="max_minutes must be a positive"):
         tiny_config(data_dir, out, max_minutes=-1.0)
+
+
+def test_as_flags_names_every_field_by_its_flag() -> None:
+    # Fields whose flag differs from the field's name, and whole words only.
+    assert as_flags("output_dir holds a model; data_dir has no manifest") == (
+        "--out holds a model; --data has no manifest"
+    )
+    assert as_flags("max_steps and batch_size must be at least 1") == (
+        "--max-steps and --batch-size must be at least 1"
+    )
+    assert as_flags("my_max_steps_total stays") == "my_max_steps_total stays"
 
 
 @pytest.fixture(scope="module")

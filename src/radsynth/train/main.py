@@ -21,11 +21,19 @@ def structure_patterns(text: str) -> tuple[str, ...]:
     return patterns
 
 
+# TrainConfig fields whose flag is not the field's name with dashes.
+RENAMED_FLAGS = {"data_dir": "--data", "output_dir": "--out"}
+
+
 def as_flags(message: str) -> str:
     """A TrainConfig error with its field names written as the command's flags
-    (max_minutes -> --max-minutes)."""
+    (max_minutes -> --max-minutes, output_dir -> --out)."""
     names = "|".join(f.name for f in fields(TrainConfig) if "_" in f.name)  # whole words only
-    return re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), message)
+    return re.sub(
+        rf"\b({names})\b",
+        lambda m: RENAMED_FLAGS.get(m.group(1), "--" + m.group(1).replace("_", "-")),
+        message,
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
