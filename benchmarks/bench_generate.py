@@ -4,7 +4,7 @@
 
 Times the model's default sampler settings (steps, guidance and its interval, as saved with the
 model) against diffusers' default sampler settings on the same weights: 50 steps, fp32, the same
-guidance at every step.
+guidance at every step. Both run on the pipeline as loaded, the UNet's weights channels-last.
 Both make 4 images per prompt in one batch (the study's Figure 1 layout) from the same seeds;
 the figure is the median over `--repeats` runs of the eight Figure 1 prompts, cycled.
 Without --model it times the built-in model, or, if that is missing, random weights of the
@@ -13,6 +13,8 @@ built-in preset (the speed of a network does not depend on its weights).
 `--quality K` then checks that the speed costs no quality: both settings make K images of each
 Figure 1 prompt from the same seeds, and the reader scores both sets (modality and region as
 asked, with 95 % Wilson intervals), plus the SSIM of each fast image to its baseline twin.
+`--compare-layout` also times the default settings with the weights contiguous (NCHW), the
+layout a plain diffusers load gives, alternating with channels-last runs.
 """
 
 from __future__ import annotations
@@ -81,6 +83,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
+        "--compare-layout",
+        action="store_true",
+        help="also time the default settings with the UNet's weights contiguous (NCHW), "
+        "alternating with channels-last runs",
+    )
+    parser.add_argument(
         "--quality", type=int, default=0, metavar="K", help="images per prompt to score (0: off)"
     )
     args = parser.parse_args()
@@ -103,6 +111,8 @@ def main() -> None:
         f"default settings ({steps} steps, guidance {guidance} at t >= {cutoff:g} T, fp32): "
         f"{fast:.2f} images/s (runs: {', '.join(f'{v:.2f}' for v in ours)})"
     )
+    if args.compare_layout:
+        compare_layout(pipe, steps, guidance, cutoff, args)
     if args.skip_baseline:
         return
     base = [
@@ -117,6 +127,28 @@ def main() -> None:
     print(f"speed-up: {fast / slow:.1f}x")
     if args.quality:
         compare_quality(pipe, steps, guidance, cutoff, args.quality)
+
+
+def compare_layout(
+    pipe: TextToImagePipeline, steps: int, guidance: float, cutoff: float, args: argparse.Namespace
+) -> None:
+    """Default settings with the UNet's weights channels-last (as loaded) and contiguous,
+    alternating run by run so that a drifting machine affects both alike."""
+    speeds: dict[str, list[float]] = {"channels_last": [], "contiguous": []}
+    for _ in range(args.repeats):
+        for layout, form in (
+            ("contiguous", torch.contiguous_format),
+            ("channels_last", torch.channels_last),
+        ):
+            pipe.unet.to(memory_format=form)
+            speeds[layout].append(
+                images_per_second(pipe, steps, guidance, args.batches, args.per_prompt, cutoff)
+            )
+    last, flat = (statistics.median(speeds[k]) for k in ("channels_last", "contiguous"))
+    print(
+        f"weights layout: channels-last {last:.2f} images/s, contiguous {flat:.2f} "
+        f"(runs: {', '.join(f'{v:.2f}' for v in speeds['contiguous'])}): {last / flat:.2f}x"
+    )
 
 
 def make_set(

@@ -232,6 +232,29 @@ def test_guidance_cutoff_is_saved_with_the_model(tmp_path: Path) -> None:
     assert TextToImagePipeline.from_pretrained(tmp_path / "model").guidance_cutoff == 0.25
 
 
+def test_pipelines_lay_the_unet_out_channels_last_without_changing_the_images() -> None:
+    from radsynth.models import build_components
+
+    components = build_components("tiny-patch", seed=0)
+    assert not components.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    sample = torch.randn(2, components.model_channels, 16, 16, generator=seeded(1))
+    text = torch.randn(2, 6, components.prompt_encoder.hidden_size, generator=seeded(2))
+    steps = torch.tensor([10, 500])
+    with torch.no_grad():
+        # The layout a plain load gives (NCHW), timed by the benchmark's --compare-layout.
+        contiguous = components.unet(sample, steps, encoder_hidden_states=text).sample
+        pipe = TextToImagePipeline(components)
+        assert pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+        last = pipe.unet(sample, steps, encoder_hidden_states=text).sample
+    assert last.shape == contiguous.shape
+    assert torch.allclose(last, contiguous, atol=1e-5)
+    # The whole sampler: the same images as with the weights contiguous, up to float rounding.
+    images = pipe(PROMPT, num_images_per_prompt=2, generator=seeded(3)).images
+    pipe.unet.to(memory_format=torch.contiguous_format)
+    again = pipe(PROMPT, num_images_per_prompt=2, generator=seeded(3)).images
+    assert np.abs(np.asarray(images) - np.asarray(again)).max() < 1e-4
+
+
 def test_save_load_round_trip_gives_identical_images(
     components: DiffusionComponents, tmp_path: Path, image: np.ndarray, box_mask: np.ndarray
 ) -> None:

@@ -40,6 +40,10 @@ class RadiologyPipeline:
     """Base class: holds the components and the steps every task shares."""
 
     def __init__(self, components: DiffusionComponents) -> None:
+        # The UNet's weights are laid out channels-last (NHWC), which oneDNN's CPU convolutions
+        # run faster (`benchmarks/bench_generate.py --compare-layout`). Every pipeline does it,
+        # so the same components and seed give the same images however the pipeline was made.
+        components.unet.to(memory_format=torch.channels_last)
         self.components = components
         self.progress_bar_disabled = False
         self._guidance_cutoff: float | None = None
