@@ -112,7 +112,7 @@ def main() -> None:
         f"{fast:.2f} images/s (runs: {', '.join(f'{v:.2f}' for v in ours)})"
     )
     if args.compare_layout:
-        compare_layout(pipe, steps, guidance, cutoff, args)
+        compare_layout(pipe, steps, guidance, cutoff, args.repeats, args.batches, args.per_prompt)
     if args.skip_baseline:
         return
     base = [
@@ -130,24 +130,34 @@ def main() -> None:
 
 
 def compare_layout(
-    pipe: TextToImagePipeline, steps: int, guidance: float, cutoff: float, args: argparse.Namespace
+    pipe: TextToImagePipeline,
+    steps: int,
+    guidance: float,
+    cutoff: float,
+    repeats: int,
+    batches: int,
+    per_prompt: int,
 ) -> None:
-    """Default settings with the UNet's weights channels-last (as loaded) and contiguous,
-    alternating run by run so that a drifting machine affects both alike."""
-    speeds: dict[str, list[float]] = {"channels_last": [], "contiguous": []}
-    for _ in range(args.repeats):
+    """Default settings with the UNet's weights contiguous and channels-last, alternating run
+    by run so that a drifting machine affects both alike; ends channels-last, as loaded."""
+    speeds: dict[str, list[float]] = {"channels-last": [], "contiguous": []}
+    for _ in range(repeats):
         for layout, form in (
             ("contiguous", torch.contiguous_format),
-            ("channels_last", torch.channels_last),
+            ("channels-last", torch.channels_last),
         ):
             pipe.unet.to(memory_format=form)
             speeds[layout].append(
-                images_per_second(pipe, steps, guidance, args.batches, args.per_prompt, cutoff)
+                images_per_second(pipe, steps, guidance, batches, per_prompt, cutoff)
             )
-    last, flat = (statistics.median(speeds[k]) for k in ("channels_last", "contiguous"))
+    median = {layout: statistics.median(runs) for layout, runs in speeds.items()}
     print(
-        f"weights layout: channels-last {last:.2f} images/s, contiguous {flat:.2f} "
-        f"(runs: {', '.join(f'{v:.2f}' for v in speeds['contiguous'])}): {last / flat:.2f}x"
+        "weights layout: "
+        + "; ".join(
+            f"{layout} {median[layout]:.2f} images/s (runs: {', '.join(f'{v:.2f}' for v in runs)})"
+            for layout, runs in speeds.items()
+        )
+        + f": {median['channels-last'] / median['contiguous']:.2f}x"
     )
 
 
