@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from radsynth.cli.app import app
 from radsynth.evaluate.anatomy import truth_structure_map
-from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap
+from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap, load_reader
+from radsynth.evaluate.reader.inference import WEIGHTS_DIR
 from radsynth.models import build_components
 from radsynth.probe.protocol import (
+    EDIT_SEED_BASE,
     PATHOLOGY_PROMPTS,
     GeneratedImage,
     ProbeConfig,
@@ -35,7 +37,9 @@ from radsynth.probe.scoring import (
     bone_length,
     central_mask,
     femur_tibia,
+    pad_to_square,
     read_in_windows,
+    read_in_windows_averaged,
     regional_plane,
     score_extension,
     score_inpainting,
@@ -323,6 +327,28 @@ def test_reading_a_tall_image_in_windows_keeps_its_proportions() -> None:
     smap = read_in_windows(_ThresholdReader(), image)
     assert smap.masks["femur"].shape == (96, 32)
     assert abs(bone_length(smap.masks["femur"]) - 80) <= 2
+
+
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / "reader.safetensors").is_file(), reason="no shipped reader weights"
+)
+def test_reading_a_whole_body_in_knee_fields_measures_the_answer_key_closer() -> None:
+    # The probe's first knee-to-body case: the true projection of the whole body, 1088 x 256.
+    reader = load_reader()
+    plane = regional_plane(EDIT_SEED_BASE + 20_000, "knee", "ap", "left", sex="female", size=128)
+    _, truth, _ = plane.full_body(256, 256)
+    image = truth.image.astype(np.float32)
+    true_ratio = femur_tibia(truth_structure_map(truth.masks))["ratio"]
+    logits = reader.segmentation_logits(image[:128, :128])
+    assert logits.shape == (1, len(reader.config.groups), reader.config.size, reader.config.size)
+    fields = read_in_windows_averaged(reader, image, 128)
+    assert fields.masks["femur"].shape == image.shape
+    whole = femur_tibia(reader.structures(pad_to_square(image)[0])[0])
+    windowed = femur_tibia(fields)
+    # Both legs' long bones are found at full size (the truth: femur 254 px, tibia 244 px),
+    # and the ratio is closer to the truth than from the whole image squeezed into one field.
+    assert windowed["femur_px"] > 150 and windowed["tibia_px"] > 150
+    assert abs(windowed["ratio"] / true_ratio - 1) < 0.15 < abs(whole["ratio"] / true_ratio - 1)
 
 
 def test_scores_name_the_shipped_model_the_same_on_every_machine(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "central_mask",
     "femur_tibia",
     "read_in_windows",
+    "read_in_windows_averaged",
     "pad_to_square",
     "regional_plane",
     "resize_mask",
@@ -165,6 +166,40 @@ def read_in_windows(reader: Any, image: np.ndarray, window: int | None = None) -
                 (int(r + y * scale), int(c + x * scale)) for y, x in points
             )
     return StructureMap(masks, centres)
+
+
+def read_in_windows_averaged(reader: Any, image: np.ndarray, window: int) -> StructureMap:
+    """The reader's structure masks of a large image from overlapping square windows of
+    `window` px, half a window apart, each read at the reader's size: their logits are resized
+    back and averaged under a Gaussian weight centred on each window (the usual sliding-window
+    segmentation), so a group is seen where most windows that look at a pixel near their
+    centre see it, rather than where any window does. With `window` the field of a regional
+    radiograph at the image's spacing, every window is read at the scale the reader knows.
+    Masks only (no bone centres)."""
+    image = np.asarray(image, dtype=np.float32)
+    h, w = image.shape
+    side = min(window, h, w)
+    stride = max(1, side // 2)
+    rows = sorted({*range(0, h - side + 1, stride), h - side})
+    cols = sorted({*range(0, w - side + 1, stride), w - side})
+    corners = [(r, c) for r in rows for c in cols]
+    logits = torch.from_numpy(
+        reader.segmentation_logits(
+            np.stack([image[r : r + side, c : c + side] for r, c in corners])
+        )
+    )
+    logits = F.interpolate(logits, size=(side, side), mode="bilinear")
+    axis = torch.linspace(-1.0, 1.0, side)
+    bell = torch.exp(-(axis**2) / (2 * 0.5**2))
+    weight = bell[:, None] * bell[None, :]
+    total = torch.zeros(logits.shape[1], h, w)
+    norm = torch.zeros(h, w)
+    for (r, c), window_logits in zip(corners, logits, strict=True):
+        total[:, r : r + side, c : c + side] += window_logits * weight
+        norm[r : r + side, c : c + side] += weight
+    mean = (total / norm).numpy()
+    groups = reader.config.groups
+    return StructureMap({group: mean[k] > 0 for k, group in enumerate(groups)}, {})
 
 
 def femur_tibia(smap: StructureMap) -> dict[str, Any]:

@@ -104,6 +104,11 @@ class Reader:
                 results.append(record)
         return results
 
+    def segmentation_logits(self, images: Any) -> np.ndarray:
+        """Float32 (B, groups, size, size) logits of the structure groups (a group is seen
+        where its logit is above 0), for callers that combine several readings of an image."""
+        return np.concatenate([o["segmentation"].numpy() for o in self._run(images)])
+
     def structures(self, images: Any) -> list[StructureMap]:
         """Per image, the structure groups it shows and the centres of countable bones, at
         the reader's size (`config.size` pixels square)."""
