@@ -11,8 +11,7 @@ probe's case seeds, alternating sex), this prints:
   true projection read whole (padded to a square) and in sliding windows of several sizes,
   the windows' logits averaged under Gaussian weights (`read_in_windows_averaged`; at the
   default size 128 px is the knee's field, the scale of a regional knee radiograph). The probe
-  reads its answer key whole, in windows of the image's width and in windows of the knee's
-  field, and reads the generated body the way that gets the key closest;
+  reads whole or in windows of the image's width, whichever reads the key closer;
 - the lumbar vertebrae the reader finds in the lumbar field cut out of the true projection
   (as the probe does), in the same field with its contrast stretched (1st to 99th percentile),
   and in the regional lumbar radiograph of the same body (the scale and exposure it was

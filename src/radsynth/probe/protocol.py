@@ -57,7 +57,6 @@ from radsynth.probe.scoring import (
     femur_tibia,
     pad_to_square,
     read_in_windows,
-    read_in_windows_averaged,
     regional_plane,
     resize_image,
     resize_mask,
@@ -495,21 +494,19 @@ class _Probe:
             truth_structure_map(lumbar.masks).centres["lumbar_vertebrae"]
         )
         if self.reader is not None:
-            # Three ways to read a tall image; the one that measures the answer key best is
-            # used for the generated image too (the instrument is calibrated on the truth only).
-            # The last reads windows of the knee's field, the scale of a regional knee
-            # radiograph: on the probe's first four bodies its error on the answer key is
-            # 0.01-0.11, against 0.25-0.66 for the whole image
-            # (scripts/knee_body_instrument.py).
+            # Two ways to read a tall image; the one that measures the answer key best is used
+            # for the generated image too (the instrument is calibrated on the truth only).
+            # Windows of the knee's field with averaged logits (read_in_windows_averaged) read
+            # the key closer (0.01-0.11 off on the first four bodies, against 0.25-0.66), but
+            # on the built-in model's bodies they find the long bones only in and beside the
+            # kept knee, so they would measure the input, not the model
+            # (scripts/knee_body_instrument.py, docs/reader.md).
             reader = self.reader
             methods: dict[str, Callable[[np.ndarray], Any]] = {
                 "whole image padded to a square": lambda im: reader.structures(
                     pad_to_square(im)[0]
                 )[0],
                 "square windows of the image's width": lambda im: read_in_windows(reader, im),
-                "windows of the knee's field, logits averaged": lambda im: read_in_windows_averaged(
-                    reader, im, knee_px
-                ),
             }
             on_truth = {name: femur_tibia(read(truth_image)) for name, read in methods.items()}
 
