@@ -139,12 +139,13 @@ _PRESETS: dict[str, ModelPreset] = {
         # a quiet 2-core CPU (v1 chose 6 steps at 2.5 by benchmarks/sweep_sampler.py; closing
         # note of the v10 model). v13 keeps them: 29 targets over the three seeds, 11 pooled;
         # v15: 30 over the three seeds, 10 pooled; v16: 31, 10 pooled; v17: 30, 10 pooled;
-        # v18: 32, 10 pooled; v19: 36, 12 pooled. Since v19: 8 steps at guidance 3.0 (still
-        # guided while t >= T/2: 4 of the 8 steps). On v19 they meet the same targets as 10
-        # steps at 4.0 (12 on each of seeds 0, 1000, 2000, 12 pooled), with images of a prompt
-        # less alike (MS-SSIM 0.877 against 0.882), a stronger side check (4.41 against 4.21)
-        # and inpainting (23.2 dB against 22.7), 1.3-1.4x faster (sweep_sampler, alternating:
-        # 1.64 and 1.78 images/s against 1.26 and 1.24). 7 steps lost a target on seed 0.
+        # v18: 32, 10 pooled; v19: 36, 12 pooled. Since 2026-12-06 (v19 shipped with 10 at
+        # 4.0): 8 steps at guidance 3.0, still guided while t >= T/2 (4 of the 8 steps). On
+        # v19 they meet the same targets as 10 steps at 4.0 (12 on each of seeds 0, 1000,
+        # 2000, 12 pooled), with images of a prompt less alike (MS-SSIM 0.877 against
+        # 0.882), a stronger side check (4.41 against 4.21) and inpainting (23.2 dB against
+        # 22.7), 1.3-1.4x faster (sweep_sampler, alternating: 1.64 and 1.78 images/s against
+        # 1.26 and 1.24). 7 steps lost a target on seed 0.
         num_inference_steps=8,
         guidance_scale=3.0,
         guidance_cutoff=0.5,

@@ -140,6 +140,15 @@ def bone_length(mask: np.ndarray) -> int:
     return int(rows[-1] - rows[0] + 1)
 
 
+def _window_corners(height: int, width: int, side: int) -> list[tuple[int, int]]:
+    """Top-left corners of square windows of `side` px half a window apart that cover an
+    image, the last row and column of windows flush with its far edges."""
+    stride = max(1, side // 2)
+    rows = sorted({*range(0, height - side + 1, stride), height - side})
+    cols = sorted({*range(0, width - side + 1, stride), width - side})
+    return [(r, c) for r in rows for c in cols]
+
+
 def read_in_windows(reader: Any, image: np.ndarray, window: int | None = None) -> StructureMap:
     """The reader's structure map of a large (tall) image, read in overlapping square windows
     of the image's width (or `window` px) half a window apart: each window is read at the
@@ -149,10 +158,7 @@ def read_in_windows(reader: Any, image: np.ndarray, window: int | None = None) -
     image = np.asarray(image, dtype=np.float32)
     h, w = image.shape
     side = min(window or w, h, w)
-    stride = max(1, side // 2)
-    rows = sorted({*range(0, h - side + 1, stride), h - side})
-    cols = sorted({*range(0, w - side + 1, stride), w - side})
-    corners = [(r, c) for r in rows for c in cols]
+    corners = _window_corners(h, w, side)
     maps = reader.structures(np.stack([image[r : r + side, c : c + side] for r, c in corners]))
     masks: dict[str, np.ndarray] = {}
     centres: dict[str, list[tuple[int, int]]] = {}
@@ -179,10 +185,7 @@ def read_in_windows_averaged(reader: Any, image: np.ndarray, window: int) -> Str
     image = np.asarray(image, dtype=np.float32)
     h, w = image.shape
     side = min(window, h, w)
-    stride = max(1, side // 2)
-    rows = sorted({*range(0, h - side + 1, stride), h - side})
-    cols = sorted({*range(0, w - side + 1, stride), w - side})
-    corners = [(r, c) for r in rows for c in cols]
+    corners = _window_corners(h, w, side)
     logits = torch.from_numpy(
         reader.segmentation_logits(
             np.stack([image[r : r + side, c : c + side] for r, c in corners])
