@@ -50,7 +50,7 @@ def main() -> None:
     settings = [parse_setting(parser, setting) for setting in args.settings]
     torch.set_num_threads(args.threads)
     from radsynth.evaluate.metrics import conditional_accuracy
-    from radsynth.evaluate.metrics.ssim import pairwise_ms_ssim
+    from radsynth.evaluate.metrics.ssim import MSSSIMDiversity
     from radsynth.evaluate.reader import load_reader
 
     reader = load_reader()
@@ -76,19 +76,15 @@ def main() -> None:
             f"{fields[f].rate:4.0%} [{fields[f].low:.0%}, {fields[f].high:.0%}]"
             for f in ("modality", "region")
         ]
-        groups = np.asarray(images, dtype=np.float32).reshape(
-            -1, args.per_prompt, *images.shape[1:3]
-        )
-        alike = (
-            f"{np.mean([pairwise_ms_ssim(group).mean() for group in groups]):.3f}"
-            if args.per_prompt > 1
-            else "-"
-        )
+        diversity = MSSSIMDiversity()
+        for prompt, image in zip(asked, images, strict=True):
+            diversity.update(np.squeeze(image), prompt)
+        mean_ms_ssim = diversity.compute()["mean_ms_ssim"]
+        alike = "-" if mean_ms_ssim is None else f"{mean_ms_ssim:.3f}"
         print(
             f"{steps:>5}  {guidance:>8g}  {cutoff:>6g}  {sampler:>7}  {rate:8.2f}  "
             f"{cells[0]:<19}  {cells[1]:<15}  {alike}"
         )
-    pipe.scheduler = own
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ import torch
 from radsynth.evaluate.anatomy import truth_structure_map
 from radsynth.evaluate.reader import load_reader
 from radsynth.evaluate.reader.inference import Reader
-from radsynth.phantoms.xray import REGIONS, region_centre
-from radsynth.probe.protocol import EDIT_SEED_BASE
+from radsynth.probe.protocol import full_body_case
 from radsynth.probe.scoring import (
     femur_tibia,
     pad_to_square,
@@ -74,8 +73,7 @@ def main() -> None:
     reader = load_reader(args.reader)
     knee_px = max(32, args.size // 2)  # the probe's default
     for k in range(args.bodies):
-        seed = EDIT_SEED_BASE + 20_000 + k  # the probe's knee-to-body seeds
-        sex = "female" if k % 2 == 0 else "male"
+        seed, sex = full_body_case(k)
         plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
         _, truth, _ = plane.full_body(2 * knee_px, args.size)
         image = truth.image.astype(np.float32)
@@ -92,11 +90,9 @@ def main() -> None:
             reading = femur_tibia(read_in_windows_averaged(reader, image, side))
             error = ratio_error(reading, true["ratio"])
             print(f"  ratio error, {side} px windows, logits averaged: {error}")
-        spacing = plane.settings.spacing_mm
-        field = int(round(REGIONS["lumbar_spine"].field_mm * plane.body.scale / spacing))
-        lumbar = plane.window((field, field), region_centre(plane.body, "lumbar_spine", None))
+        lumbar = plane.field_window("lumbar_spine", min(image.shape))  # the probe's cut-out
         expected = len(truth_structure_map(lumbar.masks).centres["lumbar_vertebrae"])
-        crop = lumbar.image.astype(np.float32)  # the probe's cut-out, pixel for pixel
+        crop = lumbar.image.astype(np.float32)
         regional = regional_plane(seed, "lumbar_spine", "ap", None, sex=sex, size=args.size)
         own = regional.window((args.size, args.size)).image.astype(np.float32)
         print(

@@ -18,10 +18,10 @@ from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureM
 from radsynth.evaluate.reader.inference import WEIGHTS_DIR
 from radsynth.models import build_components
 from radsynth.probe.protocol import (
-    EDIT_SEED_BASE,
     PATHOLOGY_PROMPTS,
     GeneratedImage,
     ProbeConfig,
+    full_body_case,
     run_probe,
     total_units,
 )
@@ -335,7 +335,8 @@ def test_reading_a_tall_image_in_windows_keeps_its_proportions() -> None:
 def test_reading_a_whole_body_in_knee_fields_measures_the_answer_key_closer() -> None:
     # The probe's first knee-to-body case: the true projection of the whole body, 1088 x 256.
     reader = load_reader()
-    plane = regional_plane(EDIT_SEED_BASE + 20_000, "knee", "ap", "left", sex="female", size=128)
+    seed, sex = full_body_case(0)
+    plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=128)
     _, truth, _ = plane.full_body(256, 256)
     image = truth.image.astype(np.float32)
     true_ratio = femur_tibia(truth_structure_map(truth.masks))["ratio"]

@@ -264,6 +264,11 @@ def _labels_dict(prompt: str) -> dict[str, Any]:
     return {k: v for k, v in labels.to_dict().items() if v not in (None, [], ())}
 
 
+def full_body_case(k: int) -> tuple[int, str]:
+    """The phantom seed and sex of the probe's k-th knee-to-full-body case."""
+    return EDIT_SEED_BASE + 20_000 + k, "female" if k % 2 == 0 else "male"
+
+
 def _laterality(region: str) -> str | None:
     return "left" if region in PAIRED_REGIONS else None
 
@@ -442,14 +447,11 @@ class _Probe:
     def full_body(self) -> None:
         knee_px = self.config.full_body_knee_px or max(32, self.size // 2)
         for k in range(self.config.full_body_cases):
-            seed = EDIT_SEED_BASE + 20_000 + k
-            sex = "female" if k % 2 == 0 else "male"
+            seed, sex = full_body_case(k)
             self.result.full_body.append(self._one_full_body(seed, sex, knee_px))
             self.on_step("Figure 4: knee to full body")
 
     def _one_full_body(self, seed: int, sex: str, knee_px: int) -> dict[str, Any]:
-        from radsynth.phantoms.xray import REGIONS, region_centre
-
         plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
         spacing = plane.settings.spacing_mm
         knee, truth, margins = plane.full_body(self.config.full_body_width * knee_px, self.size)
@@ -484,9 +486,8 @@ class _Probe:
             "truth": true_props,
         }
         # The lumbar-spine field of the same plane (a lumbar radiograph's field at this spacing).
-        field_px = int(round(REGIONS["lumbar_spine"].field_mm * plane.body.scale / spacing))
-        field_px = min(field_px, tall, wide)
-        lumbar = plane.window((field_px, field_px), region_centre(plane.body, "lumbar_spine", None))
+        lumbar = plane.field_window("lumbar_spine", min(tall, wide))
+        field_px = lumbar.image.shape[0]
         loff = np.array(lumbar.meta["lattice_origin"]) - np.array(truth.meta["lattice_origin"])
         r0, c0 = max(0, int(loff[0])), max(0, int(loff[1]))
         record["lumbar_field_px"] = [r0, c0, field_px]

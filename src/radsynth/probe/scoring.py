@@ -230,6 +230,16 @@ class RegionalPlane:
             self.body, self.settings, self.centre if centre is None else centre, shape
         )
 
+    def field_window(self, region: str, largest: int | None = None) -> Any:
+        """The window of `region`'s radiograph field (its field at the body's scale, at this
+        plane's spacing, at most `largest` px square) centred on the region."""
+        from radsynth.phantoms.xray import REGIONS, region_centre
+
+        field_mm = REGIONS[region].field_mm * self.body.scale
+        side = int(round(field_mm / self.settings.spacing_mm))
+        side = side if largest is None else min(side, largest)
+        return self.window((side, side), region_centre(self.body, region, None))
+
     def grown(self, top: int, bottom: int, left: int, right: int) -> tuple[Any, Any, int, int]:
         """The regional image and a window grown by the given pixels on each side, with the
         regional image's (row, column) offset inside the grown one."""
