@@ -4,7 +4,8 @@
 
 Writes src/radsynth/models/builtin/: the diffusers folder (fp16 safetensors, EMA weights),
 `training.json` (the run's own record plus how its data was made, and for a fine-tune its
-parent's record under "parent") and `loss.png`.
+parent's record under "parent") and `loss.png`. RUN may also be a weight average
+(`radsynth average ... --out RUN`), whose record holds those of the models it averaged.
 """
 
 from __future__ import annotations
@@ -19,43 +20,7 @@ import torch
 
 from radsynth.models import DiffusionComponents
 from radsynth.paths import BUILTIN_MODEL as TARGET
-
-
-def trained_steps(record: dict) -> int:
-    """Steps of the model a run wrote: its parent's and its own."""
-    return int(record.get("parent_steps") or 0) + int(record["steps"])
-
-
-def parent_record(record: dict) -> dict | None:
-    """The training record of the model a fine-tune started from: the model folder's own
-    (a shipped model) or its run folder's (`radsynth train --out RUN` writes RUN/model and
-    RUN/training.json); None when it was not kept.
-
-    A path can hold another model by now (the built-in folder is replaced at every ship), so
-    the record must account for the run's `parent_steps`: where the folder's record does not,
-    the one in its own chain of parents that does is taken (the built-in folder of a later
-    ship still carries the earlier model's record), and None where none does."""
-    init_from = record.get("config", {}).get("init_from")
-    if not init_from:
-        return None
-    for candidate in (Path(init_from) / "training.json", Path(init_from).parent / "training.json"):
-        if candidate.is_file():
-            found: dict | None = json.loads(candidate.read_text())
-            if record.get("parent_steps") is None:
-                return found
-            while found is not None and trained_steps(found) != record["parent_steps"]:
-                found = found.get("parent")
-            return found
-    return None
-
-
-def with_parents(record: dict, depth: int = 0) -> dict:
-    """`record` with its chain of parent records attached, as far as they can be found."""
-    if "parent" not in record and depth < 32:
-        parent = parent_record(record)
-        if parent is not None:
-            record["parent"] = with_parents(parent, depth + 1)
-    return record
+from radsynth.train.report import with_parents
 
 
 def main() -> None:

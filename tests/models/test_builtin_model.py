@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from radsynth.paths import BUILTIN_MODEL as BUILTIN
 from radsynth.pipelines import TextToImagePipeline
+from radsynth.train.report import record_chains
 
 
 def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:
@@ -21,16 +22,18 @@ def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:
     assert weights.stat().st_size < 40e6  # a few tens of MB at most
     assert not list(BUILTIN.rglob("*.bin")) and not list(BUILTIN.rglob("*.ckpt"))
     record = json.loads((BUILTIN / "training.json").read_text())
-    assert record["steps"] > 0 and record["wall_seconds"] > 0 and record["machine"]
-    assert record["data"]["images"] > 1000
-    # A fine-tune carries its parent's record: the chain starts at `--preset builtin`, and the
-    # model counts every step of it.
-    chain = [record]
-    while "parent" in chain[-1]:
-        chain.append(chain[-1]["parent"])
-    assert "--preset builtin" in chain[-1]["command"] and chain[-1]["config"]["preset"] == "builtin"
+    assert record["wall_seconds"] > 0 and record["machine"]
+    # A fine-tune carries its parent's record, a weight average those of the models it
+    # averaged: every chain starts at `--preset builtin`, ran on real data, and the model counts
+    # the steps of its longest chain.
+    chains = record_chains(record)
+    assert chains and sum(record["steps"] for record in chains[0]) > 0
+    for chain in chains:
+        assert "--preset builtin" in chain[-1]["command"]
+        assert chain[-1]["config"]["preset"] == "builtin"
+        assert all(r["data"]["images"] > 1000 for r in chain if r.get("kind") != "weight average")
     index = json.loads((BUILTIN / "model_index.json").read_text())["_radsynth_defaults"]
-    assert index["trained_steps"] == sum(r["steps"] for r in chain)
+    assert index["trained_steps"] == max(sum(r["steps"] for r in chain) for chain in chains)
     assert "make_builtin_data.py" in record["shipped"]["data_command"]
     assert record["shipped"]["unet_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 

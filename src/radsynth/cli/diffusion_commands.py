@@ -1,4 +1,4 @@
-"""`radsynth train | generate | inpaint | outpaint | edit`: the diffusion commands.
+"""`radsynth train | average | generate | inpaint | outpaint | edit`: the diffusion commands.
 
 Each command parses its options and calls the library. Input images are read with
 `radsynth.io.read_image` (DICOM, NIfTI, PNG, TIFF, JPEG): PNG, TIFF and JPEG values as stored
@@ -480,9 +480,38 @@ def train(
     raise typer.Exit(main(list(ctx.args)))
 
 
+def average(
+    models: Annotated[
+        list[Path], typer.Argument(help="model folders to average: fine-tunes of one model")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="run folder: OUT/model and OUT/training.json are written")
+    ],
+    weight: Annotated[
+        list[float] | None,
+        typer.Option("--weight", help="one per model, scaled to sum to 1 (default: equal)"),
+    ] = None,
+) -> None:
+    """Average the weights of fine-tunes of one model into a new model folder ("model soup"),
+    recording each model's weight and training record."""
+    import shlex
+
+    from radsynth.train.average import average_run
+
+    if (out / "model").exists():
+        raise typer.BadParameter(f"{out / 'model'} exists; give a new --out (nothing is replaced)")
+    weights = [arg for w in weight or [] for arg in ("--weight", str(w))]
+    command = shlex.join(["radsynth", "average", *map(str, models), "--out", str(out), *weights])
+    try:
+        written = average_run(models, out, weight, command=command)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(f"wrote {written} (the mean of {len(models)} models) and {out / 'training.json'}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the diffusion commands to `app`."""
-    for command in (generate, inpaint, outpaint, edit):
+    for command in (generate, inpaint, outpaint, edit, average):
         app.command()(command)
     app.command(
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

@@ -77,3 +77,64 @@ def write_training_record(path: Path, record: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def trained_steps(record: dict[str, Any]) -> int:
+    """Steps of the model a run wrote: its parent's and its own."""
+    return int(record.get("parent_steps") or 0) + int(record["steps"])
+
+
+def parent_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The training record of the model a fine-tune started from: the model folder's own
+    (a shipped model) or its run folder's (`radsynth train --out RUN` writes RUN/model and
+    RUN/training.json); None when it was not kept.
+
+    A path can hold another model by now (the built-in folder is replaced at every ship), so
+    the record must account for the run's `parent_steps`: where the folder's record does not,
+    the one in its own chain of parents that does is taken (the built-in folder of a later
+    ship still carries the earlier model's record), and None where none does."""
+    init_from = record.get("config", {}).get("init_from")
+    if not init_from:
+        return None
+    found = folder_record(Path(init_from))
+    if found is None or record.get("parent_steps") is None:
+        return found
+    while found is not None and trained_steps(found) != record["parent_steps"]:
+        found = found.get("parent")
+    return found
+
+
+def with_parents(record: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """`record` with its chain of parent records attached, as far as they can be found."""
+    if "parent" not in record and depth < 32:
+        parent = parent_record(record)
+        if parent is not None:
+            record["parent"] = with_parents(parent, depth + 1)
+    return record
+
+
+def folder_record(folder: Path) -> dict[str, Any] | None:
+    """The training record kept with a model folder: FOLDER/training.json (a shipped model) or
+    the run's, beside it (RUN/model and RUN/training.json); None when there is none."""
+    for candidate in (folder / "training.json", folder.parent / "training.json"):
+        if candidate.is_file():
+            found: dict[str, Any] = json.loads(candidate.read_text())
+            return found
+    return None
+
+
+def record_chains(record: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Every chain of training records behind a model, from its own record to a run that
+    started from a preset: one for a trained model, and for a weight average one per chain of
+    each averaged model (a fine-tune of an average continues through all of them)."""
+    if record.get("kind") == "weight average":
+        return [
+            [record, *chain]
+            for entry in record["averaged"]
+            if entry.get("record") is not None
+            for chain in record_chains(entry["record"])
+        ]
+    parent = record.get("parent")
+    if parent is None:
+        return [[record]]
+    return [[record, *chain] for chain in record_chains(parent)]

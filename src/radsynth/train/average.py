@@ -1,0 +1,148 @@
+"""Weight averaging: one model whose weights are a weighted mean of several fine-tunes.
+
+Two fine-tunes of one parent lie close together in weight space, and their average often keeps
+what each learned (Wortsman et al. 2022, "Model soups"). `radsynth average A B --out RUN`
+writes RUN/model, a model folder like any other, and RUN/training.json, which records the
+command and, for each averaged model, its weight, checksum and training record (with the
+chain of records it continued), so the averaged model stays accountable for every step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from radsynth.models import DiffusionComponents, read_model_index
+from radsynth.train.report import (
+    folder_record,
+    machine_description,
+    with_parents,
+    write_training_record,
+)
+
+# Config entries that name where a component came from, not what it is.
+_PROVENANCE_KEYS = ("_name_or_path", "_diffusers_version", "_commit_hash")
+
+
+def _config(module: Any) -> dict[str, Any]:
+    return {k: v for k, v in dict(module.config).items() if k not in _PROVENANCE_KEYS}
+
+
+def _describe(components: DiffusionComponents, folder: Path) -> dict[str, Any]:
+    """What must agree between averaged models: architecture, encoder, patch size, sampler."""
+    index = read_model_index(folder)
+    return {
+        "unet": _config(components.unet),
+        "vae": None if components.vae is None else _config(components.vae),
+        "text encoder": index.get("text_encoder"),
+        "text encoder width": components.prompt_encoder.hidden_size,
+        "patch size": components.patch_size,
+        "scheduler": _config(components.scheduler),
+    }
+
+
+def _weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    if weights is None or len(weights) == 0:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} models; give one weight per model")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {list(weights)}")
+    total = float(sum(weights))
+    return [float(w) / total for w in weights]
+
+
+def average_models(
+    folders: Sequence[str | Path], weights: Sequence[float] | None = None
+) -> DiffusionComponents:
+    """Load the model folders and return one model whose UNet (and autoencoder) weights are
+    their weighted mean, computed in float32; weights are normalised to sum to 1 (equal by
+    default). The prompt encoder, scheduler and sampling defaults are the first model's;
+    `trained_steps` is the largest of the models'. Raises ValueError when the models differ in
+    anything but their weights."""
+    paths = [Path(f) for f in folders]
+    if len(paths) < 2:
+        raise ValueError("averaging needs at least two model folders")
+    shares = _weights(weights, len(paths))
+    models = [DiffusionComponents.from_pretrained(p) for p in paths]
+    first = _describe(models[0], paths[0])
+    for path, model in zip(paths[1:], models[1:], strict=True):
+        other = _describe(model, path)
+        differ = [key for key in first if first[key] != other[key]]
+        if differ:
+            raise ValueError(
+                f"{path} differs from {paths[0]} in its {', '.join(differ)}; only models of one "
+                "architecture, text encoder and sampler (fine-tunes of one model) can be averaged"
+            )
+    result = models[0]
+    for name in ("unet", "vae"):
+        if getattr(result, name) is None:
+            continue
+        states = [getattr(m, name).state_dict() for m in models]
+        mean = {
+            key: sum(s * state[key].float() for s, state in zip(shares, states, strict=True))
+            for key in states[0]
+        }
+        getattr(result, name).load_state_dict(mean)
+    steps = max(int(m.defaults.get("trained_steps", 0)) for m in models)
+    result.defaults = {**result.defaults, "trained_steps": steps}
+    return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def average_run(
+    folders: Sequence[str | Path],
+    out: str | Path,
+    weights: Sequence[float] | None = None,
+    command: str = "",
+) -> Path:
+    """Average the model folders into OUT/model and record how in OUT/training.json; the
+    models' own training records (with their chains of parents) are read before anything is
+    written, since OUT may replace a folder they came from. Returns OUT/model."""
+    paths = [Path(f) for f in folders]
+    out = Path(out)
+    shares = _weights(weights, max(len(paths), 1))
+    start = time.time()
+    components = average_models(paths, shares)
+    averaged = []
+    for path, share in zip(paths, shares, strict=True):
+        record = folder_record(path)
+        weights_file = path / "unet" / "diffusion_pytorch_model.safetensors"
+        averaged.append(
+            {
+                "model": str(path),
+                "weight": share,
+                "trained_steps": int(
+                    read_model_index(path).get("_radsynth_defaults", {}).get("trained_steps", 0)
+                ),
+                "unet_sha256": _sha256(weights_file) if weights_file.is_file() else None,
+                "record": None if record is None else with_parents(record),
+            }
+        )
+    model = components.save_pretrained(out / "model")
+    write_training_record(
+        out / "training.json",
+        {
+            "kind": "weight average",
+            "command": command,
+            "averaged": averaged,
+            # No step of its own: the model counts the longest training among the averaged.
+            "steps": 0,
+            "parent_steps": components.defaults["trained_steps"],
+            "wall_seconds": time.time() - start,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine_description(1, "cpu"),
+        },
+    )
+    return model
