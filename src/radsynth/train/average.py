@@ -107,9 +107,9 @@ def average_run(
     weights: Sequence[float] | None = None,
     command: str = "",
 ) -> Path:
-    """Average the model folders into OUT/model and record how in OUT/training.json; the
-    models' own training records (with their chains of parents) are read before anything is
-    written, since OUT may replace a folder they came from. Returns OUT/model."""
+    """Average the model folders into OUT/model and record how in OUT/training.json, with each
+    model's own training record and its chain of parents as found now (a fine-tune's parent is
+    looked up in its --init-from folder, which a later ship may replace). Returns OUT/model."""
     paths = [Path(f) for f in folders]
     out = Path(out)
     shares = _weights(weights, max(len(paths), 1))
