@@ -27,7 +27,7 @@ def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:
     # averaged: every chain starts at `--preset builtin`, ran on real data, and the model counts
     # the steps of its longest chain.
     chains = record_chains(record)
-    assert chains and sum(record["steps"] for record in chains[0]) > 0
+    assert chains and sum(r["steps"] for r in chains[0]) > 0
     for chain in chains:
         assert "--preset builtin" in chain[-1]["command"]
         assert chain[-1]["config"]["preset"] == "builtin"

@@ -498,8 +498,6 @@ def average(
 
     from radsynth.train.average import average_run
 
-    if (out / "model").exists():
-        raise typer.BadParameter(f"{out / 'model'} exists; give a new --out (nothing is replaced)")
     weights = [arg for w in weight or [] for arg in ("--weight", str(w))]
     command = shlex.join(["radsynth", "average", *map(str, models), "--out", str(out), *weights])
     try:

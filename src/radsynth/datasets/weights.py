@@ -20,12 +20,17 @@ def weights_sha256(folder: str | Path) -> str:
         raise ValueError(f"{folder} holds no *.safetensors weights; give a complete model folder")
     digest = hashlib.sha256()
     for path in files:
-        file_digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                file_digest.update(chunk)
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        digest.update(file_digest.hexdigest().encode() + b"\n")
+        digest.update(file_sha256(path).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of one file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -9,13 +9,13 @@ chain of records it continued), so the averaged model stays accountable for ever
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from radsynth.datasets.weights import file_sha256
 from radsynth.models import DiffusionComponents, read_model_index
 from radsynth.train.report import (
     folder_record,
@@ -56,19 +56,11 @@ def _weights(weights: Sequence[float] | None, count: int) -> list[float]:
     return [float(w) / total for w in weights]
 
 
-def average_models(
-    folders: Sequence[str | Path], weights: Sequence[float] | None = None
+def _average(
+    paths: list[Path], models: list[DiffusionComponents], shares: list[float]
 ) -> DiffusionComponents:
-    """Load the model folders and return one model whose UNet (and autoencoder) weights are
-    their weighted mean, computed in float32; weights are normalised to sum to 1 (equal by
-    default). The prompt encoder, scheduler and sampling defaults are the first model's;
-    `trained_steps` is the largest of the models'. Raises ValueError when the models differ in
-    anything but their weights."""
-    paths = [Path(f) for f in folders]
-    if len(paths) < 2:
-        raise ValueError("averaging needs at least two model folders")
-    shares = _weights(weights, len(paths))
-    models = [DiffusionComponents.from_pretrained(p) for p in paths]
+    """The first of the loaded `models`, its UNet (and autoencoder) weights replaced by the
+    mean under `shares` (normalised), `trained_steps` the largest of the models'."""
     first = _describe(models[0], paths[0])
     for path, model in zip(paths[1:], models[1:], strict=True):
         other = _describe(model, path)
@@ -78,6 +70,7 @@ def average_models(
                 f"{path} differs from {paths[0]} in its {', '.join(differ)}; only models of one "
                 "architecture, text encoder and sampler (fine-tunes of one model) can be averaged"
             )
+    steps = max(int(m.defaults.get("trained_steps", 0)) for m in models)
     result = models[0]
     for name in ("unet", "vae"):
         if getattr(result, name) is None:
@@ -88,17 +81,30 @@ def average_models(
             for key in states[0]
         }
         getattr(result, name).load_state_dict(mean)
-    steps = max(int(m.defaults.get("trained_steps", 0)) for m in models)
     result.defaults = {**result.defaults, "trained_steps": steps}
     return result
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _load(
+    folders: Sequence[str | Path], weights: Sequence[float] | None
+) -> tuple[list[Path], list[DiffusionComponents], list[float]]:
+    """The folders as paths, their models loaded, and the weights normalised."""
+    paths = [Path(f) for f in folders]
+    if len(paths) < 2:
+        raise ValueError("averaging needs at least two model folders")
+    shares = _weights(weights, len(paths))
+    return paths, [DiffusionComponents.from_pretrained(p) for p in paths], shares
+
+
+def average_models(
+    folders: Sequence[str | Path], weights: Sequence[float] | None = None
+) -> DiffusionComponents:
+    """Load the model folders and return one model whose UNet (and autoencoder) weights are
+    their weighted mean, computed in float32; weights are normalised to sum to 1 (equal by
+    default). The prompt encoder, scheduler and sampling defaults are the first model's;
+    `trained_steps` is the largest of the models'. Raises ValueError when the models differ in
+    anything but their weights."""
+    return _average(*_load(folders, weights))
 
 
 def average_run(
@@ -109,28 +115,28 @@ def average_run(
 ) -> Path:
     """Average the model folders into OUT/model and record how in OUT/training.json, with each
     model's own training record and its chain of parents as found now (a fine-tune's parent is
-    looked up in its --init-from folder, which a later ship may replace). Returns OUT/model."""
-    paths = [Path(f) for f in folders]
+    looked up in its --init-from folder, which a later ship may replace). Raises ValueError
+    where OUT/model exists (nothing is replaced). Returns OUT/model."""
     out = Path(out)
-    shares = _weights(weights, max(len(paths), 1))
+    if (out / "model").exists():
+        raise ValueError(f"{out / 'model'} exists; give a new --out (nothing is replaced)")
     start = time.time()
-    components = average_models(paths, shares)
+    paths, models, shares = _load(folders, weights)
     averaged = []
-    for path, share in zip(paths, shares, strict=True):
+    for path, model, share in zip(paths, models, shares, strict=True):
         record = folder_record(path)
         weights_file = path / "unet" / "diffusion_pytorch_model.safetensors"
         averaged.append(
             {
                 "model": str(path),
                 "weight": share,
-                "trained_steps": int(
-                    read_model_index(path).get("_radsynth_defaults", {}).get("trained_steps", 0)
-                ),
-                "unet_sha256": _sha256(weights_file) if weights_file.is_file() else None,
+                "trained_steps": int(model.defaults.get("trained_steps", 0)),
+                "unet_sha256": file_sha256(weights_file) if weights_file.is_file() else None,
                 "record": None if record is None else with_parents(record),
             }
         )
-    model = components.save_pretrained(out / "model")
+    components = _average(paths, models, shares)
+    written = components.save_pretrained(out / "model")
     write_training_record(
         out / "training.json",
         {
@@ -145,4 +151,4 @@ def average_run(
             "machine": machine_description(1, "cpu"),
         },
     )
-    return model
+    return written
