@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
+from radsynth.models.presets import get_preset
 from radsynth.paths import BUILTIN_MODEL as BUILTIN
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train.report import record_chains
@@ -36,6 +37,20 @@ def test_builtin_model_is_fp16_safetensors_with_its_training_record() -> None:
     assert index["trained_steps"] == max(sum(r["steps"] for r in chain) for chain in chains)
     assert "make_builtin_data.py" in record["shipped"]["data_command"]
     assert record["shipped"]["unet_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_builtin_model_samples_with_the_builtin_presets_defaults() -> None:
+    # The sampler the shipped model uses by default is the one `--preset builtin` writes into
+    # a new model, so a model trained from the preset samples as the shipped one does.
+    saved = json.loads((BUILTIN / "model_index.json").read_text())["_radsynth_defaults"]
+    preset = get_preset("builtin")
+    assert saved["preset"] == "builtin"
+    assert saved["num_inference_steps"] == preset.num_inference_steps
+    assert saved["guidance_scale"] == preset.guidance_scale
+    assert saved["guidance_cutoff"] == preset.guidance_cutoff
+    pipe = TextToImagePipeline.from_pretrained(BUILTIN)
+    assert pipe.default("num_inference_steps", None) == preset.num_inference_steps
+    assert pipe.guidance_cutoff == preset.guidance_cutoff
 
 
 def test_builtin_model_generates_256_px_images_from_a_seed() -> None:
