@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import torch
 from click.testing import Result
 from PIL import Image
 from typer.testing import CliRunner
@@ -19,6 +20,7 @@ from radsynth.io import read_image, read_provenance
 from radsynth.io.png import read_png_text, write_png
 from radsynth.io.provenance import Provenance
 from radsynth.models import build_components
+from radsynth.pipelines import TextToImagePipeline
 
 runner = CliRunner()
 
@@ -69,6 +71,42 @@ def test_generate_writes_seeded_images_and_a_grid(model_dir: Path, tmp_path: Pat
     )
     assert again.exit_code == 0
     assert np.array_equal(gray(first), gray(tmp_path / "again" / "generated-seed5.png"))
+
+
+def test_guidance_cutoff_option_is_applied_and_recorded(model_dir: Path, tmp_path: Path) -> None:
+    def generate(out: str, *cutoff: str) -> Result:
+        args = ["generate", "PA chest radiograph", "-n", "1", "--seed", "3", "--steps", "3"]
+        args += ["--guidance", "4", *cutoff, "--model", str(model_dir)]
+        return runner.invoke(app, [*args, "--out", str(tmp_path / out)])
+
+    assert generate("late", "--guidance-cutoff", "0.7").exit_code == 0
+    assert generate("every", "--guidance-cutoff", "0").exit_code == 0
+    assert generate("default").exit_code == 0
+    late, every, default = (
+        tmp_path / name / "generated-seed3.png" for name in ("late", "every", "default")
+    )
+    assert read_png_text(late)["guidance_cutoff"] == "0.7"
+    assert Provenance.from_png_text(read_png_text(late)).guidance_cutoff == 0.7
+    assert "guidance 4 at t >= 0.7 T" in read_png_text(late)["Comment"]
+    # The tiny model guides every step by default; its record says so.
+    assert read_png_text(default)["guidance_cutoff"] == "0.0"
+    assert np.array_equal(gray(default), gray(every))
+    assert not np.array_equal(gray(late), gray(every))
+    # The command's image is the Python API's with the same cutoff, steps, guidance and seed.
+    pipe = TextToImagePipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.guidance_cutoff = 0.7
+    api = pipe(
+        "PA chest radiograph",
+        generator=torch.Generator().manual_seed(3),
+        num_inference_steps=3,
+        guidance_scale=4.0,
+        output_type="np",
+    ).images[0]
+    assert np.array_equal(gray(late), np.round(api * 255).astype(np.uint8))
+    bad = generate("bad", "--guidance-cutoff", "1.5")
+    assert bad.exit_code != 0 and "--guidance-cutoff" in bad.output
+    assert not (tmp_path / "bad").exists()
 
 
 def test_inpaint_box_keeps_the_rest(model_dir: Path, knee: Path, tmp_path: Path) -> None:

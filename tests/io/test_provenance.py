@@ -39,9 +39,26 @@ def test_png_chunks_mark_synthetic_and_round_trip(tmp_path: Path) -> None:
     assert read_image(path).pixel_spacing_mm == (0.5, 0.5)
 
 
+def test_the_guidance_cutoff_is_recorded_with_the_guidance() -> None:
+    provenance = Provenance(
+        "m", prompt="knee", num_inference_steps=6, guidance_scale=3.0, guidance_cutoff=0.5
+    )
+    chunks = png_text_chunks(provenance)
+    assert chunks["guidance_cutoff"] == "0.5" and chunks["guidance_scale"] == "3.0"
+    assert "6 steps, guidance 3 at t >= 0.5 T" in chunks["Comment"]
+    assert Provenance.from_png_text(chunks) == provenance
+    # Guidance at every step (cutoff 0) reads as plain guidance; a record written before the
+    # cutoff was recorded reads back with none.
+    assert "guidance 3, " in Provenance("m", guidance_scale=3.0, guidance_cutoff=0.0).summary()
+    older = png_text_chunks(Provenance("m", prompt="knee", guidance_scale=3.0))
+    assert "guidance_cutoff" not in older
+    assert Provenance.from_png_text(older).guidance_cutoff is None
+
+
 def test_optional_fields_are_left_out() -> None:
     chunks = png_text_chunks(Provenance("m", prompt="knee"))
     assert "seed" not in chunks and "weights_sha256" not in chunks
+    assert "guidance_cutoff" not in chunks
     assert "pixel_spacing_mm" not in chunks
 
 

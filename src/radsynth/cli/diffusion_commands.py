@@ -30,6 +30,16 @@ SeedOption = Annotated[int, typer.Option("--seed", help="seed of the first image
 CountOption = Annotated[int, typer.Option("-n", "--num-images", help="images to make")]
 StepsOption = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
 GuidanceOption = Annotated[float | None, typer.Option("--guidance", help="guidance scale")]
+CutoffOption = Annotated[
+    float | None,
+    typer.Option(
+        "--guidance-cutoff",
+        min=0.0,
+        max=1.0,
+        help="guide only while t >= CUTOFF x T, the noisiest steps (0: every step; default: "
+        "the model's, 0.5 for the built-in model)",
+    ),
+]
 FormatOption = Annotated[
     str,
     typer.Option(
@@ -136,6 +146,7 @@ class _Run:
     folder: Path
     steps: int
     guidance: float
+    cutoff: float
     fit: str | None = None  # how --fit scaled the image, recorded in the PNG text
 
 
@@ -150,6 +161,7 @@ def _provenance(prompt: str, run: _Run, seed: int) -> Any:
         seed=seed,
         num_inference_steps=run.steps,
         guidance_scale=run.guidance,
+        guidance_cutoff=run.cutoff,
         processing=f"Fit: {run.fit}" if run.fit is not None else None,
     )
 
@@ -224,6 +236,7 @@ def _run(
     seed: int,
     count: int,
     fit: bool | None = None,
+    guidance_cutoff: float | None = None,
     **call: Any,
 ) -> _Run:
     """Call a pipeline once per seed, so every image can be remade from its own seed.
@@ -239,6 +252,8 @@ def _run(
         pipe = getattr(pipelines, pipeline_name).from_pretrained(folder)
         steps = int(pipe.default("num_inference_steps", call.pop("num_inference_steps", None)))
         guidance = float(pipe.default("guidance_scale", call.pop("guidance_scale", None)))
+        if guidance_cutoff is not None:
+            pipe.guidance_cutoff = guidance_cutoff  # refuses a value outside [0, 1]
         seeds = list(range(seed, seed + count))
         call.update(num_inference_steps=steps, guidance_scale=guidance)
         images = []
@@ -256,7 +271,8 @@ def _run(
         if fit is False and "multiples of" in str(error):
             hint = "; or pass --fit to work on a copy at the model's size"
         raise typer.BadParameter(f"{error}{hint}") from None
-    return _Run(images, seeds, folder, steps, guidance, plan.describe() if plan else None)
+    cutoff = pipe.guidance_cutoff
+    return _Run(images, seeds, folder, steps, guidance, cutoff, plan.describe() if plan else None)
 
 
 def _finish(out: Path, stem: str, prompt: str, run: _Run, output: _Output) -> None:
@@ -291,6 +307,7 @@ def generate(
     seed: SeedOption = 0,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
+    guidance_cutoff: CutoffOption = None,
     model: ModelOption = None,
     output_format: FormatOption = "png",
 ) -> None:
@@ -305,6 +322,7 @@ def generate(
         prompt=prompt,
         num_inference_steps=steps,
         guidance_scale=guidance,
+        guidance_cutoff=guidance_cutoff,
     )
     _finish(out, "generated", prompt, run, output)
 
@@ -326,6 +344,7 @@ def inpaint(
     seed: SeedOption = 0,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
+    guidance_cutoff: CutoffOption = None,
     model: ModelOption = None,
     output_format: FormatOption = "png",
     keep_patient: KeepPatientOption = False,
@@ -350,6 +369,7 @@ def inpaint(
         mask_image=mask_image,
         num_inference_steps=steps,
         guidance_scale=guidance,
+        guidance_cutoff=guidance_cutoff,
     )
     _finish(out, "inpainted", prompt, run, output)
 
@@ -400,6 +420,7 @@ def outpaint(
     seed: SeedOption = 0,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
+    guidance_cutoff: CutoffOption = None,
     model: ModelOption = None,
     output_format: FormatOption = "png",
     keep_patient: KeepPatientOption = False,
@@ -428,6 +449,7 @@ def outpaint(
         layout_strength=layout_strength,
         num_inference_steps=steps,
         guidance_scale=guidance,
+        guidance_cutoff=guidance_cutoff,
     )
     _finish(out, "outpainted", prompt, run, output)
 
@@ -443,6 +465,7 @@ def edit(
     seed: SeedOption = 0,
     steps: StepsOption = None,
     guidance: GuidanceOption = None,
+    guidance_cutoff: CutoffOption = None,
     model: ModelOption = None,
     output_format: FormatOption = "png",
     keep_patient: KeepPatientOption = False,
@@ -467,6 +490,7 @@ def edit(
         strength=strength,
         num_inference_steps=steps,
         guidance_scale=guidance,
+        guidance_cutoff=guidance_cutoff,
     )
     _finish(out, "edited", prompt, run, output)
 

@@ -86,6 +86,7 @@ class ModelSource:
             seed=seed,
             num_inference_steps=self.steps,
             guidance_scale=self.guidance,
+            guidance_cutoff=self.pipe.guidance_cutoff,
         )
         pixels = np.asarray(output.images[0], dtype=np.float32)
         return MadeImage(pixels, entry.prompt, entry.labels, provenance)

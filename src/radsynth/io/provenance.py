@@ -32,6 +32,9 @@ class Provenance:
     seed: int | None = None  # random seed of the sampler
     num_inference_steps: int | None = None  # denoising steps
     guidance_scale: float | None = None  # classifier-free guidance scale
+    # Guidance ran only at timesteps t >= guidance_cutoff * T (0: at every step); with the
+    # steps, scale, seed and weights, what remakes the image exactly.
+    guidance_cutoff: float | None = None
     # How the input was processed around the model, e.g. the --fit plan:
     # "1841x1955 px worked at 241x256 (model canvas 256x256)".
     processing: str | None = None
@@ -64,7 +67,7 @@ class Provenance:
         return cls(**known)
 
     def summary(self) -> str:
-        """One line for humans: model, weights, seed, steps, guidance and version."""
+        """One line for humans: model, weights, seed, steps, guidance, its cutoff and version."""
         parts = [f"model {self.model_name}"]
         if self.weights_sha256:
             parts.append(f"weights sha256 {self.weights_sha256}")
@@ -73,7 +76,10 @@ class Provenance:
         if self.num_inference_steps is not None:
             parts.append(f"{self.num_inference_steps} steps")
         if self.guidance_scale is not None:
-            parts.append(f"guidance {self.guidance_scale:g}")
+            guidance = f"guidance {self.guidance_scale:g}"
+            if self.guidance_cutoff:
+                guidance += f" at t >= {self.guidance_cutoff:g} T"
+            parts.append(guidance)
         if self.processing:
             parts.append(self.processing)
         parts.append(f"radsynth {self.radsynth_version}")
@@ -113,8 +119,9 @@ def png_text_chunks(
 
     Keys: the PNG standard's Software ("radsynth"), Source (the model), Description (the
     caption, or the prompt) and Comment; then Synthetic=YES, prompt, seed, model,
-    weights_sha256, num_inference_steps, guidance_scale, radsynth_version, provenance (all of
-    it as JSON) and, when known, pixel_spacing_mm. Pass the result to `write_png`.
+    weights_sha256, num_inference_steps, guidance_scale, guidance_cutoff, radsynth_version,
+    provenance (all of it as JSON) and, when known, pixel_spacing_mm. Pass the result to
+    `write_png`.
     """
     chunks: dict[str, str] = {
         "Software": "radsynth",
@@ -132,6 +139,7 @@ def png_text_chunks(
         "weights_sha256": provenance.weights_sha256,
         "num_inference_steps": provenance.num_inference_steps,
         "guidance_scale": provenance.guidance_scale,
+        "guidance_cutoff": provenance.guidance_cutoff,
     }
     chunks.update({key: str(value) for key, value in optional.items() if value is not None})
     if pixel_spacing_mm is not None:
