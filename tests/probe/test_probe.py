@@ -17,10 +17,12 @@ from radsynth.evaluate.anatomy import truth_structure_map
 from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap, load_reader
 from radsynth.evaluate.reader.inference import WEIGHTS_DIR
 from radsynth.models import build_components
+from radsynth.pipelines import TextToImagePipeline
 from radsynth.probe.protocol import (
     PATHOLOGY_PROMPTS,
     GeneratedImage,
     ProbeConfig,
+    _Probe,
     full_body_case,
     run_probe,
     total_units,
@@ -151,6 +153,16 @@ def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
     reference = scores["targets"]["fibula_present"]["details"]["phantom_reference"]
     assert reference["n"] == 4  # a phantom per knee prompt: Figure 1, AP, lateral, tumour
     assert len(scores["images"]) == 54  # 8 + 6 + 8 + 5 prompts, two images each
+    # The sampler as run: the config's one step, the model's own guidance and cutoff.
+    pipe = TextToImagePipeline.from_pretrained(tiny_model)
+    assert scores["sampler"] == {
+        "scheduler": type(pipe.scheduler).__name__,
+        "num_inference_steps": 1,
+        "guidance_scale": float(pipe.default("guidance_scale", None)),
+        "guidance_cutoff": pipe.guidance_cutoff,
+    }
+    report = (tmp_path / "report.html").read_text()
+    assert f"{type(pipe.scheduler).__name__}, 1 step, guidance" in report
     diversity = scores["diversity"]
     assert diversity["prompts_compared"] == len(diversity["per_prompt"]) == 27
     assert diversity["model"]["pairs"] == diversity["phantoms"]["pairs"] == 27  # one pair each
@@ -288,8 +300,16 @@ def test_probe_without_a_reader_reports_not_measured(tiny_model: Path) -> None:
         memorization_train=0,
         figure3_regions=("knee",),
         figure4_regions=("hand",),
+        guidance_cutoff=0.5,
     )
+    # A cutoff given to the probe reaches every pipeline it samples with, and is recorded.
+    probe = _Probe(tiny_model, config, None, None)
+    assert {p.guidance_cutoff for p in (probe.t2i, probe.inpaint, probe.outpaint)} == {0.5}
     result = run_probe(tiny_model, config, reader=None)
+    assert result.sampler["guidance_cutoff"] == 0.5
+    assert result.scores()["sampler"]["num_inference_steps"] == 1
+    with pytest.raises(ValueError, match="guidance_cutoff"):
+        ProbeConfig(guidance_cutoff=1.5)
     by_key = {t.key: t for t in result.targets}
     assert by_key["fibula_present"].value is None and not by_key["fibula_present"].met
     assert "no reader" in by_key["modality_as_asked"].note
@@ -306,6 +326,10 @@ def test_probe_command_errors(tiny_model: Path, tmp_path: Path) -> None:
         app, ["probe", "--model", str(tiny_model), "--out", "o", "--reader", str(tmp_path)]
     )
     assert no_reader.exit_code != 0 and "no reader in" in no_reader.output
+    cutoff = runner.invoke(
+        app, ["probe", "--model", str(tiny_model), "--out", "o", "--guidance-cutoff", "2"]
+    )
+    assert cutoff.exit_code != 0 and "--guidance-cutoff" in cutoff.output
 
 
 class _ThresholdReader:

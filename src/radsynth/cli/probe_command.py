@@ -79,6 +79,15 @@ def probe(
         int | None, typer.Option("--steps", help="denoising steps (default: the model's)")
     ] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="guidance scale")] = None,
+    guidance_cutoff: Annotated[
+        float | None,
+        typer.Option(
+            "--guidance-cutoff",
+            min=0.0,
+            max=1.0,
+            help="guide only while t >= CUTOFF x T (0: every step; default: the model's)",
+        ),
+    ] = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="smoke run: 1 image per prompt, 4 steps, 1 edit each")
     ] = False,
@@ -112,7 +121,12 @@ def probe(
     if full_bodies is not None and full_bodies < 0:
         raise typer.BadParameter(f"--full-bodies must be 0 or more, got {full_bodies}")
     folder = _model_folder(model)
-    overrides: dict[str, object] = {"seed": seed, "steps": steps, "guidance": guidance}
+    overrides: dict[str, object] = {
+        "seed": seed,
+        "steps": steps,
+        "guidance": guidance,
+        "guidance_cutoff": guidance_cutoff,
+    }
     if n is not None:
         overrides["n"] = n
     if full_bodies is not None:

@@ -127,6 +127,7 @@ class ProbeConfig:
     seed: int = 0
     steps: int | None = None  # the model's default
     guidance: float | None = None
+    guidance_cutoff: float | None = None  # guide only while t >= it x T (default: the model's)
     inpaint_cases: int = 2  # phantoms per Figure 3 region
     extend_cases: int = 1  # phantoms per Figure 4 region
     extend_fraction: float = 0.25  # each of two borders grows by this share of the image
@@ -146,6 +147,8 @@ class ProbeConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.full_body_cases < 0 or self.memorization_train < 0 or self.finding_places < 0:
             raise ValueError("full_body_cases, memorization_train and finding_places must be >= 0")
+        if self.guidance_cutoff is not None and not 0.0 <= self.guidance_cutoff <= 1.0:
+            raise ValueError(f"guidance_cutoff must be in [0, 1], got {self.guidance_cutoff}")
 
     @classmethod
     def quick(cls, **overrides: Any) -> ProbeConfig:
@@ -206,6 +209,8 @@ class ProbeResult:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     reader: str | None = None
+    # The sampler as run: the config's settings or, where it gives none, the model's defaults.
+    sampler: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     figures: dict[str, list[FigureRow]] = field(default_factory=dict)
 
@@ -220,6 +225,7 @@ class ProbeResult:
             "reader": self.reader,
             "image_size_px": self.size,
             "config": asdict(self.config),
+            "sampler": self.sampler,
             "targets": {t.key: t.to_dict() for t in self.targets},
             "targets_met": sum(t.met for t in self.targets),
             "targets_total": len(self.targets),
@@ -291,12 +297,20 @@ class _Probe:
         self.outpaint: Any = OutpaintPipeline(t2i.components)
         for pipe in (self.t2i, self.inpaint, self.outpaint):
             pipe.set_progress_bar_config(disable=True)
+            if config.guidance_cutoff is not None:
+                pipe.guidance_cutoff = config.guidance_cutoff
         self.size = int(t2i.components.sample_size)
         self.reader = reader
         self.counter: Any = (
             ReaderStructureCounter(reader) if reader is not None else count_bright_components
         )
         self.result = ProbeResult(str(folder), config, self.size)
+        self.result.sampler = {
+            "scheduler": type(t2i.scheduler).__name__,
+            "num_inference_steps": int(t2i.default("num_inference_steps", config.steps)),
+            "guidance_scale": float(t2i.default("guidance_scale", config.guidance)),
+            "guidance_cutoff": float(t2i.guidance_cutoff),
+        }
         self.reference_images: list[GeneratedImage] = []
         self.call: dict[str, Any] = {
             "num_inference_steps": config.steps,

@@ -305,7 +305,8 @@ def write_report(
         "<h1>radsynth probe</h1>",
         f"<p>Model <code>{html.escape(result.model)}</code>, {result.size} px; reader "
         f"<code>{html.escape(str(result.reader))}</code>; {result.config.n} images per prompt, "
-        f"seed {result.config.seed}. Targets met: <b>{met} of {len(result.targets)}</b>. "
+        f"seed {result.config.seed}{_sampler_text(result.sampler)}. "
+        f"Targets met: <b>{met} of {len(result.targets)}</b>. "
         "The protocol follows Adams et al., J Med Internet Res 2023;25:e43110, scored against "
         "phantom truth by radsynth's reader and anatomy checks.</p>",
         "<h2>Targets</h2>",
@@ -350,3 +351,17 @@ def write_report(
     path = out / "report.html"
     path.write_text("\n".join(parts))
     return path
+
+
+def _sampler_text(sampler: dict[str, Any]) -> str:
+    """ ", sampled with DPMSolverMultistepScheduler, 6 steps, guidance 3 at t >= 0.5 T"."""
+    if not sampler:
+        return ""
+    guidance = f"guidance {sampler['guidance_scale']:g}"
+    if sampler.get("guidance_cutoff"):
+        guidance += f" at t &gt;= {sampler['guidance_cutoff']:g} T"
+    steps = int(sampler["num_inference_steps"])
+    return (
+        f", sampled with {html.escape(str(sampler.get('scheduler', '')))}, "
+        f"{steps} step{'' if steps == 1 else 's'}, {guidance}"
+    )
