@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from radsynth.cli.app import app
 from radsynth.io.png import read_png_text
 from radsynth.models import build_components
+from radsynth.pipelines import TextToImagePipeline
 from radsynth.probe import FigureRow, figure1_prompts, labelled_grid
 
 runner = CliRunner()
@@ -49,6 +50,11 @@ def test_figure1_command_keeps_every_image_with_its_seed(tmp_path: Path) -> None
     knee = out / "figure1" / "knee-seed22.png"
     text = read_png_text(knee)
     assert text["Prompt"] == "An X-ray of the knee" and text["Synthetic"] == "YES"
+    # The sampler as run, the model's defaults filled in: what remakes the image.
+    defaults = TextToImagePipeline.from_pretrained(model)
+    assert text["num_inference_steps"] == str(defaults.default("num_inference_steps", None))
+    assert text["guidance_scale"] == str(float(defaults.default("guidance_scale", None)))
+    assert text["guidance_cutoff"] == str(defaults.guidance_cutoff)
     assert Image.open(knee).size == (32, 32)
     # One generator per image: an image is made again from its seed alone, in any batch.
     again = tmp_path / "again"
@@ -56,6 +62,15 @@ def test_figure1_command_keeps_every_image_with_its_seed(tmp_path: Path) -> None
         app, ["figure1", "--model", str(model), "--out", str(again), "-n", "1", "--seed", "10"]
     )
     assert result.exit_code == 0, result.output
+    assert read_png_text(again / "figure1" / "head-seed10.png")["guidance_cutoff"] == str(
+        defaults.guidance_cutoff
+    )
+    late = tmp_path / "late"
+    args = ["figure1", "--model", str(model), "--out", str(late), "-n", "1", "--seed", "10"]
+    result = runner.invoke(app, [*args, "--steps", "3", "--guidance-cutoff", "0.6"])
+    assert result.exit_code == 0, result.output
+    late_text = read_png_text(late / "figure1" / "head-seed10.png")
+    assert late_text["guidance_cutoff"] == "0.6" and late_text["num_inference_steps"] == "3"
     first = np.asarray(Image.open(out / "figure1" / "head-seed10.png")).astype(int)
     alone = np.asarray(Image.open(again / "figure1" / "head-seed10.png")).astype(int)
     assert np.abs(first - alone).max() <= 1  # batch size may change float rounding, not images

@@ -22,6 +22,15 @@ def figure1(
     seed: Annotated[int, typer.Option("--seed", help="seed of the first image; +1 per image")] = 0,
     steps: Annotated[int | None, typer.Option("--steps", help="denoising steps")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="guidance scale")] = None,
+    guidance_cutoff: Annotated[
+        float | None,
+        typer.Option(
+            "--guidance-cutoff",
+            min=0.0,
+            max=1.0,
+            help="guide only while t >= CUTOFF x T (0: every step; default: the model's)",
+        ),
+    ] = None,
 ) -> None:
     """Figure 1: "An X-ray of the <region>" for the study's eight regions, N images each, all kept:
     OUT/figure1.png (labelled grid) and OUT/figure1/*.png (single images, each with its seed)."""
@@ -37,6 +46,10 @@ def figure1(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     pipe.set_progress_bar_config(disable=True)
+    if guidance_cutoff is not None:
+        pipe.guidance_cutoff = guidance_cutoff
+    steps = int(pipe.default("num_inference_steps", steps))
+    guidance = float(pipe.default("guidance_scale", guidance))
     prompts = figure1_prompts()
     columns = (TextColumn("[bold]Figure 1"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn(), console=err) as progress:
@@ -51,7 +64,14 @@ def figure1(
             guidance_scale=guidance,
         )
     title = f"radsynth {folder.name}: 'An X-ray of the <region>', {n} images per prompt, all kept"
-    grid = write_figure(out, "figure1", rows, {"Model": str(folder)}, title)
+    # What remakes each image with `radsynth generate PROMPT --seed SEED`: the sampler as run.
+    info = {
+        "Model": str(folder),
+        "num_inference_steps": str(steps),
+        "guidance_scale": str(guidance),
+        "guidance_cutoff": str(pipe.guidance_cutoff),
+    }
+    grid = write_figure(out, "figure1", rows, info, title)
     typer.echo(f"wrote {grid} and {len(prompts) * n} single images in {out / 'figure1'}")
 
 
