@@ -32,12 +32,21 @@ def _write_run(
     effect_gain: float | None,
     lateral: int | None = None,
     knee_error: float | None = None,
+    steps: int | None = None,
 ) -> Path:
     """A probe run's scores.json: fibula seen in `fibula` of 16 knees, the modality in
     `modality` of 108 images; a finding effect whose change inside the place is `effect_gain`
     (None: not measured); with `lateral`, AP passing 4 of 8 and lateral `lateral` of 8, 13 of
-    14 erased joints restored and a knee-to-body ratio error of `knee_error`."""
+    14 erased joints restored and a knee-to-body ratio error of `knee_error`; with `steps`, the
+    sampler it ran."""
     result = ProbeResult(model="m", config=ProbeConfig(), size=16)
+    if steps is not None:  # the sampler as the probe records it
+        result.sampler = {
+            "scheduler": "DPMSolverMultistepScheduler",
+            "num_inference_steps": steps,
+            "guidance_scale": 3.0,
+            "guidance_cutoff": 0.5,
+        }
     result.targets = [
         rate_target("fibula_present", fibula, 16),
         rate_target("modality_as_asked", modality, 108),
@@ -171,3 +180,29 @@ def test_probe_compare_pools_runs_that_share_a_label(tmp_path: Path) -> None:
     assert "| fibula present in knee X-rays | >= 0.95 | 0.94 | 0.75 |" in result.output
     unlabelled = runner.invoke(app, args)
     assert unlabelled.exit_code != 0 and "needs a --label per run" in unlabelled.output
+
+
+def test_the_sampler_of_each_run_is_shown_and_never_pooled_across(tmp_path: Path) -> None:
+    six = [_write_run(tmp_path / f"six{i}", 16, 108, effect_gain=None, steps=6) for i in (0, 1)]
+    eight = _write_run(tmp_path / "eight", 16, 108, effect_gain=None, steps=8)
+    older = _write_run(tmp_path / "older", 16, 108, effect_gain=None)  # before samplers were kept
+    runs = [load_run(path) for path in (*six, eight, older)]
+    table = markdown_table(compare_runs(runs[1:]))
+    assert table.splitlines()[2] == (
+        "| sampler | | 6 steps, guidance 3 at t >= 0.5 T | 8 steps, guidance 3 at t >= 0.5 T | "
+        "not recorded |"
+    )
+    assert "| sampler |" not in markdown_table(compare_runs([runs[3]]))
+    pooled = pool_runs(runs[:2], "v23")
+    assert pooled.scores["sampler"]["num_inference_steps"] == 6
+    assert "| sampler | | 6 steps, guidance 3 at t >= 0.5 T |" in markdown_table(
+        compare_runs([pooled])
+    )
+    with pytest.raises(ValueError, match="used different samplers"):
+        pool_runs(runs[:3], "v23")
+    args = ["probe-compare", *map(str, (*six, eight)), "--pool"]
+    mixed = runner.invoke(app, [*args, "--label", "v23", "--label", "v23", "--label", "v23"])
+    assert mixed.exit_code != 0 and "different samplers" in mixed.output
+    apart = runner.invoke(app, [*args, "--label", "v23", "--label", "v23", "--label", "v23 8"])
+    assert apart.exit_code == 0, apart.output
+    assert "| v23 (2 runs: 2/2) | v23 8 (1 run: 2) |" in apart.output

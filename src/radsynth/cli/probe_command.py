@@ -237,7 +237,10 @@ def probe_compare(
         groups: dict[str, list] = {}
         for run in loaded:
             groups.setdefault(run.label, []).append(run)
-        loaded = [pool_runs(group, name) for name, group in groups.items()]
+        try:
+            loaded = [pool_runs(group, name) for name, group in groups.items()]
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
     comparison = compare_runs(loaded)
     typer.echo(markdown_table(comparison), nl=False)
     if findings:

@@ -26,6 +26,7 @@ __all__ = [
     "load_run",
     "markdown_table",
     "pool_runs",
+    "sampler_text",
 ]
 
 
@@ -76,6 +77,18 @@ def load_run(path: Path | str, label: str | None = None) -> ProbeRun:
         raise ValueError(f"{file} has no 'targets': not a `radsynth probe` scores.json")
     folder = file.parent
     return ProbeRun(label or folder.name, folder, scores)
+
+
+def sampler_text(scores: Mapping[str, Any]) -> str | None:
+    """The sampler a run used, e.g. "6 steps, guidance 3 at t >= 0.5 T"; None for a run
+    probed before `scores.json` recorded it."""
+    sampler = scores.get("sampler") or {}
+    if not sampler:
+        return None
+    text = f"{sampler['num_inference_steps']} steps, guidance {float(sampler['guidance_scale']):g}"
+    if sampler.get("guidance_cutoff"):
+        text += f" at t >= {float(sampler['guidance_cutoff']):g} T"
+    return text
 
 
 def compare_runs(runs: list[ProbeRun]) -> Comparison:
@@ -202,12 +215,22 @@ def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
     }
     met_per_run = [run.met for run in runs]
     name = label or runs[0].label
+    # One column is one sampler: runs that recorded different ones are not pooled.
+    samplers = [run.scores.get("sampler") or None for run in runs]
+    known = {json.dumps(sampler, sort_keys=True) for sampler in samplers if sampler}
+    if len(known) > 1:
+        used = "; ".join(f"{run.path}: {sampler_text(run.scores)}" for run in runs)
+        raise ValueError(
+            f"the runs pooled as {name!r} used different samplers ({used}): pool runs of one "
+            "model and sampler, and give the others another --label"
+        )
     scores = {
         "targets": targets,
         "targets_met": sum(bool(t["met"]) for t in targets.values()),
         "targets_total": len(targets),
         "finding_effect": _pooled_effect(runs),
         "pooled": {"runs": [str(run.path) for run in runs], "targets_met": met_per_run},
+        "sampler": samplers[0] if known and all(samplers) else {},
     }
     count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
     title = f"{name} ({count}: {'/'.join(map(str, met_per_run))})"
@@ -225,14 +248,18 @@ def _value(value: Any) -> str:
 
 
 def markdown_table(comparison: Comparison) -> str:
-    """The comparison as a Markdown table: a row per target (value, bold where met), a row of
-    targets met, and rows of the pooled finding effect (inside/outside ratio) and of its side
-    check (asked side / other side) where measured."""
+    """The comparison as a Markdown table: the sampler of each run where recorded, a row per
+    target (value, bold where met), a row of targets met, and rows of the pooled finding
+    effect (inside/outside ratio) and of its side check (asked side / other side) where
+    measured."""
     labels = [run.label for run in comparison.runs]
     lines = [
         "| target | threshold | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
     ]
+    samplers = [sampler_text(run.scores) for run in comparison.runs]
+    if any(samplers):
+        lines.append("| sampler | | " + " | ".join(s or "not recorded" for s in samplers) + " |")
     for key, row in comparison.rows.items():
         cells = []
         for cell in row["cells"]:
