@@ -30,6 +30,7 @@ from radsynth.datasets.journal import merged_records
 from radsynth.datasets.records import split_of
 from radsynth.io import read_png_text, read_provenance
 from radsynth.io.masks import load_masks
+from radsynth.io.provenance import Provenance
 from radsynth.models import build_components
 from radsynth.pipelines import TextToImagePipeline
 from radsynth.train.data import ManifestImageDataset
@@ -98,6 +99,11 @@ def test_model_build_writes_images_manifests_and_summary(tiny_model: Path, tmp_p
         "tiny",
     )
     assert provenance.weights_sha256 == knee["model_sha256"] and provenance.num_inference_steps == 2
+    # The model's own guidance cutoff, recorded (the tiny model guides every step).
+    assert (
+        provenance.guidance_cutoff
+        == TextToImagePipeline.from_pretrained(tiny_model).guidance_cutoff
+    )
     assert dciodvfy_errors(out / knee["dicom"]) == []
     dcm2pnm_render(out / knee["dicom"], tmp_path / "knee.pgm")
     # Image i is what the pipeline makes from seed 11 + i: `radsynth generate --seed` remakes it.
@@ -126,6 +132,36 @@ def test_model_build_writes_images_manifests_and_summary(tiny_model: Path, tmp_p
     data = ManifestImageDataset(out, resolution=32)
     assert len(data) == 5 and data.caption(3) == knee["caption"]
     assert torch.equal(data.image(3)[0], torch.from_numpy(sixteen / np.float32(65535.0)))
+
+
+def test_a_spec_guidance_cutoff_is_used_and_recorded(tiny_model: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "late.yaml"
+    spec.write_text(
+        f"model: {tiny_model}\nseed: 3\n"
+        "sampler: {steps: 3, guidance: 4.0, guidance_cutoff: 0.7}\n"
+        "prompts:\n  - prompt: PA chest radiograph\n    count: 1\n"
+    )
+    build(spec, tmp_path / "late")
+    image = tmp_path / "late" / "images" / "img_000000.png"
+    assert Provenance.from_png_text(read_png_text(image)).guidance_cutoff == 0.7
+    pipe = TextToImagePipeline.from_pretrained(tiny_model)
+    pipe.guidance_cutoff = 0.7
+    made = pipe(
+        "PA chest radiograph",
+        num_inference_steps=3,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(3),
+    ).images[0]
+    expected = np.round(np.clip(made, 0, 1) * 65535).astype(np.uint16)
+    assert np.array_equal(gray(image), expected)
+    pipe.guidance_cutoff = 0.0  # guidance at every step makes another image
+    every = pipe(
+        "PA chest radiograph",
+        num_inference_steps=3,
+        guidance_scale=4.0,
+        generator=torch.Generator().manual_seed(3),
+    ).images[0]
+    assert not np.array_equal(np.round(np.clip(every, 0, 1) * 65535).astype(np.uint16), expected)
 
 
 def test_same_spec_gives_identical_files(tiny_model: Path, tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ def good(model_folder: Path, **changes: Any) -> dict[str, Any]:
         ({"split": {"training": 1.0}}, r"split\.training: unknown key; did you mean 'train'"),
         ({"sampler": {"steps": 0}}, r"sampler\.steps: must be a whole number >= 1"),
         ({"sampler": {"guidance": "high"}}, r"sampler\.guidance: must be a number"),
+        ({"sampler": {"guidance_cutoff": 1.5}}, r"sampler\.guidance_cutoff: must be in \[0, 1\]"),
         ({"seed": -1}, r"seed: must be a whole number >= 0"),
         ({"source": "gan"}, r"source: must be 'model' or 'phantoms'"),
         ({"model": "/no/such/model"}, r"model: /no/such/model is not a model folder"),
@@ -150,3 +151,13 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("prompts = [\n")
     with pytest.raises(SpecError, match=r"bad\.toml: not valid TOML"):
         load_spec(tmp_path / "bad.toml")
+
+
+def test_a_guidance_cutoff_is_part_of_the_spec_only_when_given(tiny_model: Path) -> None:
+    plain = parse_spec(good(tiny_model, sampler={"steps": 2}))
+    assert plain.guidance_cutoff is None
+    # A SPEC without the key normalises as before it existed: data sets begun then resume.
+    assert plain.to_dict()["sampler"] == {"steps": 2, "guidance": None}
+    late = parse_spec(good(tiny_model, sampler={"steps": 2, "guidance_cutoff": 0.5}))
+    assert late.guidance_cutoff == 0.5 and late.to_dict()["sampler"]["guidance_cutoff"] == 0.5
+    assert late.to_dict() != plain.to_dict()

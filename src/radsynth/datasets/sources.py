@@ -58,6 +58,8 @@ class ModelSource:
         if device is not None:
             self.pipe.to(device)
         self.pipe.set_progress_bar_config(disable=True)
+        if spec.guidance_cutoff is not None:
+            self.pipe.guidance_cutoff = spec.guidance_cutoff
         self.model = model_name(spec.model)
         self.model_sha256: str | None = weights_sha256(spec.model)
         self.steps: int | None = int(self.pipe.default("num_inference_steps", spec.steps))

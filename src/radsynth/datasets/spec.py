@@ -7,7 +7,8 @@ A SPEC (YAML shown; TOML takes the same keys)::
     model: models/knee-v1    # model folder, relative to the SPEC file (default: built-in model)
     seed: 0                  # base seed: image i (counted over all prompts) has seed + i
     size: 256                # image size in pixels (default: the model's native size; 256)
-    sampler: {steps: 20, guidance: 3.0}   # default: the model's saved settings
+    sampler: {steps: 20, guidance: 3.0}   # default: the model's saved settings; also
+                             # guidance_cutoff: guide only while t >= it x T (0: always)
     formats: [png, dicom]    # 16-bit + 8-bit PNG, and/or synthetic DICOM
     split: {train: 0.8, val: 0.1, test: 0.1}
     prompts:
@@ -73,6 +74,7 @@ class DatasetSpec:
     size: int | None = None  # pixels; None: the model's native size (phantoms: 256)
     steps: int | None = None  # denoising steps; None: the model's default
     guidance: float | None = None  # classifier-free guidance scale; None: the model's default
+    guidance_cutoff: float | None = None  # guide only while t >= it x T; None: the model's
     formats: tuple[str, ...] = ("png",)
     split: tuple[tuple[str, float], ...] = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
@@ -81,6 +83,14 @@ class DatasetSpec:
         """Number of images (records) in the data set."""
         return sum(entry.count for entry in self.prompts)
 
+    def _sampler(self) -> dict[str, Any]:
+        sampler: dict[str, Any] = {"steps": self.steps, "guidance": self.guidance}
+        if self.guidance_cutoff is not None:
+            # Only when given: a SPEC without it normalises as it did before the key existed,
+            # so data sets begun then still resume.
+            sampler["guidance_cutoff"] = self.guidance_cutoff
+        return sampler
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready normalised SPEC; two SPECs that build the same data set compare equal."""
         return {
@@ -88,7 +98,7 @@ class DatasetSpec:
             "model": str(self.model) if self.model is not None else None,
             "seed": self.seed,
             "size": self.size,
-            "sampler": {"steps": self.steps, "guidance": self.guidance},
+            "sampler": self._sampler(),
             "formats": list(self.formats),
             "split": dict(self.split),
             "prompts": [
@@ -132,7 +142,7 @@ def parse_spec(data: Any, base_dir: Path | None = None) -> DatasetSpec:
     if source not in SOURCES:
         raise SpecError(f"source: must be 'model' or 'phantoms', got {source!r}")
     sampler = _mapping(data.get("sampler", {}), "sampler")
-    _no_unknown_keys(sampler, ("steps", "guidance"), "sampler.")
+    _no_unknown_keys(sampler, ("steps", "guidance", "guidance_cutoff"), "sampler.")
     if source == "phantoms":
         for key in ("model", "sampler"):
             if key in data:
@@ -143,6 +153,11 @@ def parse_spec(data: Any, base_dir: Path | None = None) -> DatasetSpec:
     guidance = sampler.get("guidance")
     if guidance is not None:
         guidance = _number(guidance, "sampler.guidance", minimum=0.0)
+    cutoff = sampler.get("guidance_cutoff")
+    if cutoff is not None:
+        cutoff = _number(cutoff, "sampler.guidance_cutoff", minimum=0.0)
+        if cutoff > 1.0:
+            raise SpecError(f"sampler.guidance_cutoff: must be in [0, 1], got {cutoff:g}")
     size = data.get("size")
     if size is not None:
         size = _integer(size, "size", minimum=8)
@@ -159,6 +174,7 @@ def parse_spec(data: Any, base_dir: Path | None = None) -> DatasetSpec:
         size=size,
         steps=steps,
         guidance=guidance,
+        guidance_cutoff=cutoff,
         formats=_formats(data.get("formats", ["png"])),
         split=_split(data.get("split", {"train": 0.8, "val": 0.1, "test": 0.1})),
     )
