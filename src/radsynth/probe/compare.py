@@ -80,12 +80,14 @@ def load_run(path: Path | str, label: str | None = None) -> ProbeRun:
 
 
 def sampler_text(scores: Mapping[str, Any]) -> str | None:
-    """The sampler a run used, e.g. "6 steps, guidance 3 at t >= 0.5 T"; None for a run
-    probed before `scores.json` recorded it."""
+    """The sampler a run used (`scores["sampler"]`), e.g. "6 steps, guidance 3 at t >= 0.5 T";
+    None for a run probed before `scores.json` recorded it."""
     sampler = scores.get("sampler") or {}
     if not sampler:
         return None
-    text = f"{sampler['num_inference_steps']} steps, guidance {float(sampler['guidance_scale']):g}"
+    steps = int(sampler["num_inference_steps"])
+    text = f"{steps} step{'' if steps == 1 else 's'}, "
+    text += f"guidance {float(sampler['guidance_scale']):g}"
     if sampler.get("guidance_cutoff"):
         text += f" at t >= {float(sampler['guidance_cutoff']):g} T"
     return text

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from radsynth.io.png import write_png
+from radsynth.probe.compare import sampler_text
 from radsynth.probe.figures import FigureRow, labelled_grid, write_figure
 from radsynth.probe.protocol import ProbeResult
 from radsynth.probe.scoring import resize_image
@@ -355,13 +356,7 @@ def write_report(
 
 def _sampler_text(sampler: dict[str, Any]) -> str:
     """ ", sampled with DPMSolverMultistepScheduler, 6 steps, guidance 3 at t >= 0.5 T"."""
-    if not sampler:
+    text = sampler_text({"sampler": sampler})
+    if text is None:
         return ""
-    guidance = f"guidance {sampler['guidance_scale']:g}"
-    if sampler.get("guidance_cutoff"):
-        guidance += f" at t &gt;= {sampler['guidance_cutoff']:g} T"
-    steps = int(sampler["num_inference_steps"])
-    return (
-        f", sampled with {html.escape(str(sampler.get('scheduler', '')))}, "
-        f"{steps} step{'' if steps == 1 else 's'}, {guidance}"
-    )
+    return f", sampled with {html.escape(str(sampler.get('scheduler', '')))}, {html.escape(text)}"
