@@ -5,7 +5,8 @@
 Writes src/radsynth/models/builtin/: the diffusers folder (fp16 safetensors, EMA weights),
 `training.json` (the run's own record plus how its data was made, and for a fine-tune its
 parent's record under "parent") and `loss.png`. RUN may also be a weight average
-(`radsynth average ... --out RUN`), whose record holds those of the models it averaged.
+(`radsynth average ... --out RUN`), whose record holds those of the models it averaged; it has
+no loss curve of its own, so give one with `--loss-curve` (e.g. its fine-tune's).
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the training output folder (with model/)")
     parser.add_argument("--data-command", required=True, help="how the training data was made")
     parser.add_argument("--note", default="", help="free text for the record")
+    parser.add_argument(
+        "--loss-curve",
+        type=Path,
+        help="the loss-curve PNG to ship (default: RUN/loss.png; a weight average has none of "
+        "its own: give its fine-tune's)",
+    )
     args = parser.parse_args()
+    loss_curve = args.loss_curve or args.run / "loss.png"
+    if args.loss_curve is not None and not args.loss_curve.is_file():
+        parser.error(f"--loss-curve {args.loss_curve}: no such file")
     components = DiffusionComponents.from_pretrained(args.run / "model")
     # A fine-tune (--init-from) keeps its parent's record, read before the folder is replaced:
     # the chain of records says how every step of the shipped weights was trained.
@@ -45,8 +55,8 @@ def main() -> None:
         "note": args.note,
     }
     (TARGET / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    if (args.run / "loss.png").is_file():
-        shutil.copy(args.run / "loss.png", TARGET / "loss.png")
+    if loss_curve.is_file():
+        shutil.copy(loss_curve, TARGET / "loss.png")
     size = sum(p.stat().st_size for p in TARGET.rglob("*") if p.is_file())
     print(f"wrote {TARGET} ({size / 1e6:.1f} MB)")
 
