@@ -145,23 +145,21 @@ def test_a_spec_guidance_cutoff_is_used_and_recorded(tiny_model: Path, tmp_path:
     image = tmp_path / "late" / "images" / "img_000000.png"
     assert Provenance.from_png_text(read_png_text(image)).guidance_cutoff == 0.7
     pipe = TextToImagePipeline.from_pretrained(tiny_model)
-    pipe.guidance_cutoff = 0.7
-    made = pipe(
-        "PA chest radiograph",
-        num_inference_steps=3,
-        guidance_scale=4.0,
-        generator=torch.Generator().manual_seed(3),
-    ).images[0]
-    expected = np.round(np.clip(made, 0, 1) * 65535).astype(np.uint16)
+
+    def made(cutoff: float) -> np.ndarray:
+        pipe.guidance_cutoff = cutoff
+        pixels = pipe(
+            "PA chest radiograph",
+            num_inference_steps=3,
+            guidance_scale=4.0,
+            generator=torch.Generator().manual_seed(3),
+        ).images[0]
+        return np.round(np.clip(pixels, 0, 1) * 65535).astype(np.uint16)
+
+    expected = made(0.7)
     assert np.array_equal(gray(image), expected)
-    pipe.guidance_cutoff = 0.0  # guidance at every step makes another image
-    every = pipe(
-        "PA chest radiograph",
-        num_inference_steps=3,
-        guidance_scale=4.0,
-        generator=torch.Generator().manual_seed(3),
-    ).images[0]
-    assert not np.array_equal(np.round(np.clip(every, 0, 1) * 65535).astype(np.uint16), expected)
+    # Guidance at every step makes another image.
+    assert not np.array_equal(made(0.0), expected)
 
 
 def test_same_spec_gives_identical_files(tiny_model: Path, tmp_path: Path) -> None:

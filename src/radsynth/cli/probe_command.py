@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from radsynth.cli.diffusion_commands import CutoffOption
 from radsynth.paths import BUILTIN_MODEL
 
 
@@ -22,15 +23,7 @@ def figure1(
     seed: Annotated[int, typer.Option("--seed", help="seed of the first image; +1 per image")] = 0,
     steps: Annotated[int | None, typer.Option("--steps", help="denoising steps")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="guidance scale")] = None,
-    guidance_cutoff: Annotated[
-        float | None,
-        typer.Option(
-            "--guidance-cutoff",
-            min=0.0,
-            max=1.0,
-            help="guide only while t >= CUTOFF x T (0: every step; default: the model's)",
-        ),
-    ] = None,
+    guidance_cutoff: CutoffOption = None,
 ) -> None:
     """Figure 1: "An X-ray of the <region>" for the study's eight regions, N images each, all kept:
     OUT/figure1.png (labelled grid) and OUT/figure1/*.png (single images, each with its seed)."""
@@ -99,15 +92,7 @@ def probe(
         int | None, typer.Option("--steps", help="denoising steps (default: the model's)")
     ] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="guidance scale")] = None,
-    guidance_cutoff: Annotated[
-        float | None,
-        typer.Option(
-            "--guidance-cutoff",
-            min=0.0,
-            max=1.0,
-            help="guide only while t >= CUTOFF x T (0: every step; default: the model's)",
-        ),
-    ] = None,
+    guidance_cutoff: CutoffOption = None,
     quick: Annotated[
         bool, typer.Option("--quick", help="smoke run: 1 image per prompt, 4 steps, 1 edit each")
     ] = False,

@@ -79,10 +79,9 @@ def load_run(path: Path | str, label: str | None = None) -> ProbeRun:
     return ProbeRun(label or folder.name, folder, scores)
 
 
-def sampler_text(scores: Mapping[str, Any]) -> str | None:
-    """The sampler a run used (`scores["sampler"]`), e.g. "6 steps, guidance 3 at t >= 0.5 T";
+def sampler_text(sampler: Mapping[str, Any] | None) -> str | None:
+    """A run's sampler (`scores.json`'s "sampler"), e.g. "6 steps, guidance 3 at t >= 0.5 T";
     None for a run probed before `scores.json` recorded it."""
-    sampler = scores.get("sampler") or {}
     if not sampler:
         return None
     steps = int(sampler["num_inference_steps"])
@@ -221,7 +220,10 @@ def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
     samplers = [run.scores.get("sampler") or None for run in runs]
     known = {json.dumps(sampler, sort_keys=True) for sampler in samplers if sampler}
     if len(known) > 1:
-        used = "; ".join(f"{run.path}: {sampler_text(run.scores)}" for run in runs)
+        used = "; ".join(
+            f"{run.path}: {sampler_text(sampler)}"
+            for run, sampler in zip(runs, samplers, strict=True)
+        )
         raise ValueError(
             f"the runs pooled as {name!r} used different samplers ({used}): pool runs of one "
             "model and sampler, and give the others another --label"
@@ -259,7 +261,7 @@ def markdown_table(comparison: Comparison) -> str:
         "| target | threshold | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
     ]
-    samplers = [sampler_text(run.scores) for run in comparison.runs]
+    samplers = [sampler_text(run.scores.get("sampler")) for run in comparison.runs]
     if any(samplers):
         lines.append("| sampler | | " + " | ".join(s or "not recorded" for s in samplers) + " |")
     for key, row in comparison.rows.items():

@@ -356,7 +356,7 @@ def write_report(
 
 def _sampler_text(sampler: dict[str, Any]) -> str:
     """ ", sampled with DPMSolverMultistepScheduler, 6 steps, guidance 3 at t >= 0.5 T"."""
-    text = sampler_text({"sampler": sampler})
+    text = sampler_text(sampler)
     if text is None:
         return ""
     return f", sampled with {html.escape(str(sampler.get('scheduler', '')))}, {html.escape(text)}"
