@@ -33,13 +33,14 @@ def _write_run(
     lateral: int | None = None,
     knee_error: float | None = None,
     steps: int | None = None,
+    reader: str | None = None,
 ) -> Path:
     """A probe run's scores.json: fibula seen in `fibula` of 16 knees, the modality in
     `modality` of 108 images; a finding effect whose change inside the place is `effect_gain`
     (None: not measured); with `lateral`, AP passing 4 of 8 and lateral `lateral` of 8, 13 of
     14 erased joints restored and a knee-to-body ratio error of `knee_error`; with `steps`, the
-    sampler it ran."""
-    result = ProbeResult(model="m", config=ProbeConfig(), size=16)
+    sampler it ran; with `reader`, the reader that scored it."""
+    result = ProbeResult(model="m", config=ProbeConfig(), size=16, reader=reader)
     if steps is not None:  # the sampler as the probe records it
         result.sampler = {
             "scheduler": "DPMSolverMultistepScheduler",
@@ -206,3 +207,18 @@ def test_the_sampler_of_each_run_is_shown_and_never_pooled_across(tmp_path: Path
     apart = runner.invoke(app, [*args, "--label", "v23", "--label", "v23", "--label", "v23 8"])
     assert apart.exit_code == 0, apart.output
     assert "| v23 (2 runs: 2/2) | v23 8 (1 run: 2) |" in apart.output
+
+
+def test_runs_read_by_different_readers_are_named_and_never_pooled(tmp_path: Path) -> None:
+    old = [_write_run(tmp_path / f"old{i}", 16, 108, None, reader="reader sha 1") for i in (0, 1)]
+    new = _write_run(tmp_path / "new", 16, 108, None, reader="reader sha 2")
+    runs = [load_run(path) for path in (*old, new)]
+    assert "| reader |" not in markdown_table(compare_runs(runs[:2]))  # one reader: no row
+    table = markdown_table(compare_runs(runs[1:]))
+    assert "| reader | | reader sha 1 | reader sha 2 |" in table
+    assert pool_runs(runs[:2], "v23").scores["reader"] == "reader sha 1"
+    with pytest.raises(ValueError, match="read by different readers"):
+        pool_runs(runs, "v23")
+    args = ["probe-compare", *map(str, (*old, new)), "--pool"]
+    mixed = runner.invoke(app, [*args, "--label", "v23", "--label", "v23", "--label", "v23"])
+    assert mixed.exit_code != 0 and "different readers" in mixed.output

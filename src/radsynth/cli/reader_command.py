@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -109,6 +110,109 @@ def train_reader_command(
     typer.echo(f"reader and held-out figures written to {out}")
 
 
+def train_carpal_reader_command(
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")],
+    n: Annotated[int, typer.Option(help="Training cases (PA hands and wrists, cached).")] = 3000,
+    heldout: Annotated[int, typer.Option(help="Held-out cases scored at the end.")] = 300,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2500,
+    seed: Annotated[int, typer.Option(help="Seed of the cases and of training.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes rendering the cases.")] = 1,
+    threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Cases per step.")] = 24,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the rendered cases (default OUT); reusable."),
+    ] = None,
+    reader: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reader whose carpal mask places the box in the held-out scoring "
+            "(default: the shipped reader)."
+        ),
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
+    tiny: Annotated[
+        bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
+    ] = False,
+) -> None:
+    """Train the reader's carpal stage on phantom PA hands and wrists; an interrupted run
+    resumes from OUT's checkpoint. Copy OUT's config.json and reader.safetensors into a reader
+    folder's `carpals/` to use it."""
+    from radsynth.evaluate.reader.carpals import (
+        CarpalStage,
+        TrainCarpalConfig,
+        build_carpal_cases,
+        evaluate_carpal_stage,
+        train_carpal_reader,
+    )
+    from radsynth.evaluate.reader.inference import Reader, load_reader
+    from radsynth.evaluate.reader.model import load_reader_net
+
+    folder = cache or out
+    config = TrainCarpalConfig(
+        out=out,
+        n=n,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        threads=threads,
+        checkpoint_every=checkpoint_every,
+        cache=folder / "cases-train.npz",
+        extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
+    )
+    if tiny:
+        config.widths = (8, 16, 32)
+    if heldout < 1:
+        raise typer.BadParameter("--heldout must be at least 1")
+    console = Console(stderr=True)
+    log_every = max(1, steps // 100)
+    started = time.monotonic()
+    try:
+        base = load_reader(reader)
+        with _progress(console) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def on_cache(split: str) -> Callable[[int, int], None]:
+                def report(done: int, total: int) -> None:
+                    if split not in tasks:
+                        label = f"rendering {split} cases"
+                        tasks[split] = progress.add_task(label, total=total, loss="")
+                    progress.update(tasks[split], completed=done)
+
+                return report
+
+            def on_step(step: int, total: int, terms: dict[str, float]) -> None:
+                if "train" not in tasks:
+                    tasks["train"] = progress.add_task("training", total=total, loss="")
+                loss = sum(terms.values())
+                progress.update(tasks["train"], completed=step, loss=f"loss {loss:.3f}")
+                if step % log_every == 0 and not console.is_terminal:
+                    detail = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
+                    elapsed = time.monotonic() - started
+                    console.print(f"step {step}/{total} {elapsed:.0f}s loss {loss:.3f} ({detail})")
+
+            held = build_carpal_cases(
+                folder / "cases-heldout.npz", seed, "heldout", heldout, workers, on_cache("heldout")
+            )
+            record = train_carpal_reader(config, on_step=on_step, on_cache=on_cache("train"))
+        stage = CarpalStage(load_reader_net(out))
+        figures = evaluate_carpal_stage(Reader(base.net, stage), held)
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from error
+    result = {"train": record, "heldout": figures}
+    (out / "heldout.json").write_text(json.dumps(result, indent=2) + "\n")
+    for kind in ("eight_shown", "seven_shown"):
+        scores = figures[kind]
+        typer.echo(
+            f"{kind.replace('_', ' ')}: exact count {scores['with_stage']['exact']:.3f} with the "
+            f"stage, {scores['reader_alone']['exact']:.3f} by the reader alone "
+            f"({scores['with_stage']['n']} cases)"
+        )
+    typer.echo(f"carpal stage and held-out figures written to {out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `train-reader` command to `app`."""
+    """Add the `train-reader` and `train-carpal-reader` commands to `app`."""
     app.command("train-reader")(train_reader_command)
+    app.command("train-carpal-reader")(train_carpal_reader_command)

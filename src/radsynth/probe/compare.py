@@ -228,6 +228,14 @@ def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
             f"the runs pooled as {name!r} used different samplers ({used}): pool runs of one "
             "model and sampler, and give the others another --label"
         )
+    # Nor are runs scored by different readers (a reader's weights change what it counts).
+    readers = [run.scores.get("reader") for run in runs]
+    if len({reader for reader in readers if reader}) > 1:
+        used = "; ".join(f"{run.path}: {reader}" for run, reader in zip(runs, readers, strict=True))
+        raise ValueError(
+            f"the runs pooled as {name!r} were read by different readers ({used}): pool runs "
+            "scored by one reader, and give the others another --label"
+        )
     scores = {
         "targets": targets,
         "targets_met": sum(bool(t["met"]) for t in targets.values()),
@@ -235,6 +243,7 @@ def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
         "finding_effect": _pooled_effect(runs),
         "pooled": {"runs": [str(run.path) for run in runs], "targets_met": met_per_run},
         "sampler": samplers[0] if known and all(samplers) else {},
+        "reader": readers[0] if len(set(readers)) == 1 else None,
     }
     count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
     title = f"{name} ({count}: {'/'.join(map(str, met_per_run))})"
@@ -252,7 +261,8 @@ def _value(value: Any) -> str:
 
 
 def markdown_table(comparison: Comparison) -> str:
-    """The comparison as a Markdown table: the sampler of each run where recorded, a row per
+    """The comparison as a Markdown table: the sampler of each run where recorded, the reader
+    of each where the runs were read by different ones, a row per
     target (value, bold where met), a row of targets met, and rows of the pooled finding
     effect (inside/outside ratio) and of its side check (asked side / other side) where
     measured."""
@@ -264,6 +274,9 @@ def markdown_table(comparison: Comparison) -> str:
     samplers = [sampler_text(run.scores.get("sampler")) for run in comparison.runs]
     if any(samplers):
         lines.append("| sampler | | " + " | ".join(s or "not recorded" for s in samplers) + " |")
+    readers = [run.scores.get("reader") for run in comparison.runs]
+    if len(set(readers)) > 1:  # named only where the columns were read by different readers
+        lines.append("| reader | | " + " | ".join(r or "not recorded" for r in readers) + " |")
     for key, row in comparison.rows.items():
         cells = []
         for cell in row["cells"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from radsynth.evaluate.reader.model import ReaderNet, load_reader_net
+
+if TYPE_CHECKING:
+    from radsynth.evaluate.reader.carpals import CarpalStage
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PEAK_THRESHOLD = 0.3  # a centre peak counts as a bone above this probability
@@ -43,9 +46,9 @@ class StructureMap:
         return next(iter(self.masks.values())).shape
 
 
-def as_batch(images: Any, size: int) -> torch.Tensor:
-    """Images -> float32 (B, 1, size, size) in [0, 1]. Accepts one (H, W) or a (B, H, W) array
-    or tensor: float in [0, 1], uint8 or uint16; resized (bilinear, antialiased) when needed."""
+def as_images(images: Any) -> np.ndarray:
+    """Images -> float32 (B, H, W) in [0, 1] at their own size. Accepts one (H, W) or a
+    (B, H, W) array or tensor: float in [0, 1], uint8 or uint16."""
     array = (
         images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     )
@@ -61,7 +64,13 @@ def as_batch(images: Any, size: int) -> torch.Tensor:
         array = array / 255.0
     elif array.dtype == np.uint16:
         array = array / 65535.0
-    tensor = torch.from_numpy(np.clip(array.astype(np.float32), 0.0, 1.0))[:, None]
+    return np.clip(array.astype(np.float32), 0.0, 1.0)
+
+
+def as_batch(images: Any, size: int) -> torch.Tensor:
+    """Images -> float32 (B, 1, size, size) in [0, 1] (see `as_images`); resized (bilinear,
+    antialiased) when needed."""
+    tensor = torch.from_numpy(as_images(images))[:, None]
     if tensor.shape[-2:] != (size, size):
         tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True)
     return tensor
@@ -69,11 +78,14 @@ def as_batch(images: Any, size: int) -> torch.Tensor:
 
 class Reader:
     """A trained reader: `predict` labels, `structures` (segmentation and bone centres),
-    `features` (pooled encoder output, the feature space of the distribution metrics)."""
+    `features` (pooled encoder output, the feature space of the distribution metrics).
+    With a carpal stage (`radsynth.evaluate.reader.carpals`), the carpal centres come from its
+    closer look at the image, in a box placed by the reader's carpal mask."""
 
-    def __init__(self, net: ReaderNet) -> None:
+    def __init__(self, net: ReaderNet, carpals: CarpalStage | None = None) -> None:
         self.net = net.eval()
         self.config = net.config
+        self.carpals = carpals
 
     @torch.no_grad()
     def _run(self, images: Any, batch_size: int = 32) -> list[dict[str, torch.Tensor]]:
@@ -120,15 +132,31 @@ class Reader:
                 masks = {g: seg[i, k] for k, g in enumerate(self.config.groups)}
                 centres = {g: count_peaks(heat[i, k]) for k, g in enumerate(self.config.counted)}
                 maps.append(StructureMap(masks, centres))
+        if self.carpals is not None and "carpals" in self.config.counted:
+            originals = as_images(images)
+            for image, smap in zip(originals, maps, strict=True):
+                found = self.carpals.centres(image, smap.masks["carpals"])
+                if found is not None:
+                    smap.centres["carpals"] = found
         return maps
+
+
+CARPAL_STAGE = "carpals"  # a reader folder's subfolder holding its carpal stage, if any
 
 
 @lru_cache(maxsize=4)
 def _cached(folder: str) -> Reader:
-    return Reader(load_reader_net(Path(folder)))
+    stage_folder = Path(folder) / CARPAL_STAGE
+    stage = None
+    if (stage_folder / "config.json").is_file():
+        from radsynth.evaluate.reader.carpals import CarpalStage
+
+        stage = CarpalStage(load_reader_net(stage_folder))
+    return Reader(load_reader_net(Path(folder)), stage)
 
 
 def load_reader(folder: str | Path | None = None) -> Reader:
     """The reader shipped with radsynth (or one written by `radsynth train-reader --out`);
-    loaded offline from safetensors, cached per folder."""
+    loaded offline from safetensors, cached per folder. A `carpals/` subfolder (written by
+    `radsynth train-carpal-reader`) adds the carpal stage."""
     return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))

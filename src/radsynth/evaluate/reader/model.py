@@ -13,6 +13,7 @@ in a mean over the whole image. `features()` is the pooled encoder output
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ class ReaderNet(nn.Module):
             {name: nn.Linear(widths[-1], len(classes)) for name, classes in config.heads.items()}
         )
         pooled_width = widths[-1] * (2 if config.lesion_maps else 1)
-        self.findings = nn.Linear(pooled_width, len(config.findings))
+        with warnings.catch_warnings():  # a carpal stage reads no findings: a 0-wide layer
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            self.findings = nn.Linear(pooled_width, len(config.findings))
         width = config.decoder_width
         self.lateral = nn.Conv2d(widths[-1], width, 1)
         ups = [_UpBlock(width, skip, width) for skip in reversed(widths[:-1])]
