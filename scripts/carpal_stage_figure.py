@@ -33,8 +33,8 @@ SCALE = 3
 def tile(reader: Reader, image: np.ndarray, title: str) -> Image.Image:
     stage = reader.carpals
     assert stage is not None
-    mask = reader.structures(image)[0].masks["carpals"]
-    alone = len(Reader(reader.net).structures(image)[0].centres["carpals"])
+    own = Reader(reader.net).structures(image)[0]  # the reader's map, before the stage
+    mask, alone = own.masks["carpals"], len(own.centres["carpals"])
     box = carpal_box(mask, image.shape)
     assert box is not None, f"the reader sees no carpals in the {title}"
     picture = crop(torch.from_numpy(image.astype(np.float32))[None], box)

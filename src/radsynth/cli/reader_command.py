@@ -34,6 +34,27 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def _step_reporter(
+    progress: Progress, tasks: dict[str, TaskID], console: Console, steps: int
+) -> Callable[[int, int, dict[str, float]], None]:
+    """A training run's `on_step`: the loss on the progress bar, and about 100 log lines when
+    the console is not a terminal (a log file shows how far a run got)."""
+    log_every = max(1, steps // 100)
+    started = time.monotonic()
+
+    def on_step(step: int, total: int, terms: dict[str, float]) -> None:
+        if "train" not in tasks:
+            tasks["train"] = progress.add_task("training", total=total, loss="")
+        loss = sum(terms.values())
+        progress.update(tasks["train"], completed=step, loss=f"loss {loss:.3f}")
+        if step % log_every == 0 and not console.is_terminal:
+            detail = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
+            elapsed = time.monotonic() - started
+            console.print(f"step {step}/{total} {elapsed:.0f}s loss {loss:.3f} ({detail})")
+
+    return on_step
+
+
 def train_reader_command(
     out: Annotated[Path, typer.Option(help="Folder for checkpoints, the reader and heldout.json.")],
     n: Annotated[int, typer.Option(help="Training cases (rendered once, cached).")] = 4000,
@@ -80,8 +101,6 @@ def train_reader_command(
     if tiny:
         config.widths, config.decoder_width, config.full_res_width = (8, 16, 32), 8, 4
     console = Console(stderr=True)
-    log_every = max(1, steps // 100)
-    started = time.monotonic()
     try:
         with _progress(console) as progress:
             tasks: dict[str, TaskID] = {}
@@ -93,16 +112,7 @@ def train_reader_command(
                     tasks[key] = progress.add_task(label, total=total, loss="")
                 progress.update(tasks[key], completed=done)
 
-            def on_step(step: int, total: int, terms: dict[str, float]) -> None:
-                if "train" not in tasks:
-                    tasks["train"] = progress.add_task("training", total=total, loss="")
-                loss = sum(terms.values())
-                progress.update(tasks["train"], completed=step, loss=f"loss {loss:.3f}")
-                if step % log_every == 0 and not console.is_terminal:
-                    detail = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
-                    elapsed = time.monotonic() - started
-                    console.print(f"step {step}/{total} {elapsed:.0f}s loss {loss:.3f} ({detail})")
-
+            on_step = _step_reporter(progress, tasks, console, steps)
             record = train_reader(config, on_step=on_step, on_cache=on_cache)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -166,8 +176,6 @@ def train_carpal_reader_command(
     if heldout < 1:
         raise typer.BadParameter("--heldout must be at least 1")
     console = Console(stderr=True)
-    log_every = max(1, steps // 100)
-    started = time.monotonic()
     try:
         base = load_reader(reader)
         with _progress(console) as progress:
@@ -182,16 +190,7 @@ def train_carpal_reader_command(
 
                 return report
 
-            def on_step(step: int, total: int, terms: dict[str, float]) -> None:
-                if "train" not in tasks:
-                    tasks["train"] = progress.add_task("training", total=total, loss="")
-                loss = sum(terms.values())
-                progress.update(tasks["train"], completed=step, loss=f"loss {loss:.3f}")
-                if step % log_every == 0 and not console.is_terminal:
-                    detail = " ".join(f"{k} {v:.3f}" for k, v in terms.items())
-                    elapsed = time.monotonic() - started
-                    console.print(f"step {step}/{total} {elapsed:.0f}s loss {loss:.3f} ({detail})")
-
+            on_step = _step_reporter(progress, tasks, console, steps)
             held = build_carpal_cases(
                 folder / "cases-heldout.npz", seed, "heldout", heldout, workers, on_cache("heldout")
             )

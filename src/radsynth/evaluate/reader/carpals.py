@@ -23,12 +23,10 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import platform
-import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from radsynth.evaluate.reader.groups import COUNTED, heatmap_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet, save_reader
 
 CROP = 96  # px of the box the carpal network reads
@@ -238,20 +237,6 @@ def _mask(data: dict[str, np.ndarray], i: int) -> np.ndarray:
     return np.unpackbits(data["mask"][i])[: shape[0] * shape[1]].reshape(shape).astype(bool)
 
 
-def _heat(points: np.ndarray, scale: float, size: int = CROP) -> np.ndarray:
-    """Gaussian peaks of 1 at each carpal's point in the crop (the reader's sigma rule)."""
-    heat = np.zeros((size, size), dtype=np.float32)
-    rows, cols = np.mgrid[0:size, 0:size]
-    for row, col, radius in points:
-        sigma = float(np.clip(0.25 * radius * scale, 1.0, 3.0))
-        r, c = int(round(row)), int(round(col))
-        if not (0 <= r < size and 0 <= c < size):
-            continue
-        peak = np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * sigma**2))
-        np.maximum(heat, peak, out=heat)
-    return heat
-
-
 def training_example(
     data: dict[str, np.ndarray], i: int, rng: np.random.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -276,10 +261,14 @@ def training_example(
     mask = crop(torch.from_numpy(truth.astype(np.float32))[None], box) > 0.5
     points = data["points"][i]
     points = points[~np.isnan(points[:, 0])]
-    heat = np.zeros((CROP, CROP), dtype=np.float32)
-    if len(points):
-        at = box.to_crop(points[:, :2])
-        heat = _heat(np.column_stack([at, points[:, 2]]), CROP / box.side)
+    # The reader's centre targets, in the crop: each carpal inside it, its radius scaled.
+    scale = CROP / box.side
+    inside = [
+        (float(r), float(c), float(radius) * scale)
+        for (r, c), radius in zip(box.to_crop(points[:, :2]), points[:, 2], strict=True)
+        if 0 <= round(r) < CROP and 0 <= round(c) < CROP
+    ]
+    heat = heatmap_target({"carpals": inside}, (CROP, CROP))[COUNTED.index("carpals")]
     if rng is not None:
         gamma = float(np.exp(rng.uniform(-0.35, 0.35)))
         low, high = float(rng.uniform(0, 0.1)), float(rng.uniform(0.85, 1.1))
@@ -310,14 +299,6 @@ class TrainCarpalConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _learning_rate(config: TrainCarpalConfig, step: int) -> float:
-    warmup = max(1, min(100, config.steps // 10))
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, config.steps - warmup)
-    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
 def carpal_loss(out: dict[str, torch.Tensor], mask: torch.Tensor, heat: torch.Tensor) -> dict:
     from radsynth.evaluate.reader.training import centre_focal_loss, soft_dice_loss
 
@@ -335,7 +316,7 @@ def train_carpal_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the carpal network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import _load_checkpoint, _save_checkpoint
+    from radsynth.evaluate.reader.training import run_steps, training_record
 
     if config.steps < 1 or config.n < config.batch_size:
         raise ValueError("train-carpal-reader needs --steps >= 1 and --n >= the batch size")
@@ -353,37 +334,16 @@ def train_carpal_reader(
     )
     net = ReaderNet(carpal_config(config.widths))
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = _load_checkpoint(out, net, opt)
-    start = state["step"] if state else 0
-    wall = state["wall_s"] if state else 0.0
-    net.train()
-    t0 = time.monotonic()
-    for step in range(start, config.steps):
-        for group in opt.param_groups:
-            group["lr"] = _learning_rate(config, step)
+
+    def terms_at(step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([config.seed, step])
         chosen = rng.choice(len(data["image"]), config.batch_size, replace=False)
         examples = [training_example(data, int(i), rng) for i in chosen]
         crops, masks, heats = (torch.stack([e[k] for e in examples]) for k in range(3))
-        terms = carpal_loss(net(crops), masks, heats)
-        loss = torch.stack(list(terms.values())).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 20.0)
-        opt.step()
-        if on_step:
-            on_step(step + 1, config.steps, {k: float(v.detach()) for k, v in terms.items()})
-        completed = step + 1
-        if completed % config.checkpoint_every == 0 or completed == config.steps:
-            _save_checkpoint(out, net, opt, completed, wall + time.monotonic() - t0)
-    wall += time.monotonic() - t0
-    net.eval()
-    record = {
-        **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "wall_s": round(wall, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch": torch.__version__,
-    }
+        return carpal_loss(net(crops), masks, heats)
+
+    wall = run_steps(net, opt, config, terms_at, on_step)
+    record = training_record(config, wall)
     save_reader(net, out, {"training": record})
     return record
 
@@ -427,13 +387,12 @@ def evaluate_carpal_stage(reader: Any, data: dict[str, np.ndarray]) -> dict[str,
     count is exactly the true one (the number of carpals the case shows)."""
     from radsynth.evaluate.reader.inference import Reader
 
-    plain = Reader(reader.net)
     truth = [int((~np.isnan(p[:, 0])).sum()) for p in data["points"]]
     images = data["image"]
-    counts = {
-        name: [len(m.centres["carpals"]) for m in r.structures(images)]
-        for name, r in (("with_stage", reader), ("reader_alone", plain))
-    }
+    maps = Reader(reader.net).structures(images)  # the reader's network runs once
+    alone = [len(m.centres["carpals"]) for m in maps]
+    staged = [len(m.centres["carpals"]) for m in reader.refine_carpals(images, maps)]
+    counts = {"with_stage": staged, "reader_alone": alone}
     out: dict[str, Any] = {"n": len(truth)}
     for want, kind in ((8, "eight_shown"), (7, "seven_shown")):
         chosen = [i for i, t in enumerate(truth) if t == want]

@@ -132,9 +132,13 @@ class Reader:
                 masks = {g: seg[i, k] for k, g in enumerate(self.config.groups)}
                 centres = {g: count_peaks(heat[i, k]) for k, g in enumerate(self.config.counted)}
                 maps.append(StructureMap(masks, centres))
+        return self.refine_carpals(images, maps)
+
+    def refine_carpals(self, images: Any, maps: list[StructureMap]) -> list[StructureMap]:
+        """`maps` (the reader's own, of `images`) with the carpal centres of the carpal stage
+        wherever the map shows carpals; unchanged without a stage. Changes `maps` in place."""
         if self.carpals is not None and "carpals" in self.config.counted:
-            originals = as_images(images)
-            for image, smap in zip(originals, maps, strict=True):
+            for image, smap in zip(as_images(images), maps, strict=True):
                 found = self.carpals.centres(image, smap.masks["carpals"])
                 if found is not None:
                     smap.centres["carpals"] = found

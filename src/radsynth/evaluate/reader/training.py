@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -121,12 +121,13 @@ def _to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
 
 
-def _learning_rate(config: TrainReaderConfig, step: int) -> float:
-    warmup = max(1, min(100, config.steps // 10))
+def _learning_rate(lr: float, steps: int, step: int) -> float:
+    """Linear warm-up over a tenth of the steps (at most 100), then cosine decay to 2 %."""
+    warmup = max(1, min(100, steps // 10))
     if step < warmup:
-        return config.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, config.steps - warmup)
-    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def batch_indices(config: TrainReaderConfig, step: int, n: int) -> np.ndarray:
@@ -164,6 +165,62 @@ def _load_checkpoint(folder: Path, net: ReaderNet, opt: torch.optim.Optimizer) -
             opt_state["state"].setdefault(int(index), {})[key] = value
     opt.load_state_dict(opt_state)
     return json.loads((folder / STATE).read_text())
+
+
+class StepsConfig(Protocol):
+    """What `run_steps` reads of a training config."""
+
+    out: Path
+    steps: int
+    lr: float
+    checkpoint_every: int
+
+
+def run_steps(
+    net: ReaderNet,
+    opt: torch.optim.Optimizer,
+    config: StepsConfig,
+    terms_at: Callable[[int], dict[str, torch.Tensor]],
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> float:
+    """Resume from the checkpoint in `config.out`, then run the steps left: the learning rate
+    warmed up and decayed (`_learning_rate`), the loss terms of `terms_at(step)` summed,
+    gradients clipped to norm 20, a checkpoint every `config.checkpoint_every` steps and after
+    the last. Leaves `net` in eval mode; returns the wall time of all steps, those of earlier
+    runs included."""
+    out, steps = config.out, config.steps
+    state = _load_checkpoint(out, net, opt)
+    start = state["step"] if state else 0
+    wall = state["wall_s"] if state else 0.0
+    net.train()
+    t0 = time.monotonic()
+    for step in range(start, steps):
+        for group in opt.param_groups:
+            group["lr"] = _learning_rate(config.lr, steps, step)
+        terms = terms_at(step)
+        loss = sum(terms.values(), torch.zeros(()))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 20.0)
+        opt.step()
+        if on_step:
+            on_step(step + 1, steps, {k: float(v.detach()) for k, v in terms.items()})
+        completed = step + 1
+        if completed % config.checkpoint_every == 0 or completed == steps:
+            _save_checkpoint(out, net, opt, completed, wall + time.monotonic() - t0)
+    net.eval()
+    return wall + time.monotonic() - t0
+
+
+def training_record(config: Any, wall: float) -> dict[str, Any]:
+    """A training config (a dataclass) as recorded beside the weights, with wall time,
+    machine and torch version."""
+    return {
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "wall_s": round(wall, 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+    }
 
 
 def _shard_reporter(
@@ -204,38 +261,14 @@ def train_reader(
     train = cache.load("train", config.n)
     net = ReaderNet(config.reader_config())
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    state = _load_checkpoint(out, net, opt)
-    start = state["step"] if state else 0
-    wall = state["wall_s"] if state else 0.0
-    net.train()
-    t0 = time.monotonic()
-    for step in range(start, config.steps):
-        for group in opt.param_groups:
-            group["lr"] = _learning_rate(config, step)
+
+    def terms_at(step: int) -> dict[str, torch.Tensor]:
         batch = _to_torch(unpack(train, batch_indices(config, step, len(train["image"]))))
-        terms = reader_loss(net(batch["image"]), batch, config.finding_pos_weight)
-        loss = sum(terms.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[union-attr]
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 20.0)
-        opt.step()
-        if on_step:
-            on_step(step + 1, config.steps, {k: float(v.detach()) for k, v in terms.items()})
-        completed = step + 1
-        if completed % config.checkpoint_every == 0 or completed == config.steps:
-            _save_checkpoint(out, net, opt, completed, wall + time.monotonic() - t0)
-    wall += time.monotonic() - t0
-    net.eval()
+        return reader_loss(net(batch["image"]), batch, config.finding_pos_weight)
+
+    wall = run_steps(net, opt, config, terms_at, on_step)
     figures = evaluate_reader(net, cache.load("heldout", config.heldout))
-    record = {
-        "train": {
-            **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-            "wall_s": round(wall, 1),
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "torch": torch.__version__,
-        },
-        "heldout": figures,
-    }
+    record = {"train": training_record(config, wall), "heldout": figures}
     save_reader(net, out, {"training": record["train"]})
     (out / "heldout.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
