@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -53,6 +53,21 @@ def _step_reporter(
             console.print(f"step {step}/{total} {elapsed:.0f}s loss {loss:.3f} ({detail})")
 
     return on_step
+
+
+def _cache_reporter(
+    progress: Progress, tasks: dict[str, TaskID], split: str
+) -> Callable[[int, int], None]:
+    """A stage's `on_progress` while its cases of `split` are rendered."""
+
+    key = f"cache {split}"  # not "train": that is the training bar's (`_step_reporter`)
+
+    def report(done: int, total: int) -> None:
+        if key not in tasks:
+            tasks[key] = progress.add_task(f"rendering {split} cases", total=total, loss="")
+        progress.update(tasks[key], completed=done)
+
+    return report
 
 
 def train_reader_command(
@@ -120,6 +135,49 @@ def train_reader_command(
     typer.echo(f"reader and held-out figures written to {out}")
 
 
+def _train_stage(
+    config: Any,
+    build: Callable[..., dict[str, Any]],
+    train: Callable[..., dict[str, Any]],
+    score: Callable[[Any, Any, dict[str, Any]], dict[str, Any]],
+    heldout: int,
+    reader: Path | None,
+    folder: Path,
+) -> dict[str, Any]:
+    """Render a stage's held-out cases into FOLDER, train the stage (`train(config, ...)`),
+    score it beside `reader` (`score(reader, the stage's network, held-out cases)`) and write
+    the training record and figures to OUT/heldout.json; returns the figures. Bad input and a
+    missing reader are typer errors."""
+    from radsynth.evaluate.reader.inference import load_reader
+    from radsynth.evaluate.reader.model import load_reader_net
+
+    if heldout < 1:
+        raise typer.BadParameter("--heldout must be at least 1")
+    console = Console(stderr=True)
+    try:
+        base = load_reader(reader)
+        with _progress(console) as progress:
+            tasks: dict[str, TaskID] = {}
+            on_step = _step_reporter(progress, tasks, console, config.steps)
+            held = build(
+                folder / "cases-heldout.npz",
+                config.seed,
+                "heldout",
+                heldout,
+                config.workers,
+                _cache_reporter(progress, tasks, "heldout"),
+            )
+            record = train(
+                config, on_step=on_step, on_cache=_cache_reporter(progress, tasks, "train")
+            )
+        figures = score(base, load_reader_net(config.out), held)
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from error
+    result = {"train": record, "heldout": figures}
+    (config.out / "heldout.json").write_text(json.dumps(result, indent=2) + "\n")
+    return figures
+
+
 def train_carpal_reader_command(
     out: Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")],
     n: Annotated[int, typer.Option(help="Training cases (PA hands and wrists, cached).")] = 3000,
@@ -155,8 +213,8 @@ def train_carpal_reader_command(
         evaluate_carpal_stage,
         train_carpal_reader,
     )
-    from radsynth.evaluate.reader.inference import Reader, load_reader
-    from radsynth.evaluate.reader.model import load_reader_net
+    from radsynth.evaluate.reader.inference import Reader
+    from radsynth.evaluate.reader.model import ReaderNet
 
     folder = cache or out
     config = TrainCarpalConfig(
@@ -173,34 +231,13 @@ def train_carpal_reader_command(
     )
     if tiny:
         config.widths = (8, 16, 32)
-    if heldout < 1:
-        raise typer.BadParameter("--heldout must be at least 1")
-    console = Console(stderr=True)
-    try:
-        base = load_reader(reader)
-        with _progress(console) as progress:
-            tasks: dict[str, TaskID] = {}
 
-            def on_cache(split: str) -> Callable[[int, int], None]:
-                def report(done: int, total: int) -> None:
-                    if split not in tasks:
-                        label = f"rendering {split} cases"
-                        tasks[split] = progress.add_task(label, total=total, loss="")
-                    progress.update(tasks[split], completed=done)
+    def score(base: Reader, net: ReaderNet, held: dict[str, Any]) -> dict[str, Any]:
+        return evaluate_carpal_stage(Reader(base.net, CarpalStage(net)), held)
 
-                return report
-
-            on_step = _step_reporter(progress, tasks, console, steps)
-            held = build_carpal_cases(
-                folder / "cases-heldout.npz", seed, "heldout", heldout, workers, on_cache("heldout")
-            )
-            record = train_carpal_reader(config, on_step=on_step, on_cache=on_cache("train"))
-        stage = CarpalStage(load_reader_net(out))
-        figures = evaluate_carpal_stage(Reader(base.net, stage), held)
-    except (ValueError, FileNotFoundError) as error:
-        raise typer.BadParameter(str(error)) from error
-    result = {"train": record, "heldout": figures}
-    (out / "heldout.json").write_text(json.dumps(result, indent=2) + "\n")
+    figures = _train_stage(
+        config, build_carpal_cases, train_carpal_reader, score, heldout, reader, folder
+    )
     for kind in ("eight_shown", "seven_shown"):
         scores = figures[kind]
         typer.echo(
@@ -211,7 +248,88 @@ def train_carpal_reader_command(
     typer.echo(f"carpal stage and held-out figures written to {out}")
 
 
+def train_finding_reader_command(
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")],
+    n: Annotated[int, typer.Option(help="Training radiographs (cached).")] = 3000,
+    heldout: Annotated[int, typer.Option(help="Held-out radiographs scored at the end.")] = 600,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the cases and of training.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes rendering the cases.")] = 1,
+    threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Cases per step.")] = 16,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the rendered cases (default OUT); reusable."),
+    ] = None,
+    reader: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reader the stage is scored beside in the held-out figures "
+            "(default: the shipped reader)."
+        ),
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
+    tiny: Annotated[
+        bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
+    ] = False,
+) -> None:
+    """Train the reader's finding stage on phantom radiographs in which fractures, bone
+    tumours, nodules, consolidations and effusions are common; an interrupted run resumes from
+    OUT's checkpoint. Copy OUT's config.json and reader.safetensors into a reader folder's
+    `findings/` to use it."""
+    from radsynth.evaluate.reader.findings import (
+        STAGE_KINDS,
+        FindingStage,
+        TrainFindingConfig,
+        build_finding_cases,
+        evaluate_finding_stage,
+        kinds_it_reads,
+        train_finding_reader,
+    )
+    from radsynth.evaluate.reader.inference import Reader
+    from radsynth.evaluate.reader.model import ReaderNet
+
+    folder = cache or out
+    config = TrainFindingConfig(
+        out=out,
+        n=n,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        threads=threads,
+        checkpoint_every=checkpoint_every,
+        cache=folder / "cases-train.npz",
+        extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
+    )
+    if tiny:
+        config.widths, config.size = (8, 16, 32), 64
+
+    def score(base: Reader, net: ReaderNet, held: dict[str, Any]) -> dict[str, Any]:
+        return evaluate_finding_stage(Reader(base.net, base.carpals, FindingStage(net)), held)
+
+    figures = _train_stage(
+        config, build_finding_cases, train_finding_reader, score, heldout, reader, folder
+    )
+    # The stage answers for the kinds it reads better than the reader (see `kinds_it_reads`).
+    config_path = out / "config.json"
+    saved = json.loads(config_path.read_text())
+    saved["reads"] = kinds_it_reads(figures)
+    config_path.write_text(json.dumps(saved, indent=2) + "\n")
+    for kind in STAGE_KINDS:
+        scores = figures[kind]
+        staged, alone = scores["with_stage"], scores["reader_alone"]
+        typer.echo(
+            f"{kind}: {scores['shown']} shown; sensitivity {staged['sensitivity']} with the "
+            f"stage ({alone['sensitivity']} reader alone), specificity {staged['specificity']} "
+            f"({alone['specificity']}), AUROC {staged['auroc']} ({alone['auroc']})"
+        )
+    typer.echo(f"the stage reads: {', '.join(saved['reads']) or 'none of its kinds'}")
+    typer.echo(f"finding stage and held-out figures written to {out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `train-reader` and `train-carpal-reader` commands to `app`."""
+    """Add the `train-reader`, `train-carpal-reader` and `train-finding-reader` commands."""
     app.command("train-reader")(train_reader_command)
     app.command("train-carpal-reader")(train_carpal_reader_command)
+    app.command("train-finding-reader")(train_finding_reader_command)

@@ -20,12 +20,9 @@ contrast changed, so that a box placed by the reader's mask on a generated image
 
 from __future__ import annotations
 
-import json
 import math
-import multiprocessing
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import COUNTED, heatmap_target
-from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet, save_reader
+from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
 
 CROP = 96  # px of the box the carpal network reads
 MARGIN = 1.5  # box side / the longer side of the carpals' extent
@@ -176,12 +174,6 @@ def render_carpal_case(seed: int, split: str, index: int) -> dict[str, np.ndarra
     return {"image": image.to_uint8(), "mask": np.packbits(union, axis=None), "points": points}
 
 
-def _render_range(args: tuple[int, str, int, int]) -> dict[str, np.ndarray]:
-    seed, split, start, stop = args
-    cases = [render_carpal_case(seed, split, i) for i in range(start, stop)]
-    return {key: np.stack([c[key] for c in cases]) for key in cases[0]}
-
-
 def build_carpal_cases(
     path: Path,
     seed: int,
@@ -190,46 +182,10 @@ def build_carpal_cases(
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The first `n` cases of `split`, rendered once into `path` (an .npz, no pickle). Case `i`
-    depends on (seed, split, i) only: a file with more cases gives its first `n`, one with fewer
-    is extended; a file of another seed or split is refused."""
+    """The first `n` carpal cases of `split`, rendered once into `path` (an .npz, no pickle;
+    see `case_cache.build_cases`): a file of another seed or split is refused."""
     meta = {"seed": seed, "split": split, "size": RENDER_SIZE, "kinds": CASE_KINDS}
-    have: dict[str, np.ndarray] = {}
-    if path.exists():
-        with np.load(path) as data:
-            found = json.loads(str(data["meta"]))
-            cached = int(found.pop("n", 0))
-            if found != meta:
-                raise ValueError(
-                    f"{path} holds other carpal cases (seed {found.get('seed')}, split "
-                    f"{found.get('split')!r}): delete it or use another --cache"
-                )
-            have = {k: data[k] for k in ("image", "mask", "points")}
-        if cached >= n:
-            return {k: v[:n] for k, v in have.items()}
-    start = len(have["image"]) if have else 0
-    chunk = 50
-    jobs = [(seed, split, first, min(n, first + chunk)) for first in range(start, n, chunk)]
-    parts: list[dict[str, np.ndarray]] = [have] if have else []
-    if workers <= 1:
-        for job in jobs:
-            parts.append(_render_range(job))
-            if on_progress:
-                on_progress(job[3], n)
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for job, part in zip(jobs, pool.map(_render_range, jobs), strict=True):
-                parts.append(part)
-                if on_progress:
-                    on_progress(job[3], n)
-    data = {key: np.concatenate([p[key] for p in parts]) for key in parts[-1]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    record = json.dumps({**meta, "n": n})
-    np.savez_compressed(tmp, allow_pickle=False, meta=np.array(record), **data)
-    tmp.replace(path)
-    return data
+    return build_cases(path, render_carpal_case, meta, n, workers, on_progress, "carpal cases")
 
 
 def _mask(data: dict[str, np.ndarray], i: int) -> np.ndarray:
@@ -316,36 +272,18 @@ def train_carpal_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the carpal network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import run_steps, training_record
+    from radsynth.evaluate.reader.training import train_stage
 
-    if config.steps < 1 or config.n < config.batch_size:
-        raise ValueError("train-carpal-reader needs --steps >= 1 and --n >= the batch size")
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
-    data = build_carpal_cases(
-        config.cache or out / "cases-train.npz",
-        config.seed,
-        "train",
-        config.n,
-        config.workers,
+    return train_stage(
+        config,
+        "train-carpal-reader",
+        build_carpal_cases,
+        lambda: ReaderNet(carpal_config(config.widths)),
+        training_example,
+        carpal_loss,
+        on_step,
         on_cache,
     )
-    net = ReaderNet(carpal_config(config.widths))
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-    def terms_at(step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([config.seed, step])
-        chosen = rng.choice(len(data["image"]), config.batch_size, replace=False)
-        examples = [training_example(data, int(i), rng) for i in chosen]
-        crops, masks, heats = (torch.stack([e[k] for e in examples]) for k in range(3))
-        return carpal_loss(net(crops), masks, heats)
-
-    wall = run_steps(net, opt, config, terms_at, on_step)
-    record = training_record(config, wall)
-    save_reader(net, out, {"training": record})
-    return record
 
 
 # -- reading ------------------------------------------------------------------------------------

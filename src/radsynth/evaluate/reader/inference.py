@@ -16,6 +16,7 @@ from radsynth.evaluate.reader.model import ReaderNet, load_reader_net
 
 if TYPE_CHECKING:
     from radsynth.evaluate.reader.carpals import CarpalStage
+    from radsynth.evaluate.reader.findings import FindingStage
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PEAK_THRESHOLD = 0.3  # a centre peak counts as a bone above this probability
@@ -80,12 +81,20 @@ class Reader:
     """A trained reader: `predict` labels, `structures` (segmentation and bone centres),
     `features` (pooled encoder output, the feature space of the distribution metrics).
     With a carpal stage (`radsynth.evaluate.reader.carpals`), the carpal centres come from its
-    closer look at the image, in a box placed by the reader's carpal mask."""
+    closer look at the image, in a box placed by the reader's carpal mask. With a finding
+    stage (`radsynth.evaluate.reader.findings`), the probabilities of its kinds in images the
+    reader reads as radiographs come from the stage."""
 
-    def __init__(self, net: ReaderNet, carpals: CarpalStage | None = None) -> None:
+    def __init__(
+        self,
+        net: ReaderNet,
+        carpals: CarpalStage | None = None,
+        findings: FindingStage | None = None,
+    ) -> None:
         self.net = net.eval()
         self.config = net.config
         self.carpals = carpals
+        self.finding_stage = findings
 
     @torch.no_grad()
     def _run(self, images: Any, batch_size: int = 32) -> list[dict[str, torch.Tensor]]:
@@ -114,7 +123,20 @@ class Reader:
                     kind: float(findings[i, j]) for j, kind in enumerate(self.config.findings)
                 }
                 results.append(record)
-        return results
+        return self._stage_findings(images, results)
+
+    def _stage_findings(self, images: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`records` with the finding stage's probabilities (if any) on radiographs."""
+        stage = self.finding_stage
+        chosen = [i for i, r in enumerate(records) if r.get("modality") == "xray"]
+        if stage is None or not chosen:
+            return records
+        probabilities = stage.probabilities(as_images(images)[chosen])
+        for i, row in zip(chosen, probabilities, strict=True):
+            records[i]["findings"].update(
+                {kind: float(p) for kind, p in zip(stage.kinds, row, strict=True)}
+            )
+        return records
 
     def segmentation_logits(self, images: Any) -> np.ndarray:
         """Float32 (B, groups, size, size) logits of the structure groups (a group is seen
@@ -146,21 +168,27 @@ class Reader:
 
 
 CARPAL_STAGE = "carpals"  # a reader folder's subfolder holding its carpal stage, if any
+FINDING_STAGE = "findings"  # ... and its finding stage
 
 
 @lru_cache(maxsize=4)
 def _cached(folder: str) -> Reader:
-    stage_folder = Path(folder) / CARPAL_STAGE
-    stage = None
-    if (stage_folder / "config.json").is_file():
+    carpals, findings = Path(folder) / CARPAL_STAGE, Path(folder) / FINDING_STAGE
+    carpal_stage = finding_stage = None
+    if (carpals / "config.json").is_file():
         from radsynth.evaluate.reader.carpals import CarpalStage
 
-        stage = CarpalStage(load_reader_net(stage_folder))
-    return Reader(load_reader_net(Path(folder)), stage)
+        carpal_stage = CarpalStage(load_reader_net(carpals))
+    if (findings / "config.json").is_file():
+        from radsynth.evaluate.reader.findings import FindingStage
+
+        finding_stage = FindingStage.load(findings)
+    return Reader(load_reader_net(Path(folder)), carpal_stage, finding_stage)
 
 
 def load_reader(folder: str | Path | None = None) -> Reader:
     """The reader shipped with radsynth (or one written by `radsynth train-reader --out`);
     loaded offline from safetensors, cached per folder. A `carpals/` subfolder (written by
-    `radsynth train-carpal-reader`) adds the carpal stage."""
+    `radsynth train-carpal-reader`) adds the carpal stage, a `findings/` subfolder (written
+    by `radsynth train-finding-reader`) the finding stage."""
     return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))

@@ -87,6 +87,13 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - dice[present]).mean() if present.any() else logits.sum() * 0
 
 
+def lesion_loss(lesions: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The lesion maps' term: per-pixel cross-entropy and soft Dice, weighted as the groups'."""
+    return 50 * F.binary_cross_entropy_with_logits(lesions, truth) + 5 * (
+        soft_dice_loss(lesions, truth)
+    )
+
+
 def reader_loss(
     out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], finding_pos_weight: float = 1.0
 ) -> dict[str, torch.Tensor]:
@@ -105,10 +112,7 @@ def reader_loss(
                 "this reader segments findings but the cache has no lesion maps; "
                 "rebuild it in a new --cache folder"
             )
-        lesions, truth = out["lesions"], batch["lesions"]
-        terms["lesions"] = 50 * F.binary_cross_entropy_with_logits(lesions, truth) + 5 * (
-            soft_dice_loss(lesions, truth)
-        )
+        terms["lesions"] = lesion_loss(out["lesions"], batch["lesions"])
     seg, truth = out["segmentation"], batch["segmentation"]
     terms["segmentation"] = 50 * F.binary_cross_entropy_with_logits(seg, truth) + 5 * (
         soft_dice_loss(seg, truth)
@@ -221,6 +225,57 @@ def training_record(config: Any, wall: float) -> dict[str, Any]:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
     }
+
+
+class StageConfig(StepsConfig, Protocol):
+    """What `train_stage` reads of a stage's training config (carpals, findings)."""
+
+    n: int
+    seed: int
+    batch_size: int
+    weight_decay: float
+    workers: int
+    threads: int
+    cache: Path | None
+
+
+def train_stage(
+    config: StageConfig,
+    name: str,
+    build: Callable[..., dict[str, np.ndarray]],
+    make_net: Callable[[], ReaderNet],
+    example: Callable[[dict[str, np.ndarray], int, np.random.Generator], tuple[torch.Tensor, ...]],
+    loss: Callable[..., dict[str, torch.Tensor]],
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_cache: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train one of the reader's stages: render (or reuse) its cases with `build(path, seed,
+    "train", n, workers, on_cache)`, make its network (`make_net`, after seeding torch), then
+    each step draw `batch_size` cases, turn each into tensors with `example(data, i, rng)`,
+    stack them and sum `loss(net(first), *rest)`; resume from and write checkpoints in
+    `config.out` (`run_steps`) and save the network (fp16) with its training record there."""
+    if config.steps < 1 or config.n < config.batch_size:
+        raise ValueError(f"{name} needs --steps >= 1 and --n >= the batch size")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    cache = config.cache or out / "cases-train.npz"
+    data = build(cache, config.seed, "train", config.n, config.workers, on_cache)
+    net = make_net()
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    def terms_at(step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([config.seed, step])
+        chosen = rng.choice(len(data["image"]), config.batch_size, replace=False)
+        examples = [example(data, int(i), rng) for i in chosen]
+        first, *rest = (torch.stack([e[k] for e in examples]) for k in range(len(examples[0])))
+        return loss(net(first), *rest)
+
+    wall = run_steps(net, opt, config, terms_at, on_step)
+    record = training_record(config, wall)
+    save_reader(net, out, {"training": record})
+    return record
 
 
 def _shard_reporter(
