@@ -10,15 +10,19 @@ plain to the eye. It sees haemorrhages and pleural effusions.
 The finding stage reads a radiograph at `SIZE` px (the reader: 160) with a network of the
 reader's kind (`ReaderNet` with a lesion map and a finding logit per kind of `STAGE_KINDS`, no
 label heads, no groups), trained on radiographs in which findings are common: half of the cases
-show one of the stage's kinds, placed in a region where it occurs, 3 in 10 show the same
-regions without it and 2 in 10 are ordinary phantom radiographs (devices and other findings
-included). A kind counts as shown where its lesion mask covers at least `MIN_AREA` pixels of
-the 256 px radiograph, so a finding placed out of the field is not taught as seen. Every case
+are drawn with one of the stage's kinds, placed in a region where it occurs, 3 in 10 with the
+same regions without it and 2 in 10 are ordinary phantom radiographs (devices and other
+findings included). A kind counts as shown where its lesion mask covers at least `MIN_AREA`
+pixels of the 256 px radiograph, so a finding placed out of the field is not taught as seen
+(a fracture asked on an ankle radiograph lies on the tibial or fibular shaft, above the field:
+none of 29 in the shipped stage's training cases shows one). Every case
 is mirrored at random and its contrast, sharpness and noise changed, so that generated images
 read alike.
 
-`Reader.predict` takes the stage's probabilities in place of the reader's for the stage's kinds
-on images that the reader reads as radiographs; other modalities and kinds keep the reader's.
+`Reader.predict` takes the stage's probabilities in place of the reader's on images that the
+reader reads as radiographs, for the kinds the stage reads better than the reader on held-out
+cases (`kinds_it_reads`, listed under "reads" in the stage's config.json); other modalities and
+kinds keep the reader's.
 """
 
 from __future__ import annotations
