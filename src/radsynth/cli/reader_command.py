@@ -56,15 +56,15 @@ def _step_reporter(
 
 
 def _cache_reporter(
-    progress: Progress, tasks: dict[str, TaskID], split: str
+    progress: Progress, tasks: dict[str, TaskID], split: str, unit: str = "cases"
 ) -> Callable[[int, int], None]:
-    """A stage's `on_progress` while its cases of `split` are rendered."""
+    """An `on_progress` while the `unit` of `split` are rendered: one bar per split."""
 
     key = f"cache {split}"  # not "train": that is the training bar's (`_step_reporter`)
 
     def report(done: int, total: int) -> None:
         if key not in tasks:
-            tasks[key] = progress.add_task(f"rendering {split} cases", total=total, loss="")
+            tasks[key] = progress.add_task(f"rendering {split} {unit}", total=total, loss="")
         progress.update(tasks[key], completed=done)
 
     return report
@@ -121,11 +121,7 @@ def train_reader_command(
             tasks: dict[str, TaskID] = {}
 
             def on_cache(split: str, done: int, total: int) -> None:
-                key = f"cache {split}"
-                if key not in tasks:
-                    label = f"rendering {split} shards"
-                    tasks[key] = progress.add_task(label, total=total, loss="")
-                progress.update(tasks[key], completed=done)
+                _cache_reporter(progress, tasks, split, "shards")(done, total)
 
             on_step = _step_reporter(progress, tasks, console, steps)
             record = train_reader(config, on_step=on_step, on_cache=on_cache)
@@ -306,7 +302,7 @@ def train_finding_reader_command(
         config.widths, config.size = (8, 16, 32), 64
 
     def score(base: Reader, net: ReaderNet, held: dict[str, Any]) -> dict[str, Any]:
-        return evaluate_finding_stage(Reader(base.net, base.carpals, FindingStage(net)), held)
+        return evaluate_finding_stage(Reader(base.net, findings=FindingStage(net)), held)
 
     figures = _train_stage(
         config, build_finding_cases, train_finding_reader, score, heldout, reader, folder

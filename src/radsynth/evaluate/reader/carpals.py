@@ -226,12 +226,9 @@ def training_example(
     ]
     heat = heatmap_target({"carpals": inside}, (CROP, CROP))[COUNTED.index("carpals")]
     if rng is not None:
-        gamma = float(np.exp(rng.uniform(-0.35, 0.35)))
-        low, high = float(rng.uniform(0, 0.1)), float(rng.uniform(0.85, 1.1))
-        picture = picture.clamp(0, 1) ** gamma * (high - low) + low
-        if rng.random() < 0.3:
-            picture = F.avg_pool2d(picture[None], 3, 1, 1, count_include_pad=False)[0]
-        picture = picture + float(rng.uniform(0, 0.03)) * torch.randn_like(picture)
+        from radsynth.evaluate.reader.training import jitter_contrast
+
+        picture = jitter_contrast(picture, rng)
     return picture.clamp(0, 1), mask.float(), torch.from_numpy(heat)[None]
 
 

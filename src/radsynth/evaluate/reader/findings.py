@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from radsynth.evaluate.metrics.conditional import FINDING_PROBABILITY_THRESHOLD
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import FINDINGS, lesion_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
@@ -55,7 +56,6 @@ RENDER_SIZE = 256  # px of the rendered training radiographs (the built-in model
 MIN_AREA = 4  # px of a 256 px radiograph a finding's mask must cover to count as shown
 CASE_MIX = {"with_finding": 0.5, "without": 0.3, "ordinary": 0.2}
 SPLITS = {"train": 0, "heldout": 1}
-THRESHOLD = 0.5  # the probe's: a finding counts as seen at this probability
 
 
 def finding_config(widths: tuple[int, ...] = (16, 32, 64, 128), size: int = SIZE) -> ReaderConfig:
@@ -158,14 +158,11 @@ def training_example(
     image = torch.from_numpy(data["image"][i].astype(np.float32) / 255.0)[None]
     lesions = torch.from_numpy(_lesions(data, i).astype(np.float32))
     if rng is not None:
+        from radsynth.evaluate.reader.training import jitter_contrast
+
         if rng.random() < 0.5:
             image, lesions = image.flip(-1), lesions.flip(-1)
-        gamma = float(np.exp(rng.uniform(-0.35, 0.35)))
-        low, high = float(rng.uniform(0, 0.1)), float(rng.uniform(0.85, 1.1))
-        image = image.clamp(0, 1) ** gamma * (high - low) + low
-        if rng.random() < 0.3:
-            image = F.avg_pool2d(image[None], 3, 1, 1, count_include_pad=False)[0]
-        image = image + float(rng.uniform(0, 0.03)) * torch.randn_like(image)
+        image = jitter_contrast(image, rng)
     picture = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True)[0]
     # A thin fracture gap keeps its pixels: a pixel of the smaller map is lesion where about a
     # third of it was.
@@ -203,13 +200,13 @@ def finding_loss(
     pos_weight: float = 2.0,
 ) -> dict[str, torch.Tensor]:
     """The findings' cross-entropy (positives weigh `pos_weight`) and the lesion maps' term
-    of the reader (`training.lesion_loss`)."""
-    from radsynth.evaluate.reader.training import lesion_loss
+    of the reader (`training.mask_loss`)."""
+    from radsynth.evaluate.reader.training import mask_loss
 
     weight = torch.full((shown.shape[1],), float(pos_weight))
     return {
         "findings": F.binary_cross_entropy_with_logits(out["findings"], shown, pos_weight=weight),
-        "lesions": lesion_loss(out["lesions"], lesions),
+        "lesions": mask_loss(out["lesions"], lesions),
     }
 
 
@@ -309,15 +306,17 @@ def evaluate_finding_stage(reader: Any, data: dict[str, np.ndarray]) -> dict[str
     from radsynth.evaluate.reader.inference import Reader
 
     images = data["image"]
-    alone = Reader(reader.net).predict(images)
-    staged = reader.predict(images)
-    out: dict[str, Any] = {"n": len(images), "threshold": THRESHOLD}
+    alone = Reader(reader.net).predict(images)  # the reader's network runs once
+    copies = [{**record, "findings": dict(record["findings"])} for record in alone]
+    staged = reader.refine_findings(images, copies)
+    threshold = FINDING_PROBABILITY_THRESHOLD
+    out: dict[str, Any] = {"n": len(images), "threshold": threshold}
     for k, kind in enumerate(STAGE_KINDS):
         truth = data["shown"][:, k].astype(bool)
         entry: dict[str, Any] = {"shown": int(truth.sum())}
         for name, records in (("with_stage", staged), ("reader_alone", alone)):
             scores = np.array([r["findings"][kind] for r in records])
-            seen = scores >= THRESHOLD
+            seen = scores >= threshold
             entry[name] = {
                 "sensitivity": round(float(seen[truth].mean()), 4) if truth.any() else None,
                 "specificity": round(float((~seen[~truth]).mean()), 4) if (~truth).any() else None,

@@ -123,10 +123,12 @@ class Reader:
                     kind: float(findings[i, j]) for j, kind in enumerate(self.config.findings)
                 }
                 results.append(record)
-        return self._stage_findings(images, results)
+        return self.refine_findings(images, results)
 
-    def _stage_findings(self, images: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`records` with the finding stage's probabilities (if any) on radiographs."""
+    def refine_findings(self, images: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`records` (the reader's own `predict` records of `images`) with the finding stage's
+        probabilities of the kinds it reads, on images read as radiographs; unchanged without a
+        stage. Changes `records` in place."""
         stage = self.finding_stage
         chosen = [i for i, r in enumerate(records) if r.get("modality") == "xray"]
         if stage is None or not chosen:
