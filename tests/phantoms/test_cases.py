@@ -134,6 +134,38 @@ def test_a_labelled_finding_is_shown_in_the_image(seed: int, region: str) -> Non
         assert "fracture" not in case.caption
 
 
+@pytest.mark.parametrize(
+    "region, kind",
+    [("ankle", "fracture"), ("shoulder", "fracture"), ("hand", "fracture")],
+)
+def test_a_finding_asked_without_a_site_is_placed_where_the_region_shows_it(
+    region: str, kind: str
+) -> None:
+    # A site drawn from every bone of the body (a femoral fracture on an ankle radiograph) was
+    # mostly outside the field: 0 of 24 asked ankle fractures were shown, 13 of 24 shoulder ones.
+    asked = Finding(kind)
+    for seed in range(4):
+        case = make_case(seed, modality="xray", region=region, size=SIZE, findings_=(asked,))
+        assert case.labels.findings == (asked,)  # the label stays as asked, without a site
+        assert "findings_not_shown" not in case.image.meta, (region, seed)
+        sites = [s for s in case.image.meta["finding_structures"] if s.startswith("finding_")]
+        assert sites and any(case.image.masks[name].any() for name in sites)
+
+
+def test_an_ankle_fracture_lies_on_the_distal_tibia_or_fibula_inside_the_field() -> None:
+    for site in ("distal_tibia", "distal_fibula"):
+        asked = Finding("fracture", site, ("displaced",))
+        case = make_case(11, modality="xray", region="ankle", size=128, findings_=(asked,))
+        clean = make_case(11, modality="xray", region="ankle", size=128, findings_=())
+        mask = case.image.masks["finding_fracture"]
+        assert mask.sum() >= 4 and "findings_not_shown" not in case.image.meta
+        # the break changes the image around it and not the foot below the ankle
+        rows = np.nonzero(mask.any(axis=1))[0]
+        changed = np.abs(case.image.image - clean.image.image) > 0.02
+        assert changed[rows.min() : rows.max() + 1].any()
+        assert not changed[-16:].any()
+
+
 def test_an_asked_finding_that_cannot_be_shown_is_kept_and_flagged() -> None:
     femur_shaft = Finding("fracture", "femur")
     case = make_case(759851391, modality="xray", region="knee", size=SIZE, findings_=(femur_shaft,))

@@ -206,6 +206,18 @@ def test_bare_number_is_not_an_age() -> None:
             Finding("fracture", "distal_radius"),
         ),
         (
+            [
+                "lateral malleolus fracture",
+                "distal fibular fracture",
+                "fracture of the distal fibula",
+            ],
+            Finding("fracture", "distal_fibula"),
+        ),
+        (
+            ["medial malleolar fracture", "distal tibia fracture", "distal tibial fx"],
+            Finding("fracture", "distal_tibia"),
+        ),
+        (
             ["lytic bone lesion", "osteolytic lesion", "lytic lesion", "lytic bone tumor"],
             Finding("bone_tumour", None, ("lytic",)),
         ),
@@ -283,6 +295,8 @@ def test_chest_and_general_finding_synonyms(prompts: list[str], expected: Findin
         region = "pelvis X-ray"
     if expected.site == "distal_radius":
         region = "wrist X-ray"
+    if expected.site in ("distal_tibia", "distal_fibula"):
+        region = "ankle X-ray"
     if expected.kind == "lung_nodule" or expected.kind == "consolidation":
         region = "CT chest"
     for prompt in prompts:
@@ -477,3 +491,9 @@ def test_normalise_prompt_maps_synonyms_to_one_string() -> None:
     assert {normalise_prompt(t) for t in texts} == {
         "Lateral X-ray of the left knee of a 62-year-old woman with a displaced patellar fracture"
     }
+
+
+def test_a_shaft_fracture_asked_on_an_ankle_radiograph_names_the_ankle_sites() -> None:
+    # an ankle radiograph shows the distal leg only; the shaft lies above its field
+    with pytest.raises(ValueError, match="sites there: distal fibula, distal tibia"):
+        parse_prompt("AP radiograph of the left ankle with a fracture of the tibia")

@@ -217,7 +217,8 @@ def _frustum_break(bone: Structure, index: int, t: float, towards: np.ndarray | 
 def _locate_break(
     body: Body, bone: Structure, site: str, side: str, rng: np.random.Generator
 ) -> _Break:
-    """Pick the fracture level for a site (shaft, neck, distal radius, clavicle, patella)."""
+    """Pick the fracture level for a site (shaft, neck, distal radius, distal tibia or fibula,
+    clavicle, patella)."""
     lm = body.reference_landmarks
     if site == "patella":
         e = bone.parts[0]
@@ -242,6 +243,13 @@ def _locate_break(
         target = wrist + _unit(elbow - wrist) * rng.uniform(15.0, 25.0)
         index, t = _nearest_axis_point(bone, frusta, target)
         return _frustum_break(bone, index, t, wrist - elbow)
+    if site in ("distal_tibia", "distal_fibula"):
+        # 15-45 mm above the ankle joint's centre: the tibial metaphysis, the fibula at and
+        # above the syndesmosis (Weber B/C), inside an ankle radiograph's field
+        ankle, knee = lm[f"{side}_ankle"], lm[f"{side}_knee"]
+        target = ankle + _unit(knee - ankle) * rng.uniform(15.0, 45.0)
+        index, t = _nearest_axis_point(bone, frusta, target)
+        return _frustum_break(bone, index, t, ankle - knee)
     if site == "clavicle":
         lengths = np.array([bone.parts[i].length for i in frusta])  # type: ignore[union-attr]
         at = rng.uniform(0.4, 0.65) * lengths.sum()
@@ -334,7 +342,12 @@ def _fracture_bone(body: Body, site: str, side: str, rng: np.random.Generator) -
     if site == "metacarpal":
         ray = int(rng.choice([2, 3, 4, 5], p=[0.15, 0.2, 0.25, 0.4]))
         return f"{side}_metacarpal_{ray}"
-    bone = {"femoral_neck": "femur", "distal_radius": "radius"}.get(site, site)
+    bone = {
+        "femoral_neck": "femur",
+        "distal_radius": "radius",
+        "distal_tibia": "tibia",
+        "distal_fibula": "fibula",
+    }.get(site, site)
     return f"{side}_{bone}"
 
 

@@ -19,6 +19,7 @@ from radsynth.phantoms import ct, findings, mri, ultrasound, xray
 from radsynth.phantoms.body import Body, Subject, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.vocabulary import (
+    FINDING_SITES,
     FINDINGS_BY_REGION,
     MRI_SEQUENCES,
     PAIRED_REGIONS,
@@ -121,8 +122,15 @@ def _draw_findings(rng: np.random.Generator, modality: str, region: str) -> tupl
     return (Finding(kind, site, chosen),)
 
 
-def _fitted(finding: Finding, region: str, rng: np.random.Generator) -> Finding:
-    """Jewellery without a kind becomes the kind that fits the region (necklace on a chest)."""
+def _fitted(finding: Finding, modality: str, region: str, rng: np.random.Generator) -> Finding:
+    """A finding asked without a site takes one of the sites where the phantoms place its kind
+    in the region (a fracture asked on an ankle radiograph: the distal fibula or tibia, not any
+    bone of the body, which would mostly lie outside the field); jewellery without a kind
+    becomes the kind that fits the region (necklace on a chest)."""
+    if finding.site is None:
+        sites = FINDINGS_BY_REGION.get((modality, region), {}).get(finding.kind, ())
+        if sites and tuple(sites) != FINDING_SITES[finding.kind]:  # else add_finding draws it
+            finding = Finding(finding.kind, str(rng.choice(sites)), finding.qualifiers)
     if finding.kind != "jewellery" or finding.qualifiers:
         return finding
     return Finding(
@@ -211,7 +219,7 @@ def make_case(
         body, names_of = clean_body, []
         for finding in chosen:
             body, names = findings.add_finding(
-                body, _fitted(finding, region, rng), rng, side=laterality
+                body, _fitted(finding, modality, region, rng), rng, side=laterality
             )
             names_of.append(names)
         image = _render_showing(

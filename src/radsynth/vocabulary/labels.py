@@ -120,6 +120,8 @@ FINDING_SITES: dict[str, tuple[str, ...]] = {
         "femoral_neck",
         "tibia",
         "fibula",
+        "distal_tibia",
+        "distal_fibula",
         "patella",
         "humerus",
         "radius",

@@ -471,6 +471,20 @@ _SITE_TERMS = (
     ),
     _t("site", "tibia", "tibia", adjective="tibial", parsed=("shin bone", "shinbone")),
     _t("site", "fibula", "fibula", adjective="fibular"),
+    _t(
+        "site",
+        "distal_tibia",
+        "distal tibia",
+        adjective="distal tibial",
+        parsed=("medial malleolus", "medial malleolar"),
+    ),
+    _t(
+        "site",
+        "distal_fibula",
+        "distal fibula",
+        adjective="distal fibular",
+        parsed=("lateral malleolus", "lateral malleolar"),
+    ),
     _t("site", "patella", "patella", adjective="patellar", parsed=("kneecap", "knee cap")),
     _t("site", "humerus", "humerus", adjective="humeral"),
     _t("site", "radius", "radius", adjective="radial"),
@@ -610,7 +624,8 @@ FINDINGS_BY_REGION: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
         "plate_and_screws": ("femur", "tibia", "fibula"),
     },
     ("xray", "ankle"): {
-        "fracture": ("tibia", "fibula"),
+        # an ankle radiograph shows the lowest 5-8 cm of the leg: its fractures are distal
+        "fracture": ("distal_fibula", "distal_tibia"),
         "bone_tumour": ("tibia", "fibula"),
         "plate_and_screws": ("tibia", "fibula"),
     },

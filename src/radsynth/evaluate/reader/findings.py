@@ -14,8 +14,8 @@ are drawn with one of the stage's kinds, placed in a region where it occurs, 3 i
 same regions without it and 2 in 10 are ordinary phantom radiographs (devices and other
 findings included). A kind counts as shown where its lesion mask covers at least `MIN_AREA`
 pixels of the 256 px radiograph, so a finding placed out of the field is not taught as seen
-(a fracture asked on an ankle radiograph lies on the tibial or fibular shaft, above the field:
-none of 29 in the shipped stage's training cases shows one). Every case
+(the shipped stage's training cases were drawn before the phantoms placed an ankle's fracture
+on the distal tibia or fibula: none of their 29 planned ankle fractures shows one). Every case
 is mirrored at random and its contrast, sharpness and noise changed, so that generated images
 read alike.
 
