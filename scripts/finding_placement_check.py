@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from radsynth.evaluate.reader.findings import MIN_AREA
 from radsynth.phantoms.cases import make_case_for_labels
 from radsynth.vocabulary import parse_prompt
 
@@ -25,7 +26,6 @@ PROMPTS = (
     "AP radiograph of the left knee with a bone tumour",
     "Axial CT of the head with intracranial haemorrhage",
 )
-MIN_AREA = 4
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np, torch
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.findings import (STAGE_KINDS, MIN_AREA, RENDER_SIZE, FindingStage, finding_config,
-    finding_loss, training_example, _regions_of)
+    finding_loss, training_example)
 from radsynth.evaluate.reader.groups import FINDINGS, lesion_target
 from radsynth.evaluate.reader.model import ReaderNet, save_reader
 from radsynth.evaluate.reader.training import run_steps

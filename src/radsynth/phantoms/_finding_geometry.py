@@ -214,6 +214,16 @@ def _frustum_break(bone: Structure, index: int, t: float, towards: np.ndarray | 
     return _Break(index, f.start + f.axis * t, axis, max(f.a, f.b) * (1.0 + f.slope * t))
 
 
+# Distal fracture sites: (joint, the next joint up, nearest and farthest mm above the joint's
+# centre). The distal radius 15-25 mm above the wrist; the distal tibia (metaphysis) and fibula
+# (at and above the syndesmosis, Weber B/C) 15-45 mm above the ankle, inside its radiograph.
+_DISTAL_BREAKS: dict[str, tuple[str, str, float, float]] = {
+    "distal_radius": ("wrist", "elbow", 15.0, 25.0),
+    "distal_tibia": ("ankle", "knee", 15.0, 45.0),
+    "distal_fibula": ("ankle", "knee", 15.0, 45.0),
+}
+
+
 def _locate_break(
     body: Body, bone: Structure, site: str, side: str, rng: np.random.Generator
 ) -> _Break:
@@ -238,18 +248,12 @@ def _locate_break(
         near_start = np.linalg.norm(f.start - hip) <= np.linalg.norm(f.end - hip)
         t = from_hip if near_start else f.length - from_hip
         return _frustum_break(bone, index, t, f.axis if near_start else -f.axis)
-    if site == "distal_radius":
-        wrist, elbow = lm[f"{side}_wrist"], lm[f"{side}_elbow"]
-        target = wrist + _unit(elbow - wrist) * rng.uniform(15.0, 25.0)
+    if site in _DISTAL_BREAKS:
+        joint_name, proximal_name, lo, hi = _DISTAL_BREAKS[site]
+        joint, proximal = lm[f"{side}_{joint_name}"], lm[f"{side}_{proximal_name}"]
+        target = joint + _unit(proximal - joint) * rng.uniform(lo, hi)
         index, t = _nearest_axis_point(bone, frusta, target)
-        return _frustum_break(bone, index, t, wrist - elbow)
-    if site in ("distal_tibia", "distal_fibula"):
-        # 15-45 mm above the ankle joint's centre: the tibial metaphysis, the fibula at and
-        # above the syndesmosis (Weber B/C), inside an ankle radiograph's field
-        ankle, knee = lm[f"{side}_ankle"], lm[f"{side}_knee"]
-        target = ankle + _unit(knee - ankle) * rng.uniform(15.0, 45.0)
-        index, t = _nearest_axis_point(bone, frusta, target)
-        return _frustum_break(bone, index, t, ankle - knee)
+        return _frustum_break(bone, index, t, joint - proximal)
     if site == "clavicle":
         lengths = np.array([bone.parts[i].length for i in frusta])  # type: ignore[union-attr]
         at = rng.uniform(0.4, 0.65) * lengths.sum()

@@ -19,7 +19,6 @@ from radsynth.phantoms import ct, findings, mri, ultrasound, xray
 from radsynth.phantoms.body import Body, Subject, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.vocabulary import (
-    FINDING_SITES,
     FINDINGS_BY_REGION,
     MRI_SEQUENCES,
     PAIRED_REGIONS,
@@ -127,10 +126,9 @@ def _fitted(finding: Finding, modality: str, region: str, rng: np.random.Generat
     in the region (a fracture asked on an ankle radiograph: the distal fibula or tibia, not any
     bone of the body, which would mostly lie outside the field); jewellery without a kind
     becomes the kind that fits the region (necklace on a chest)."""
-    if finding.site is None:
-        sites = FINDINGS_BY_REGION.get((modality, region), {}).get(finding.kind, ())
-        if sites and tuple(sites) != FINDING_SITES[finding.kind]:  # else add_finding draws it
-            finding = Finding(finding.kind, str(rng.choice(sites)), finding.qualifiers)
+    sites = FINDINGS_BY_REGION.get((modality, region), {}).get(finding.kind, ())
+    if finding.site is None and sites:
+        finding = Finding(finding.kind, str(rng.choice(sites)), finding.qualifiers)
     if finding.kind != "jewellery" or finding.qualifiers:
         return finding
     return Finding(
