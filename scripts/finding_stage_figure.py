@@ -37,8 +37,10 @@ SEED = 7_600_000
 
 
 def tile(reader: Reader, image: np.ndarray, kind: str, title: str) -> Image.Image:
-    stage = reader.finding_stage
-    assert stage is not None
+    # The stage that answers for this image and kind (the last one, as in `Reader.predict`).
+    record = Reader(reader.net).predict(image)[0]
+    stages = [s for s in reader.finding_stages if s.answers(record) and kind in s.kinds]
+    stage = (stages or list(reader.finding_stages))[-1]
     k = STAGE_KINDS.index(kind)
     with torch.no_grad():
         out = stage.net(as_batch(image, stage.net.config.size))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +17,29 @@ from typer.testing import CliRunner
 from radsynth.cli.app import app
 from radsynth.evaluate.reader import load_reader
 from radsynth.evaluate.reader.findings import (
+    EXTREMITY_REGIONS,
     MIN_AREA,
+    PLANS,
     SIZE,
     STAGE_KINDS,
     FindingStage,
     _lesions,
     auroc,
+    build_finding_cases,
     case_plan,
     finding_config,
     kinds_it_reads,
     render_finding_case,
     training_example,
 )
-from radsynth.evaluate.reader.inference import CARPAL_STAGE, FINDING_STAGE, WEIGHTS_DIR, Reader
+from radsynth.evaluate.reader.groups import FINDINGS
+from radsynth.evaluate.reader.inference import (
+    CARPAL_STAGE,
+    FINDING_STAGE,
+    WEIGHTS_DIR,
+    Reader,
+    finding_stage_folders,
+)
 from radsynth.evaluate.reader.model import ReaderNet
 from radsynth.phantoms.cases import make_case, make_case_for_labels
 from radsynth.vocabulary import parse_prompt
@@ -63,7 +74,7 @@ def test_the_stage_reads_the_kinds_it_reads_better_than_the_reader() -> None:
 def test_cases_show_the_planned_finding_and_no_other() -> None:
     wanted: dict[str, int | None] = {"with_finding": None, "without": None}
     for index in range(60):
-        mix = case_plan(0, "train", index)[1]
+        mix = case_plan(0, "train", index).mix
         if mix in wanted and wanted[mix] is None:
             wanted[mix] = index
         if all(v is not None for v in wanted.values()):
@@ -71,8 +82,10 @@ def test_cases_show_the_planned_finding_and_no_other() -> None:
     for mix, found in wanted.items():
         assert found is not None
         index = found
-        _, _, kind, region = case_plan(0, "train", index)
+        planned = case_plan(0, "train", index)
+        kind, region = planned.kind, planned.region
         assert kind in STAGE_KINDS and region is not None
+        assert (planned.finding is not None) == (mix == "with_finding")
         case = render_finding_case(0, "train", index)
         data = {key: value[None] for key, value in case.items()}
         areas = _lesions(data, 0).reshape(len(STAGE_KINDS), -1).sum(1)
@@ -159,13 +172,14 @@ def test_a_reader_folder_with_a_finding_stage_reads_radiograph_findings_through_
     record["reads"] = ["fracture", "consolidation"]
     config_path.write_text(json.dumps(record))
     plain, staged = load_reader(plain_folder), load_reader(staged_folder)
-    assert plain.finding_stage is None and staged.finding_stage is not None
-    assert staged.finding_stage.kinds == ("fracture", "consolidation")
+    assert plain.finding_stages == () and len(staged.finding_stages) == 1
+    assert staged.finding_stages[0].kinds == ("fracture", "consolidation")
+    assert staged.finding_stages[0].regions is None
     xray = make_case(5, modality="xray", region="chest", size=256).image.image
     ct = make_case(5, modality="ct", region="head", size=256).image.image
     before, after = plain.predict([xray, ct]), staged.predict([xray, ct])
     assert [r["modality"] for r in before] == ["xray", "ct"]
-    every_kind = FindingStage(staged.finding_stage.net).probabilities(xray)[0]
+    every_kind = FindingStage(staged.finding_stages[0].net).probabilities(xray)[0]
     for kind, value in before[0]["findings"].items():
         if kind in ("fracture", "consolidation"):
             assert after[0]["findings"][kind] == pytest.approx(
@@ -185,8 +199,8 @@ def test_a_reader_folder_with_a_finding_stage_reads_radiograph_findings_through_
 )
 def test_shipped_stage_sees_consolidations_and_effusions_and_leaves_tumours_to_the_reader() -> None:
     reader = load_reader()
-    stage = reader.finding_stage
-    assert stage is not None
+    stage = reader.finding_stages[0]
+    assert stage.regions is None
     assert "consolidation" in stage.kinds and "bone_tumour" not in stage.kinds
     prompts = {
         "consolidation": "PA chest radiograph with consolidation of the right lower lobe",
@@ -207,3 +221,100 @@ def test_shipped_stage_sees_consolidations_and_effusions_and_leaves_tumours_to_t
     staged = reader.predict(knee)[0]["findings"]
     alone = Reader(reader.net).predict(knee)[0]["findings"]
     assert staged["bone_tumour"] == alone["bone_tumour"]
+
+
+def test_the_extremity_plan_draws_its_pairs_evenly_and_refuses_other_caches(
+    tmp_path: Path,
+) -> None:
+    plan = PLANS["extremity"]
+    planned = [case_plan(0, "train", i, "extremity") for i in range(600)]
+    mixes = Counter(p.mix for p in planned)
+    for mix, share in plan.mix.items():
+        assert abs(mixes[mix] / 600 - share) < 0.07, (mix, mixes)
+    assert plan.pairs is not None
+    pairs = Counter((p.kind, p.region) for p in planned if p.mix != "ordinary")
+    assert set(pairs) == set(plan.pairs)
+    assert max(pairs.values()) < 2 * min(pairs.values())
+    for p in planned:
+        if p.mix == "with_finding":
+            assert p.finding is not None and p.finding.kind == p.kind
+        else:
+            assert p.finding is None and (p.mix == "ordinary") == (p.region is None)
+    # The held-out split draws other cases.
+    assert [case_plan(0, "heldout", i, "extremity") for i in range(5)] != planned[:5]
+    index = next(i for i, p in enumerate(planned) if p.mix == "with_finding")
+    case = render_finding_case(0, "train", index, "extremity")
+    assert planned[index].kind is not None
+    k = STAGE_KINDS.index(planned[index].kind)
+    assert not np.delete(case["shown"], k).any()
+    path = tmp_path / "cases.npz"
+    build_finding_cases(path, 0, "train", 2, plan="extremity")
+    with pytest.raises(ValueError, match="holds other finding cases"):
+        build_finding_cases(path, 0, "train", 2)  # the plan 'all'
+    with pytest.raises(ValueError, match="unknown finding-stage plan 'elbow'"):
+        build_finding_cases(path, 0, "train", 2, plan="elbow")
+
+
+def _xray_record(region: str, modality: str = "xray") -> dict:
+    return {"modality": modality, "region": region, "findings": {k: -1.0 for k in FINDINGS}}
+
+
+def test_stages_answer_on_their_regions_and_a_later_stage_over_an_earlier_one() -> None:
+    torch.manual_seed(0)
+    general = FindingStage(ReaderNet(finding_config((8, 16), size=32)), ["fracture", "lung_nodule"])
+    limb = FindingStage(
+        ReaderNet(finding_config((8, 16), size=32)), ["fracture"], regions=("wrist", "ankle")
+    )
+    with pytest.raises(ValueError, match="unknown regions \\['elbow'\\]"):
+        FindingStage(limb.net, regions=("elbow",))
+    images = [make_case(s, modality="xray", region="chest", size=64).image.image for s in range(4)]
+    records = [
+        _xray_record("wrist"),
+        _xray_record("chest"),
+        _xray_record("ankle"),
+        _xray_record("head", "ct"),
+    ]
+    reader = Reader(ReaderNet(finding_config((8, 16), size=32)), findings=[general, limb])
+    out = reader.refine_findings(images, [dict(r, findings=dict(r["findings"])) for r in records])
+    from_general, from_limb = general.probabilities(images), limb.probabilities(images)
+    assert [limb.answers(r) for r in records] == [True, False, True, False]
+    assert [general.answers(r) for r in records] == [True, True, True, False]
+    for i in (0, 2):  # wrist, ankle: the limb stage's fracture, the general stage's nodule
+        assert out[i]["findings"]["fracture"] == pytest.approx(float(from_limb[i, 0]))
+        assert out[i]["findings"]["lung_nodule"] == pytest.approx(float(from_general[i, 1]))
+    assert out[1]["findings"]["fracture"] == pytest.approx(float(from_general[1, 0]))
+    assert out[3]["findings"] == records[3]["findings"]  # a CT: the reader's own
+    assert out[0]["findings"]["consolidation"] == -1.0  # a kind no stage reads
+
+
+def test_a_reader_folder_loads_named_finding_stages_after_its_finding_stage(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "limb"
+    result = CliRunner().invoke(
+        app,
+        ["train-finding-reader", "--out", str(out), "--n", "4", "--heldout", "6"]
+        + ["--steps", "1", "--batch-size", "2", "--tiny", "--plan", "extremity"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "without the stage" in result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["plan"] == "extremity" and saved["regions"] == list(EXTREMITY_REGIONS)
+    assert set(saved["reads"]) <= {"fracture", "bone_tumour"}
+    held = json.loads((out / "heldout.json").read_text())["heldout"]
+    assert set(held["fracture"]) == {"shown", "with_stage", "without_stage"}
+    folder = tmp_path / "reader"
+    shutil.copytree(WEIGHTS_DIR, folder, ignore=shutil.ignore_patterns("findings_*"))
+    no_cases = shutil.ignore_patterns("*.npz")
+    shutil.copytree(out, folder / "findings_b", ignore=no_cases)
+    shutil.copytree(out, folder / "findings_a", ignore=no_cases)
+    (folder / "findings_c").mkdir()  # no config.json: not a stage
+    assert [p.name for p in finding_stage_folders(folder)] == [
+        FINDING_STAGE,
+        "findings_a",
+        "findings_b",
+    ]
+    stages = load_reader(folder).finding_stages
+    assert [s.regions for s in stages[1:]] == [EXTREMITY_REGIONS] * 2
+    bad = CliRunner().invoke(app, ["train-finding-reader", "--out", str(out), "--plan", "elbow"])
+    assert bad.exit_code != 0 and "unknown plan 'elbow'" in bad.output

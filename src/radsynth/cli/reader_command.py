@@ -265,16 +265,33 @@ def train_finding_reader_command(
         ),
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
+    plan: Annotated[
+        str,
+        typer.Option(
+            help="Which cases: 'all' (every radiograph region, kind first; the stage reads "
+            "every radiograph) or 'extremity' (fractures of the hand, wrist, knee and ankle, "
+            "bone tumours of the knee and ankle; the stage reads those regions only)."
+        ),
+    ] = "all",
+    blur: Annotated[
+        float,
+        typer.Option(
+            help="Smooth half of the training images by a Gaussian of sigma up to this many "
+            "px of the 256 px radiograph (0: none), as generated images are softer."
+        ),
+    ] = 0.0,
     tiny: Annotated[
         bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
     ] = False,
 ) -> None:
-    """Train the reader's finding stage on phantom radiographs in which fractures, bone
-    tumours, nodules, consolidations and effusions are common; an interrupted run resumes from
-    OUT's checkpoint. Copy OUT's config.json and reader.safetensors into a reader folder's
-    `findings/` to use it."""
+    """Train one of the reader's finding stages on phantom radiographs in which fractures,
+    bone tumours, nodules, consolidations and effusions are common; an interrupted run resumes
+    from OUT's checkpoint. Copy OUT's config.json and reader.safetensors into a reader folder's
+    `findings/` (plan 'all') or `findings_<plan>/` to use it."""
+    from functools import partial
+
     from radsynth.evaluate.reader.findings import (
-        STAGE_KINDS,
+        PLANS,
         FindingStage,
         TrainFindingConfig,
         build_finding_cases,
@@ -285,9 +302,16 @@ def train_finding_reader_command(
     from radsynth.evaluate.reader.inference import Reader
     from radsynth.evaluate.reader.model import ReaderNet
 
+    if plan not in PLANS:
+        raise typer.BadParameter(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}")
+    if blur < 0:
+        raise typer.BadParameter("--blur must be at least 0")
+    chosen = PLANS[plan]
     folder = cache or out
     config = TrainFindingConfig(
         out=out,
+        plan=plan,
+        blur=blur,
         n=n,
         steps=steps,
         seed=seed,
@@ -302,22 +326,34 @@ def train_finding_reader_command(
         config.widths, config.size = (8, 16, 32), 64
 
     def score(base: Reader, net: ReaderNet, held: dict[str, Any]) -> dict[str, Any]:
-        return evaluate_finding_stage(Reader(base.net, findings=FindingStage(net)), held)
+        if chosen.regions is None:  # against the reader's network alone
+            return evaluate_finding_stage(Reader(base.net, findings=FindingStage(net)), held)
+        # A stage of some regions is added after the reader's own stages and scored against
+        # the reader with those stages.
+        added = [*base.finding_stages, FindingStage(net, regions=chosen.regions)]
+        return evaluate_finding_stage(Reader(base.net, base.carpals, added), held, base)
 
-    figures = _train_stage(
-        config, build_finding_cases, train_finding_reader, score, heldout, reader, folder
-    )
-    # The stage answers for the kinds it reads better than the reader (see `kinds_it_reads`).
+    build = partial(build_finding_cases, plan=plan)
+    figures = _train_stage(config, build, train_finding_reader, score, heldout, reader, folder)
+    # The stage answers for the kinds of its plan it reads better than the reader without it
+    # (see `kinds_it_reads`), on the plan's regions.
     config_path = out / "config.json"
     saved = json.loads(config_path.read_text())
-    saved["reads"] = kinds_it_reads(figures)
+    saved["reads"] = kinds_it_reads(figures, chosen.kinds)
+    saved["plan"] = plan
+    if chosen.regions is not None:
+        saved["regions"] = list(chosen.regions)
     config_path.write_text(json.dumps(saved, indent=2) + "\n")
-    for kind in STAGE_KINDS:
+    without = "reader alone" if chosen.regions is None else "without the stage"
+    for kind in chosen.kinds:
         scores = figures[kind]
-        staged, alone = scores["with_stage"], scores["reader_alone"]
+        staged, alone = (
+            scores["with_stage"],
+            scores["reader_alone" if chosen.regions is None else "without_stage"],
+        )
         typer.echo(
             f"{kind}: {scores['shown']} shown; sensitivity {staged['sensitivity']} with the "
-            f"stage ({alone['sensitivity']} reader alone), specificity {staged['specificity']} "
+            f"stage ({alone['sensitivity']} {without}), specificity {staged['specificity']} "
             f"({alone['specificity']}), AUROC {staged['auroc']} ({alone['auroc']})"
         )
     typer.echo(f"the stage reads: {', '.join(saved['reads']) or 'none of its kinds'}")

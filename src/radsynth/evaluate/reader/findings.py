@@ -19,9 +19,17 @@ on the distal tibia or fibula: none of their 29 planned ankle fractures shows on
 is mirrored at random and its contrast, sharpness and noise changed, so that generated images
 read alike.
 
-`Reader.predict` takes the stage's probabilities in place of the reader's on images that the
-reader reads as radiographs, for the kinds the stage reads better than the reader on held-out
-cases (`kinds_it_reads`, listed under "reads" in the stage's config.json); other modalities and
+Which cases a stage learns from is its plan (`PLANS`): "all" (the stage above, every region,
+kind first) or "extremity" (fractures of the hand, wrist, knee and ankle and bone tumours of
+the knee and ankle, each pair alike, 2 in 5 cases with the finding, 2 in 5 without, 1 in 5
+ordinary radiographs), which learns what the kind-first mix, with about one hand or ankle
+fracture in 70 cases, does not.
+
+`Reader.predict` takes a stage's probabilities in place of the reader's on images that the
+reader reads as radiographs (of the stage's regions, for a stage that has them: "regions" in
+its config.json), for the kinds the stage reads better than the reader without it on held-out
+cases (`kinds_it_reads`, listed under "reads"); a reader folder's `findings/` stage answers
+first, then its `findings_<name>/` stages, each over the ones before. Other modalities and
 kinds keep the reader's.
 """
 
@@ -30,8 +38,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +50,7 @@ from radsynth.evaluate.metrics.conditional import FINDING_PROBABILITY_THRESHOLD
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import FINDINGS, lesion_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
+from radsynth.vocabulary.labels import Finding
 
 # The radiograph pathology kinds; intracranial haemorrhage is a CT finding and stays the reader's.
 STAGE_KINDS: tuple[str, ...] = (
@@ -73,6 +83,64 @@ def finding_config(widths: tuple[int, ...] = (16, 32, 64, 128), size: int = SIZE
 
 
 # -- training data ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StagePlan:
+    """How a finding stage's cases are drawn and where the stage answers.
+
+    `pairs` None: each planned case draws a kind of `kinds`, then a region where it occurs;
+    otherwise it draws one of the (kind, region) `pairs`, each equally often. `mix`: the share
+    of cases with the finding, of the same regions without it and of ordinary radiographs.
+    `regions` None: the stage reads every radiograph; otherwise only those the reader places
+    in one of them (saved under "regions" in the stage's config.json)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    mix: dict[str, float]
+    pairs: tuple[tuple[str, str], ...] | None = None
+    regions: tuple[str, ...] | None = None
+
+
+EXTREMITY_REGIONS = ("hand", "wrist", "knee", "ankle")
+PLANS: dict[str, StagePlan] = {
+    # The shipped stage: every radiograph, kind first.
+    "all": StagePlan("all", STAGE_KINDS, CASE_MIX),
+    # Fractures of the hand, wrist, knee and ankle and bone tumours of the knee and ankle: in the
+    # kind-first mix a hand's or ankle's fracture is one case in about 70 and the stage reads
+    # few of them (docs/reader.md).
+    "extremity": StagePlan(
+        "extremity",
+        ("fracture", "bone_tumour"),
+        {"with_finding": 0.4, "without": 0.4, "ordinary": 0.2},
+        pairs=tuple(("fracture", r) for r in EXTREMITY_REGIONS)
+        + (("bone_tumour", "knee"), ("bone_tumour", "ankle")),
+        regions=EXTREMITY_REGIONS,
+    ),
+}
+
+
+class PlannedCase(NamedTuple):
+    """One planned case: its phantom seed, mix entry, stage kind and region (None for an
+    ordinary radiograph, whose findings and region the phantoms draw) and, with the finding,
+    the finding asked for (site and qualifier drawn among the region's, or left to the
+    phantoms)."""
+
+    case_seed: int
+    mix: str
+    kind: str | None
+    region: str | None
+    finding: Finding | None
+
+
+def _drawn_finding(kind: str, region: str, rng: np.random.Generator) -> Finding:
+    from radsynth.vocabulary import FINDINGS_BY_REGION, qualifiers_for
+
+    sites = FINDINGS_BY_REGION[("xray", region)][kind]
+    site = str(rng.choice(sites)) if sites and rng.random() < 0.7 else None
+    options = qualifiers_for(region, kind)
+    quals = (str(rng.choice(options)),) if options and rng.random() < 0.7 else ()
+    return Finding(kind, site, quals)
+
+
 def _regions_of(kind: str) -> list[str]:
     from radsynth.vocabulary import FINDINGS_BY_REGION
     from radsynth.vocabulary.labels import XRAY_REGIONS
@@ -80,39 +148,50 @@ def _regions_of(kind: str) -> list[str]:
     return [r for r in XRAY_REGIONS if kind in FINDINGS_BY_REGION.get(("xray", r), {})]
 
 
-def case_plan(seed: int, split: str, index: int) -> tuple[int, str, str | None, str | None]:
-    """(case seed, mix entry, stage kind, region) of case `index`; kind and region are None
-    for an ordinary radiograph (its findings and region drawn by the phantoms)."""
-    rng = np.random.default_rng([seed, SPLITS[split], index, 11])
+def case_plan(seed: int, split: str, index: int, plan: str = "all") -> PlannedCase:
+    """Case `index` of `split` under the plan `plan` (a key of `PLANS`)."""
+    chosen = PLANS[plan]
+    if chosen.pairs is None:
+        rng = np.random.default_rng([seed, SPLITS[split], index, 11])
+        case_seed = int(rng.integers(2**31))
+        mix = str(rng.choice(list(chosen.mix), p=list(chosen.mix.values())))
+        if mix == "ordinary":
+            return PlannedCase(case_seed, mix, None, None, None)
+        kind = str(rng.choice(chosen.kinds))
+        region = str(rng.choice(_regions_of(kind)))
+        if mix == "without":
+            return PlannedCase(case_seed, mix, kind, region, None)
+        finding = _drawn_finding(kind, region, np.random.default_rng([case_seed, 12]))
+        return PlannedCase(case_seed, mix, kind, region, finding)
+    rng = np.random.default_rng([seed, 7 + SPLITS[split], index])
     case_seed = int(rng.integers(2**31))
-    mix = str(rng.choice(list(CASE_MIX), p=list(CASE_MIX.values())))
-    if mix == "ordinary":
-        return case_seed, mix, None, None
-    kind = str(rng.choice(STAGE_KINDS))
-    return case_seed, mix, kind, str(rng.choice(_regions_of(kind)))
+    u, ordinary, with_finding = rng.random(), chosen.mix["ordinary"], chosen.mix["with_finding"]
+    if u < ordinary:
+        return PlannedCase(case_seed, "ordinary", None, None, None)
+    kind, region = chosen.pairs[int(rng.integers(len(chosen.pairs)))]
+    if u >= ordinary + with_finding:
+        return PlannedCase(case_seed, "without", kind, region, None)
+    return PlannedCase(case_seed, "with_finding", kind, region, _drawn_finding(kind, region, rng))
 
 
-def render_finding_case(seed: int, split: str, index: int) -> dict[str, np.ndarray]:
-    """One radiograph of the mix (see the module doc): the 8-bit image, its stage-kind lesion
-    masks (bits, packed) and which kinds it shows (uint8 per kind)."""
+def render_finding_case(
+    seed: int, split: str, index: int, plan: str = "all"
+) -> dict[str, np.ndarray]:
+    """One radiograph of the plan's mix (see `StagePlan`): the 8-bit image, its stage-kind
+    lesion masks (bits, packed) and which kinds it shows (uint8 per kind of `STAGE_KINDS`)."""
     from radsynth.phantoms.cases import make_case
-    from radsynth.vocabulary import FINDINGS_BY_REGION, qualifiers_for
-    from radsynth.vocabulary.labels import Finding
 
-    case_seed, mix, kind, region = case_plan(seed, split, index)
-    if kind is None or region is None:
-        case = make_case(case_seed, modality="xray", size=RENDER_SIZE)
+    planned = case_plan(seed, split, index, plan)
+    if planned.region is None:
+        case = make_case(planned.case_seed, modality="xray", size=RENDER_SIZE)
     else:
-        chosen: tuple[Finding, ...] = ()
-        if mix == "with_finding":
-            rng = np.random.default_rng([case_seed, 12])
-            sites = FINDINGS_BY_REGION[("xray", region)][kind]
-            site = str(rng.choice(sites)) if sites and rng.random() < 0.7 else None
-            options = qualifiers_for(region, kind)
-            quals = (str(rng.choice(options)),) if options and rng.random() < 0.7 else ()
-            chosen = (Finding(kind, site, quals),)
+        with_it = () if planned.finding is None else (planned.finding,)
         case = make_case(
-            case_seed, modality="xray", region=region, findings_=chosen, size=RENDER_SIZE
+            planned.case_seed,
+            modality="xray",
+            region=planned.region,
+            findings_=with_it,
+            size=RENDER_SIZE,
         )
     image = case.image
     masks = lesion_target(image.masks, image.image.shape)[[FINDINGS.index(k) for k in STAGE_KINDS]]
@@ -131,18 +210,25 @@ def build_finding_cases(
     n: int,
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
+    plan: str = "all",
 ) -> dict[str, np.ndarray]:
-    """The first `n` finding cases of `split`, rendered once into `path` (an .npz, no pickle;
-    see `case_cache.build_cases`): a file of another seed, split or mix is refused."""
-    meta = {
+    """The first `n` finding cases of `split` under `plan`, rendered once into `path` (an
+    .npz, no pickle; see `case_cache.build_cases`): a file of another seed, split, mix or plan
+    is refused."""
+    if plan not in PLANS:
+        raise ValueError(f"unknown finding-stage plan {plan!r}; plans: {', '.join(PLANS)}")
+    meta: dict[str, Any] = {
         "seed": seed,
         "split": split,
         "size": RENDER_SIZE,
         "kinds": list(STAGE_KINDS),
-        "mix": CASE_MIX,
+        "mix": PLANS[plan].mix,
         "min_area": MIN_AREA,
     }
-    return build_cases(path, render_finding_case, meta, n, workers, on_progress, "finding cases")
+    if plan != "all":  # caches of the shipped stage were written before there were plans
+        meta["plan"] = plan
+    render = partial(render_finding_case, plan=plan)
+    return build_cases(path, render, meta, n, workers, on_progress, "finding cases")
 
 
 def _lesions(data: dict[str, np.ndarray], i: int) -> np.ndarray:
@@ -151,10 +237,16 @@ def _lesions(data: dict[str, np.ndarray], i: int) -> np.ndarray:
 
 
 def training_example(
-    data: dict[str, np.ndarray], i: int, rng: np.random.Generator | None, size: int = SIZE
+    data: dict[str, np.ndarray],
+    i: int,
+    rng: np.random.Generator | None,
+    size: int = SIZE,
+    blur: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(image (1, size, size), lesion maps (K, size, size), shown (K,)) of case `i`; with
-    `rng`, mirrored at random and its contrast, sharpness and noise changed."""
+    `rng`, mirrored at random and its contrast, sharpness and noise changed, and with `blur`
+    > 0 half of the images smoothed by a Gaussian of sigma drawn in [0.5, blur] px of the
+    rendered radiograph (generated images are softer than the phantoms)."""
     image = torch.from_numpy(data["image"][i].astype(np.float32) / 255.0)[None]
     lesions = torch.from_numpy(_lesions(data, i).astype(np.float32))
     if rng is not None:
@@ -162,6 +254,11 @@ def training_example(
 
         if rng.random() < 0.5:
             image, lesions = image.flip(-1), lesions.flip(-1)
+        if blur > 0 and rng.random() < 0.5:
+            from scipy import ndimage
+
+            sigma = float(rng.uniform(0.5, max(blur, 0.5)))
+            image = torch.from_numpy(ndimage.gaussian_filter(image.numpy(), (0, sigma, sigma)))
         image = jitter_contrast(image, rng)
     picture = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True)[0]
     # A thin fracture gap keeps its pixels: a pixel of the smaller map is lesion where about a
@@ -190,6 +287,8 @@ class TrainFindingConfig:
     cache: Path | None = None  # the rendered training cases (.npz); default OUT/cases-train.npz
     widths: tuple[int, ...] = (16, 32, 64, 128)
     size: int = SIZE
+    plan: str = "all"  # a key of PLANS
+    blur: float = 0.0  # largest sigma (px of the rendered radiograph) of the smoothing, 0: none
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -219,12 +318,14 @@ def train_finding_reader(
     save the finding network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
     from radsynth.evaluate.reader.training import train_stage
 
+    if config.plan not in PLANS:
+        raise ValueError(f"unknown finding-stage plan {config.plan!r}; plans: {', '.join(PLANS)}")
     return train_stage(
         config,
         "train-finding-reader",
-        build_finding_cases,
+        partial(build_finding_cases, plan=config.plan),
         lambda: ReaderNet(finding_config(config.widths, config.size)),
-        lambda data, i, rng: training_example(data, i, rng, config.size),
+        lambda data, i, rng: training_example(data, i, rng, config.size, config.blur),
         lambda out, lesions, shown: finding_loss(out, lesions, shown, config.finding_pos_weight),
         on_step,
         on_cache,
@@ -235,15 +336,27 @@ def train_finding_reader(
 class FindingStage:
     """A trained finding network: the probability of each kind it reads in radiographs.
     `kinds`: the kinds it answers for (default all its network's; a stage folder's
-    config.json names them under "reads", see `kinds_it_reads`)."""
+    config.json names them under "reads", see `kinds_it_reads`). `regions`: the regions of the
+    radiographs it answers for (default every region; "regions" in config.json)."""
 
-    def __init__(self, net: ReaderNet, kinds: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        net: ReaderNet,
+        kinds: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+    ) -> None:
+        from radsynth.vocabulary.labels import XRAY_REGIONS
+
         self.net = net.eval()
         own = net.config.findings
         self.kinds = tuple(own if kinds is None else kinds)
         unknown = [k for k in self.kinds if k not in own]
         if unknown:
             raise ValueError(f"the finding stage cannot read {unknown}; it reads {list(own)}")
+        self.regions = None if regions is None else tuple(regions)
+        strange = [r for r in self.regions or () if r not in XRAY_REGIONS]
+        if strange:
+            raise ValueError(f"the finding stage names unknown regions {strange}")
         self._columns = [own.index(k) for k in self.kinds]
 
     @classmethod
@@ -252,7 +365,14 @@ class FindingStage:
         from radsynth.evaluate.reader.model import load_reader_net
 
         record = json.loads((folder / "config.json").read_text())
-        return cls(load_reader_net(folder), record.get("reads"))
+        return cls(load_reader_net(folder), record.get("reads"), record.get("regions"))
+
+    def answers(self, record: dict[str, Any]) -> bool:
+        """Whether the stage answers for an image the reader read as `record`: a radiograph,
+        of one of its regions if it has regions."""
+        if record.get("modality") != "xray":
+            return False
+        return self.regions is None or record.get("region") in self.regions
 
     @torch.no_grad()
     def probabilities(self, images: Any, batch_size: int = 32) -> np.ndarray:
@@ -268,10 +388,11 @@ class FindingStage:
         return torch.cat(parts).numpy()[:, self._columns]
 
 
-def kinds_it_reads(figures: dict[str, Any]) -> list[str]:
-    """The kinds a stage should answer for, from `evaluate_finding_stage`'s figures: those it
-    reads better than the reader alone at the probe's threshold on the held-out cases, by
-    sensitivity + specificity (Youden's J; a kind no held-out case shows is left out)."""
+def kinds_it_reads(figures: dict[str, Any], kinds: Sequence[str] = STAGE_KINDS) -> list[str]:
+    """The kinds of `kinds` a stage should answer for, from `evaluate_finding_stage`'s
+    figures: those it reads better than the reader without it at the probe's threshold on the
+    held-out cases, by sensitivity + specificity (Youden's J; a kind no held-out case shows is
+    left out)."""
 
     def youden(scores: dict[str, Any]) -> float | None:
         if scores["sensitivity"] is None or scores["specificity"] is None:
@@ -279,10 +400,12 @@ def kinds_it_reads(figures: dict[str, Any]) -> list[str]:
         return float(scores["sensitivity"] + scores["specificity"] - 1)
 
     chosen = []
-    for kind in STAGE_KINDS:
+    for kind in kinds:
         if kind not in figures:
             continue
-        stage, alone = youden(figures[kind]["with_stage"]), youden(figures[kind]["reader_alone"])
+        entry = figures[kind]
+        without = entry["without_stage"] if "without_stage" in entry else entry["reader_alone"]
+        stage, alone = youden(entry["with_stage"]), youden(without)
         if stage is not None and alone is not None and stage > alone:
             chosen.append(kind)
     return chosen
@@ -298,23 +421,31 @@ def auroc(scores: np.ndarray, truth: np.ndarray) -> float | None:
     return float(greater / (len(pos) * len(neg)))
 
 
-def evaluate_finding_stage(reader: Any, data: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Held-out figures of a reader with its finding stage against the same reader alone: per
-    stage kind, the share of cases showing it that are read as showing it (sensitivity), the
-    share of the others read as clear of it (specificity), both at the probe's threshold, and
-    the area under the ROC curve."""
+def evaluate_finding_stage(
+    reader: Any, data: dict[str, np.ndarray], baseline: Any | None = None
+) -> dict[str, Any]:
+    """Held-out figures of a reader with its finding stages against the same reader alone
+    ("reader_alone") or, given `baseline` (the reader without the stage under test, its other
+    stages kept), against that ("without_stage"): per stage kind, the share of cases showing it
+    that are read as showing it (sensitivity), the share of the others read as clear of it
+    (specificity), both at the probe's threshold, and the area under the ROC curve."""
     from radsynth.evaluate.reader.inference import Reader
 
     images = data["image"]
     alone = Reader(reader.net).predict(images)  # the reader's network runs once
-    copies = [{**record, "findings": dict(record["findings"])} for record in alone]
-    staged = reader.refine_findings(images, copies)
+
+    def refined(by: Any) -> list[dict[str, Any]]:
+        copies = [{**record, "findings": dict(record["findings"])} for record in alone]
+        return list(by.refine_findings(images, copies))
+
+    staged = refined(reader)
+    compared = ("reader_alone", alone) if baseline is None else ("without_stage", refined(baseline))
     threshold = FINDING_PROBABILITY_THRESHOLD
     out: dict[str, Any] = {"n": len(images), "threshold": threshold}
     for k, kind in enumerate(STAGE_KINDS):
         truth = data["shown"][:, k].astype(bool)
         entry: dict[str, Any] = {"shown": int(truth.sum())}
-        for name, records in (("with_stage", staged), ("reader_alone", alone)):
+        for name, records in (("with_stage", staged), compared):
             scores = np.array([r["findings"][kind] for r in records])
             seen = scores >= threshold
             entry[name] = {

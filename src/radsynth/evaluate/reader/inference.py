@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,20 +82,26 @@ class Reader:
     """A trained reader: `predict` labels, `structures` (segmentation and bone centres),
     `features` (pooled encoder output, the feature space of the distribution metrics).
     With a carpal stage (`radsynth.evaluate.reader.carpals`), the carpal centres come from its
-    closer look at the image, in a box placed by the reader's carpal mask. With a finding
-    stage (`radsynth.evaluate.reader.findings`), the probabilities of its kinds in images the
-    reader reads as radiographs come from the stage."""
+    closer look at the image, in a box placed by the reader's carpal mask. With finding stages
+    (`radsynth.evaluate.reader.findings`), the probabilities of a stage's kinds in images the
+    reader reads as radiographs (of the stage's regions, if it has any) come from the stage; a
+    later stage answers over an earlier one where both answer."""
 
     def __init__(
         self,
         net: ReaderNet,
         carpals: CarpalStage | None = None,
-        findings: FindingStage | None = None,
+        findings: FindingStage | Sequence[FindingStage] | None = None,
     ) -> None:
         self.net = net.eval()
         self.config = net.config
         self.carpals = carpals
-        self.finding_stage = findings
+        if findings is None:
+            self.finding_stages: tuple[FindingStage, ...] = ()
+        elif isinstance(findings, Sequence):
+            self.finding_stages = tuple(findings)
+        else:
+            self.finding_stages = (findings,)
 
     @torch.no_grad()
     def _run(self, images: Any, batch_size: int = 32) -> list[dict[str, torch.Tensor]]:
@@ -126,18 +133,19 @@ class Reader:
         return self.refine_findings(images, results)
 
     def refine_findings(self, images: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`records` (the reader's own `predict` records of `images`) with the finding stage's
-        probabilities of the kinds it reads, on images read as radiographs; unchanged without a
-        stage. Changes `records` in place."""
-        stage = self.finding_stage
-        chosen = [i for i, r in enumerate(records) if r.get("modality") == "xray"]
-        if stage is None or not chosen:
-            return records
-        probabilities = stage.probabilities(as_images(images)[chosen])
-        for i, row in zip(chosen, probabilities, strict=True):
-            records[i]["findings"].update(
-                {kind: float(p) for kind, p in zip(stage.kinds, row, strict=True)}
-            )
+        """`records` (the reader's own `predict` records of `images`) with each finding
+        stage's probabilities of the kinds it reads, on the images it answers for (see
+        `FindingStage.answers`), in the order of the stages; unchanged without stages. Changes
+        `records` in place."""
+        for stage in self.finding_stages:
+            chosen = [i for i, r in enumerate(records) if stage.answers(r)]
+            if not chosen:
+                continue
+            probabilities = stage.probabilities(as_images(images)[chosen])
+            for i, row in zip(chosen, probabilities, strict=True):
+                records[i]["findings"].update(
+                    {kind: float(p) for kind, p in zip(stage.kinds, row, strict=True)}
+                )
         return records
 
     def segmentation_logits(self, images: Any) -> np.ndarray:
@@ -170,27 +178,33 @@ class Reader:
 
 
 CARPAL_STAGE = "carpals"  # a reader folder's subfolder holding its carpal stage, if any
-FINDING_STAGE = "findings"  # ... and its finding stage
+FINDING_STAGE = "findings"  # ... its finding stage, then those of `findings_<name>/` subfolders
+
+
+def finding_stage_folders(folder: Path) -> list[Path]:
+    """A reader folder's finding stages in the order they answer: `findings/`, then the
+    `findings_<name>/` subfolders by name (a later one answers over an earlier one)."""
+    named = sorted(p for p in folder.glob(f"{FINDING_STAGE}_*") if p.is_dir())
+    return [p for p in [folder / FINDING_STAGE, *named] if (p / "config.json").is_file()]
 
 
 @lru_cache(maxsize=4)
 def _cached(folder: str) -> Reader:
-    carpals, findings = Path(folder) / CARPAL_STAGE, Path(folder) / FINDING_STAGE
-    carpal_stage = finding_stage = None
+    carpals = Path(folder) / CARPAL_STAGE
+    carpal_stage = None
     if (carpals / "config.json").is_file():
         from radsynth.evaluate.reader.carpals import CarpalStage
 
         carpal_stage = CarpalStage(load_reader_net(carpals))
-    if (findings / "config.json").is_file():
-        from radsynth.evaluate.reader.findings import FindingStage
+    from radsynth.evaluate.reader.findings import FindingStage
 
-        finding_stage = FindingStage.load(findings)
-    return Reader(load_reader_net(Path(folder)), carpal_stage, finding_stage)
+    stages = [FindingStage.load(p) for p in finding_stage_folders(Path(folder))]
+    return Reader(load_reader_net(Path(folder)), carpal_stage, stages)
 
 
 def load_reader(folder: str | Path | None = None) -> Reader:
     """The reader shipped with radsynth (or one written by `radsynth train-reader --out`);
     loaded offline from safetensors, cached per folder. A `carpals/` subfolder (written by
-    `radsynth train-carpal-reader`) adds the carpal stage, a `findings/` subfolder (written
-    by `radsynth train-finding-reader`) the finding stage."""
+    `radsynth train-carpal-reader`) adds the carpal stage, a `findings/` subfolder and any
+    `findings_<name>/` ones (written by `radsynth train-finding-reader`) the finding stages."""
     return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))
