@@ -30,6 +30,7 @@ from radsynth.evaluate.reader.findings import (
     finding_config,
     kinds_it_reads,
     render_finding_case,
+    soften,
     training_example,
 )
 from radsynth.evaluate.reader.groups import FINDINGS
@@ -318,3 +319,26 @@ def test_a_reader_folder_loads_named_finding_stages_after_its_finding_stage(
     assert [s.regions for s in stages[1:]] == [EXTREMITY_REGIONS] * 2
     bad = CliRunner().invoke(app, ["train-finding-reader", "--out", str(out), "--plan", "elbow"])
     assert bad.exit_code != 0 and "unknown plan 'elbow'" in bad.output
+
+
+def test_softened_images_are_smoother_half_of_the_time_and_unchanged_without_blur() -> None:
+    image = torch.from_numpy(
+        make_case(3, modality="xray", region="wrist", size=128).image.image.astype(np.float32)
+    )[None]
+
+    def roughness(picture: torch.Tensor) -> float:
+        return float((picture[..., 1:] - picture[..., :-1]).abs().mean())
+
+    changed, ratios = 0, []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        assert soften(image, rng, 0.0) is image
+        assert rng.random() == np.random.default_rng(seed).random()  # no draw without blur
+        out = soften(image, np.random.default_rng(seed), 2.0)
+        assert out.shape == image.shape
+        if not torch.equal(out, image):
+            changed += 1
+            ratios.append(roughness(out) / roughness(image))
+            assert float(out.mean()) == pytest.approx(float(image.mean()), abs=1e-3)
+    assert 10 <= changed <= 30
+    assert max(ratios) < 0.95 and min(ratios) < 0.6  # sigma 0.5 smooths a little, 2 a lot

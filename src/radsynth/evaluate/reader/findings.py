@@ -236,6 +236,17 @@ def _lesions(data: dict[str, np.ndarray], i: int) -> np.ndarray:
     return np.unpackbits(data["lesions"][i])[: int(np.prod(shape))].reshape(shape)
 
 
+def soften(image: torch.Tensor, rng: np.random.Generator, blur: float) -> torch.Tensor:
+    """`image` (1, H, W) smoothed by a Gaussian of sigma drawn in [0.5, blur] px half of the
+    time; unchanged (and no draw made) when `blur` is 0."""
+    if blur <= 0 or rng.random() >= 0.5:
+        return image
+    from scipy import ndimage
+
+    sigma = float(rng.uniform(0.5, max(blur, 0.5)))
+    return torch.from_numpy(ndimage.gaussian_filter(image.numpy(), (0, sigma, sigma)))
+
+
 def training_example(
     data: dict[str, np.ndarray],
     i: int,
@@ -254,12 +265,7 @@ def training_example(
 
         if rng.random() < 0.5:
             image, lesions = image.flip(-1), lesions.flip(-1)
-        if blur > 0 and rng.random() < 0.5:
-            from scipy import ndimage
-
-            sigma = float(rng.uniform(0.5, max(blur, 0.5)))
-            image = torch.from_numpy(ndimage.gaussian_filter(image.numpy(), (0, sigma, sigma)))
-        image = jitter_contrast(image, rng)
+        image = jitter_contrast(soften(image, rng, blur), rng)
     picture = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True)[0]
     # A thin fracture gap keeps its pixels: a pixel of the smaller map is lesion where about a
     # third of it was.
