@@ -38,6 +38,8 @@ SEED = 7_600_000
 
 def tile(reader: Reader, image: np.ndarray, kind: str, title: str) -> Image.Image:
     # The stage that answers for this image and kind (the last one, as in `Reader.predict`).
+    if not reader.finding_stages:
+        raise SystemExit("the reader has no finding stage")
     record = Reader(reader.net).predict(image)[0]
     stages = [s for s in reader.finding_stages if s.answers(record) and kind in s.kinds]
     stage = (stages or list(reader.finding_stages))[-1]
