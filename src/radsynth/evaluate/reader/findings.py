@@ -22,8 +22,8 @@ read alike.
 Which cases a stage learns from is its plan (`PLANS`): "all" (the stage above, every region,
 kind first) or "extremity" (fractures of the hand, wrist, knee and ankle and bone tumours of
 the knee and ankle, each pair alike, 2 in 5 cases with the finding, 2 in 5 without, 1 in 5
-ordinary radiographs), which learns what the kind-first mix, with about one hand or ankle
-fracture in 70 cases, does not.
+ordinary radiographs), which learns what the kind-first mix, with about one planned fracture
+of each of the eight fracture regions in 100 cases, does not (it is not shipped: docs/reader.md).
 
 `Reader.predict` takes a stage's probabilities in place of the reader's on images that the
 reader reads as radiographs (of the stage's regions, for a stage that has them: "regions" in
@@ -105,8 +105,8 @@ PLANS: dict[str, StagePlan] = {
     # The shipped stage: every radiograph, kind first.
     "all": StagePlan("all", STAGE_KINDS, CASE_MIX),
     # Fractures of the hand, wrist, knee and ankle and bone tumours of the knee and ankle: in the
-    # kind-first mix a hand's or ankle's fracture is one case in about 70 and the stage reads
-    # few of them (docs/reader.md).
+    # kind-first mix a hand's or ankle's fracture is planned in about one case in 100 and the
+    # first stage reads few of them (docs/reader.md).
     "extremity": StagePlan(
         "extremity",
         ("fracture", "bone_tumour"),
