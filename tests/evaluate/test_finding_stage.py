@@ -116,20 +116,21 @@ def test_augmented_examples_mirror_the_image_and_its_lesions_together() -> None:
         assert min(abs(moved - columns), abs(moved - (SIZE - 1 - columns))) < 2.0
 
 
-def _tiny_stage(tmp_path: Path) -> Path:
-    out = tmp_path / "stage"
+def _tiny_stage(tmp_path: Path, name: str = "stage", *options: str) -> tuple[Path, str]:
+    """A 2-step tiny stage trained through the command line into TMP/NAME, and its output."""
+    out = tmp_path / name
     result = CliRunner().invoke(
         app,
         ["train-finding-reader", "--out", str(out), "--n", "4", "--heldout", "6"]
-        + ["--steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--tiny"],
+        + ["--steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--tiny", *options],
     )
     assert result.exit_code == 0, result.output
     assert "finding stage and held-out figures written" in result.output
-    return out
+    return out, result.output
 
 
 def test_train_finding_reader_command_trains_saves_scores_and_resumes(tmp_path: Path) -> None:
-    out = _tiny_stage(tmp_path)
+    out, _ = _tiny_stage(tmp_path)
     assert {"config.json", "reader.safetensors", "heldout.json"} <= {p.name for p in out.iterdir()}
     record = json.loads((out / "heldout.json").read_text())
     assert record["train"]["steps"] == 2
@@ -160,7 +161,7 @@ def test_train_finding_reader_command_trains_saves_scores_and_resumes(tmp_path: 
 def test_a_reader_folder_with_a_finding_stage_reads_radiograph_findings_through_it(
     tmp_path: Path,
 ) -> None:
-    stage_out = _tiny_stage(tmp_path)
+    stage_out, _ = _tiny_stage(tmp_path)
     plain_folder, staged_folder = tmp_path / "plain", tmp_path / "staged"
     skip = shutil.ignore_patterns(CARPAL_STAGE, FINDING_STAGE)
     for folder in (plain_folder, staged_folder):
@@ -291,14 +292,8 @@ def test_stages_answer_on_their_regions_and_a_later_stage_over_an_earlier_one() 
 def test_a_reader_folder_loads_named_finding_stages_after_its_finding_stage(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "limb"
-    result = CliRunner().invoke(
-        app,
-        ["train-finding-reader", "--out", str(out), "--n", "4", "--heldout", "6"]
-        + ["--steps", "1", "--batch-size", "2", "--tiny", "--plan", "extremity"],
-    )
-    assert result.exit_code == 0, result.output
-    assert "without the stage" in result.output
+    out, output = _tiny_stage(tmp_path, "limb", "--plan", "extremity")
+    assert "without the stage" in output
     saved = json.loads((out / "config.json").read_text())
     assert saved["plan"] == "extremity" and saved["regions"] == list(EXTREMITY_REGIONS)
     assert set(saved["reads"]) <= {"fracture", "bone_tumour"}

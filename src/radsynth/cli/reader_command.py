@@ -298,6 +298,7 @@ def train_finding_reader_command(
         evaluate_finding_stage,
         kinds_it_reads,
         train_finding_reader,
+        without_stage,
     )
     from radsynth.evaluate.reader.inference import Reader
     from radsynth.evaluate.reader.model import ReaderNet
@@ -347,10 +348,7 @@ def train_finding_reader_command(
     without = "reader alone" if chosen.regions is None else "without the stage"
     for kind in chosen.kinds:
         scores = figures[kind]
-        staged, alone = (
-            scores["with_stage"],
-            scores["reader_alone" if chosen.regions is None else "without_stage"],
-        )
+        staged, alone = scores["with_stage"], without_stage(scores)
         typer.echo(
             f"{kind}: {scores['shown']} shown; sensitivity {staged['sensitivity']} with the "
             f"stage ({alone['sensitivity']} {without}), specificity {staged['specificity']} "

@@ -50,7 +50,7 @@ from radsynth.evaluate.metrics.conditional import FINDING_PROBABILITY_THRESHOLD
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import FINDINGS, lesion_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
-from radsynth.vocabulary.labels import Finding
+from radsynth.vocabulary.labels import XRAY_REGIONS, Finding
 
 # The radiograph pathology kinds; intracranial haemorrhage is a CT finding and stays the reader's.
 STAGE_KINDS: tuple[str, ...] = (
@@ -93,7 +93,6 @@ class StagePlan:
     `regions` None: the stage reads every radiograph; otherwise only those the reader places
     in one of them (saved under "regions" in the stage's config.json)."""
 
-    name: str
     kinds: tuple[str, ...]
     mix: dict[str, float]
     pairs: tuple[tuple[str, str], ...] | None = None
@@ -103,12 +102,11 @@ class StagePlan:
 EXTREMITY_REGIONS = ("hand", "wrist", "knee", "ankle")
 PLANS: dict[str, StagePlan] = {
     # The shipped stage: every radiograph, kind first.
-    "all": StagePlan("all", STAGE_KINDS, CASE_MIX),
+    "all": StagePlan(STAGE_KINDS, CASE_MIX),
     # Fractures of the hand, wrist, knee and ankle and bone tumours of the knee and ankle: in the
     # kind-first mix a hand's or ankle's fracture is planned in about one case in 100 and the
     # first stage reads few of them (docs/reader.md).
     "extremity": StagePlan(
-        "extremity",
         ("fracture", "bone_tumour"),
         {"with_finding": 0.4, "without": 0.4, "ordinary": 0.2},
         pairs=tuple(("fracture", r) for r in EXTREMITY_REGIONS)
@@ -116,6 +114,13 @@ PLANS: dict[str, StagePlan] = {
         regions=EXTREMITY_REGIONS,
     ),
 }
+
+
+def stage_plan(name: str) -> StagePlan:
+    """The plan called `name` in `PLANS`; an unknown name is a ValueError naming the plans."""
+    if name not in PLANS:
+        raise ValueError(f"unknown finding-stage plan {name!r}; plans: {', '.join(PLANS)}")
+    return PLANS[name]
 
 
 class PlannedCase(NamedTuple):
@@ -143,14 +148,13 @@ def _drawn_finding(kind: str, region: str, rng: np.random.Generator) -> Finding:
 
 def _regions_of(kind: str) -> list[str]:
     from radsynth.vocabulary import FINDINGS_BY_REGION
-    from radsynth.vocabulary.labels import XRAY_REGIONS
 
     return [r for r in XRAY_REGIONS if kind in FINDINGS_BY_REGION.get(("xray", r), {})]
 
 
 def case_plan(seed: int, split: str, index: int, plan: str = "all") -> PlannedCase:
     """Case `index` of `split` under the plan `plan` (a key of `PLANS`)."""
-    chosen = PLANS[plan]
+    chosen = stage_plan(plan)
     if chosen.pairs is None:
         rng = np.random.default_rng([seed, SPLITS[split], index, 11])
         case_seed = int(rng.integers(2**31))
@@ -163,6 +167,8 @@ def case_plan(seed: int, split: str, index: int, plan: str = "all") -> PlannedCa
             return PlannedCase(case_seed, mix, kind, region, None)
         finding = _drawn_finding(kind, region, np.random.default_rng([case_seed, 12]))
         return PlannedCase(case_seed, mix, kind, region, finding)
+    # A stream of its own, the one the extremity trial drew its cases from
+    # (docs/trials/finding_stage_extremity_trial.py), so that its rendered cases can be reused.
     rng = np.random.default_rng([seed, 7 + SPLITS[split], index])
     case_seed = int(rng.integers(2**31))
     u, ordinary, with_finding = rng.random(), chosen.mix["ordinary"], chosen.mix["with_finding"]
@@ -215,14 +221,12 @@ def build_finding_cases(
     """The first `n` finding cases of `split` under `plan`, rendered once into `path` (an
     .npz, no pickle; see `case_cache.build_cases`): a file of another seed, split, mix or plan
     is refused."""
-    if plan not in PLANS:
-        raise ValueError(f"unknown finding-stage plan {plan!r}; plans: {', '.join(PLANS)}")
     meta: dict[str, Any] = {
         "seed": seed,
         "split": split,
         "size": RENDER_SIZE,
         "kinds": list(STAGE_KINDS),
-        "mix": PLANS[plan].mix,
+        "mix": stage_plan(plan).mix,
         "min_area": MIN_AREA,
     }
     if plan != "all":  # caches of the shipped stage were written before there were plans
@@ -324,8 +328,7 @@ def train_finding_reader(
     save the finding network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
     from radsynth.evaluate.reader.training import train_stage
 
-    if config.plan not in PLANS:
-        raise ValueError(f"unknown finding-stage plan {config.plan!r}; plans: {', '.join(PLANS)}")
+    stage_plan(config.plan)  # an unknown plan is refused before OUT is made
     return train_stage(
         config,
         "train-finding-reader",
@@ -351,8 +354,6 @@ class FindingStage:
         kinds: Sequence[str] | None = None,
         regions: Sequence[str] | None = None,
     ) -> None:
-        from radsynth.vocabulary.labels import XRAY_REGIONS
-
         self.net = net.eval()
         own = net.config.findings
         self.kinds = tuple(own if kinds is None else kinds)
@@ -394,6 +395,12 @@ class FindingStage:
         return torch.cat(parts).numpy()[:, self._columns]
 
 
+def without_stage(entry: dict[str, Any]) -> dict[str, Any]:
+    """The figures a kind's `with_stage` figures are compared with in `evaluate_finding_stage`'s
+    output: "without_stage" where a baseline reader was given, else "reader_alone"."""
+    return entry["without_stage"] if "without_stage" in entry else entry["reader_alone"]
+
+
 def kinds_it_reads(figures: dict[str, Any], kinds: Sequence[str] = STAGE_KINDS) -> list[str]:
     """The kinds of `kinds` a stage should answer for, from `evaluate_finding_stage`'s
     figures: those it reads better than the reader without it at the probe's threshold on the
@@ -409,9 +416,8 @@ def kinds_it_reads(figures: dict[str, Any], kinds: Sequence[str] = STAGE_KINDS) 
     for kind in kinds:
         if kind not in figures:
             continue
-        entry = figures[kind]
-        without = entry["without_stage"] if "without_stage" in entry else entry["reader_alone"]
-        stage, alone = youden(entry["with_stage"]), youden(without)
+        stage = youden(figures[kind]["with_stage"])
+        alone = youden(without_stage(figures[kind]))
         if stage is not None and alone is not None and stage > alone:
             chosen.append(kind)
     return chosen
@@ -442,7 +448,7 @@ def evaluate_finding_stage(
 
     def refined(by: Any) -> list[dict[str, Any]]:
         copies = [{**record, "findings": dict(record["findings"])} for record in alone]
-        return list(by.refine_findings(images, copies))
+        return by.refine_findings(images, copies)
 
     staged = refined(reader)
     compared = ("reader_alone", alone) if baseline is None else ("without_stage", refined(baseline))

@@ -137,11 +137,14 @@ class Reader:
         stage's probabilities of the kinds it reads, on the images it answers for (see
         `FindingStage.answers`), in the order of the stages; unchanged without stages. Changes
         `records` in place."""
+        if not self.finding_stages:
+            return records
+        pictures = as_images(images)
         for stage in self.finding_stages:
             chosen = [i for i, r in enumerate(records) if stage.answers(r)]
             if not chosen:
                 continue
-            probabilities = stage.probabilities(as_images(images)[chosen])
+            probabilities = stage.probabilities(pictures[chosen])
             for i, row in zip(chosen, probabilities, strict=True):
                 records[i]["findings"].update(
                     {kind: float(p) for kind, p in zip(stage.kinds, row, strict=True)}
