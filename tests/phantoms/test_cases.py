@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radsynth.phantoms._finding_geometry import REGION_JOINTS
+from radsynth.phantoms.body import draw_subject, make_body
 from radsynth.phantoms.cases import make_case
+from radsynth.phantoms.findings import add_finding
 from radsynth.vocabulary import (
     FINDING_KINDS,
     FINDINGS_BY_REGION,
@@ -166,8 +169,48 @@ def test_an_ankle_fracture_lies_on_the_distal_tibia_or_fibula_inside_the_field()
         assert not changed[-16:].any()
 
 
+def test_a_long_bones_fracture_or_tumour_lies_by_the_regions_joint() -> None:
+    """A femoral, tibial or fibular fracture or tumour asked on a knee radiograph (a radial or
+    ulnar one on a wrist, a humeral one on a shoulder, a femoral one on a pelvis) is placed near
+    that joint, in the field at the first placement, not anywhere along the shaft."""
+    asked = [
+        ("knee", Finding("fracture", "femur")),
+        ("knee", Finding("fracture", "tibia")),
+        ("knee", Finding("fracture", "fibula")),
+        ("knee", Finding("bone_tumour", "femur")),
+        ("knee", Finding("bone_tumour", "tibia")),
+        ("wrist", Finding("fracture", "radius")),
+        ("wrist", Finding("fracture", "ulna")),
+        ("shoulder", Finding("fracture", "humerus")),
+        ("pelvis", Finding("bone_tumour", "femur")),
+    ]
+    for region, finding in asked:
+        for seed in (3, 4):
+            body_rng = np.random.default_rng(seed)
+            body = make_body(draw_subject(body_rng), body_rng)
+            near, _ = add_finding(
+                body, finding, np.random.default_rng(1), side="left", region=region
+            )
+            joint = body.reference_landmarks[f"left_{REGION_JOINTS[region]}"]
+            name = f"finding_{finding.kind}"
+            low, high = near.structure(name).bounds()
+            # within 100 mm of the joint centre (a lesion keeps to the shaft, above the condyles)
+            assert np.linalg.norm((low + high) / 2 - joint) < 100.0, (region, finding, seed)
+            side = None if region == "pelvis" else "left"  # a pelvis film shows both hips
+            case = make_case(seed, modality="xray", region=region, laterality=side,
+                             size=SIZE, findings_=(finding,))  # fmt: skip
+            assert "findings_not_shown" not in case.image.meta, (region, finding, seed)
+            assert case.image.masks[name].sum() >= 4
+    # Without a region, a shaft's fracture lies mid-shaft, far from the knee.
+    anywhere, _ = add_finding(
+        body, Finding("fracture", "femur"), np.random.default_rng(1), side="left"
+    )
+    low, high = anywhere.structure("finding_fracture").bounds()
+    assert np.linalg.norm((low + high) / 2 - body.reference_landmarks["left_knee"]) > 150.0
+
+
 def test_an_asked_finding_that_cannot_be_shown_is_kept_and_flagged() -> None:
-    femur_shaft = Finding("fracture", "femur")
-    case = make_case(759851391, modality="xray", region="knee", size=SIZE, findings_=(femur_shaft,))
-    assert case.labels.findings == (femur_shaft,)
+    clavicle = Finding("fracture", "clavicle")
+    case = make_case(759851391, modality="xray", region="knee", size=SIZE, findings_=(clavicle,))
+    assert case.labels.findings == (clavicle,)
     assert case.image.meta["findings_not_shown"] == ["fracture"]

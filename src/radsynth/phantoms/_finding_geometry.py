@@ -224,11 +224,44 @@ _DISTAL_BREAKS: dict[str, tuple[str, str, float, float]] = {
 }
 
 
+# The joint at the centre of a regional radiograph's field: a break or lesion of a long bone's
+# shaft asked for on that region lies this many mm (nearest, farthest) from the joint along the
+# bone, inside the field, not anywhere along the shaft (a femoral fracture on a knee radiograph
+# is a supracondylar one, not a midshaft one off the film).
+REGION_JOINTS: dict[str, str] = {
+    "knee": "knee",
+    "wrist": "wrist",
+    "hand": "wrist",
+    "ankle": "ankle",
+    "shoulder": "shoulder",
+    "chest": "shoulder",
+    "pelvis": "hip",
+}
+LONG_BONES = ("femur", "tibia", "fibula", "humerus", "radius", "ulna")
+NEAR_JOINT_MM = (20.0, 50.0)
+
+
+def near_joint_point(
+    body: Body, bone: Structure, joint: str, side: str, rng: np.random.Generator
+) -> np.ndarray:
+    """A point `NEAR_JOINT_MM` from the `side` `joint` (a landmark name without its side),
+    towards the middle of `bone` (reference coordinates, mm)."""
+    centre = body.reference_landmarks[f"{side}_{joint}"]
+    low, high = bone.bounds()
+    return centre + _unit((low + high) / 2.0 - centre) * rng.uniform(*NEAR_JOINT_MM)
+
+
 def _locate_break(
-    body: Body, bone: Structure, site: str, side: str, rng: np.random.Generator
+    body: Body,
+    bone: Structure,
+    site: str,
+    side: str,
+    rng: np.random.Generator,
+    near: str | None = None,
 ) -> _Break:
     """Pick the fracture level for a site (shaft, neck, distal radius, distal tibia or fibula,
-    clavicle, patella)."""
+    clavicle, patella); a long bone's shaft breaks near the joint `near` where one is given
+    (see `REGION_JOINTS`)."""
     lm = body.reference_landmarks
     if site == "patella":
         e = bone.parts[0]
@@ -259,6 +292,9 @@ def _locate_break(
         at = rng.uniform(0.4, 0.65) * lengths.sum()
         k = int(np.searchsorted(np.cumsum(lengths), at))
         return _frustum_break(bone, frusta[k], at - float(np.cumsum(lengths)[k] - lengths[k]), None)
+    if near is not None and site in LONG_BONES:
+        index, t = _nearest_axis_point(bone, frusta, near_joint_point(body, bone, near, side, rng))
+        return _frustum_break(bone, index, t, None)
     index = _longest_frustum(bone)
     lo, hi = (0.5, 0.85) if site == "metacarpal" else (0.25, 0.75)
     return _frustum_break(bone, index, rng.uniform(lo, hi) * bone.parts[index].length, None)  # type: ignore[union-attr]

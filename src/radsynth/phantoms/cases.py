@@ -209,15 +209,16 @@ def make_case(
     render_seed = int(render_rng.integers(2**63))
     what = (modality, region, view, laterality, sequence)
     images_body = modality != "us"  # ultrasound is drawn without the body's structures
-    # A finding placed outside the field (a femoral-shaft fracture on a knee radiograph) would
-    # be named by the labels and the caption but not shown: place it again, up to
+    # A finding placed outside the field would be named by the labels and the caption but not
+    # shown (a long bone's fracture or tumour is placed by the region's joint, but a metacarpal
+    # on a lateral wrist may still miss it): place it again, up to
     # PLACEMENT_ATTEMPTS times; a drawn finding still unseen is left out of the labels.
     for attempt in range(PLACEMENT_ATTEMPTS):
         rng = finding_rng if attempt == 0 else np.random.default_rng([seed, 5, attempt])
         body, names_of = clean_body, []
         for finding in chosen:
             body, names = findings.add_finding(
-                body, _fitted(finding, modality, region, rng), rng, side=laterality
+                body, _fitted(finding, modality, region, rng), rng, side=laterality, region=region
             )
             names_of.append(names)
         image = _render_showing(

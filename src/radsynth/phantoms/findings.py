@@ -17,6 +17,7 @@ breaks of `_finding_geometry.py`.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from radsynth.phantoms._finding_geometry import (
     _SIGN,
     _X,
     _Z,
+    REGION_JOINTS,
     SIDES,
     Builder,
     Out,
@@ -55,6 +57,7 @@ from radsynth.phantoms._finding_geometry import (
     _sub_frustum,
     _unit,
     _with_cutouts,
+    near_joint_point,
 )
 from radsynth.phantoms.body import Body
 from radsynth.phantoms.solids import (
@@ -73,13 +76,15 @@ from radsynth.vocabulary.labels import (
 )
 
 
-def _add_fracture(body: Body, site: Site, quals: Quals, rng: Rng, side: Site) -> Out:
+def _add_fracture(
+    body: Body, site: Site, quals: Quals, rng: Rng, side: Site, near: str | None = None
+) -> Out:
     assert site is not None
     if "non_displaced" in quals and len(set(quals)) > 1:
         raise ValueError("a fracture cannot be non_displaced and displaced or angulated; pick one")
     side = _limb_side(side, rng)
     name = _fracture_bone(body, site, side, rng)
-    brk = _locate_break(body, body.structure(name), site, side, rng)
+    brk = _locate_break(body, body.structure(name), site, side, rng, near)
     proximal, distal, disc_prox, disc_dist = _break_bone(body, name, brk, rng, site)
     rotation, shift = _fracture_motion(brk, site, quals, rng)
     distal = distal.moved(rotation, brk.point, shift)
@@ -92,8 +97,11 @@ def _add_fracture(body: Body, site: Site, quals: Quals, rng: Rng, side: Site) ->
 # --------------------------------------------------------------------------- bone tumour
 
 
-def _add_bone_tumour(body: Body, site: Site, quals: Quals, rng: Rng, side: Site) -> Out:
-    """A lytic (default) or sclerotic lesion in the diaphysis or metaphysis of a long bone.
+def _add_bone_tumour(
+    body: Body, site: Site, quals: Quals, rng: Rng, side: Site, near: str | None = None
+) -> Out:
+    """A lytic (default) or sclerotic lesion in the diaphysis or metaphysis of a long bone; in
+    the metaphysis by the joint `near`, where one is given (see `REGION_JOINTS`).
 
     The lesion is cut out of the bone and displaces the bone's parent: a lytic lesion may reach
     to within 1.2 mm of the periosteal surface (endosteal scalloping, thinned cortex); a
@@ -108,7 +116,10 @@ def _add_bone_tumour(body: Body, site: Site, quals: Quals, rng: Rng, side: Site)
     shaft, core = bone.parts[index], bone.inner_parts[index]
     assert isinstance(shaft, Frustum) and isinstance(core, Frustum)
     length = shaft.length
-    if rng.random() < 0.5:  # metaphysis: near either end of the shaft
+    if near is not None:  # the metaphysis by that joint, in the regional radiograph's field
+        point = near_joint_point(body, bone, near, side, rng)
+        t = float(np.clip(np.dot(point - shaft.start, shaft.axis), 0.04 * length, 0.96 * length))
+    elif rng.random() < 0.5:  # metaphysis: near either end of the shaft
         t = rng.uniform(0.1, 0.2) * length
         t = t if rng.random() < 0.5 else length - t
     else:
@@ -367,18 +378,29 @@ def _check(finding: Finding, side: str | None) -> None:
 
 
 def add_finding(
-    body: Body, finding: Finding, rng: np.random.Generator, *, side: str | None = None
+    body: Body,
+    finding: Finding,
+    rng: np.random.Generator,
+    *,
+    side: str | None = None,
+    region: str | None = None,
 ) -> tuple[Body, list[str]]:
     """Add one finding, implant or foreign body to a copy of `body`.
 
     `finding.site` picks the structure (limb sites take `side`, 'left' or 'right', random when
     None; a missing site is drawn from the kind's sites); qualifiers shape it (see
-    `FINDING_QUALIFIERS`). Sizes are in mm for the 1750 mm reference body and scale with it.
-    Returns the new body and the names of the structures whose masks are the finding's masks.
-    The input body is left unchanged; the same `rng` state gives the same result.
+    `FINDING_QUALIFIERS`). `region`: the region imaged, if one; a fracture or tumour of a long
+    bone's shaft is then placed near the region's joint (`REGION_JOINTS`), in its field. Sizes
+    are in mm for the 1750 mm reference body and scale with it. Returns the new body and the
+    names of the structures whose masks are the finding's masks. The input body is left
+    unchanged; the same `rng` state gives the same result.
     """
     _check(finding, side)
     sites = FINDING_SITES[finding.kind]
     site = finding.site if finding.site is not None or not sites else str(rng.choice(sites))
-    structures, names = _BUILDERS[finding.kind](body, site, tuple(finding.qualifiers), rng, side)
+    builder = _BUILDERS[finding.kind]
+    near = REGION_JOINTS.get(region) if region is not None else None
+    if near is not None and finding.kind in ("fracture", "bone_tumour"):
+        builder = partial(builder, near=near)  # type: ignore[call-arg]
+    structures, names = builder(body, site, tuple(finding.qualifiers), rng, side)
     return body.with_structures(structures), names
