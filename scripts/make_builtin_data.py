@@ -20,6 +20,12 @@ pathologies only (fracture, bone tumour, intracranial haemorrhage, consolidation
 effusion): the kind is drawn evenly over the five, then the place evenly over that kind's places.
 Drawn over all 47 places, an X-ray chest consolidation is 1 finding case in 47; here, 1 in 10.
 
+`--place-findings N` adds N more in `place_findings/`, each with one finding of a place drawn
+evenly over `--places` (`wrist:fracture:distal_radius,knee:bone_tumour:femur`; each entry
+[MODALITY/]REGION:KIND[:SITE], a site left out drawn among the place's): among the study
+findings a fracture of the distal radius on a wrist radiograph is about 1 case in 120, too few
+for a fine-tune to learn to draw it.
+
 `--focus N` adds N regional cases in `focus/` whose region is drawn evenly over
 `--focus-regions` (a region named twice is drawn twice as often); an entry REGION:VIEW
 (`lumbar_spine:lateral`) fixes the X-ray view too, and MODALITY/REGION (`us/liver`, `ct/head`)
@@ -72,7 +78,8 @@ FINDING_PLACES = sorted(
 STUDY_PLACES_BY_KIND = {
     kind: [place for place in FINDING_PLACES if place[2] == kind] for kind in PATHOLOGY_KINDS
 }
-PARTS = ("regional", "crops", "findings", "study_findings", "focus")
+PLACE_FINDING_SEED_OFFSET = 50_000_000
+PARTS = ("regional", "crops", "findings", "study_findings", "focus", "place_findings")
 
 
 def _crop(args: tuple[Path, int, int, int]) -> dict:
@@ -97,6 +104,59 @@ def _study_finding_case(args: tuple[Path, int, int, int]) -> dict | None:
     rng = np.random.default_rng([seed, 11])
     place = study_place(rng)
     return _write_finding_case(out, f"study-finding-{index:06d}", seed, size, place, rng)
+
+
+PlaceEntry = tuple[str, str, str, str | None]  # (modality, region, kind, site or None)
+
+
+def _place_finding_case(
+    args: tuple[Path, int, int, int], places: tuple[PlaceEntry, ...]
+) -> dict | None:
+    """Case `index` with one finding of a place drawn evenly over `places` (its site too, where
+    the entry names none), or None when its phantom cannot show it."""
+    out, index, seed, size = args
+    rng = np.random.default_rng([seed, 17])
+    modality, region, kind, site = places[int(rng.integers(len(places)))]
+    case_id = f"place-finding-{index:06d}"
+    return _write_finding_case(out, case_id, seed, size, (modality, region, kind), rng, site)
+
+
+def finding_places(text: str) -> tuple[PlaceEntry, ...]:
+    """The comma-separated entries of --places, each [MODALITY/]REGION:KIND[:SITE] in the words
+    of prompts (`wrist:fracture:distal_radius`, `knee:bone tumor:femur`, `ct/head:intracranial
+    haemorrhage`), checked against the findings radsynth's vocabulary places there."""
+    entries = []
+    for raw in (e.strip() for e in text.split(",")):
+        if not raw:
+            continue
+        modality_words, _, rest = raw.rpartition("/")
+        parts = rest.split(":")
+        if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+            raise argparse.ArgumentTypeError(
+                f"place {raw!r} is not [MODALITY/]REGION:KIND[:SITE] (wrist:fracture:distal_radius)"
+            )
+        modality, region, _ = _focus_entry(
+            f"{modality_words}/{parts[0]}" if modality_words else parts[0]
+        )
+        kind = _vocabulary_value("finding", parts[1].strip()).replace(" ", "_")
+        kinds = FINDINGS_BY_REGION.get((modality, region))
+        if kinds is None:
+            raise argparse.ArgumentTypeError(
+                f"place {raw!r}: no findings are placed in {modality} {region}"
+            )
+        if kind not in kinds:
+            raise argparse.ArgumentTypeError(
+                f"place {raw!r}: {kind} is not placed in {modality} {region}; "
+                f"use: {', '.join(kinds)}"
+            )
+        site = parts[2].strip().replace(" ", "_") if len(parts) == 3 else None
+        if site is not None and site not in kinds[kind]:
+            sites = ", ".join(kinds[kind]) or "none (this finding takes no site)"
+            raise argparse.ArgumentTypeError(f"place {raw!r}: unknown site {site}; use: {sites}")
+        entries.append((modality, region, kind, site))
+    if not entries:
+        raise argparse.ArgumentTypeError("no place named (none given)")
+    return tuple(entries)
 
 
 XRAY_VIEWS = ("ap", "pa", "lateral")
@@ -184,10 +244,13 @@ def _write_finding_case(
     size: int,
     place: tuple[str, str, str],
     rng: np.random.Generator,
+    site: str | None = None,
 ) -> dict | None:
+    """Write the case of `place` (its finding at `site`, or at a site drawn among the place's)."""
     modality, region, kind = place
     sites = FINDINGS_BY_REGION[(modality, region)][kind]
-    site = str(rng.choice(sites)) if sites else None
+    if site is None:
+        site = str(rng.choice(sites)) if sites else None
     qualifiers = qualifiers_for(region, kind)
     chosen = (str(rng.choice(qualifiers)),) if qualifiers and rng.random() < 0.7 else ()
     finding = Finding(kind, site, chosen)
@@ -214,15 +277,20 @@ def write_part(
     size: int,
     workers: int,
     regions: tuple[FocusEntry, ...] = (),
+    places: tuple[PlaceEntry, ...] = (),
 ) -> None:
     """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
-    "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`),
-    resumable."""
+    "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`,
+    "place_findings": `_place_finding_case` over `places`), resumable."""
     make: Callable[[tuple[Path, int, int, int]], dict | None]
     if name == "focus":
         if not regions:
             raise ValueError("a focus part needs its regions")
         make, prefix = partial(_focus_case, regions=regions), "focus"
+    elif name == "place_findings":
+        if not places:
+            raise ValueError("a place_findings part needs its places")
+        make, prefix = partial(_place_finding_case, places=places), "place-finding"
     else:
         make, prefix = {
             "crops": (_crop, "crop"),
@@ -258,8 +326,7 @@ def write_crops(out: Path, count: int, seed: int, size: int, workers: int) -> No
 
 
 def merge(out: Path) -> int:
-    """One manifest over regional/, crops/, findings/ and study_findings/ (those present), with
-    paths relative to `out`."""
+    """One manifest over the parts of `PARTS` that are present, with paths relative to `out`."""
     rows = []
     for part in PARTS:
         if not (out / part / "manifest.jsonl").exists():
@@ -298,6 +365,20 @@ def main() -> None:
         "named (us/liver, ct/head), a view fixed for X-rays only (lumbar_spine:lateral); "
         "default lumbar_spine,knee,hand,wrist",
     )
+    parser.add_argument(
+        "--place-findings",
+        type=int,
+        default=0,
+        help="more cases with one finding each, of the --places only",
+    )
+    parser.add_argument(
+        "--places",
+        type=finding_places,
+        default=None,
+        help="comma-separated places of the --place-findings cases, drawn evenly, each "
+        "[MODALITY/]REGION:KIND[:SITE] (wrist:fracture:distal_radius, knee:bone_tumour:femur; "
+        "X-ray unless a modality is named; a site left out is drawn among the place's)",
+    )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
         "--seed",
@@ -308,8 +389,11 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if not (args.regional or args.crops or args.findings or args.study_findings or args.focus):
+    counts = (args.regional, args.crops, args.findings, args.study_findings, args.focus)
+    if not (any(counts) or args.place_findings):
         parser.error("every part has 0 cases: nothing to write")
+    if args.place_findings and args.places is None:
+        parser.error("--place-findings needs --places")
     # Each part is optional: 0 cases writes none (a small held-out set of focus cases).
     if args.regional:
         regional = args.out / "regional"
@@ -346,6 +430,16 @@ def main() -> None:
             args.size,
             args.workers,
             regions=args.focus_regions,
+        )
+    if args.place_findings:
+        write_part(
+            args.out / "place_findings",
+            "place_findings",
+            args.place_findings,
+            args.seed + PLACE_FINDING_SEED_OFFSET,
+            args.size,
+            args.workers,
+            places=args.places,
         )
     print(f"{merge(args.out)} records in {args.out / 'manifest.jsonl'}")
 

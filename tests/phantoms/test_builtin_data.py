@@ -81,6 +81,50 @@ def test_study_finding_cases_show_the_studys_five_pathologies(tmp_path: Path) ->
     assert first["image"].startswith("study_findings/")
 
 
+def test_place_finding_cases_show_the_places_named(tmp_path: Path) -> None:
+    """--place-findings: each case shows one finding of a --places entry, at the entry's site
+    where it names one; entries are checked against the vocabulary."""
+    script = load_script()
+    places = script["finding_places"]("wrist:fracture:distal radius, knee:bone tumor")
+    assert places == (
+        ("xray", "wrist", "fracture", "distal_radius"),
+        ("xray", "knee", "bone_tumour", None),
+    )
+    out = tmp_path / "data"
+    script["write_part"](
+        out / "place_findings", "place_findings", 8, 50_000_000, 64, 1, places=places
+    )
+    records = list(iter_manifest(out / "place_findings" / "manifest.jsonl"))
+    assert 4 <= len(records) <= 8  # a finding the field cannot show is left out
+    seen = set()
+    for record in records:
+        labels = record["labels"]
+        (finding,) = labels["findings"]
+        seen.add((labels["region"], finding["kind"]))
+        assert (labels["modality"], labels["region"], finding["kind"]) in {p[:3] for p in places}
+        if labels["region"] == "wrist":
+            assert finding["site"] == "distal_radius"
+        assert finding["site"] in FINDINGS_BY_REGION[("xray", labels["region"])][finding["kind"]]
+        parsed = parse_prompt(record["caption"])
+        assert parsed.findings[0].kind == finding["kind"] and parsed.region == labels["region"]
+        assert record["id"].startswith("place-finding-")
+    assert seen == {("wrist", "fracture"), ("knee", "bone_tumour")}
+    assert script["merge"](out) == len(records)
+    assert json.loads((out / "manifest.jsonl").read_text().splitlines()[0])["image"].startswith(
+        "place_findings/"
+    )
+    for bad, message in [
+        ("wrist:bone_tumour", "bone_tumour is not placed in xray wrist; use: fracture"),
+        ("knee:bone_tumour:radius", "unknown site radius; use: femur, tibia, fibula"),
+        ("wrist", r"not \[MODALITY/\]REGION:KIND"),
+        (" , ", "none given"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            script["finding_places"](bad)
+    with pytest.raises(ValueError, match="needs its places"):
+        script["write_part"](tmp_path / "p", "place_findings", 1, 0, 64, 1)
+
+
 def test_focus_cases_are_x_rays_of_the_named_regions_drawn_by_weight(tmp_path: Path) -> None:
     script = load_script()
     out = tmp_path / "data"
