@@ -1,4 +1,5 @@
-"""How often a finding asked without a site is shown on the phantom radiograph of its prompt.
+"""How often a finding asked without a site, or on a long bone's shaft, is shown on the
+phantom radiograph of its prompt.
 
 For each prompt, `--n` phantoms (seeds 8,000,000+) are drawn with the prompt's labels; a finding
 counts as shown where its masks cover at least 4 px of the 256 px image (the finding stage's
@@ -25,6 +26,11 @@ PROMPTS = (
     "AP radiograph of the left ankle with a bone tumour",
     "AP radiograph of the left knee with a bone tumour",
     "Axial CT of the head with intracranial haemorrhage",
+    # Sites on a long bone's shaft, placed by the region's joint
+    "AP radiograph of the left knee with a fracture of the femur",
+    "AP radiograph of the left knee with a fracture of the tibia",
+    "PA radiograph of the left wrist with a fracture of the ulna",
+    "AP radiograph of the left knee with a bone tumour of the tibia",
 )
 
 
