@@ -122,8 +122,9 @@ def _place_finding_case(
 
 
 def finding_places(text: str) -> tuple[PlaceEntry, ...]:
-    """The comma-separated entries of --places, each [MODALITY/]REGION:KIND[:SITE] in the words
-    of prompts (`wrist:fracture:distal_radius`, `knee:bone tumor:femur`, `ct/head:intracranial
+    """The comma-separated entries of --places, each [MODALITY/]REGION:KIND[:SITE], the region
+    and kind in the words of prompts, the site as the vocabulary names it, spaces for
+    underscores (`wrist:fracture:distal radius`, `knee:bone tumor:femur`, `ct/head:intracranial
     haemorrhage`), checked against the findings radsynth's vocabulary places there."""
     entries = []
     for raw in (e.strip() for e in text.split(",")):
@@ -390,7 +391,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     counts = (args.regional, args.crops, args.findings, args.study_findings, args.focus)
-    if not (any(counts) or args.place_findings):
+    if not any((*counts, args.place_findings)):
         parser.error("every part has 0 cases: nothing to write")
     if args.place_findings and args.places is None:
         parser.error("--place-findings needs --places")

@@ -172,7 +172,7 @@ def test_an_ankle_fracture_lies_on_the_distal_tibia_or_fibula_inside_the_field()
 def test_a_long_bones_fracture_or_tumour_lies_by_the_regions_joint() -> None:
     """A femoral, tibial or fibular fracture or tumour asked on a knee radiograph (a radial or
     ulnar one on a wrist, a humeral one on a shoulder, a femoral one on a pelvis) is placed near
-    that joint, in the field at the first placement, not anywhere along the shaft."""
+    that joint and shown, not anywhere along the shaft."""
     asked = [
         ("knee", Finding("fracture", "femur")),
         ("knee", Finding("fracture", "tibia")),
