@@ -39,6 +39,26 @@ def test_labelled_grid_places_every_image_under_its_prompt() -> None:
         labelled_grid([FigureRow("c", "p", [np.zeros((20, 30)), np.zeros((9, 9))], [0, 1])])
 
 
+def test_labels_wider_than_the_grid_shrink_or_are_cut_inside_it() -> None:
+    tiles = [np.zeros((90, 40), np.float32)] * 3
+    short = FigureRow("a", "knee", tiles, [0, 1, 2])
+    long = FigureRow("b", "female: knee | grown to a full body | answer key", tiles, [0, 1, 2])
+    title = "Figure 4: knee to full body"
+    grid = labelled_grid([short, long], title)
+    width = grid.shape[1]
+    title_band, label_band = grid[:20], grid[22 : 22 + 16]
+    long_band = grid[22 + 16 + 90 + 4 : 22 + 16 + 90 + 4 + 16]
+    for band in (title_band, label_band, long_band):
+        ink = np.nonzero((band > 128).any(0))[0]
+        assert len(ink) and ink.max() < width - 2  # nothing runs off the right edge
+    # A label that fits keeps the full size; one that does not is drawn smaller or cut.
+    ink_height = [np.ptp(np.nonzero((b > 128).any(1))[0]) for b in (label_band, long_band)]
+    assert ink_height[1] <= ink_height[0]
+    wide = labelled_grid([FigureRow("a", "knee", [np.zeros((90, 400), np.float32)], [0])], title)
+    wide_ink = np.nonzero((wide[:20] > 128).any(0))[0]
+    assert wide_ink.max() - wide_ink.min() > 100  # room enough: the title at its own size
+
+
 def test_figure1_command_keeps_every_image_with_its_seed(tmp_path: Path) -> None:
     model = build_components("tiny-patch", seed=0).save_pretrained(tmp_path / "model")
     out = tmp_path / "out"

@@ -58,6 +58,25 @@ def generate_rows(
     return rows
 
 
+MIN_FONT_PX = 7  # labels shrink to fit a narrow figure down to this size, then are shortened
+
+
+def _draw_fitting(
+    draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, room: float, size: float, fill: int
+) -> None:
+    """Draw `text` in the default font at `size`, or smaller down to MIN_FONT_PX, so that it
+    fits in `room` pixels; a text still too long is cut and ends in an ellipsis."""
+    font = ImageFont.load_default(size=size)
+    while size > MIN_FONT_PX and draw.textlength(text, font=font) > room:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    if draw.textlength(text, font=font) > room:
+        while len(text) > 1 and draw.textlength(text + "…", font=font) > room:
+            text = text[:-1]
+        text += "…"
+    draw.text(xy, text, fill=fill, font=font)
+
+
 def labelled_grid(rows: Sequence[FigureRow], title: str = "", gap: int = 4) -> np.ndarray:
     """One uint8 image: a row per prompt with the prompt written above it."""
     if not rows or not rows[0].images:
@@ -66,18 +85,19 @@ def labelled_grid(rows: Sequence[FigureRow], title: str = "", gap: int = 4) -> n
     columns = max(len(row.images) for row in rows)
     label_h = max(16, height // 12)
     title_h = label_h + 6 if title else 0
-    font = ImageFont.load_default(size=max(10, label_h - 4))
+    font_px = max(10, label_h - 4)
     canvas = Image.new(
         "L",
         (columns * (width + gap) - gap, title_h + len(rows) * (label_h + height + gap)),
         16,
     )
     draw = ImageDraw.Draw(canvas)
+    room = canvas.width - 8
     if title:
-        draw.text((4, 2), title, fill=255, font=font)
+        _draw_fitting(draw, (4, 2), title, room, font_px, 255)
     for r, row in enumerate(rows):
         y = title_h + r * (label_h + height + gap)
-        draw.text((4, y + 1), f'"{row.prompt}"', fill=235, font=font)
+        _draw_fitting(draw, (4, y + 1), f'"{row.prompt}"', room, font_px, 235)
         for c, image in enumerate(row.images):
             if image.shape != (height, width):
                 raise ValueError(f"all images must be {height}x{width}, got {image.shape}")
