@@ -97,7 +97,7 @@ def probe(
         bool, typer.Option("--quick", help="smoke run: 1 image per prompt, 4 steps, 1 edit each")
     ] = False,
     full_bodies: Annotated[
-        int | None, typer.Option("--full-bodies", help="knee-to-full-body cases (default 1)")
+        int | None, typer.Option("--full-bodies", help="knee-to-full-body cases (default 4)")
     ] = None,
     reader: Annotated[
         Path | None, typer.Option("--reader", help="reader folder (default: the shipped one)")

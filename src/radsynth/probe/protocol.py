@@ -131,7 +131,9 @@ class ProbeConfig:
     inpaint_cases: int = 2  # phantoms per Figure 3 region
     extend_cases: int = 1  # phantoms per Figure 4 region
     extend_fraction: float = 0.25  # each of two borders grows by this share of the image
-    full_body_cases: int = 1
+    # Knee-to-full-body cases (fixed seeds, alternating sex; the same on every --seed): four
+    # since the body stage reads them (one before; one body is luck either way).
+    full_body_cases: int = 4
     full_body_knee_px: int | None = None  # default: half the model's size (see the report)
     full_body_width: int = 2  # knee fields across
     finding_places: int = 4  # phantoms per pathology prompt that map its finding (0: skip)
@@ -160,6 +162,7 @@ class ProbeConfig:
             "extend_cases": 1,
             "memorization_train": 16,
             "finding_places": 1,
+            "full_body_cases": 1,
         }
         values.update(overrides)
         return cls(**values)
@@ -509,54 +512,85 @@ class _Probe:
             truth_structure_map(lumbar.masks).centres["lumbar_vertebrae"]
         )
         if self.reader is not None:
-            # Two ways to read a tall image; the one that measures the answer key best is used
-            # for the generated image too (the instrument is calibrated on the truth only).
-            # Windows of the knee's field with averaged logits (read_in_windows_averaged) read
-            # the key closer (0.01-0.11 off on the first four bodies, against 0.25-0.66), but
-            # on the built-in model's bodies they find the long bones only in and beside the
-            # kept knee, so they would measure the input, not the model
-            # (scripts/knee_body_instrument.py, docs/reader.md).
-            reader = self.reader
-            methods: dict[str, Callable[[np.ndarray], Any]] = {
-                "whole image padded to a square": lambda im: reader.structures(
-                    pad_to_square(im)[0]
-                )[0],
-                "square windows of the image's width": lambda im: read_in_windows(reader, im),
-            }
-            on_truth = {name: femur_tibia(read(truth_image)) for name, read in methods.items()}
-
-            def truth_error(name: str) -> float:
-                ratio = on_truth[name]["ratio"]
-                return (
-                    abs(ratio / true_props["ratio"] - 1) if ratio and true_props["ratio"] else 9.0
-                )
-
-            method = min(methods, key=truth_error)
-            record["reading"] = method
-            record["reader_on_truth_by_method"] = on_truth
-            record["generated"] = femur_tibia(methods[method](grown))
-            record["reader_on_truth"] = dict(on_truth[method])
-            crops = [
-                image[r0 : r0 + field_px, c0 : c0 + field_px] for image in (grown, truth_image)
-            ]
-            crops = [pad_to_square(c)[0] for c in crops]
-            side = max(c.shape[0] for c in crops)
-            lumbar_maps = self.reader.structures(
-                np.stack([resize_image(c, (side, side)) for c in crops])
-            )
-            record["generated"]["lumbar_count"] = len(lumbar_maps[0].centres["lumbar_vertebrae"])
-            record["reader_on_truth"]["lumbar_count"] = len(
-                lumbar_maps[1].centres["lumbar_vertebrae"]
-            )
-            ratio, true_ratio = record["generated"]["ratio"], true_props["ratio"]
-            record["ratio_error"] = (
-                None if ratio is None or not true_ratio else abs(ratio / true_ratio - 1.0)
-            )
+            record.update(self._read_full_body(grown, truth_image, true_props, (r0, c0, field_px)))
         top, left = margins["top"], margins["left"]
         knee_only = np.zeros((tall, wide), dtype=np.float32)
         knee_only[top : top + knee_px, left : left + knee_px] = knee.image
         record["_images"] = (knee_only, grown, truth_image)
         return json_clean(record) | {"_images": record["_images"]}
+
+    def _read_full_body(
+        self,
+        grown: np.ndarray,
+        truth_image: np.ndarray,
+        true_props: dict[str, Any],
+        lumbar_field: tuple[int, int, int],
+    ) -> dict[str, Any]:
+        """Femur/tibia and lumbar readings of a grown body and of its answer key. Each is
+        read in several ways; the one that reads the answer key best (`reading`,
+        `lumbar_reading`) reads the generated body too: the instrument is calibrated on the
+        truth only. With a body stage (`Reader.read_body`, trained on whole-body planes) it
+        comes first and wins ties."""
+        assert self.reader is not None
+        reader = self.reader
+        # The whole image padded to a square reads a tall body at 40 px wide; windows of the
+        # image's width at the reader's scale. Windows of the knee's field with averaged
+        # logits (read_in_windows_averaged) read the key closer (0.01-0.11 off on the first
+        # four bodies, against 0.25-0.66), but on the built-in model's bodies they find the
+        # long bones only in and beside the kept knee, so they would measure the input, not
+        # the model (scripts/knee_body_instrument.py, docs/reader.md).
+        methods: dict[str, Callable[[np.ndarray], Any]] = {}
+        if reader.body is not None:
+            methods["body stage"] = lambda im: reader.read_body(im)[0]
+        methods["whole image padded to a square"] = lambda im: reader.structures(
+            pad_to_square(im)[0]
+        )[0]
+        methods["square windows of the image's width"] = lambda im: read_in_windows(reader, im)
+        truth_maps = {name: read(truth_image) for name, read in methods.items()}
+        on_truth = {name: femur_tibia(smap) for name, smap in truth_maps.items()}
+
+        def truth_error(name: str) -> float:
+            ratio = on_truth[name]["ratio"]
+            return abs(ratio / true_props["ratio"] - 1) if ratio and true_props["ratio"] else 9.0
+
+        method = min(methods, key=truth_error)
+        generated_map = methods[method](grown)
+        out: dict[str, Any] = {
+            "reading": method,
+            "reader_on_truth_by_method": on_truth,
+            "generated": femur_tibia(generated_map),
+            "reader_on_truth": dict(on_truth[method]),
+        }
+        # Lumbar vertebrae: the lumbar field of the same plane (a lumbar radiograph's
+        # geometry, exposed for the whole body) read by the reader, or the body stage's
+        # centres over the whole image.
+        r0, c0, field_px = lumbar_field
+        crops = [image[r0 : r0 + field_px, c0 : c0 + field_px] for image in (grown, truth_image)]
+        crops = [pad_to_square(c)[0] for c in crops]
+        side = max(c.shape[0] for c in crops)
+        field_maps = reader.structures(np.stack([resize_image(c, (side, side)) for c in crops]))
+        counts = {
+            "lumbar field": tuple(len(m.centres["lumbar_vertebrae"]) for m in field_maps),
+        }
+        if reader.body is not None:
+            body_generated = generated_map if method == "body stage" else reader.read_body(grown)[0]
+            counts = {
+                "body stage": (
+                    len(body_generated.centres["lumbar_vertebrae"]),
+                    len(truth_maps["body stage"].centres["lumbar_vertebrae"]),
+                ),
+                **counts,
+            }
+        true_count = true_props["lumbar_count"]
+        lumbar = min(counts, key=lambda name: abs(counts[name][1] - true_count))
+        out["lumbar_reading"] = lumbar
+        out["lumbar_on_truth_by_method"] = {name: c[1] for name, c in counts.items()}
+        out["generated"]["lumbar_count"], out["reader_on_truth"]["lumbar_count"] = counts[lumbar]
+        ratio, true_ratio = out["generated"]["ratio"], true_props["ratio"]
+        out["ratio_error"] = (
+            None if ratio is None or not true_ratio else abs(ratio / true_ratio - 1.0)
+        )
+        return out
 
     # -- memorization ---------------------------------------------------------------------
     def memorization(self) -> None:

@@ -16,6 +16,7 @@ from scipy import ndimage
 from radsynth.evaluate.reader.model import ReaderNet, load_reader_net
 
 if TYPE_CHECKING:
+    from radsynth.evaluate.reader.body import BodyStage
     from radsynth.evaluate.reader.carpals import CarpalStage
     from radsynth.evaluate.reader.findings import FindingStage
 
@@ -85,17 +86,21 @@ class Reader:
     closer look at the image, in a box placed by the reader's carpal mask. With finding stages
     (`radsynth.evaluate.reader.findings`), the probabilities of a stage's kinds in images the
     reader reads as radiographs (of the stage's regions, if it has any) come from the stage; a
-    later stage answers over an earlier one where both answer."""
+    later stage answers over an earlier one where both answer. A body stage
+    (`radsynth.evaluate.reader.body`) reads whole-body AP radiographs (`read_body`); the
+    reader's own readings do not change with it."""
 
     def __init__(
         self,
         net: ReaderNet,
         carpals: CarpalStage | None = None,
         findings: FindingStage | Sequence[FindingStage] | None = None,
+        body: BodyStage | None = None,
     ) -> None:
         self.net = net.eval()
         self.config = net.config
         self.carpals = carpals
+        self.body = body
         if findings is None:
             self.finding_stages: tuple[FindingStage, ...] = ()
         elif isinstance(findings, Sequence):
@@ -179,9 +184,22 @@ class Reader:
                     smap.centres["carpals"] = found
         return maps
 
+    def read_body(self, images: Any) -> list[StructureMap]:
+        """Per whole-body AP radiograph ((H, W) or (B, H, W), any size), the body stage's
+        femur, tibia, fibula, pelvis, sacrum, thoracic and lumbar vertebra masks and lumbar
+        centres, in the stage's pixels (`body.BODY_SHAPE`). A reader without a body stage is
+        an error: its own 160 px square does not read a whole body (docs/reader.md)."""
+        if self.body is None:
+            raise ValueError(
+                "this reader has no body stage (a `body/` subfolder written by "
+                "`radsynth train-body-reader`)"
+            )
+        return self.body.structures(images)
+
 
 CARPAL_STAGE = "carpals"  # a reader folder's subfolder holding its carpal stage, if any
 FINDING_STAGE = "findings"  # ... its finding stage, then those of `findings_<name>/` subfolders
+BODY_STAGE = "body"  # ... its body stage, if any
 
 
 def finding_stage_folders(folder: Path) -> list[Path]:
@@ -202,12 +220,19 @@ def _cached(folder: str) -> Reader:
     from radsynth.evaluate.reader.findings import FindingStage
 
     stages = [FindingStage.load(p) for p in finding_stage_folders(Path(folder))]
-    return Reader(load_reader_net(Path(folder)), carpal_stage, stages)
+    body = Path(folder) / BODY_STAGE
+    body_stage = None
+    if (body / "config.json").is_file():
+        from radsynth.evaluate.reader.body import BodyStage
+
+        body_stage = BodyStage(load_reader_net(body))
+    return Reader(load_reader_net(Path(folder)), carpal_stage, stages, body_stage)
 
 
 def load_reader(folder: str | Path | None = None) -> Reader:
     """The reader shipped with radsynth (or one written by `radsynth train-reader --out`);
     loaded offline from safetensors, cached per folder. A `carpals/` subfolder (written by
     `radsynth train-carpal-reader`) adds the carpal stage, a `findings/` subfolder and any
-    `findings_<name>/` ones (written by `radsynth train-finding-reader`) the finding stages."""
+    `findings_<name>/` ones (written by `radsynth train-finding-reader`) the finding stages, a
+    `body/` subfolder (written by `radsynth train-body-reader`) the body stage."""
     return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))

@@ -1,0 +1,196 @@
+"""The reader's body stage on the probe's knee-to-body cases: the answer key, and a model's bodies.
+
+    .venv/bin/python scripts/body_stage_check.py [--bodies 8] [--model DIR] [--reader DIR] \
+        [--out runs/body/check] [--whole-body 8]
+
+For each body (the probe's case seeds `full_body_case(k)`, alternating sex, knee at half the
+model's size, canvas two knee fields wide, as the probe draws them) this prints:
+
+- the femur/tibia ratio of the true projection from the phantom's masks, and as read by the body
+  stage and by the reader alone (the whole image padded to a square), with their errors;
+- the lumbar vertebrae the stage counts on the true projection (truth: 5);
+- the same readings of the body the model grows from the knee (the probe's outpainting call:
+  layout prompt, the model's default sampler, the case seed), with the femur/tibia error
+  against the truth, and how much of the femur and tibia the stage finds outside the kept
+  knee's rows: a reading that finds the long bones in the knee only measures the input.
+
+`--whole-body N` also reads N whole-body AP radiographs the model draws from text ("AP
+radiograph of the whole body of a man/woman"), cut to the central strip a standing body
+fills (a quarter of the height wide), against N phantoms of the same prompt.
+
+With `--out`, writes `body_stage.png`: per body, the knee, the grown body and the answer key,
+each with the stage's femur (red), tibia (green) and lumbar centres (yellow) drawn over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from radsynth.evaluate.anatomy import truth_structure_map
+from radsynth.evaluate.reader import load_reader
+from radsynth.evaluate.reader.body import BODY_SHAPE, fit_geometry
+from radsynth.evaluate.reader.inference import StructureMap
+from radsynth.paths import BUILTIN_MODEL
+from radsynth.probe.protocol import full_body_case
+from radsynth.probe.scoring import bone_length, femur_tibia, pad_to_square, regional_plane
+
+
+def error(reading: dict[str, Any], truth: float) -> float | None:
+    ratio = reading["ratio"]
+    return abs(ratio / truth - 1) if ratio else None
+
+
+def fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"
+
+
+def rows_outside(mask: np.ndarray, knee_rows: tuple[float, float]) -> int:
+    """Rows of a bone's mask (stage pixels) outside the kept knee's rows."""
+    rows = np.nonzero(mask.any(1))[0]
+    return int(((rows < knee_rows[0]) | (rows > knee_rows[1])).sum())
+
+
+def overlay(image: np.ndarray, smap: StructureMap) -> np.ndarray:
+    """RGB uint8 of a (H, W) image with a stage map (BODY_SHAPE) drawn over it, at BODY_SHAPE."""
+    fit = fit_geometry(*image.shape)
+    fitted = np.zeros(BODY_SHAPE, np.float32)
+    padded = np.zeros(fit.padded, np.float32)
+    padded[fit.top : fit.top + image.shape[0], fit.left : fit.left + image.shape[1]] = image
+    fitted = np.asarray(Image.fromarray(padded).resize(BODY_SHAPE[::-1], Image.Resampling.BILINEAR))
+    rgb = np.repeat(np.clip(fitted, 0, 1)[..., None] * 0.8, 3, axis=2)
+    for group, colour in (("femur", (1.0, 0.2, 0.2)), ("tibia", (0.2, 1.0, 0.2))):
+        mask = smap.masks[group]
+        rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array(colour)
+    picture = Image.fromarray((rgb * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for r, c in smap.centres.get("lumbar_vertebrae", []):
+        draw.ellipse((c - 2, r - 2, c + 2, r + 2), fill=(255, 230, 0))
+    return np.asarray(picture)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bodies", type=int, default=8)
+    parser.add_argument("--model", type=Path, default=BUILTIN_MODEL)
+    parser.add_argument("--reader", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--whole-body", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from radsynth.pipelines import OutpaintPipeline, TextToImagePipeline
+
+    reader = load_reader(args.reader)
+    if reader.body is None:
+        raise SystemExit("the reader has no body stage (a body/ subfolder)")
+    t2i: Any = TextToImagePipeline.from_pretrained(args.model)
+    t2i.set_progress_bar_config(disable=True)
+    outpaint: Any = OutpaintPipeline(t2i.components)
+    outpaint.set_progress_bar_config(disable=True)
+    size = int(t2i.components.sample_size)
+    knee_px = max(32, size // 2)
+    tiles: list[np.ndarray] = []
+    summary: dict[str, list[float]] = {"truth": [], "grown": [], "alone": []}
+    for k in range(args.bodies):
+        seed, sex = full_body_case(k)
+        plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
+        knee, truth, margins = plane.full_body(2 * knee_px, size)
+        image = truth.image.astype(np.float32)
+        true = femur_tibia(truth_structure_map(truth.masks))
+        person = "woman" if sex == "female" else "man"
+        grown = outpaint(
+            f"AP radiograph of a {person}",
+            knee.image,
+            generator=torch.Generator().manual_seed(seed),
+            layout_prompt=f"AP radiograph of the whole body of a {person}",
+            **margins,
+        ).images[0]
+        grown = np.asarray(grown, dtype=np.float32)
+        on_truth, on_grown = reader.read_body(np.stack([image, grown]))
+        alone = femur_tibia(reader.structures(pad_to_square(image)[0])[0])
+        fit = fit_geometry(*image.shape)
+        knee_rows = tuple(
+            fit.to_stage(np.array([[margins["top"], 0], [margins["top"] + knee_px - 1, 0]]))[:, 0]
+        )
+        read_truth, read_grown = femur_tibia(on_truth), femur_tibia(on_grown)
+        outside = {
+            g: (rows_outside(on_grown.masks[g], knee_rows), bone_length(on_grown.masks[g]))
+            for g in ("femur", "tibia")
+        }
+        for key, value in (
+            ("truth", error(read_truth, true["ratio"])),
+            ("grown", error(read_grown, true["ratio"])),
+            ("alone", error(alone, true["ratio"])),
+        ):
+            summary[key].append(9.0 if value is None else value)
+        print(
+            f"body {seed} ({sex}) {image.shape[0]}x{image.shape[1]}: true ratio "
+            f"{true['ratio']:.3f} | stage on truth {fmt(read_truth['ratio'])} (error "
+            f"{fmt(error(read_truth, true['ratio']))}, lumbar "
+            f"{len(on_truth.centres['lumbar_vertebrae'])}) | reader alone error "
+            f"{fmt(error(alone, true['ratio']))} | grown {fmt(read_grown['ratio'])} (error "
+            f"{fmt(error(read_grown, true['ratio']))}, femur {read_grown['femur_px']} px with "
+            f"{outside['femur'][0]} rows outside the knee, tibia {read_grown['tibia_px']} px "
+            f"with {outside['tibia'][0]}, lumbar {len(on_grown.centres['lumbar_vertebrae'])})"
+        )
+        knee_only = np.zeros_like(image)
+        top, left = margins["top"], margins["left"]
+        knee_only[top : top + knee_px, left : left + knee_px] = knee.image
+        tiles += [
+            overlay(
+                knee_only,
+                StructureMap(
+                    {"femur": np.zeros(BODY_SHAPE, bool), "tibia": np.zeros(BODY_SHAPE, bool)}, {}
+                ),
+            ),
+            overlay(grown, on_grown),
+            overlay(image, on_truth),
+        ]
+    for key, values in summary.items():
+        errors = np.array(values)
+        print(
+            f"{key}: ratio error median {np.median(errors):.3f}, largest {errors.max():.3f}, "
+            f"within 5 % in {int((errors <= 0.05).sum())} of {len(errors)}"
+        )
+    if args.whole_body:
+        whole_body(t2i, reader, args.whole_body, size)
+    if args.out is not None and tiles:
+        args.out.mkdir(parents=True, exist_ok=True)
+        gap = np.full((BODY_SHAPE[0], 4, 3), 16, np.uint8)
+        row = np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1)
+        Image.fromarray(row).save(args.out / "body_stage.png")
+        print(f"wrote {args.out / 'body_stage.png'}")
+
+
+def whole_body(t2i: Any, reader: Any, n: int, size: int) -> None:
+    """The stage on whole bodies the model draws from text, against phantoms of the prompt."""
+    from radsynth.phantoms.cases import make_case
+
+    strip = size // 4
+    c0 = (size - strip) // 2
+    for sex, person in (("female", "woman"), ("male", "man")):
+        prompt = f"AP radiograph of the whole body of a {person}"
+        drawn = t2i(prompt, num_images_per_prompt=n, generator=torch.Generator().manual_seed(7))
+        model = [np.asarray(im, np.float32)[:, c0 : c0 + strip] for im in drawn.images]
+        phantoms = [
+            make_case(
+                8_800_000 + i, modality="xray", region="full_body", view="ap", sex=sex, size=size
+            ).image.image.astype(np.float32)[:, c0 : c0 + strip]
+            for i in range(n)
+        ]
+        for name, images in (("model", model), ("phantoms", phantoms)):
+            maps = reader.read_body(np.stack(images))
+            ratios = [femur_tibia(m)["ratio"] for m in maps]
+            lumbar = [len(m.centres["lumbar_vertebrae"]) for m in maps]
+            shown = [f"{r:.2f}" if r else "none" for r in ratios]
+            print(f"{prompt!r}, {name}: femur/tibia {' '.join(shown)}; lumbar {lumbar}")
+
+
+if __name__ == "__main__":
+    main()
