@@ -30,12 +30,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from radsynth.evaluate.anatomy import truth_structure_map
 from radsynth.evaluate.reader import load_reader
-from radsynth.evaluate.reader.body import BODY_SHAPE, fit_geometry
-from radsynth.evaluate.reader.inference import StructureMap
+from radsynth.evaluate.reader.body import BODY_SHAPE, draw_body_reading, fit_geometry
 from radsynth.paths import BUILTIN_MODEL
 from radsynth.probe.protocol import full_body_case
 from radsynth.probe.scoring import bone_length, femur_tibia, pad_to_square, regional_plane
@@ -56,27 +55,13 @@ def rows_outside(mask: np.ndarray, knee_rows: tuple[float, float]) -> int:
     return int(((rows < knee_rows[0]) | (rows > knee_rows[1])).sum())
 
 
-def overlay(image: np.ndarray, smap: StructureMap) -> np.ndarray:
-    """RGB uint8 of a (H, W) image with a stage map (BODY_SHAPE) drawn over it, at BODY_SHAPE."""
-    fit = fit_geometry(*image.shape)
-    fitted = np.zeros(BODY_SHAPE, np.float32)
-    padded = np.zeros(fit.padded, np.float32)
-    padded[fit.top : fit.top + image.shape[0], fit.left : fit.left + image.shape[1]] = image
-    fitted = np.asarray(Image.fromarray(padded).resize(BODY_SHAPE[::-1], Image.Resampling.BILINEAR))
-    rgb = np.repeat(np.clip(fitted, 0, 1)[..., None] * 0.8, 3, axis=2)
-    for group, colour in (("femur", (1.0, 0.2, 0.2)), ("tibia", (0.2, 1.0, 0.2))):
-        mask = smap.masks[group]
-        rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.array(colour)
-    picture = Image.fromarray((rgb * 255).astype(np.uint8))
-    draw = ImageDraw.Draw(picture)
-    for r, c in smap.centres.get("lumbar_vertebrae", []):
-        draw.ellipse((c - 2, r - 2, c + 2, r + 2), fill=(255, 230, 0))
-    return np.asarray(picture)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bodies", type=int, default=8)
+    parser.add_argument("--first", type=int, default=0, help="the first body's index k")
+    parser.add_argument(
+        "--layout-strength", type=float, default=None, help="default: the pipeline's"
+    )
     parser.add_argument("--model", type=Path, default=BUILTIN_MODEL)
     parser.add_argument("--reader", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -97,7 +82,8 @@ def main() -> None:
     knee_px = max(32, size // 2)
     tiles: list[np.ndarray] = []
     summary: dict[str, list[float]] = {"truth": [], "grown": [], "alone": []}
-    for k in range(args.bodies):
+    extra = {} if args.layout_strength is None else {"layout_strength": args.layout_strength}
+    for k in range(args.first, args.first + args.bodies):
         seed, sex = full_body_case(k)
         plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
         knee, truth, margins = plane.full_body(2 * knee_px, size)
@@ -110,6 +96,7 @@ def main() -> None:
             generator=torch.Generator().manual_seed(seed),
             layout_prompt=f"AP radiograph of the whole body of a {person}",
             **margins,
+            **extra,
         ).images[0]
         grown = np.asarray(grown, dtype=np.float32)
         on_truth, on_grown = reader.read_body(np.stack([image, grown]))
@@ -143,14 +130,9 @@ def main() -> None:
         top, left = margins["top"], margins["left"]
         knee_only[top : top + knee_px, left : left + knee_px] = knee.image
         tiles += [
-            overlay(
-                knee_only,
-                StructureMap(
-                    {"femur": np.zeros(BODY_SHAPE, bool), "tibia": np.zeros(BODY_SHAPE, bool)}, {}
-                ),
-            ),
-            overlay(grown, on_grown),
-            overlay(image, on_truth),
+            draw_body_reading(knee_only, None),
+            draw_body_reading(grown, on_grown),
+            draw_body_reading(image, on_truth),
         ]
     for key, values in summary.items():
         errors = np.array(values)

@@ -12,11 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
 from radsynth.evaluate.anatomy import truth_structure_map
-from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, count_peaks, load_reader
+from radsynth.evaluate.reader import (
+    Reader,
+    ReaderConfig,
+    ReaderNet,
+    StructureMap,
+    count_peaks,
+    load_reader,
+)
 from radsynth.evaluate.reader.body import (
     BODY_SHAPE,
     GROUPS,
@@ -25,6 +33,7 @@ from radsynth.evaluate.reader.body import (
     body_truth,
     case_masks,
     case_points,
+    draw_body_reading,
     fit_body,
     fit_geometry,
     render_body_case,
@@ -32,7 +41,9 @@ from radsynth.evaluate.reader.body import (
     truth_map,
 )
 from radsynth.evaluate.reader.inference import BODY_STAGE, WEIGHTS_DIR
+from radsynth.io.png import read_png_text
 from radsynth.probe.protocol import ProbeConfig, _Probe, full_body_case
+from radsynth.probe.report import write_report
 from radsynth.probe.scoring import femur_tibia, regional_plane
 
 runner = CliRunner()
@@ -190,10 +201,41 @@ def test_probe_reads_a_grown_body_with_the_stage_it_calibrates_on_the_truth(
     true_count = record["truth"]["lumbar_count"]
     best = min(abs(c - true_count) for c in record["lumbar_on_truth_by_method"].values())
     assert abs(record["reader_on_truth"]["lumbar_count"] - true_count) == best
-    # Without a stage the probe reads as before: two ways, the lumbar field.
+    # The stage's maps of the grown body and of the key are kept for the report's figure,
+    # which shows them in colour beside the grayscale figure (and not in scores.json).
+    generated_map, key_map = record["_body_maps"]
+    assert generated_map.shape == key_map.shape == BODY_SHAPE
+    probe.result.full_body.append(record)
+    write_report(probe.result, tmp_path / "report", keep_images=False)
+    with Image.open(tmp_path / "report" / "knee_to_full_body_read.png") as picture:
+        assert picture.mode == "RGB"
+        assert picture.size == (2 * BODY_SHAPE[1] + 4, BODY_SHAPE[0])
+        assert read_png_text(tmp_path / "report" / "knee_to_full_body_read.png")["Synthetic"]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "knee_to_full_body_read.png" in page
+    scores = json.loads((tmp_path / "report" / "scores.json").read_text())
+    assert "_body_maps" not in scores["knee_to_full_body"][0]
+    # Without a stage the probe reads as before: two ways, the lumbar field; no colour figure.
     plain = _Probe(model, config, Reader(reader.net), None)._one_full_body(seed, sex, 32)
     assert "body stage" not in plain["reader_on_truth_by_method"]
     assert list(plain["lumbar_on_truth_by_method"]) == ["lumbar field"]
+    assert "_body_maps" not in plain
+
+
+def test_a_reading_is_drawn_over_the_fitted_body() -> None:
+    image = np.zeros((400, 100), np.float32)
+    image[100:300, 40:60] = 0.5
+    masks = {g: np.zeros(BODY_SHAPE, bool) for g in GROUPS}
+    masks["femur"][10:20, 30:40] = True
+    smap = StructureMap(masks, {"lumbar_vertebrae": [(200, 64)]})
+    picture = draw_body_reading(image, smap)
+    assert picture.shape == (*BODY_SHAPE, 3) and picture.dtype == np.uint8
+    red = picture[15, 35]
+    assert red[0] > 2 * red[1] and red[0] > 2 * red[2]  # the femur, red
+    assert tuple(picture[200, 64]) == (255, 230, 0)  # a lumbar centre, yellow
+    plain = draw_body_reading(image, None)
+    assert (plain[..., 0] == plain[..., 1]).all()  # no reading: gray
+    assert plain[256, 64, 0] > plain[10, 10, 0]  # the body is where the fit puts it
 
 
 @pytest.mark.skipif(

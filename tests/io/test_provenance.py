@@ -75,3 +75,22 @@ def test_spacing_text() -> None:
     assert parse_spacing_text(format_spacing_text((0.143, 0.2))) == (0.143, 0.2)
     assert parse_spacing_text("0.1\\0.1") == (0.1, 0.1)
     assert parse_spacing_text("0 0") is None and parse_spacing_text("abc") is None
+
+
+def test_write_png_writes_grayscale_and_rgb_figures_and_refuses_other_shapes(
+    tmp_path: Path,
+) -> None:
+    from radsynth.io.png import write_png
+
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[2, 3] = (255, 230, 0)
+    for name, pixels, mode in (("gray.png", gray, "L"), ("rgb.png", rgb, "RGB")):
+        path = write_png(tmp_path / name, pixels, {"Synthetic": "YES"})
+        with Image.open(path) as image:
+            assert image.mode == mode
+            np.testing.assert_array_equal(np.asarray(image), pixels)
+        assert read_png_text(path) == {"Synthetic": "YES"}
+    for bad in (np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros(8)):
+        with pytest.raises(ValueError, match="2-D grayscale array or"):
+            write_png(tmp_path / "bad.png", bad)

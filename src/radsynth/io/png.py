@@ -12,15 +12,22 @@ from PIL.PngImagePlugin import PngInfo
 
 
 def write_png(path: str | Path, pixels: np.ndarray, text: Mapping[str, str] | None = None) -> Path:
-    """Write a 2-D uint8 or uint16 array as a grayscale PNG, with `text` as tEXt chunks.
+    """Write a 2-D uint8 or uint16 array as a grayscale PNG (or an (H, W, 3) uint8 array as an
+    RGB one: figures with coloured marks), with `text` as tEXt chunks.
 
     The file is written to a temporary name and renamed into place, so a reader (or a resumed
     run after a crash) never sees a half-written PNG.
     """
     path = Path(path)
-    if pixels.ndim != 2:
-        raise ValueError(f"write_png takes a 2-D grayscale array, got shape {pixels.shape}")
-    if pixels.dtype == np.uint8:
+    rgb = pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8
+    if pixels.ndim != 2 and not rgb:
+        raise ValueError(
+            f"write_png takes a 2-D grayscale array or (H, W, 3) uint8 RGB, got shape "
+            f"{pixels.shape} ({pixels.dtype})"
+        )
+    if rgb:
+        image = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
+    elif pixels.dtype == np.uint8:
         image = Image.fromarray(pixels)
     elif pixels.dtype == np.uint16:
         image = Image.fromarray(pixels.astype("<u2"))  # Pillow stores it as mode I;16

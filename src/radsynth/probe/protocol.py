@@ -516,8 +516,10 @@ class _Probe:
         top, left = margins["top"], margins["left"]
         knee_only = np.zeros((tall, wide), dtype=np.float32)
         knee_only[top : top + knee_px, left : left + knee_px] = knee.image
-        record["_images"] = (knee_only, grown, truth_image)
-        return json_clean(record) | {"_images": record["_images"]}
+        pictures = {"_images": (knee_only, grown, truth_image)}
+        if "_body_maps" in record:
+            pictures["_body_maps"] = record.pop("_body_maps")
+        return json_clean(record) | pictures
 
     def _read_full_body(
         self,
@@ -574,6 +576,7 @@ class _Probe:
         }
         if reader.body is not None:
             body_generated = generated_map if method == "body stage" else reader.read_body(grown)[0]
+            out["_body_maps"] = (body_generated, truth_maps["body stage"])  # for the figure
             counts = {
                 "body stage": (
                     len(body_generated.centres["lumbar_vertebrae"]),

@@ -136,6 +136,20 @@ def _edit_table(records: list[dict[str, Any]], baseline: bool) -> str:
     return "<table>" + head + "</tr>" + "".join(rows) + "</table>"
 
 
+def _body_reading_strip(records: list[dict[str, Any]], gap: int = 4) -> np.ndarray:
+    """One RGB row: per body, the grown image and the answer key with the body stage's femora,
+    tibiae and lumbar centres drawn over them (`body.draw_body_reading`)."""
+    from radsynth.evaluate.reader.body import BODY_SHAPE, draw_body_reading
+
+    tiles = []
+    for r in records:
+        _, grown, truth = r["_images"]
+        generated_map, truth_map = r["_body_maps"]
+        tiles += [draw_body_reading(grown, generated_map), draw_body_reading(truth, truth_map)]
+    spacer = np.full((BODY_SHAPE[0], gap, 3), 16, np.uint8)
+    return np.concatenate([x for t in tiles for x in (t, spacer)][:-1], axis=1)
+
+
 def _full_body_table(records: list[dict[str, Any]]) -> str:
     rows = []
     for r in records:
@@ -298,6 +312,11 @@ def write_report(
             _grid(rows, "Figure 4: knee to full body", 4 * tile_px),
             info,
         ).name
+        read = [r for r in result.full_body if "_body_maps" in r]
+        if read:
+            pngs["full_body_read"] = write_png(
+                out / "knee_to_full_body_read.png", _body_reading_strip(read), info
+            ).name
 
     met = sum(t.met for t in result.targets)
     parts = [
@@ -331,6 +350,13 @@ def write_report(
     if result.full_body:
         parts.append("<h2>Figure 4: knee to full body</h2>")
         parts.append(f"<img src='{pngs['full_body']}' alt='knee to full body'>")
+        if "full_body_read" in pngs:
+            parts.append(
+                "<p>As the reader's body stage read them (each body fitted to 512 x 128): per "
+                "body the grown image and the answer key, femora red, tibiae green, lumbar "
+                "centres yellow.</p>"
+                f"<img src='{pngs['full_body_read']}' alt='knee to full body as read'>"
+            )
         parts.append(_full_body_table(result.full_body))
     parts.append(_finding_effect_table(result.finding_effect, pngs.get("finding_effect")))
     parts.append(_diversity_table(result.diversity))

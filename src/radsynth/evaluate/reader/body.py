@@ -337,6 +337,25 @@ class BodyStage:
         return maps
 
 
+READING_COLOURS = {"femur": (255, 64, 64), "tibia": (64, 255, 64)}  # lumbar centres: yellow
+
+
+def draw_body_reading(image: np.ndarray, smap: StructureMap | None) -> np.ndarray:
+    """(BODY_SHAPE, 3) uint8 RGB: a (H, W) float image in [0, 1] fitted as the stage reads it,
+    with a stage map's femora (red), tibiae (green) and lumbar centres (yellow) drawn over it
+    (the picture alone for `smap` None)."""
+    fitted, _ = fit_body(torch.from_numpy(np.asarray(image, dtype=np.float32))[None])
+    rgb = np.repeat(fitted[0].clamp(0, 1).numpy()[..., None] * 0.8, 3, axis=2)
+    if smap is not None:
+        for group, colour in READING_COLOURS.items():
+            mask = smap.masks[group]
+            rgb[mask] = 0.5 * rgb[mask] + 0.5 * np.asarray(colour) / 255.0
+    picture = np.round(rgb * 255).astype(np.uint8)
+    for r, c in [] if smap is None else smap.centres.get(COUNTED_GROUP, []):
+        picture[max(0, r - 1) : r + 2, max(0, c - 1) : c + 2] = (255, 230, 0)
+    return picture
+
+
 def truth_map(groups: np.ndarray, points: np.ndarray) -> StructureMap:
     """The answer key of a fitted case as a structure map (its lumbar points as centres)."""
     masks = {g: groups[k] for k, g in enumerate(GROUPS)}
