@@ -261,3 +261,29 @@ def test_the_shipped_stage_reads_the_probes_true_bodies() -> None:
     # A black picture shows no body: no lumbar vertebra.
     blank = np.zeros((1088, 256), np.float32)
     assert len(reader.read_body(blank)[0].centres["lumbar_vertebrae"]) == 0
+
+
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / BODY_STAGE / "reader.safetensors").is_file(), reason="no shipped stage"
+)
+def test_anatomy_checks_of_a_whole_body_come_from_the_stage() -> None:
+    from radsynth.evaluate.anatomy import read_anatomy
+    from radsynth.evaluate.reader.body import standing_strip
+    from radsynth.phantoms.cases import make_case
+
+    case = make_case(8_900_000, modality="xray", region="full_body", view="ap", size=256)
+    image = case.image.image.astype(np.float32)
+    assert standing_strip(image).shape == (256, 64)  # a square field: its central strip
+    assert standing_strip(image[:, :60]).shape == (256, 60)  # narrower: as it is
+    checks = read_anatomy(image, "full_body", "ap")
+    for name in ("skull_present", "femur_present", "tibia_present", "pelvis_present"):
+        assert checks[name].passed, name
+    assert checks["lumbar_vertebrae_count"].value == 5 and checks["lumbar_vertebrae_count"].passed
+    # The legs below mid-thigh cut away: the tibiae are missing, the spine is still there.
+    cut = image.copy()
+    cut[150:] = 0.0
+    checks = read_anatomy(cut, "full_body", "ap")
+    assert not checks["tibia_present"].passed and checks["lumbar_vertebrae_count"].passed
+    # Without the stage the reader alone answers, and counts no lumbar vertebrae there.
+    alone = Reader(load_reader().net)
+    assert "lumbar_vertebrae_count" not in read_anatomy(image, "full_body", "ap", reader=alone)

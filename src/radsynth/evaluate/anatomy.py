@@ -176,9 +176,14 @@ def _present(mask: np.ndarray) -> bool:
     return bool(largest >= MIN_AREA_FRACTION * mask.size)
 
 
-def _count_checks(smap: StructureMap, region: str, view: str) -> list[CheckResult]:
+def _count_checks(
+    smap: StructureMap,
+    region: str,
+    view: str,
+    counts: Mapping[tuple[str, str], int] = EXPECTED_COUNTS,
+) -> list[CheckResult]:
     results, extra, fused = [], [], []
-    for (count_region, group), expected in EXPECTED_COUNTS.items():
+    for (count_region, group), expected in counts.items():
         if count_region != region or (view == "lateral" and group not in COUNTED_IN_LATERAL):
             continue
         count = len(smap.centres.get(group, []))
@@ -232,11 +237,34 @@ def check_anatomy(
     return {r.name: r for r in results}
 
 
+# What the reader's body stage checks on a frontal whole-body radiograph.
+BODY_STAGE_PRESENT = ("femur", "tibia", "pelvis")
+BODY_STAGE_COUNTS = {("full_body", "lumbar_vertebrae"): 5}
+
+
+def body_checks(smap: StructureMap, view: str = "ap") -> dict[str, CheckResult]:
+    """Checks of a frontal whole-body radiograph as the reader's body stage reads it
+    (`Reader.read_body`): femur, tibia and pelvis present, 5 lumbar vertebrae, and extra or
+    fused lumbar vertebrae."""
+    present = {group: _present(smap.masks[group]) for group in BODY_STAGE_PRESENT}
+    results = [CheckResult(f"{g}_present", seen, True, seen) for g, seen in present.items()]
+    results += _count_checks(smap, "full_body", view, BODY_STAGE_COUNTS)
+    return {r.name: r for r in results}
+
+
 def read_anatomy(
     image: np.ndarray, region: str, view: str, sex: str | None = None, reader: Any = None
 ) -> dict[str, CheckResult]:
-    """Run the checks on any radiograph through the reader (the shipped one by default)."""
+    """Run the checks on any radiograph through the reader (the shipped one by default). A
+    frontal whole-body radiograph read by a reader with a body stage gets its femur, tibia
+    and pelvis and its lumbar count from the stage (`body_checks`; an image wider than a
+    standing body is read in its central strip), the rest from the reader."""
     from radsynth.evaluate.reader.inference import load_reader
 
     reader = reader or load_reader()
-    return check_anatomy(reader.structures(image)[0], region, view, sex)
+    checks = check_anatomy(reader.structures(image)[0], region, view, sex)
+    if region == "full_body" and view != "lateral" and getattr(reader, "body", None) is not None:
+        from radsynth.evaluate.reader.body import standing_strip
+
+        checks.update(body_checks(reader.read_body(standing_strip(image))[0], view))
+    return checks

@@ -91,6 +91,18 @@ def fit_body(image: torch.Tensor) -> tuple[torch.Tensor, Fit]:
     return fitted[0], fit
 
 
+def standing_strip(image: np.ndarray) -> np.ndarray:
+    """The central columns of an (H, W) image wider than a standing body's canvas (a quarter
+    of its height wide, the shape the stage reads), e.g. a square whole-body radiograph; the
+    image itself otherwise."""
+    height, width = image.shape[-2:]
+    strip = int(math.ceil(height * BODY_SHAPE[1] / BODY_SHAPE[0]))
+    if width <= strip:
+        return image
+    left = (width - strip) // 2
+    return image[..., left : left + strip]
+
+
 def body_config(widths: tuple[int, ...] = (16, 32, 64, 96)) -> ReaderConfig:
     """The body network: the reader's architecture with the body's groups, counting lumbar
     vertebrae, without label heads."""
