@@ -8,9 +8,9 @@ the long bones near the kept knee of a grown body only, so it would measure the 
 
 The body stage reads the whole image at once at the shape of a standing body: the image is
 padded to four rows per column (`fit_body`) and scaled to `BODY_SHAPE` (512 x 128 px), where
-a femur is about 130 px long and a lumbar vertebra about 8 px tall. A network of the reader's
-own kind (`ReaderNet`, no label heads) segments the femur, tibia, fibula, pelvis, sacrum and
-the thoracic and lumbar vertebrae and marks each lumbar vertebra's centre.
+the probe's bodies have femora about 120 px long and lumbar vertebrae 9-11 px apart. A network
+of the reader's own kind (`ReaderNet`, no label heads) segments the femur, tibia, fibula,
+pelvis, sacrum and the thoracic and lumbar vertebrae and marks each lumbar vertebra's centre.
 
 It is trained (`radsynth train-body-reader`) on the whole-body planes of phantom knees, drawn
 as the probe draws its knee-to-body cases (`regional_plane(...).full_body`) at other knee
@@ -46,7 +46,7 @@ GROUPS = (
     "lumbar_vertebrae",
 )
 COUNTED_GROUP = "lumbar_vertebrae"
-MAX_POINTS = 8  # lumbar vertebrae a case can show (5, a sixth in variants)
+MAX_POINTS = 8  # lumbar vertebrae a case can hold (every phantom body shows 5)
 KNEE_PX = (64, 160)  # the knee field's size the bodies are drawn at (the probe: 128 at 256)
 WIDTH_FIELDS = (1.5, 3.0)  # the canvas's width in knee fields (the probe: 2)
 SPLITS = {"train": 0, "heldout": 1}
@@ -146,11 +146,9 @@ def body_truth(masks: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return groups, points.reshape(-1, 3)
 
 
-def fit_truth(
-    groups: np.ndarray, points: np.ndarray, shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The answer key of a (H, W) image fitted into `BODY_SHAPE`: group masks (a stage pixel is
-    in a group when at least a third of it is) and lumbar points (radius scaled)."""
+def fit_truth(groups: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The answer key (`body_truth`) of an image fitted into `BODY_SHAPE`: group masks (a stage
+    pixel is in a group when at least a third of it is) and lumbar points (radius scaled)."""
     fitted, fit = fit_body(torch.from_numpy(groups.astype(np.float32)))
     moved = np.empty((len(points), 3))
     if len(points):
@@ -171,7 +169,7 @@ def render_body_case(seed: int, split: str, index: int) -> dict[str, np.ndarray]
     image = torch.from_numpy(body.image.astype(np.float32))[None]
     fitted, _ = fit_body(image)
     groups, points = body_truth(body.masks)
-    masks, moved = fit_truth(groups, points, body.image.shape)
+    masks, moved = fit_truth(groups, points)
     padded = np.full((MAX_POINTS, 3), np.nan, dtype=np.float32)
     padded[: min(MAX_POINTS, len(moved))] = moved[:MAX_POINTS]
     picture = np.clip(np.round(fitted[0].numpy() * 255), 0, 255).astype(np.uint8)
