@@ -59,6 +59,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bodies", type=int, default=8)
     parser.add_argument("--first", type=int, default=0, help="the first body's index k")
+    parser.add_argument("--steps", type=int, default=None, help="default: the model's")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the model's")
     parser.add_argument(
         "--layout-strength", type=float, default=None, help="default: the pipeline's"
     )
@@ -82,7 +84,15 @@ def main() -> None:
     knee_px = max(32, size // 2)
     tiles: list[np.ndarray] = []
     summary: dict[str, list[float]] = {"truth": [], "grown": [], "alone": []}
-    extra = {} if args.layout_strength is None else {"layout_strength": args.layout_strength}
+    extra: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("layout_strength", args.layout_strength),
+            ("num_inference_steps", args.steps),
+            ("guidance_scale", args.guidance),
+        )
+        if value is not None
+    }
     for k in range(args.first, args.first + args.bodies):
         seed, sex = full_body_case(k)
         plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=knee_px)
