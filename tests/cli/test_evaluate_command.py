@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import radsynth.evaluate.metrics.suite as suite
 from radsynth.cli.app import app
 from radsynth.evaluate.features import HandcraftedFeatures
+from radsynth.evaluate.reader.inference import WEIGHTS_DIR
 from radsynth.io.png import write_png
 from radsynth.phantoms.cases import make_case
 
@@ -215,3 +216,40 @@ def test_dicom_files_are_read_with_or_without_an_extension(tmp_path, phantoms, h
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "o" / "scores.json").read_text())
     assert scores["sets"]["synthetic"]["n"] == 3 and scores["image_size_px"] == 48
+
+
+@pytest.mark.skipif(
+    not (WEIGHTS_DIR / "reader.safetensors").is_file(), reason="no shipped reader weights"
+)
+def test_anatomy_checks_of_synthetic_radiographs_by_region(tmp_path, phantoms):
+    from radsynth.evaluate.reader.variant_cases import variant_case
+
+    # Phantom knees and PA hands as the "synthetic" set, one knee without its fibula.
+    knees = [make_case(s, modality="xray", region="knee", view="ap", size=128) for s in (1, 2)]
+    hands = [make_case(s, modality="xray", region="hand", view="pa", size=128) for s in (3, 4)]
+    no_fibula, labels = variant_case(9_100_000, 128, kind="no_fibula")
+    assert labels["region"] == "knee"
+    mri = make_case(5, modality="mri", region="knee", size=128)
+    cases = [c.image.image for c in knees + hands] + [no_fibula.image, mri.image.image]
+    cases.append(knees[0].image.image)
+    captions = [c.caption for c in knees + hands]
+    captions += ["AP radiograph of the left knee", mri.caption, "a cat"]
+    real = _write(tmp_path / "real", phantoms["real"])
+    synthetic = _write(tmp_path / "synthetic", cases, captions=captions)
+    out = tmp_path / "out"
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    anatomy = json.loads((out / "scores.json").read_text())["metrics"]["anatomy"]
+    assert anatomy["images_checked"] == 5  # the MRI and the cat are not checked
+    knee, hand = anatomy["per_region"]["knee"], anatomy["per_region"]["hand"]
+    assert knee["fibula_present"]["n"] == 3 and knee["fibula_present"]["successes"] == 2
+    assert knee["femur_present"]["successes"] == 3
+    assert hand["phalanges_present"]["successes"] == 2
+    failing = anatomy["failing_images"]
+    assert {"image": "image_004.png", "region": "knee", "failed": ["fibula_present"]} in failing
+    assert all(f["image"] != "image_000.png" for f in failing)
+    assert "anatomy.per_region.knee.fibula_present" in (out / "report.html").read_text()
+    # A caption in words the vocabulary does not know is listed, not a crash.
+    conditional = json.loads((out / "scores.json").read_text())["metrics"]["conditional_accuracy"]
+    assert len(conditional["unparsed_captions"]) == 1
+    assert conditional["unparsed_captions"][0].startswith("image_006.png: unknown term 'cat'")

@@ -21,7 +21,7 @@ def evaluate_command(
         typer.Option(
             "--synthetic",
             help="Folder of generated images; a manifest.jsonl with captions groups them by "
-            "prompt for MS-SSIM diversity and conditional accuracy.",
+            "prompt for MS-SSIM diversity, conditional accuracy and anatomy checks.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for scores.json and report.html.")],
@@ -47,7 +47,8 @@ def evaluate_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Fréchet distance, precision/recall/density/coverage, MS-SSIM diversity, conditional
-    accuracy and a memorization audit; writes OUT/scores.json and OUT/report.html."""
+    accuracy, anatomy checks of radiographs whose prompt names a region, and a memorization
+    audit; writes OUT/scores.json and OUT/report.html."""
     from radsynth.evaluate.metrics.suite import (
         EvaluateError,
         EvaluateOptions,

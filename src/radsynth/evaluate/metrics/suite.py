@@ -19,7 +19,12 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.evaluate.features import FeatureExtractor, default_feature_extractor, extractor_name
-from radsynth.evaluate.metrics.conditional import LabelsLike, conditional_accuracy
+from radsynth.evaluate.metrics.conditional import (
+    LabelsLike,
+    Proportion,
+    as_labels,
+    conditional_accuracy,
+)
 from radsynth.evaluate.metrics.folders import (
     EvaluateError,
     ImageSet,
@@ -146,15 +151,72 @@ def _conditional(synthetic: ImageSet, extractor: FeatureExtractor) -> dict[str, 
         return {"skipped": "no reader model with predict(images) is loaded"}
     asked: list[LabelsLike] = []
     keep: list[int] = []
+    unparsed: list[str] = []
     for i, (label, caption) in enumerate(zip(synthetic.labels, synthetic.captions, strict=True)):
         wanted = label if label is not None else caption
-        if wanted is not None:
-            asked.append(wanted)
-            keep.append(i)
+        if wanted is None:
+            continue
+        try:
+            as_labels(wanted)
+        except ValueError as error:  # a caption in words the vocabulary does not know
+            unparsed.append(f"{synthetic.names[i]}: {error}")
+            continue
+        asked.append(wanted)
+        keep.append(i)
     if not keep:
-        return {"skipped": "the synthetic folder has no manifest with captions or labels"}
+        return {
+            "skipped": "the synthetic folder has no manifest with captions or labels"
+            + (" that parse" if unparsed else ""),
+            "unparsed_captions": unparsed,
+        }
     scores = conditional_accuracy(asked, predict(synthetic.images[keep]))
-    return json.loads(json.dumps(scores, default=lambda p: p.to_dict()))
+    result = json.loads(json.dumps(scores, default=lambda p: p.to_dict()))
+    return result | ({"unparsed_captions": unparsed} if unparsed else {})
+
+
+def _anatomy(synthetic: ImageSet, extractor: FeatureExtractor, bar: _Bar) -> dict[str, Any]:
+    """The anatomy checks (`radsynth.evaluate.anatomy.read_anatomy`) of every synthetic
+    radiograph whose prompt or labels name a region they know: per region and check, how many
+    images pass (with a Wilson interval), and the images that fail a check."""
+    if getattr(extractor, "structures", None) is None:
+        return {"skipped": "no reader model with structures(images) is loaded"}
+    from radsynth.evaluate.anatomy import EXPECTED_PRESENT, read_anatomy
+
+    chosen = []
+    for i, (label, caption) in enumerate(zip(synthetic.labels, synthetic.captions, strict=True)):
+        wanted = label if label is not None else caption
+        try:
+            labels = as_labels(wanted) if wanted else None
+        except ValueError:
+            continue  # an unparseable caption: conditional accuracy reports those
+        if labels is not None and labels.modality == "xray" and labels.region in EXPECTED_PRESENT:
+            chosen.append((i, labels.region, labels))
+    if not chosen:
+        return {"skipped": "no synthetic radiograph names a region the anatomy checks know"}
+    advance, _ = bar.task("anatomy checks", total=len(chosen))
+    tallies: dict[str, dict[str, list[int]]] = {}
+    failing = []
+    for i, region, labels in chosen:
+        view = labels.view if labels.view in ("ap", "pa", "lateral") else "ap"
+        checks = read_anatomy(synthetic.images[i], region, view, labels.sex, extractor)
+        tally = tallies.setdefault(region, {})
+        for name, check in checks.items():
+            if check.passed is not None:
+                counts = tally.setdefault(name, [0, 0])
+                counts[0] += int(check.passed)
+                counts[1] += 1
+        failed = sorted(name for name, check in checks.items() if check.passed is False)
+        if failed:
+            failing.append({"image": synthetic.names[i], "region": region, "failed": failed})
+        advance(1)
+    return {
+        "images_checked": len(chosen),
+        "per_region": {
+            region: {name: Proportion.of(*counts).to_dict() for name, counts in tally.items()}
+            for region, tally in sorted(tallies.items())
+        },
+        "failing_images": failing,
+    }
 
 
 def _audit_images(images: np.ndarray, side: int) -> np.ndarray:
@@ -220,6 +282,7 @@ def evaluate_folders(
         )
         scores["ms_ssim_diversity"] = _diversity(sets["synthetic"], bar, notes)
         scores["conditional_accuracy"] = _conditional(sets["synthetic"], extractor)
+        scores["anatomy"] = _anatomy(sets["synthetic"], extractor, bar)
         if "train" in sets:
             scores["memorization"] = _memorization(
                 sets["synthetic"].images,
@@ -260,11 +323,15 @@ def _grid_html(images: np.ndarray) -> str:
     return f'<div class="grid">{cells}</div>'
 
 
+# Lists the report counts and leaves to scores.json.
+LISTED = ("per_prompt", "flagged_images", "per_image", "failing_images", "unparsed_captions")
+
+
 def _rows(scores: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     rows = []
     for key, value in scores.items():
         name = f"{prefix}{key}"
-        if key in ("per_prompt", "flagged_images", "per_image"):
+        if key in LISTED:
             rows.append((name, f"{len(value)} entries (see scores.json)"))
         elif isinstance(value, dict) and set(value) == {"successes", "n", "rate", "low", "high"}:
             rows.append(
