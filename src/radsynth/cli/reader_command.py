@@ -138,12 +138,11 @@ def _train_stage(
     score: Callable[[Any, Any, dict[str, Any]], dict[str, Any]],
     heldout: int,
     reader: Path | None,
-    folder: Path,
 ) -> dict[str, Any]:
-    """Render a stage's held-out cases into FOLDER, train the stage (`train(config, ...)`),
-    score it beside `reader` (`score(reader, the stage's network, held-out cases)`) and write
-    the training record and figures to OUT/heldout.json; returns the figures. Bad input and a
-    missing reader are typer errors."""
+    """Render a stage's held-out cases beside its training cases (`config.cache`), train the
+    stage (`train(config, ...)`), score it beside `reader` (`score(reader, the stage's network,
+    held-out cases)`) and write the training record and figures to OUT/heldout.json; returns
+    the figures. Bad input and a missing reader are typer errors."""
     from radsynth.evaluate.reader.inference import load_reader
     from radsynth.evaluate.reader.model import load_reader_net
 
@@ -156,7 +155,7 @@ def _train_stage(
             tasks: dict[str, TaskID] = {}
             on_step = _step_reporter(progress, tasks, console, config.steps)
             held = build(
-                folder / "cases-heldout.npz",
+                config.cache.with_name("cases-heldout.npz"),
                 config.seed,
                 "heldout",
                 heldout,
@@ -174,19 +173,43 @@ def _train_stage(
     return figures
 
 
+# Options every stage command (carpal, finding, body) takes alike; defaults are each command's.
+StageOut = Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")]
+StageSteps = Annotated[int, typer.Option(help="Optimiser steps.")]
+StageSeed = Annotated[int, typer.Option(help="Seed of the cases and of training.")]
+StageWorkers = Annotated[int, typer.Option(help="Processes rendering the cases.")]
+StageThreads = Annotated[int, typer.Option(help="Torch threads for training.")]
+StageBatch = Annotated[int, typer.Option(help="Cases per step.")]
+StageCache = Annotated[
+    Path | None, typer.Option(help="Folder of the rendered cases (default OUT); reusable.")
+]
+StageCheckpoints = Annotated[int, typer.Option(help="Steps between checkpoints.")]
+StageTiny = Annotated[
+    bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
+]
+
+
+def _stage_config(make: Callable[..., Any], out: Path, cache: Path | None, **fields: Any) -> Any:
+    """A stage's training config (`make`, e.g. TrainCarpalConfig) writing into OUT, its
+    training cases in CACHE (default OUT)/cases-train.npz, the command line recorded."""
+    return make(
+        out=out,
+        cache=(cache or out) / "cases-train.npz",
+        extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
+        **fields,
+    )
+
+
 def train_carpal_reader_command(
-    out: Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")],
+    out: StageOut,
     n: Annotated[int, typer.Option(help="Training cases (PA hands and wrists, cached).")] = 3000,
     heldout: Annotated[int, typer.Option(help="Held-out cases scored at the end.")] = 300,
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2500,
-    seed: Annotated[int, typer.Option(help="Seed of the cases and of training.")] = 0,
-    workers: Annotated[int, typer.Option(help="Processes rendering the cases.")] = 1,
-    threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Cases per step.")] = 24,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Folder of the rendered cases (default OUT); reusable."),
-    ] = None,
+    steps: StageSteps = 2500,
+    seed: StageSeed = 0,
+    workers: StageWorkers = 1,
+    threads: StageThreads = 1,
+    batch_size: StageBatch = 24,
+    cache: StageCache = None,
     reader: Annotated[
         Path | None,
         typer.Option(
@@ -194,10 +217,8 @@ def train_carpal_reader_command(
             "(default: the shipped reader)."
         ),
     ] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
-    tiny: Annotated[
-        bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
-    ] = False,
+    checkpoint_every: StageCheckpoints = 100,
+    tiny: StageTiny = False,
 ) -> None:
     """Train the reader's carpal stage on phantom PA hands and wrists; an interrupted run
     resumes from OUT's checkpoint. Copy OUT's config.json and reader.safetensors into a reader
@@ -212,9 +233,10 @@ def train_carpal_reader_command(
     from radsynth.evaluate.reader.inference import Reader
     from radsynth.evaluate.reader.model import ReaderNet
 
-    folder = cache or out
-    config = TrainCarpalConfig(
-        out=out,
+    config = _stage_config(
+        TrainCarpalConfig,
+        out,
+        cache,
         n=n,
         steps=steps,
         seed=seed,
@@ -222,8 +244,6 @@ def train_carpal_reader_command(
         workers=workers,
         threads=threads,
         checkpoint_every=checkpoint_every,
-        cache=folder / "cases-train.npz",
-        extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
     )
     if tiny:
         config.widths = (8, 16, 32)
@@ -231,9 +251,7 @@ def train_carpal_reader_command(
     def score(base: Reader, net: ReaderNet, held: dict[str, Any]) -> dict[str, Any]:
         return evaluate_carpal_stage(Reader(base.net, CarpalStage(net)), held)
 
-    figures = _train_stage(
-        config, build_carpal_cases, train_carpal_reader, score, heldout, reader, folder
-    )
+    figures = _train_stage(config, build_carpal_cases, train_carpal_reader, score, heldout, reader)
     for kind in ("eight_shown", "seven_shown"):
         scores = figures[kind]
         typer.echo(
@@ -245,18 +263,15 @@ def train_carpal_reader_command(
 
 
 def train_finding_reader_command(
-    out: Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")],
+    out: StageOut,
     n: Annotated[int, typer.Option(help="Training radiographs (cached).")] = 3000,
     heldout: Annotated[int, typer.Option(help="Held-out radiographs scored at the end.")] = 600,
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the cases and of training.")] = 0,
-    workers: Annotated[int, typer.Option(help="Processes rendering the cases.")] = 1,
-    threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Cases per step.")] = 16,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Folder of the rendered cases (default OUT); reusable."),
-    ] = None,
+    steps: StageSteps = 2000,
+    seed: StageSeed = 0,
+    workers: StageWorkers = 1,
+    threads: StageThreads = 1,
+    batch_size: StageBatch = 16,
+    cache: StageCache = None,
     reader: Annotated[
         Path | None,
         typer.Option(
@@ -264,7 +279,7 @@ def train_finding_reader_command(
             "(default: the shipped reader)."
         ),
     ] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
+    checkpoint_every: StageCheckpoints = 100,
     plan: Annotated[
         str,
         typer.Option(
@@ -280,9 +295,7 @@ def train_finding_reader_command(
             "px of the 256 px radiograph (0: none), as generated images are softer."
         ),
     ] = 0.0,
-    tiny: Annotated[
-        bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
-    ] = False,
+    tiny: StageTiny = False,
 ) -> None:
     """Train one of the reader's finding stages on phantom radiographs in which fractures,
     bone tumours, nodules, consolidations and effusions are common; an interrupted run resumes
@@ -308,9 +321,10 @@ def train_finding_reader_command(
     if blur < 0:
         raise typer.BadParameter("--blur must be at least 0")
     chosen = PLANS[plan]
-    folder = cache or out
-    config = TrainFindingConfig(
-        out=out,
+    config = _stage_config(
+        TrainFindingConfig,
+        out,
+        cache,
         plan=plan,
         blur=blur,
         n=n,
@@ -320,8 +334,6 @@ def train_finding_reader_command(
         workers=workers,
         threads=threads,
         checkpoint_every=checkpoint_every,
-        cache=folder / "cases-train.npz",
-        extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
     )
     if tiny:
         config.widths, config.size = (8, 16, 32), 64
@@ -335,7 +347,7 @@ def train_finding_reader_command(
         return evaluate_finding_stage(Reader(base.net, base.carpals, added), held, base)
 
     build = partial(build_finding_cases, plan=plan)
-    figures = _train_stage(config, build, train_finding_reader, score, heldout, reader, folder)
+    figures = _train_stage(config, build, train_finding_reader, score, heldout, reader)
     # The stage answers for the kinds of its plan it reads better than the reader without it
     # (see `kinds_it_reads`), on the plan's regions.
     config_path = out / "config.json"
@@ -359,18 +371,15 @@ def train_finding_reader_command(
 
 
 def train_body_reader_command(
-    out: Annotated[Path, typer.Option(help="Folder for checkpoints, the stage and heldout.json.")],
+    out: StageOut,
     n: Annotated[int, typer.Option(help="Training cases (whole-body AP phantoms, cached).")] = 1600,
     heldout: Annotated[int, typer.Option(help="Held-out cases scored at the end.")] = 200,
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 1500,
-    seed: Annotated[int, typer.Option(help="Seed of the cases and of training.")] = 0,
-    workers: Annotated[int, typer.Option(help="Processes rendering the cases.")] = 1,
-    threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Cases per step.")] = 12,
-    cache: Annotated[
-        Path | None,
-        typer.Option(help="Folder of the rendered cases (default OUT); reusable."),
-    ] = None,
+    steps: StageSteps = 1500,
+    seed: StageSeed = 0,
+    workers: StageWorkers = 1,
+    threads: StageThreads = 1,
+    batch_size: StageBatch = 12,
+    cache: StageCache = None,
     reader: Annotated[
         Path | None,
         typer.Option(
@@ -378,10 +387,8 @@ def train_body_reader_command(
             "(default: the shipped reader)."
         ),
     ] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 100,
-    tiny: Annotated[
-        bool, typer.Option(help="A tiny network (tests and smoke runs), not for real use.")
-    ] = False,
+    checkpoint_every: StageCheckpoints = 100,
+    tiny: StageTiny = False,
 ) -> None:
     """Train the reader's body stage on whole-body AP phantoms (the femur, tibia and lumbar
     vertebrae of a knee grown to a full body); an interrupted run resumes from OUT's
@@ -397,9 +404,10 @@ def train_body_reader_command(
     from radsynth.evaluate.reader.inference import Reader
     from radsynth.evaluate.reader.model import ReaderNet
 
-    folder = cache or out
-    config = TrainBodyConfig(
-        out=out,
+    config = _stage_config(
+        TrainBodyConfig,
+        out,
+        cache,
         n=n,
         steps=steps,
         seed=seed,
@@ -407,8 +415,6 @@ def train_body_reader_command(
         workers=workers,
         threads=threads,
         checkpoint_every=checkpoint_every,
-        cache=folder / "cases-train.npz",
-        extra={"command": " ".join(["radsynth", *sys.argv[1:]])},
     )
     if tiny:
         config.widths = (8, 16, 32)
@@ -416,9 +422,7 @@ def train_body_reader_command(
     def score(base: Reader, net: ReaderNet, held: dict[str, Any]) -> dict[str, Any]:
         return evaluate_body_stage(BodyStage(net), held, base)
 
-    figures = _train_stage(
-        config, build_body_cases, train_body_reader, score, heldout, reader, folder
-    )
+    figures = _train_stage(config, build_body_cases, train_body_reader, score, heldout, reader)
     for name in ("with_stage", "reader_alone"):
         scores = figures[name]
         typer.echo(

@@ -36,6 +36,7 @@ from radsynth.evaluate.metrics.frechet import frechet_distance
 from radsynth.evaluate.metrics.memorization import DEFAULT_MAX_SHIFT, memorization_audit
 from radsynth.evaluate.metrics.prdc import prdc
 from radsynth.evaluate.metrics.ssim import MSSSIMDiversity
+from radsynth.vocabulary import Labels
 
 __all__ = ["EvaluateError", "EvaluateOptions", "evaluate_folders", "write_report"]
 
@@ -145,36 +146,48 @@ def _diversity(synthetic: ImageSet, bar: _Bar, notes: list[str]) -> dict[str, An
     return result
 
 
-def _conditional(synthetic: ImageSet, extractor: FeatureExtractor) -> dict[str, Any]:
-    predict = getattr(extractor, "predict", None)
-    if predict is None:
-        return {"skipped": "no reader model with predict(images) is loaded"}
-    asked: list[LabelsLike] = []
-    keep: list[int] = []
+Asked = list[tuple[int, LabelsLike, Labels]]  # (image index, labels or caption as written, parsed)
+
+
+def _asked(synthetic: ImageSet) -> tuple[Asked, list[str]]:
+    """What the synthetic manifest asks of each image that has labels or a caption, parsed once
+    for every metric that needs it, and "file: reason" for captions in words the vocabulary
+    does not know (left out)."""
+    asked: Asked = []
     unparsed: list[str] = []
     for i, (label, caption) in enumerate(zip(synthetic.labels, synthetic.captions, strict=True)):
         wanted = label if label is not None else caption
         if wanted is None:
             continue
         try:
-            as_labels(wanted)
-        except ValueError as error:  # a caption in words the vocabulary does not know
+            asked.append((i, wanted, as_labels(wanted)))
+        except ValueError as error:
             unparsed.append(f"{synthetic.names[i]}: {error}")
-            continue
-        asked.append(wanted)
-        keep.append(i)
-    if not keep:
+    return asked, unparsed
+
+
+def _conditional(
+    synthetic: ImageSet, extractor: FeatureExtractor, asked: Asked, unparsed: list[str]
+) -> dict[str, Any]:
+    predict = getattr(extractor, "predict", None)
+    if predict is None:
+        return {"skipped": "no reader model with predict(images) is loaded"}
+    if not asked:
         return {
             "skipped": "the synthetic folder has no manifest with captions or labels"
             + (" that parse" if unparsed else ""),
             "unparsed_captions": unparsed,
         }
-    scores = conditional_accuracy(asked, predict(synthetic.images[keep]))
+    keep = [i for i, _, _ in asked]
+    wanted = [as_written for _, as_written, _ in asked]
+    scores = conditional_accuracy(wanted, predict(synthetic.images[keep]))
     result = json.loads(json.dumps(scores, default=lambda p: p.to_dict()))
     return result | ({"unparsed_captions": unparsed} if unparsed else {})
 
 
-def _anatomy(synthetic: ImageSet, extractor: FeatureExtractor, bar: _Bar) -> dict[str, Any]:
+def _anatomy(
+    synthetic: ImageSet, extractor: FeatureExtractor, asked: Asked, bar: _Bar
+) -> dict[str, Any]:
     """The anatomy checks (`radsynth.evaluate.anatomy.read_anatomy`) of every synthetic
     radiograph whose prompt or labels name a region they know: per region and check, how many
     images pass (with a Wilson interval), and the images that fail a check."""
@@ -182,15 +195,11 @@ def _anatomy(synthetic: ImageSet, extractor: FeatureExtractor, bar: _Bar) -> dic
         return {"skipped": "no reader model with structures(images) is loaded"}
     from radsynth.evaluate.anatomy import EXPECTED_PRESENT, read_anatomy
 
-    chosen = []
-    for i, (label, caption) in enumerate(zip(synthetic.labels, synthetic.captions, strict=True)):
-        wanted = label if label is not None else caption
-        try:
-            labels = as_labels(wanted) if wanted else None
-        except ValueError:
-            continue  # an unparseable caption: conditional accuracy reports those
-        if labels is not None and labels.modality == "xray" and labels.region in EXPECTED_PRESENT:
-            chosen.append((i, labels.region, labels))
+    chosen = [
+        (i, labels.region, labels)
+        for i, _, labels in asked
+        if labels.modality == "xray" and labels.region in EXPECTED_PRESENT
+    ]
     if not chosen:
         return {"skipped": "no synthetic radiograph names a region the anatomy checks know"}
     advance, _ = bar.task("anatomy checks", total=len(chosen))
@@ -281,8 +290,9 @@ def evaluate_folders(
             features["real"], features["synthetic"], options.k, notes
         )
         scores["ms_ssim_diversity"] = _diversity(sets["synthetic"], bar, notes)
-        scores["conditional_accuracy"] = _conditional(sets["synthetic"], extractor)
-        scores["anatomy"] = _anatomy(sets["synthetic"], extractor, bar)
+        asked, unparsed = _asked(sets["synthetic"])
+        scores["conditional_accuracy"] = _conditional(sets["synthetic"], extractor, asked, unparsed)
+        scores["anatomy"] = _anatomy(sets["synthetic"], extractor, asked, bar)
         if "train" in sets:
             scores["memorization"] = _memorization(
                 sets["synthetic"].images,

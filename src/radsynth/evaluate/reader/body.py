@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import COUNTED, heatmap_target, instance_points
 from radsynth.evaluate.reader.inference import StructureMap, as_images, count_peaks
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
+from radsynth.evaluate.reader.training import TrainStageConfig
 
 BODY_SHAPE = (512, 128)  # rows, columns the stage reads: a standing body's shape
 GROUPS = (
@@ -134,14 +135,11 @@ def _case_draw(seed: int, split: str, index: int) -> dict[str, Any]:
 def body_truth(masks: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """A whole-body phantom's answer key at its own pixels: (len(GROUPS), H, W) group masks and
     (N, 3) (row, col, radius) of each visible lumbar vertebra."""
-    from radsynth.evaluate.reader.groups import group_instances
+    from radsynth.evaluate.reader.groups import GROUPS as READER_GROUPS
+    from radsynth.evaluate.reader.groups import segmentation_target
 
     shape = next(iter(masks.values())).shape
-    instances = group_instances(masks)
-    groups = np.zeros((len(GROUPS), *shape), dtype=bool)
-    for k, group in enumerate(GROUPS):
-        for mask in instances.get(group, {}).values():
-            groups[k] |= mask
+    groups = segmentation_target(masks, shape)[[READER_GROUPS.index(g) for g in GROUPS]]
     points = np.asarray(instance_points(masks).get(COUNTED_GROUP, []), dtype=np.float64)
     return groups, points.reshape(-1, 3)
 
@@ -269,33 +267,13 @@ def training_example(
 
 # -- training -----------------------------------------------------------------------------------
 @dataclass
-class TrainBodyConfig:
+class TrainBodyConfig(TrainStageConfig):
     """One training run of the body stage (counts in cases)."""
 
-    out: Path
     n: int = 2400
     steps: int = 1500
-    seed: int = 0
     batch_size: int = 12
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    workers: int = 1
-    threads: int = 1
-    checkpoint_every: int = 100
-    cache: Path | None = None  # the rendered training cases (.npz); default OUT/cases-train.npz
     widths: tuple[int, ...] = (16, 32, 64, 96)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def body_loss(out: dict[str, torch.Tensor], masks: torch.Tensor, heat: torch.Tensor) -> dict:
-    from radsynth.evaluate.reader.training import centre_focal_loss, soft_dice_loss
-
-    seg = out["segmentation"]
-    return {
-        "masks": 20 * F.binary_cross_entropy_with_logits(seg, masks)
-        + 2 * soft_dice_loss(seg, masks),
-        "centres": centre_focal_loss(out["centres"], heat),
-    }
 
 
 def train_body_reader(
@@ -305,7 +283,7 @@ def train_body_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the body network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import train_stage
+    from radsynth.evaluate.reader.training import mask_and_centre_loss, train_stage
 
     return train_stage(
         config,
@@ -313,7 +291,7 @@ def train_body_reader(
         build_body_cases,
         lambda: ReaderNet(body_config(config.widths)),
         training_example,
-        body_loss,
+        mask_and_centre_loss,
         on_step,
         on_cache,
     )

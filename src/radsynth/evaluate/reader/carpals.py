@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from scipy import ndimage
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import COUNTED, heatmap_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
+from radsynth.evaluate.reader.training import TrainStageConfig
 
 CROP = 96  # px of the box the carpal network reads
 MARGIN = 1.5  # box side / the longer side of the carpals' extent
@@ -234,32 +235,8 @@ def training_example(
 
 # -- training -----------------------------------------------------------------------------------
 @dataclass
-class TrainCarpalConfig:
-    """One training run of the carpal stage (counts in cases)."""
-
-    out: Path
-    n: int = 3000
-    steps: int = 2500
-    seed: int = 0
-    batch_size: int = 24
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    workers: int = 1
-    threads: int = 1
-    checkpoint_every: int = 100
-    cache: Path | None = None  # the rendered training cases (.npz); default OUT/cases-train.npz
-    widths: tuple[int, ...] = (16, 32, 64, 128)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def carpal_loss(out: dict[str, torch.Tensor], mask: torch.Tensor, heat: torch.Tensor) -> dict:
-    from radsynth.evaluate.reader.training import centre_focal_loss, soft_dice_loss
-
-    seg = out["segmentation"]
-    return {
-        "mask": 20 * F.binary_cross_entropy_with_logits(seg, mask) + 2 * soft_dice_loss(seg, mask),
-        "centres": centre_focal_loss(out["centres"], heat),
-    }
+class TrainCarpalConfig(TrainStageConfig):
+    """One training run of the carpal stage (counts in cases): `TrainStageConfig`'s defaults."""
 
 
 def train_carpal_reader(
@@ -269,7 +246,7 @@ def train_carpal_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the carpal network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import train_stage
+    from radsynth.evaluate.reader.training import mask_and_centre_loss, train_stage
 
     return train_stage(
         config,
@@ -277,7 +254,7 @@ def train_carpal_reader(
         build_carpal_cases,
         lambda: ReaderNet(carpal_config(config.widths)),
         training_example,
-        carpal_loss,
+        mask_and_centre_loss,
         on_step,
         on_cache,
     )

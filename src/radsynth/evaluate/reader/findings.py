@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -50,6 +50,7 @@ from radsynth.evaluate.metrics.conditional import FINDING_PROBABILITY_THRESHOLD
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import FINDINGS, lesion_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
+from radsynth.evaluate.reader.training import TrainStageConfig
 from radsynth.vocabulary.labels import XRAY_REGIONS, Finding
 
 # The radiograph pathology kinds; intracranial haemorrhage is a CT finding and stays the reader's.
@@ -280,26 +281,15 @@ def training_example(
 
 # -- training -----------------------------------------------------------------------------------
 @dataclass
-class TrainFindingConfig:
+class TrainFindingConfig(TrainStageConfig):
     """One training run of the finding stage (counts in cases)."""
 
-    out: Path
-    n: int = 3000
     steps: int = 2000
-    seed: int = 0
     batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
     finding_pos_weight: float = 2.0  # a kind is shown in about a tenth of the cases
-    workers: int = 1
-    threads: int = 1
-    checkpoint_every: int = 100
-    cache: Path | None = None  # the rendered training cases (.npz); default OUT/cases-train.npz
-    widths: tuple[int, ...] = (16, 32, 64, 128)
     size: int = SIZE
     plan: str = "all"  # a key of PLANS
     blur: float = 0.0  # largest sigma (px of the rendered radiograph) of the smoothing, 0: none
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def finding_loss(

@@ -95,6 +95,20 @@ def mask_loss(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     )
 
 
+def mask_and_centre_loss(
+    out: dict[str, torch.Tensor], masks: torch.Tensor, heat: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The loss of a stage that segments groups and marks bone centres (the carpal and body
+    stages): per-pixel cross-entropy (x 20) and soft Dice (x 2) of its masks, and the focal
+    loss of its centre heat maps."""
+    seg = out["segmentation"]
+    cross_entropy = F.binary_cross_entropy_with_logits(seg, masks)
+    return {
+        "mask": 20 * cross_entropy + 2 * soft_dice_loss(seg, masks),
+        "centres": centre_focal_loss(out["centres"], heat),
+    }
+
+
 def jitter_contrast(picture: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """A training image (values in [0, 1]) with its gamma, black and white points changed,
     smoothed 3 in 10 times and with a little noise, so that generated images read alike
@@ -247,6 +261,26 @@ class StageConfig(StepsConfig, Protocol):
     workers: int
     threads: int
     cache: Path | None
+
+
+@dataclass
+class TrainStageConfig:
+    """One training run of one of the reader's stages (carpals, findings, body; counts in
+    cases). A stage's own config subclasses it with its defaults and fields."""
+
+    out: Path
+    n: int = 3000
+    steps: int = 2500
+    seed: int = 0
+    batch_size: int = 24
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    workers: int = 1
+    threads: int = 1
+    checkpoint_every: int = 100
+    cache: Path | None = None  # the rendered training cases (.npz); default OUT/cases-train.npz
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train_stage(
