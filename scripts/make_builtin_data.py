@@ -35,6 +35,11 @@ fixed are drawn as for any case. It gives a fine-tune more of what the probe fin
 weakest: among the regional phantoms a lateral lumbar spine is rare (12 of 1,000 cases in each
 of the regional parts drawn with --seed 700000 and --seed 800000).
 
+`--wide-crops N` adds N crops in `wide_crops/` at `--wide-zoom` (default 2) times a regional
+field's width: the spacing of a regional radiograph given at half the model's size, as the
+probe gives its knee before growing it to a whole body. The plain crops see a body only at
+regional spacing, where a whole leg or trunk never fits one window.
+
 The folder gets `regional/` (written by `radsynth phantoms`), `crops/` and a `manifest.jsonl`
 whose image paths point into both, which is what `radsynth train --data` reads. Deterministic in
 --seed; an interrupted run is finished by running the same command again. Case i has seed
@@ -79,13 +84,28 @@ STUDY_PLACES_BY_KIND = {
     kind: [place for place in FINDING_PLACES if place[2] == kind] for kind in PATHOLOGY_KINDS
 }
 PLACE_FINDING_SEED_OFFSET = 50_000_000
-PARTS = ("regional", "crops", "findings", "study_findings", "focus", "place_findings")
+WIDE_CROP_SEED_OFFSET = 60_000_000
+PARTS = (
+    "regional",
+    "crops",
+    "findings",
+    "study_findings",
+    "focus",
+    "place_findings",
+    "wide_crops",
+)
 
 
 def _crop(args: tuple[Path, int, int, int]) -> dict:
     out, index, seed, size = args
     case = make_body_crop(seed, size=size)
     return write_case(out, f"crop-{index:06d}", case)
+
+
+def _wide_crop(args: tuple[Path, int, int, int], zoom: float) -> dict:
+    out, index, seed, size = args
+    case = make_body_crop(seed, size=size, zoom=zoom)
+    return write_case(out, f"wide-crop-{index:06d}", case)
 
 
 def _finding_case(args: tuple[Path, int, int, int]) -> dict | None:
@@ -279,10 +299,12 @@ def write_part(
     workers: int,
     regions: tuple[FocusEntry, ...] = (),
     places: tuple[PlaceEntry, ...] = (),
+    zoom: float = 2.0,
 ) -> None:
     """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
     "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`,
-    "place_findings": `_place_finding_case` over `places`), resumable."""
+    "place_findings": `_place_finding_case` over `places`, "wide_crops": `_wide_crop` at
+    `zoom`), resumable."""
     make: Callable[[tuple[Path, int, int, int]], dict | None]
     if name == "focus":
         if not regions:
@@ -292,6 +314,8 @@ def write_part(
         if not places:
             raise ValueError("a place_findings part needs its places")
         make, prefix = partial(_place_finding_case, places=places), "place-finding"
+    elif name == "wide_crops":
+        make, prefix = partial(_wide_crop, zoom=zoom), "wide-crop"
     else:
         make, prefix = {
             "crops": (_crop, "crop"),
@@ -380,6 +404,14 @@ def main() -> None:
         "[MODALITY/]REGION:KIND[:SITE] (wrist:fracture:distal_radius, knee:bone_tumour:femur; "
         "X-ray unless a modality is named; a site left out is drawn among the place's)",
     )
+    parser.add_argument(
+        "--wide-crops",
+        type=int,
+        default=0,
+        help="more crops of full-body planes, each --wide-zoom regional fields wide (the "
+        "spacing of a regional radiograph given at 1/zoom of --size and outpainted)",
+    )
+    parser.add_argument("--wide-zoom", type=float, default=2.0)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
         "--seed",
@@ -391,7 +423,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     counts = (args.regional, args.crops, args.findings, args.study_findings, args.focus)
-    if not any((*counts, args.place_findings)):
+    if not any((*counts, args.place_findings, args.wide_crops)):
         parser.error("every part has 0 cases: nothing to write")
     if args.place_findings and args.places is None:
         parser.error("--place-findings needs --places")
@@ -441,6 +473,16 @@ def main() -> None:
             args.size,
             args.workers,
             places=args.places,
+        )
+    if args.wide_crops:
+        write_part(
+            args.out / "wide_crops",
+            "wide_crops",
+            args.wide_crops,
+            args.seed + WIDE_CROP_SEED_OFFSET,
+            args.size,
+            args.workers,
+            zoom=args.wide_zoom,
         )
     print(f"{merge(args.out)} records in {args.out / 'manifest.jsonl'}")
 

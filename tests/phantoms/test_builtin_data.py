@@ -225,3 +225,18 @@ def test_a_set_of_focus_cases_alone_for_a_held_out_check(tmp_path: Path) -> None
     empty = subprocess.run([*script, "--out", str(tmp_path / "none"), *parts], capture_output=True)
     assert empty.returncode == 2 and b"nothing to write" in empty.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_wide_crops_are_a_part_of_their_own_at_the_zoom_asked(tmp_path: Path) -> None:
+    script = [sys.executable, str(SCRIPTS / "make_builtin_data.py"), "--workers", "1"]
+    out = tmp_path / "wide"
+    parts = ["--regional", "0", "--crops", "0", "--size", "64", "--seed", "41"]
+    wide = ["--wide-crops", "3", "--wide-zoom", "3"]
+    result = subprocess.run([*script, "--out", str(out), *parts, *wide], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "wide_crops"]
+    records = list(iter_manifest(out / "manifest.jsonl"))
+    assert [r["id"] for r in records] == [f"wide_crops-wide-crop-{i:06d}" for i in range(3)]
+    for record in records:
+        assert (out / record["image"]).is_file()
+        assert parse_prompt(record["caption"]).region is None

@@ -34,6 +34,23 @@ def test_crop_keeps_the_regional_spacing_of_its_region() -> None:
     assert chest.image.pixel_spacing_mm[0] > 1.3 * knee.image.pixel_spacing_mm[0]
 
 
+def test_a_zoomed_crop_sees_zoom_fields_at_the_spacing_of_a_smaller_radiograph() -> None:
+    """zoom 2: the spacing of a regional knee radiograph half the size, the same body, and a
+    shift bounded in regional fields (a window of the body, not of the air beside it)."""
+    plain = make_body_crop(7, region="knee", view="ap", size=64)
+    wide = make_body_crop(7, region="knee", view="ap", size=64, zoom=2.0)
+    assert wide.subject == plain.subject and wide.image.image.shape == (64, 64)
+    spacing = wide.image.pixel_spacing_mm[0]
+    assert spacing == pytest.approx(2 * plain.image.pixel_spacing_mm[0], rel=0.02)
+    assert wide.image.meta["zoom"] == 2.0 and plain.image.meta["zoom"] == 1.0
+    regional_field = wide.image.meta["field_mm"] / 2
+    shift = np.abs(wide.image.meta["shift_mm"])
+    assert shift[2] <= 1.25 * regional_field + 0.01 and shift[0] <= 0.6 * regional_field + 0.01
+    assert parse_prompt(wide.caption).region is None
+    for seed in range(6):  # every zoomed window shows some of the body
+        assert make_body_crop(seed, size=64, zoom=2.0).image.image.std() > 0.01
+
+
 def test_bad_crop_arguments_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="not 'full_body'"):
         make_body_crop(0, region="full_body")
@@ -41,3 +58,5 @@ def test_bad_crop_arguments_are_clear_errors() -> None:
         make_body_crop(0, view="pa")
     with pytest.raises(ValueError, match="non-negative"):
         make_body_crop(-1)
+    with pytest.raises(ValueError, match="1 to 8, not 0.5"):
+        make_body_crop(0, zoom=0.5)
