@@ -14,6 +14,11 @@ model's size, canvas two knee fields wide, as the probe draws them) this prints:
   against the truth, and how much of the femur and tibia the stage finds outside the kept
   knee's rows: a reading that finds the long bones in the knee only measures the input.
 
+`--layout-only` reads the outpainting's layout pass instead of the finished body: the whole canvas
+drawn at once, shrunk to one field around the shrunk knee and enlarged back, before any tile
+refines it (the same draw the full call starts from). It tells whether the proportions are
+lost in the plan or in the tiles.
+
 `--whole-body N` also reads N whole-body AP radiographs the model draws from text ("AP
 radiograph of the whole body of a man/woman"), cut to the central strip a standing body
 fills (a quarter of the height wide), against N phantoms of the same prompt.
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--reader", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--whole-body", type=int, default=0)
+    parser.add_argument("--layout-only", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -100,14 +106,19 @@ def main() -> None:
         image = truth.image.astype(np.float32)
         true = femur_tibia(truth_structure_map(truth.masks))
         person = "woman" if sex == "female" else "man"
-        grown = outpaint(
-            f"AP radiograph of a {person}",
-            knee.image,
-            generator=torch.Generator().manual_seed(seed),
-            layout_prompt=f"AP radiograph of the whole body of a {person}",
-            **margins,
-            **extra,
-        ).images[0]
+        generator = torch.Generator().manual_seed(seed)
+        layout_prompt = f"AP radiograph of the whole body of a {person}"
+        if args.layout_only:
+            grown = layout_pass(outpaint, knee.image, margins, layout_prompt, extra, generator)
+        else:
+            grown = outpaint(
+                f"AP radiograph of a {person}",
+                knee.image,
+                generator=generator,
+                layout_prompt=layout_prompt,
+                **margins,
+                **extra,
+            ).images[0]
         grown = np.asarray(grown, dtype=np.float32)
         on_truth, on_grown = reader.read_body(np.stack([image, grown]))
         alone = femur_tibia(reader.structures(pad_to_square(image)[0])[0])
@@ -158,6 +169,33 @@ def main() -> None:
         row = np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1)
         Image.fromarray(row).save(args.out / "body_stage.png")
         print(f"wrote {args.out / 'body_stage.png'}")
+
+
+def layout_pass(
+    outpaint: Any,
+    knee: np.ndarray,
+    margins: dict[str, int],
+    prompt: str,
+    extra: dict[str, Any],
+    generator: torch.Generator,
+) -> np.ndarray:
+    """The layout an outpainting call with `prompt` as its layout prompt starts its tiles from:
+    the canvas drawn in one shrunk pass, the knee's own pixels kept."""
+    from radsynth.pipelines.pipeline_base import image_to_tensor
+
+    steps = int(outpaint.default("num_inference_steps", extra.get("num_inference_steps")))
+    guidance = float(outpaint.default("guidance_scale", extra.get("guidance_scale")))
+    height, width = knee.shape
+    top, left = margins["top"], margins["left"]
+    canvas_h, canvas_w = top + height + margins["bottom"], left + width + margins["right"]
+    canvas = torch.zeros(1, 1, canvas_h, canvas_w)
+    canvas[:, :, top : top + height, left : left + width] = image_to_tensor(knee)
+    known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
+    known[top : top + height, left : left + width] = True
+    with torch.no_grad():
+        embeds = outpaint.encode_prompt([prompt], 1, guidance > 1.0)
+        guess = outpaint.layout(canvas, known, embeds, steps, guidance, generator)
+    return torch.where(known, canvas, guess)[0, 0].numpy()
 
 
 def whole_body(t2i: Any, reader: Any, n: int, size: int) -> None:
