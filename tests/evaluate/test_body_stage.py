@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
@@ -244,13 +245,25 @@ def test_a_reading_is_drawn_over_the_fitted_body() -> None:
 def test_the_shipped_stage_reads_the_probes_true_bodies() -> None:
     reader = load_reader()
     assert reader.body is not None
-    images, ratios = [], []
+    images, ratios, columns = [], [], []
     for k in range(2):  # the probe's first two bodies, a woman's and a man's, 1088 x 256 px
         seed, sex = full_body_case(k)
         plane = regional_plane(seed, "knee", "ap", "left", sex=sex, size=128)
         _, truth, _ = plane.full_body(256, 256)
-        images.append(truth.image.astype(np.float32))
+        image = truth.image.astype(np.float32)
+        images.append(image)
         ratios.append(femur_tibia(truth_structure_map(truth.masks))["ratio"])
+        # The lumbar spine smoothed along the body only (Gaussian sigma 30 px against vertebrae
+        # about 20 px apart): a column with no vertebrae in it, everything around it kept.
+        lumbar = np.any([truth.masks[f"l{i}"] for i in range(1, 6)], axis=0)
+        rows = np.nonzero(lumbar.any(1))[0]
+        r0, r1 = rows.min() - 20, rows.max() + 20
+        column = image.copy()
+        column[r0:r1] = ndimage.gaussian_filter(image, (30, 0), mode="nearest")[r0:r1]
+        columns.append(column)
+    # A soft column is not counted as five vertebrae: the count comes from the vertebrae.
+    for smap in reader.read_body(np.stack(columns)):
+        assert len(smap.centres["lumbar_vertebrae"]) != 5
     maps = reader.read_body(np.stack(images))
     for true_ratio, smap in zip(ratios, maps, strict=True):
         read = femur_tibia(smap)
