@@ -19,6 +19,10 @@ drawn at once, shrunk to one field around the shrunk knee and enlarged back, bef
 refines it (the same draw the full call starts from). It tells whether the proportions are
 lost in the plan or in the tiles.
 
+`--upscale 2` gives the outpainting the knee enlarged twice (bicubic) with twice the margins, so
+the tiles draw at a regional radiograph's own spacing, and shrinks the body back (area) before
+it is read.
+
 `--whole-body N` also reads N whole-body AP radiographs the model draws from text ("AP
 radiograph of the whole body of a man/woman"), cut to the central strip a standing body
 fills (a quarter of the height wide), against N phantoms of the same prompt.
@@ -74,6 +78,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--whole-body", type=int, default=0)
     parser.add_argument("--layout-only", action="store_true")
+    parser.add_argument(
+        "--upscale",
+        type=int,
+        default=1,
+        help="grow the knee enlarged this many times (bicubic) and shrink the body back (area)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -111,14 +121,18 @@ def main() -> None:
         if args.layout_only:
             grown = layout_pass(outpaint, knee.image, margins, layout_prompt, extra, generator)
         else:
+            f = args.upscale
+            given = knee.image if f == 1 else resize(knee.image, f * knee_px, f * knee_px)
             grown = outpaint(
                 f"AP radiograph of a {person}",
-                knee.image,
+                given,
                 generator=generator,
                 layout_prompt=layout_prompt,
-                **margins,
+                **{side: f * amount for side, amount in margins.items()},
                 **extra,
             ).images[0]
+            if f > 1:
+                grown = shrink(np.asarray(grown, dtype=np.float32), f)
         grown = np.asarray(grown, dtype=np.float32)
         on_truth, on_grown = reader.read_body(np.stack([image, grown]))
         alone = femur_tibia(reader.structures(pad_to_square(image)[0])[0])
@@ -169,6 +183,21 @@ def main() -> None:
         row = np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1)
         Image.fromarray(row).save(args.out / "body_stage.png")
         print(f"wrote {args.out / 'body_stage.png'}")
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    return np.asarray(
+        Image.fromarray(image.astype(np.float32), mode="F").resize((width, height), Image.BICUBIC)
+    ).clip(0.0, 1.0)
+
+
+def shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    return (
+        image[: height * factor, : width * factor]
+        .reshape(height, factor, width, factor)
+        .mean((1, 3))
+    )
 
 
 def layout_pass(
