@@ -142,10 +142,10 @@ def _place_finding_case(
 
 
 def finding_places(text: str) -> tuple[PlaceEntry, ...]:
-    """The comma-separated entries of --places, each [MODALITY/]REGION:KIND[:SITE], the region
-    and kind in the words of prompts, the site as the vocabulary names it, spaces for
-    underscores (`wrist:fracture:distal radius`, `knee:bone tumor:femur`, `ct/head:intracranial
-    haemorrhage`), checked against the findings radsynth's vocabulary places there."""
+    """The comma-separated entries of --places, each [MODALITY/]REGION:KIND[:SITE], in the words
+    of prompts or as the vocabulary names them (`wrist:fracture:distal radius`, `knee:bone
+    tumor:thigh bone`, `ankle:fracture:lateral malleolus`, `ct/head:intracranial haemorrhage`),
+    checked against the findings radsynth's vocabulary places there."""
     entries = []
     for raw in (e.strip() for e in text.split(",")):
         if not raw:
@@ -170,7 +170,11 @@ def finding_places(text: str) -> tuple[PlaceEntry, ...]:
                 f"place {raw!r}: {kind} is not placed in {modality} {region}; "
                 f"use: {', '.join(kinds)}"
             )
-        site = parts[2].strip().replace(" ", "_") if len(parts) == 3 else None
+        site = (
+            _vocabulary_value("site", parts[2].strip().replace("_", " ")).replace(" ", "_")
+            if len(parts) == 3
+            else None
+        )
         if site is not None and site not in kinds[kind]:
             sites = ", ".join(kinds[kind]) or "none (this finding takes no site)"
             raise argparse.ArgumentTypeError(f"place {raw!r}: unknown site {site}; use: {sites}")

@@ -90,6 +90,14 @@ def test_place_finding_cases_show_the_places_named(tmp_path: Path) -> None:
         ("xray", "wrist", "fracture", "distal_radius"),
         ("xray", "knee", "bone_tumour", None),
     )
+    # Sites in the words of prompts too, as regions and kinds are.
+    assert script["finding_places"](
+        "knee:bone tumour:thigh bone,ankle:fracture:lateral malleolus,wrist:fracture:distal_radius"
+    ) == (
+        ("xray", "knee", "bone_tumour", "femur"),
+        ("xray", "ankle", "fracture", "distal_fibula"),
+        ("xray", "wrist", "fracture", "distal_radius"),
+    )
     out = tmp_path / "data"
     script["write_part"](
         out / "place_findings", "place_findings", 8, 50_000_000, 64, 1, places=places
