@@ -19,6 +19,8 @@ drawn at once, shrunk to one field around the shrunk knee and enlarged back, bef
 refines it (the same draw the full call starts from). It tells whether the proportions are
 lost in the plan or in the tiles.
 
+`--overlap PX` sets the pixels neighbouring tiles share (the pipeline's default: half a tile).
+
 `--upscale 2` gives the outpainting the knee enlarged twice (bicubic) with twice the margins, so
 the tiles draw at a regional radiograph's own spacing, and shrinks the body back (area) before
 it is read.
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument(
         "--layout-strength", type=float, default=None, help="default: the pipeline's"
     )
+    parser.add_argument("--overlap", type=int, default=None, help="default: the pipeline's")
     parser.add_argument("--model", type=Path, default=BUILTIN_MODEL)
     parser.add_argument("--reader", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -106,6 +109,7 @@ def main() -> None:
             ("layout_strength", args.layout_strength),
             ("num_inference_steps", args.steps),
             ("guidance_scale", args.guidance),
+            ("overlap", args.overlap),
         )
         if value is not None
     }
