@@ -215,16 +215,11 @@ def layout_pass(
     """The layout an outpainting call with `prompt` as its layout prompt starts its tiles from:
     the canvas drawn in one shrunk pass, the knee's own pixels kept."""
     from radsynth.pipelines.pipeline_base import image_to_tensor
+    from radsynth.pipelines.pipeline_outpaint import place_on_canvas
 
     steps = int(outpaint.default("num_inference_steps", extra.get("num_inference_steps")))
     guidance = float(outpaint.default("guidance_scale", extra.get("guidance_scale")))
-    height, width = knee.shape
-    top, left = margins["top"], margins["left"]
-    canvas_h, canvas_w = top + height + margins["bottom"], left + width + margins["right"]
-    canvas = torch.zeros(1, 1, canvas_h, canvas_w)
-    canvas[:, :, top : top + height, left : left + width] = image_to_tensor(knee)
-    known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
-    known[top : top + height, left : left + width] = True
+    canvas, known = place_on_canvas(image_to_tensor(knee), 1, **margins)
     with torch.no_grad():
         embeds = outpaint.encode_prompt([prompt], 1, guidance > 1.0)
         guess = outpaint.layout(canvas, known, embeds, steps, guidance, generator)

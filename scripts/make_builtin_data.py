@@ -58,6 +58,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -350,10 +351,6 @@ def write_part(
                 progress.advance(task)
 
 
-def write_crops(out: Path, count: int, seed: int, size: int, workers: int) -> None:
-    write_part(out, "crops", count, seed + CROP_SEED_OFFSET, size, workers)
-
-
 def merge(out: Path) -> int:
     """One manifest over the parts of `PARTS` that are present, with paths relative to `out`."""
     rows = []
@@ -426,8 +423,17 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    counts = (args.regional, args.crops, args.findings, args.study_findings, args.focus)
-    if not any((*counts, args.place_findings, args.wide_crops)):
+    # The parts after `regional`, in the order they are written: (name, count, seed offset,
+    # the part's own options).
+    parts: list[tuple[str, int, int, dict[str, Any]]] = [
+        ("crops", args.crops, CROP_SEED_OFFSET, {}),
+        ("findings", args.findings, FINDING_SEED_OFFSET, {}),
+        ("study_findings", args.study_findings, STUDY_FINDING_SEED_OFFSET, {}),
+        ("focus", args.focus, FOCUS_SEED_OFFSET, {"regions": args.focus_regions}),
+        ("place_findings", args.place_findings, PLACE_FINDING_SEED_OFFSET, {"places": args.places}),
+        ("wide_crops", args.wide_crops, WIDE_CROP_SEED_OFFSET, {"zoom": args.wide_zoom}),
+    ]
+    if not any((args.regional, *(count for _, count, _, _ in parts))):
         parser.error("every part has 0 cases: nothing to write")
     if args.place_findings and args.places is None:
         parser.error("--place-findings needs --places")
@@ -442,52 +448,10 @@ def main() -> None:
         if (regional / "manifest.jsonl").exists():
             command.append("--resume")
         subprocess.run(command, check=True)
-    if args.crops:
-        write_crops(args.out / "crops", args.crops, args.seed, args.size, args.workers)
-    if args.findings:
-        findings_seed = args.seed + FINDING_SEED_OFFSET
-        write_part(
-            args.out / "findings", "findings", args.findings, findings_seed, args.size, args.workers
-        )
-    if args.study_findings:
-        write_part(
-            args.out / "study_findings",
-            "study_findings",
-            args.study_findings,
-            args.seed + STUDY_FINDING_SEED_OFFSET,
-            args.size,
-            args.workers,
-        )
-    if args.focus:
-        write_part(
-            args.out / "focus",
-            "focus",
-            args.focus,
-            args.seed + FOCUS_SEED_OFFSET,
-            args.size,
-            args.workers,
-            regions=args.focus_regions,
-        )
-    if args.place_findings:
-        write_part(
-            args.out / "place_findings",
-            "place_findings",
-            args.place_findings,
-            args.seed + PLACE_FINDING_SEED_OFFSET,
-            args.size,
-            args.workers,
-            places=args.places,
-        )
-    if args.wide_crops:
-        write_part(
-            args.out / "wide_crops",
-            "wide_crops",
-            args.wide_crops,
-            args.seed + WIDE_CROP_SEED_OFFSET,
-            args.size,
-            args.workers,
-            zoom=args.wide_zoom,
-        )
+    for name, count, offset, options in parts:
+        if count:
+            seed = args.seed + offset
+            write_part(args.out / name, name, count, seed, args.size, args.workers, **options)
     print(f"{merge(args.out)} records in {args.out / 'manifest.jsonl'}")
 
 

@@ -235,7 +235,7 @@ def test_a_set_of_focus_cases_alone_for_a_held_out_check(tmp_path: Path) -> None
     assert not (tmp_path / "none").exists()
 
 
-def test_wide_crops_are_a_part_of_their_own_at_the_zoom_asked(tmp_path: Path) -> None:
+def test_wide_crops_are_a_part_of_their_own(tmp_path: Path) -> None:
     script = [sys.executable, str(SCRIPTS / "make_builtin_data.py"), "--workers", "1"]
     out = tmp_path / "wide"
     parts = ["--regional", "0", "--crops", "0", "--size", "64", "--seed", "41"]

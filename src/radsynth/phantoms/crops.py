@@ -66,10 +66,11 @@ def make_body_crop(
     settings = xray.region_settings(
         body, region, view, laterality, field_px, int(render_rng.integers(2**31))
     )
-    field = size * settings.spacing_mm
+    field = size * settings.spacing_mm  # the window's width
+    regional_field = field / zoom
     shift = np.zeros(3)
-    shift[2] = along * SHIFT_ALONG * field / zoom
-    shift[0 if view == "ap" else 1] = across * SHIFT_ACROSS * field / zoom
+    shift[2] = along * SHIFT_ALONG * regional_field
+    shift[0 if view == "ap" else 1] = across * SHIFT_ACROSS * regional_field
     centre = xray.region_centre(body, region, laterality) + shift
     image = xray.render_window(body, settings, centre, (size, size))
     image.meta.update(

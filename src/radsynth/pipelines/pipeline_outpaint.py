@@ -61,6 +61,20 @@ def next_tile(
     return best
 
 
+def place_on_canvas(
+    pixels: torch.Tensor, batch: int, left: int, right: int, top: int, bottom: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outpainting canvas: (batch, 1, H, W) zeros with `pixels` (1, 1, h, w) placed `top`
+    rows down and `left` columns in, and the (H, W) mask of those known pixels."""
+    height, width = pixels.shape[-2:]
+    canvas_h, canvas_w = top + height + bottom, left + width + right
+    canvas = torch.zeros(batch, 1, canvas_h, canvas_w)
+    canvas[:, :, top : top + height, left : left + width] = pixels
+    known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
+    known[top : top + height, left : left + width] = True
+    return canvas, known
+
+
 class OutpaintPipeline(MaskedPipeline):
     """Extend `image` by the given pixel amounts on each side."""
 
@@ -115,10 +129,7 @@ class OutpaintPipeline(MaskedPipeline):
         batch = len(prompts) * num_images_per_prompt
 
         # 3.-6. For each tile: timesteps, latents, masked denoising, paste-back
-        canvas = torch.zeros(batch, 1, canvas_h, canvas_w)
-        canvas[:, :, top : top + height, left : left + width] = pixels
-        known = torch.zeros(canvas_h, canvas_w, dtype=torch.bool)
-        known[top : top + height, left : left + width] = True
+        canvas, known = place_on_canvas(pixels, batch, left, right, top, bottom)
         strength = 1.0
         if layout_prompt is not None:
             layout_embeds = self.encode_prompt(
