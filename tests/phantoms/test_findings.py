@@ -286,3 +286,23 @@ def test_errors_name_the_allowed_values(body):
         add_finding(body, Finding("lung_nodule", "left_lung"), rng, side="right")
     with pytest.raises(ValueError, match="pick one"):
         add_finding(body, Finding("fracture", "femur", ("non_displaced", "angulated")), rng)
+
+
+@pytest.mark.parametrize(("site", "bone"), [("distal_radius", "radius"), ("distal_tibia", "tibia")])
+def test_a_whole_body_takes_the_distal_fracture_sites(site, bone):
+    # The regional radiographs' distal sites are asked of a whole body in the same words, and
+    # the break lies in the distal end of the bone (standing AP: the bottom of its mask).
+    from radsynth.phantoms.cases import make_case_for_labels
+    from radsynth.vocabulary import parse_prompt
+
+    words = site.replace("_", " ")
+    labels = parse_prompt(f"AP whole-body radiograph with a fracture of the {words}")
+    assert labels.findings == (Finding("fracture", site),)
+    case = make_case_for_labels(5, labels, size=512)
+    line = case.image.masks["finding_fracture"]
+    broken = [n for n in case.image.masks if n.endswith(f"_{bone}_distal_fragment")]
+    assert line.sum() > 3 and len(broken) == 1
+    side = broken[0].removesuffix("_distal_fragment")
+    rows = np.nonzero(case.image.masks[side] | case.image.masks[broken[0]])[0]
+    top, bottom = rows.min(), rows.max()
+    assert np.nonzero(line)[0].mean() > top + 0.75 * (bottom - top)

@@ -647,6 +647,11 @@ FINDINGS_BY_REGION: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
             "radius",
             "ulna",
             "clavicle",
+            # the distal sites of the regional radiographs: a whole body shows them too
+            "distal_radius",
+            "distal_tibia",
+            "distal_fibula",
+            "metacarpal",
         ),
         "bone_tumour": FINDING_SITES["bone_tumour"],
         "hip_prosthesis": _HIPS,
