@@ -87,3 +87,15 @@ def test_two_workers_write_the_same_cases_as_one(tmp_path):
         a = np.asarray(Image.open(one / f"images/case_{i:06d}.png"))
         b = np.asarray(Image.open(two / f"images/case_{i:06d}.png"))
         np.testing.assert_array_equal(a, b)
+
+
+def test_writes_the_contact_sheet(tmp_path):
+    from radsynth.phantoms.contact_sheet import sheet_tiles
+
+    path = tmp_path / "figures" / "sheet.png"
+    result = runner.invoke(app, ["phantoms", "--contact-sheet", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {path}" in result.output
+    rows = -(-len(sheet_tiles()) // 9)  # 9 tiles of 192 px a row, a 17 px label under each
+    with Image.open(path) as sheet:
+        assert sheet.mode == "L" and sheet.size == (9 * 192, rows * (192 + 17))

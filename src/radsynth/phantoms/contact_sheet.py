@@ -137,6 +137,15 @@ _FINDING_TILES: tuple[tuple[str, dict], ...] = (
             "findings_": (Finding("jewellery", None, ("ring",)),),
         },
     ),
+    (
+        "distal fibular fracture",
+        {
+            "modality": "xray",
+            "region": "ankle",
+            "view": "ap",
+            "findings_": (Finding("fracture", "distal_fibula", ("displaced",)),),
+        },
+    ),
 )
 
 

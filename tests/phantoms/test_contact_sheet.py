@@ -1,0 +1,52 @@
+"""The contact sheet: one labelled tile per region, view, modality and finding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from radsynth.phantoms.cases import make_case
+from radsynth.phantoms.contact_sheet import make_contact_sheet, sheet_tiles
+
+
+def test_the_sheet_has_a_labelled_tile_for_each_entry(tmp_path: Path) -> None:
+    tiles = sheet_tiles()
+    done: list[int] = []
+    path = make_contact_sheet(
+        tmp_path / "sheet.png", tile_px=48, columns=10, progress=lambda i, n: done.append(n)
+    )
+    rows = -(-len(tiles) // 10)
+    with Image.open(path) as sheet:
+        assert sheet.size == (10 * 48, rows * (48 + 14))
+        pixels = np.asarray(sheet)
+    assert done == [len(tiles)] * len(tiles)
+    # Every tile is drawn: no tile slot of the sheet's entries is left at the background.
+    for index in range(len(tiles)):
+        x, y = (index % 10) * 48, (index // 10) * (48 + 14)
+        assert pixels[y : y + 48, x : x + 48].std() > 0, tiles[index][0]
+
+
+FINDING_TILES = [i for i, (_, kwargs) in enumerate(sheet_tiles()) if kwargs.get("findings_")]
+
+
+@pytest.mark.parametrize("index", FINDING_TILES)
+def test_every_finding_tile_shows_its_finding(index: int) -> None:
+    # The sheet draws tile i with seed i (its default seed 0), here at its default 192 px.
+    title, kwargs = sheet_tiles()[index]
+    case = make_case(index, size=192, **kwargs)
+    assert case.labels.findings == kwargs["findings_"], title
+    assert case.image.meta["finding_structures"], title
+    assert "findings_not_shown" not in case.image.meta, title
+
+
+def test_the_sheet_shows_fractures_of_the_arm_knee_hip_and_ankle() -> None:
+    sites = {
+        f.site
+        for _, kwargs in sheet_tiles()
+        for f in kwargs.get("findings_", ())
+        if f.kind == "fracture"
+    }
+    assert {"distal_radius", "patella", "femoral_neck", "distal_fibula"} <= sites
