@@ -207,10 +207,19 @@ def test_probe_reads_a_grown_body_with_the_stage_it_calibrates_on_the_truth(
     generated_map, key_map = record["_body_maps"]
     assert generated_map.shape == key_map.shape == BODY_SHAPE
     probe.result.full_body.append(record)
+    write_report(probe.result, tmp_path / "one", keep_images=False)
+    probe.result.full_body.append({**record, "seed": record["seed"] + 1})
     write_report(probe.result, tmp_path / "report", keep_images=False)
+    # The grayscale figure puts the bodies side by side (knee, grown body, key each): a second
+    # body makes it twice as wide (plus the 4 px gap), not taller.
+    with (
+        Image.open(tmp_path / "one" / "knee_to_full_body.png") as one,
+        Image.open(tmp_path / "report" / "knee_to_full_body.png") as two,
+    ):
+        assert two.size == (2 * one.width + 4, one.height)
     with Image.open(tmp_path / "report" / "knee_to_full_body_read.png") as picture:
         assert picture.mode == "RGB"
-        assert picture.size == (2 * BODY_SHAPE[1] + 4, BODY_SHAPE[0])
+        assert picture.size == (4 * BODY_SHAPE[1] + 3 * 4, BODY_SHAPE[0])
         assert read_png_text(tmp_path / "report" / "knee_to_full_body_read.png")["Synthetic"]
     page = (tmp_path / "report" / "report.html").read_text()
     assert "knee_to_full_body_read.png" in page

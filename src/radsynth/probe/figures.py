@@ -85,7 +85,8 @@ def labelled_grid(rows: Sequence[FigureRow], title: str = "", gap: int = 4) -> n
     columns = max(len(row.images) for row in rows)
     label_h = max(16, height // 12)
     title_h = label_h + 6 if title else 0
-    font_px = max(10, label_h - 4)
+    # Three quarters of the label's height leaves room for descenders (g, p, y) at any size.
+    font_px = max(10, label_h * 3 // 4)
     canvas = Image.new(
         "L",
         (columns * (width + gap) - gap, title_h + len(rows) * (label_h + height + gap)),

@@ -298,14 +298,16 @@ def write_report(
     if result.full_body:
         h = max(r["_images"][0].shape[0] for r in result.full_body)
         w = max(r["_images"][0].shape[1] for r in result.full_body)
+        # One row, the bodies side by side: a standing body is four times as tall as it is
+        # wide, so a row per body made a figure a few tiles wide and many bodies tall.
+        sexes = ", ".join(str(r["sex"]) for r in result.full_body)
         rows = [
             FigureRow(
                 "full body",
-                f"{r['sex']}: knee | grown to a full body | answer key",
-                [_pad(im, h, w) for im in r["_images"]],
-                [r["seed"]] * 3,
+                f"per body ({sexes}): knee | grown to a full body | answer key",
+                [_pad(im, h, w) for r in result.full_body for im in r["_images"]],
+                [r["seed"] for r in result.full_body for _ in r["_images"]],
             )
-            for r in result.full_body
         ]
         pngs["full_body"] = write_png(
             out / "knee_to_full_body.png",
