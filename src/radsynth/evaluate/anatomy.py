@@ -268,3 +268,23 @@ def read_anatomy(
 
         checks.update(body_checks(reader.read_body(standing_strip(image))[0], view))
     return checks
+
+
+def bone_length(mask: np.ndarray) -> int:
+    """Vertical extent (rows) of the largest connected piece of a bone group's mask: the
+    length of a long bone on a frontal radiograph. 0 when the mask is empty or specks only."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.sum() < MIN_AREA_FRACTION * mask.size:
+        return 0
+    labelled, count = ndimage.label(mask)
+    if count == 0:
+        return 0
+    largest = int(np.bincount(labelled.ravel())[1:].argmax()) + 1
+    rows = np.flatnonzero((labelled == largest).any(axis=1))
+    return int(rows[-1] - rows[0] + 1)
+
+
+def femur_tibia(smap: StructureMap) -> dict[str, Any]:
+    """Femur and tibia lengths (px of the map) and their ratio (None when a bone is missing)."""
+    femur, tibia = bone_length(smap.masks["femur"]), bone_length(smap.masks["tibia"])
+    return {"femur_px": femur, "tibia_px": tibia, "ratio": femur / tibia if tibia else None}

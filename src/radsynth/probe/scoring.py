@@ -3,25 +3,29 @@ region, femur/tibia proportions of a full-body radiograph, and the answer-key wi
 
 Each works on a reconstruction and its truth; passing the truth through as the reconstruction
 gives the perfect scores (PSNR inf, SSIM 1, the true ratio), which the tests check.
+
+The pieces the reader's body stage needs as well live in the layers below and are re-exported
+here: `bone_length` and `femur_tibia` (radsynth.evaluate.anatomy), `pad_to_square`
+(radsynth.evaluate.reader.inference), `RegionalPlane` and `regional_plane`
+(radsynth.phantoms.planes).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
-from radsynth.evaluate.anatomy import MIN_AREA_FRACTION
+from radsynth.evaluate.anatomy import bone_length, femur_tibia
 from radsynth.evaluate.metrics.masked_fidelity import (
     count_bright_components,
     inpaint_biharmonic,
     masked_region_fidelity,
 )
-from radsynth.evaluate.reader.inference import StructureMap
+from radsynth.evaluate.reader.inference import StructureMap, pad_to_square
+from radsynth.phantoms.planes import RegionalPlane, regional_plane
 
 __all__ = [
     "ReaderStructureCounter",
@@ -57,19 +61,6 @@ def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if tuple(tensor.shape[-2:]) == tuple(shape):
         return np.asarray(image, dtype=np.float32)
     return F.interpolate(tensor, size=shape, mode="bilinear", antialias=True)[0, 0].numpy()
-
-
-def pad_to_square(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad the shorter side (equally both ends) with the image's border median; returns the
-    square image and the (row, column) offset of the original in it."""
-    image = np.asarray(image, dtype=np.float32)
-    h, w = image.shape
-    side = max(h, w)
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    square = np.full((side, side), float(np.median(border)), dtype=np.float32)
-    top, left = (side - h) // 2, (side - w) // 2
-    square[top : top + h, left : left + w] = image
-    return square, (top, left)
 
 
 class ReaderStructureCounter:
@@ -124,20 +115,6 @@ def score_extension(
     """Figure 4: the extension (pixels outside `known`) against the same body's true
     projection: PSNR, SSIM and structure counts over the extension."""
     return masked_region_fidelity(grown, truth, ~np.asarray(known, dtype=bool), counter)
-
-
-def bone_length(mask: np.ndarray) -> int:
-    """Vertical extent (rows) of the largest connected piece of a bone group's mask: the
-    length of a long bone on a frontal radiograph. 0 when the mask is empty or specks only."""
-    mask = np.asarray(mask, dtype=bool)
-    if mask.sum() < MIN_AREA_FRACTION * mask.size:
-        return 0
-    labelled, count = ndimage.label(mask)
-    if count == 0:
-        return 0
-    largest = int(np.bincount(labelled.ravel())[1:].argmax()) + 1
-    rows = np.flatnonzero((labelled == largest).any(axis=1))
-    return int(rows[-1] - rows[0] + 1)
 
 
 def _window_corners(height: int, width: int, side: int) -> list[tuple[int, int]]:
@@ -203,100 +180,3 @@ def read_in_windows_averaged(reader: Any, image: np.ndarray, window: int) -> Str
     mean = (total / norm).numpy()
     groups = reader.config.groups
     return StructureMap({group: mean[k] > 0 for k, group in enumerate(groups)}, {})
-
-
-def femur_tibia(smap: StructureMap) -> dict[str, Any]:
-    """Femur and tibia lengths (px of the map) and their ratio (None when a bone is missing)."""
-    femur, tibia = bone_length(smap.masks["femur"]), bone_length(smap.masks["tibia"])
-    return {"femur_px": femur, "tibia_px": tibia, "ratio": femur / tibia if tibia else None}
-
-
-@dataclass
-class RegionalPlane:
-    """A regional radiograph as a window onto its body's detector plane (the answer key of
-    every edit): the body, the render settings and the window's centre (mm)."""
-
-    body: Any
-    subject: Any
-    settings: Any
-    centre: np.ndarray
-    size: int
-
-    def window(self, shape: tuple[int, int], centre: np.ndarray | None = None) -> Any:
-        """Render a window of the same plane (a `PhantomImage` with masks and meta)."""
-        from radsynth.phantoms.xray import render_window
-
-        return render_window(
-            self.body, self.settings, self.centre if centre is None else centre, shape
-        )
-
-    def field_window(self, region: str, largest: int | None = None) -> Any:
-        """The window of `region`'s radiograph field (its field at the body's scale, at this
-        plane's spacing, at most `largest` px square) centred on the region."""
-        from radsynth.phantoms.xray import REGIONS, region_centre
-
-        field_mm = REGIONS[region].field_mm * self.body.scale
-        side = int(round(field_mm / self.settings.spacing_mm))
-        side = side if largest is None else min(side, largest)
-        return self.window((side, side), region_centre(self.body, region, None))
-
-    def grown(self, top: int, bottom: int, left: int, right: int) -> tuple[Any, Any, int, int]:
-        """The regional image and a window grown by the given pixels on each side, with the
-        regional image's (row, column) offset inside the grown one."""
-        spacing = self.settings.spacing_mm
-        # Centre shifts by half the difference of the margins (rows: superior-inferior = z).
-        shift = np.array([0.0, 0.5 * (right - left) * spacing, -0.5 * (bottom - top) * spacing])
-        shape = (self.size + top + bottom, self.size + left + right)
-        return self._with_window(shape, self.centre + shift)
-
-    def _with_window(self, shape: tuple[int, int], centre: np.ndarray) -> tuple[Any, Any, int, int]:
-        """The regional image, a `shape` window centred at `centre` and the regional image's
-        (row, column) offset inside that window."""
-        small = self.window((self.size, self.size))
-        big = self.window(shape, centre)
-        offset = np.array(small.meta["lattice_origin"]) - np.array(big.meta["lattice_origin"])
-        return small, big, int(offset[0]), int(offset[1])
-
-    def full_body(self, width: int, min_width: int = 0) -> tuple[Any, Any, dict[str, int]]:
-        """The regional image, the whole-body window of the same plane and the outpainting
-        margins (top, bottom, left, right) that grow the one into the other.
-
-        The window is the body's height plus 4 %, in multiples of 32 pixels, by `width` pixels,
-        or by `min_width` when the body is taller than that; it is centred on the midline when
-        the regional image fits beside it, else moved towards it."""
-        spacing = self.settings.spacing_mm
-        height_mm = self.subject.height_mm
-        tall = int(np.ceil(height_mm * 1.04 / spacing / 32)) * 32
-        wide = max(width, min(min_width, tall))
-        room = max(0.0, (wide - self.size) / 2.0 - 1.0) * spacing
-        x = float(np.clip(0.0, self.centre[0] - room, self.centre[0] + room))
-        small, body, top, left = self._with_window(
-            (tall, wide), np.array([x, self.centre[1], height_mm / 2.0])
-        )
-        margins = {
-            "top": top,
-            "bottom": tall - self.size - top,
-            "left": left,
-            "right": wide - self.size - left,
-        }
-        return small, body, margins
-
-
-def regional_plane(
-    seed: int,
-    region: str,
-    view: str = "ap",
-    laterality: str | None = None,
-    sex: str | None = None,
-    size: int = 256,
-) -> RegionalPlane:
-    """The body of phantom `seed` and the plane of its regional radiograph."""
-    from radsynth.phantoms.body import draw_subject, make_body
-    from radsynth.phantoms.xray import region_centre, region_settings
-
-    rng = np.random.default_rng(seed)
-    subject = draw_subject(rng, sex=sex)
-    body = make_body(subject, rng)
-    settings = region_settings(body, region, view, laterality, size, noise_seed=seed)
-    centre = region_centre(body, region, laterality)
-    return RegionalPlane(body, subject, settings, centre, size)

@@ -30,11 +30,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from radsynth.evaluate.anatomy import femur_tibia
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import COUNTED, heatmap_target, instance_points
-from radsynth.evaluate.reader.inference import StructureMap, as_images, count_peaks
+from radsynth.evaluate.reader.inference import StructureMap, as_images, count_peaks, pad_to_square
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
 from radsynth.evaluate.reader.training import TrainStageConfig
+from radsynth.phantoms.planes import regional_plane
 
 BODY_SHAPE = (512, 128)  # rows, columns the stage reads: a standing body's shape
 GROUPS = (
@@ -159,8 +161,6 @@ def render_body_case(seed: int, split: str, index: int) -> dict[str, np.ndarray]
     """One whole-body AP radiograph of a phantom, fitted into `BODY_SHAPE`: the 8-bit image,
     its group masks (bit-packed) and one (row, col, radius) per lumbar vertebra (NaN rows pad
     to MAX_POINTS)."""
-    from radsynth.probe.scoring import regional_plane
-
     draw = _case_draw(seed, split, index)
     plane = regional_plane(draw["seed"], "knee", "ap", draw["side"], draw["sex"], draw["knee_px"])
     _, body, _ = plane.full_body(draw["width"], draw["min_width"])
@@ -356,8 +356,6 @@ def evaluate_body_stage(stage: BodyStage, data: dict[str, np.ndarray], base: Any
     image padded to a square): the femur/tibia ratio's relative error against the answer key
     (median, 90th percentile, share within 5 %) and the share of bodies whose lumbar
     vertebrae are counted exactly."""
-    from radsynth.probe.scoring import femur_tibia, pad_to_square
-
     images = data["image"].astype(np.float32) / 255.0
     staged = stage.structures(images)
     alone = base.structures(np.stack([pad_to_square(im)[0] for im in images]))

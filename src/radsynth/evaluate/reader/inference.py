@@ -236,3 +236,16 @@ def load_reader(folder: str | Path | None = None) -> Reader:
     `findings_<name>/` ones (written by `radsynth train-finding-reader`) the finding stages, a
     `body/` subfolder (written by `radsynth train-body-reader`) the body stage."""
     return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))
+
+
+def pad_to_square(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad the shorter side (equally both ends) with the image's border median; returns the
+    square image and the (row, column) offset of the original in it."""
+    image = np.asarray(image, dtype=np.float32)
+    h, w = image.shape
+    side = max(h, w)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    square = np.full((side, side), float(np.median(border)), dtype=np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = image
+    return square, (top, left)
