@@ -248,3 +248,6 @@ def test_wide_crops_are_a_part_of_their_own(tmp_path: Path) -> None:
     for record in records:
         assert (out / record["image"]).is_file()
         assert parse_prompt(record["caption"]).region is None
+        # --wide-zoom reaches make_body_crop (whose zoom's effect on the spacing test_crops.py
+        # asserts): the window is 3 regional fields wide.
+        assert record["render"]["zoom"] == 3.0
