@@ -313,7 +313,7 @@ def test_a_reader_folder_loads_named_finding_stages_after_its_finding_stage(
     stages = load_reader(folder).finding_stages
     assert [s.regions for s in stages[1:]] == [EXTREMITY_REGIONS] * 2
     bad = CliRunner().invoke(app, ["train-finding-reader", "--out", str(out), "--plan", "elbow"])
-    assert bad.exit_code != 0 and "unknown plan 'elbow'" in bad.output
+    assert bad.exit_code != 0 and "unknown finding-stage plan 'elbow'" in bad.output
 
 
 def test_softened_images_are_smoother_half_of_the_time_and_unchanged_without_blur() -> None:

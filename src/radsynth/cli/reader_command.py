@@ -304,23 +304,24 @@ def train_finding_reader_command(
     from functools import partial
 
     from radsynth.evaluate.reader.findings import (
-        PLANS,
         FindingStage,
         TrainFindingConfig,
         build_finding_cases,
         evaluate_finding_stage,
         kinds_it_reads,
+        stage_plan,
         train_finding_reader,
         without_stage,
     )
     from radsynth.evaluate.reader.inference import Reader
     from radsynth.evaluate.reader.model import ReaderNet
 
-    if plan not in PLANS:
-        raise typer.BadParameter(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}")
+    try:
+        chosen = stage_plan(plan)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     if blur < 0:
         raise typer.BadParameter("--blur must be at least 0")
-    chosen = PLANS[plan]
     config = _stage_config(
         TrainFindingConfig,
         out,
