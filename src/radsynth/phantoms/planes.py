@@ -4,12 +4,18 @@ edit (inpainting, outpainting, a knee grown to a whole body) is another window o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from radsynth.phantoms.body import draw_subject, make_body
-from radsynth.phantoms.xray import REGIONS, region_centre, region_settings, render_window
+from radsynth.phantoms.body import Body, Subject, draw_subject, make_body
+from radsynth.phantoms.image import PhantomImage
+from radsynth.phantoms.xray import (
+    REGIONS,
+    XraySettings,
+    region_centre,
+    region_settings,
+    render_window,
+)
 
 __all__ = ["RegionalPlane", "regional_plane"]
 
@@ -19,19 +25,19 @@ class RegionalPlane:
     """A regional radiograph as a window onto its body's detector plane (the answer key of
     every edit): the body, the render settings and the window's centre (mm)."""
 
-    body: Any
-    subject: Any
-    settings: Any
+    body: Body
+    subject: Subject
+    settings: XraySettings
     centre: np.ndarray
     size: int
 
-    def window(self, shape: tuple[int, int], centre: np.ndarray | None = None) -> Any:
+    def window(self, shape: tuple[int, int], centre: np.ndarray | None = None) -> PhantomImage:
         """Render a window of the same plane (a `PhantomImage` with masks and meta)."""
         return render_window(
             self.body, self.settings, self.centre if centre is None else centre, shape
         )
 
-    def field_window(self, region: str, largest: int | None = None) -> Any:
+    def field_window(self, region: str, largest: int | None = None) -> PhantomImage:
         """The window of `region`'s radiograph field (its field at the body's scale, at this
         plane's spacing, at most `largest` px square) centred on the region."""
         field_mm = REGIONS[region].field_mm * self.body.scale
@@ -39,7 +45,9 @@ class RegionalPlane:
         side = side if largest is None else min(side, largest)
         return self.window((side, side), region_centre(self.body, region, None))
 
-    def grown(self, top: int, bottom: int, left: int, right: int) -> tuple[Any, Any, int, int]:
+    def grown(
+        self, top: int, bottom: int, left: int, right: int
+    ) -> tuple[PhantomImage, PhantomImage, int, int]:
         """The regional image and a window grown by the given pixels on each side, with the
         regional image's (row, column) offset inside the grown one."""
         spacing = self.settings.spacing_mm
@@ -48,7 +56,9 @@ class RegionalPlane:
         shape = (self.size + top + bottom, self.size + left + right)
         return self._with_window(shape, self.centre + shift)
 
-    def _with_window(self, shape: tuple[int, int], centre: np.ndarray) -> tuple[Any, Any, int, int]:
+    def _with_window(
+        self, shape: tuple[int, int], centre: np.ndarray
+    ) -> tuple[PhantomImage, PhantomImage, int, int]:
         """The regional image, a `shape` window centred at `centre` and the regional image's
         (row, column) offset inside that window."""
         small = self.window((self.size, self.size))
@@ -56,7 +66,9 @@ class RegionalPlane:
         offset = np.array(small.meta["lattice_origin"]) - np.array(big.meta["lattice_origin"])
         return small, big, int(offset[0]), int(offset[1])
 
-    def full_body(self, width: int, min_width: int = 0) -> tuple[Any, Any, dict[str, int]]:
+    def full_body(
+        self, width: int, min_width: int = 0
+    ) -> tuple[PhantomImage, PhantomImage, dict[str, int]]:
         """The regional image, the whole-body window of the same plane and the outpainting
         margins (top, bottom, left, right) that grow the one into the other.
 
