@@ -23,10 +23,14 @@ def test_the_sheet_has_a_labelled_tile_for_each_entry(tmp_path: Path) -> None:
         assert sheet.size == (10 * 48, rows * (48 + 14))
         pixels = np.asarray(sheet)
     assert done == [len(tiles)] * len(tiles)
-    # Every tile is drawn: no tile slot of the sheet's entries is left at the background.
-    for index in range(len(tiles)):
+    # Every tile is drawn and labelled: neither an entry's image slot nor the label strip under
+    # it is left at the background, and the image slots after the last entry are.
+    for index in range(rows * 10):
         x, y = (index % 10) * 48, (index // 10) * (48 + 14)
-        assert pixels[y : y + 48, x : x + 48].std() > 0, tiles[index][0]
+        image, label = pixels[y : y + 48, x : x + 48], pixels[y + 48 : y + 62, x : x + 48]
+        assert (min(image.std(), label.std()) > 0) if index < len(tiles) else image.std() == 0, (
+            index
+        )
 
 
 FINDING_TILES = [i for i, (_, kwargs) in enumerate(sheet_tiles()) if kwargs.get("findings_")]
