@@ -86,6 +86,7 @@ STUDY_PLACES_BY_KIND = {
 }
 PLACE_FINDING_SEED_OFFSET = 50_000_000
 WIDE_CROP_SEED_OFFSET = 60_000_000
+WIDE_ZOOM = 2.0  # wide crops' default width in regional fields: the probe's knee at half size
 PARTS = (
     "regional",
     "crops",
@@ -304,7 +305,7 @@ def write_part(
     workers: int,
     regions: tuple[FocusEntry, ...] = (),
     places: tuple[PlaceEntry, ...] = (),
-    zoom: float = 2.0,
+    zoom: float = WIDE_ZOOM,
 ) -> None:
     """`count` cases of a part ("crops": `_crop`, "findings": `_finding_case`,
     "study_findings": `_study_finding_case`, "focus": `_focus_case` over `regions`,
@@ -412,7 +413,7 @@ def main() -> None:
         help="more crops of full-body planes, each --wide-zoom regional fields wide (the "
         "spacing of a regional radiograph given at 1/zoom of --size and outpainted)",
     )
-    parser.add_argument("--wide-zoom", type=float, default=2.0)
+    parser.add_argument("--wide-zoom", type=float, default=WIDE_ZOOM)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument(
         "--seed",

@@ -10,7 +10,7 @@ from pathlib import Path
 import radsynth
 
 # The layers; the four of layer 6 ordered as they use each other (the probe scores with
-# evaluate's metrics and reader, train weighs records the way the data-set builder does).
+# evaluate's metrics and reader, train hashes a model's weights as the data-set builder does).
 RANK = {
     "vocabulary": 1,
     "phantoms": 2,

@@ -215,14 +215,18 @@ def test_focus_regions_reject_unknown_or_empty_lists(tmp_path: Path) -> None:
     assert not (tmp_path / "focus").exists()  # refused before anything is written
 
 
+def run_parts(out: Path, seed: int, *parts: str) -> subprocess.CompletedProcess[bytes]:
+    """make_builtin_data.py writing only `parts` (--regional 0 --crops 0) at 64 px into `out`."""
+    script = [sys.executable, str(SCRIPTS / "make_builtin_data.py"), "--workers", "1"]
+    only = ["--regional", "0", "--crops", "0", "--size", "64", "--seed", str(seed)]
+    return subprocess.run([*script, "--out", str(out), *only, *parts], capture_output=True)
+
+
 def test_a_set_of_focus_cases_alone_for_a_held_out_check(tmp_path: Path) -> None:
     """--regional 0 --crops 0 writes only the parts asked (a small held-out set); all parts at 0
     is refused before anything is written."""
-    script = [sys.executable, str(SCRIPTS / "make_builtin_data.py"), "--workers", "1"]
     out = tmp_path / "held-out"
-    parts = ["--regional", "0", "--crops", "0", "--size", "64", "--seed", "31"]
-    focus = ["--focus", "2", "--focus-regions", "lumbar_spine:ap"]
-    result = subprocess.run([*script, "--out", str(out), *parts, *focus], capture_output=True)
+    result = run_parts(out, 31, "--focus", "2", "--focus-regions", "lumbar_spine:ap")
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["focus", "manifest.jsonl"]
     records = list(iter_manifest(out / "manifest.jsonl"))
@@ -230,17 +234,14 @@ def test_a_set_of_focus_cases_alone_for_a_held_out_check(tmp_path: Path) -> None
     assert {(r["labels"]["region"], r["labels"]["view"]) for r in records} == {
         ("lumbar_spine", "ap")
     }
-    empty = subprocess.run([*script, "--out", str(tmp_path / "none"), *parts], capture_output=True)
+    empty = run_parts(tmp_path / "none", 31)
     assert empty.returncode == 2 and b"nothing to write" in empty.stderr
     assert not (tmp_path / "none").exists()
 
 
 def test_wide_crops_are_a_part_of_their_own(tmp_path: Path) -> None:
-    script = [sys.executable, str(SCRIPTS / "make_builtin_data.py"), "--workers", "1"]
     out = tmp_path / "wide"
-    parts = ["--regional", "0", "--crops", "0", "--size", "64", "--seed", "41"]
-    wide = ["--wide-crops", "3", "--wide-zoom", "3"]
-    result = subprocess.run([*script, "--out", str(out), *parts, *wide], capture_output=True)
+    result = run_parts(out, 41, "--wide-crops", "3", "--wide-zoom", "3")
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl", "wide_crops"]
     records = list(iter_manifest(out / "manifest.jsonl"))

@@ -32,10 +32,21 @@ import torch.nn.functional as F
 
 from radsynth.evaluate.anatomy import femur_tibia
 from radsynth.evaluate.reader.case_cache import build_cases
-from radsynth.evaluate.reader.groups import COUNTED, heatmap_target, instance_points
+from radsynth.evaluate.reader.groups import (
+    COUNTED,
+    heatmap_target,
+    instance_points,
+    segmentation_target,
+)
+from radsynth.evaluate.reader.groups import GROUPS as READER_GROUPS
 from radsynth.evaluate.reader.inference import StructureMap, as_images, count_peaks, pad_to_square
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
-from radsynth.evaluate.reader.training import TrainStageConfig
+from radsynth.evaluate.reader.training import (
+    TrainStageConfig,
+    jitter_contrast,
+    mask_and_centre_loss,
+    train_stage,
+)
 from radsynth.phantoms.planes import regional_plane
 
 BODY_SHAPE = (512, 128)  # rows, columns the stage reads: a standing body's shape
@@ -137,9 +148,6 @@ def _case_draw(seed: int, split: str, index: int) -> dict[str, Any]:
 def body_truth(masks: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """A whole-body phantom's answer key at its own pixels: (len(GROUPS), H, W) group masks and
     (N, 3) (row, col, radius) of each visible lumbar vertebra."""
-    from radsynth.evaluate.reader.groups import GROUPS as READER_GROUPS
-    from radsynth.evaluate.reader.groups import segmentation_target
-
     shape = next(iter(masks.values())).shape
     groups = segmentation_target(masks, shape)[[READER_GROUPS.index(g) for g in GROUPS]]
     points = np.asarray(instance_points(masks).get(COUNTED_GROUP, []), dtype=np.float64)
@@ -253,8 +261,6 @@ def training_example(
             points = np.stack([r, c, points[:, 2] * scale], axis=1)
         if rng.random() < 0.5:
             picture = _smooth(picture, float(rng.uniform(0.5, 2.5)))
-        from radsynth.evaluate.reader.training import jitter_contrast
-
         picture = jitter_contrast(picture, rng)
     inside = [
         (float(r), float(c), float(radius))
@@ -283,8 +289,6 @@ def train_body_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the body network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import mask_and_centre_loss, train_stage
-
     return train_stage(
         config,
         "train-body-reader",

@@ -33,9 +33,19 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from radsynth.evaluate.reader.case_cache import build_cases
-from radsynth.evaluate.reader.groups import COUNTED, heatmap_target
+from radsynth.evaluate.reader.groups import (
+    COUNTED,
+    group_instances,
+    heatmap_target,
+    instance_points,
+)
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
-from radsynth.evaluate.reader.training import TrainStageConfig
+from radsynth.evaluate.reader.training import (
+    TrainStageConfig,
+    jitter_contrast,
+    mask_and_centre_loss,
+    train_stage,
+)
 
 CROP = 96  # px of the box the carpal network reads
 MARGIN = 1.5  # box side / the longer side of the carpals' extent
@@ -148,8 +158,6 @@ def _case_kind(seed: int, split: str, index: int) -> tuple[int, str]:
 def render_carpal_case(seed: int, split: str, index: int) -> dict[str, np.ndarray]:
     """One PA hand or wrist (a share with a carpal removed or two fused): the 8-bit image, its
     carpal mask and one (row, col, radius) per visible carpal (NaN rows pad to MAX_POINTS)."""
-    from radsynth.evaluate.reader.groups import group_instances, instance_points
-
     case_seed, kind = _case_kind(seed, split, index)
     if kind == "normal":
         from radsynth.phantoms.cases import make_case
@@ -227,8 +235,6 @@ def training_example(
     ]
     heat = heatmap_target({"carpals": inside}, (CROP, CROP))[COUNTED.index("carpals")]
     if rng is not None:
-        from radsynth.evaluate.reader.training import jitter_contrast
-
         picture = jitter_contrast(picture, rng)
     return picture.clamp(0, 1), mask.float(), torch.from_numpy(heat)[None]
 
@@ -246,8 +252,6 @@ def train_carpal_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the carpal network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import mask_and_centre_loss, train_stage
-
     return train_stage(
         config,
         "train-carpal-reader",

@@ -50,7 +50,12 @@ from radsynth.evaluate.metrics.conditional import FINDING_PROBABILITY_THRESHOLD
 from radsynth.evaluate.reader.case_cache import build_cases
 from radsynth.evaluate.reader.groups import FINDINGS, lesion_target
 from radsynth.evaluate.reader.model import ReaderConfig, ReaderNet
-from radsynth.evaluate.reader.training import TrainStageConfig
+from radsynth.evaluate.reader.training import (
+    TrainStageConfig,
+    jitter_contrast,
+    mask_loss,
+    train_stage,
+)
 from radsynth.vocabulary.labels import XRAY_REGIONS, Finding
 
 # The radiograph pathology kinds; intracranial haemorrhage is a CT finding and stays the reader's.
@@ -266,8 +271,6 @@ def training_example(
     image = torch.from_numpy(data["image"][i].astype(np.float32) / 255.0)[None]
     lesions = torch.from_numpy(_lesions(data, i).astype(np.float32))
     if rng is not None:
-        from radsynth.evaluate.reader.training import jitter_contrast
-
         if rng.random() < 0.5:
             image, lesions = image.flip(-1), lesions.flip(-1)
         image = jitter_contrast(soften(image, rng, blur), rng)
@@ -300,8 +303,6 @@ def finding_loss(
 ) -> dict[str, torch.Tensor]:
     """The findings' cross-entropy (positives weigh `pos_weight`) and the lesion maps' term
     of the reader (`training.mask_loss`)."""
-    from radsynth.evaluate.reader.training import mask_loss
-
     weight = torch.full((shown.shape[1],), float(pos_weight))
     return {
         "findings": F.binary_cross_entropy_with_logits(out["findings"], shown, pos_weight=weight),
@@ -316,8 +317,6 @@ def train_finding_reader(
 ) -> dict[str, Any]:
     """Render (or reuse) the cases, train (resuming from a checkpoint in `config.out`) and
     save the finding network (`reader.safetensors` + `config.json`, fp16) into `config.out`."""
-    from radsynth.evaluate.reader.training import train_stage
-
     stage_plan(config.plan)  # an unknown plan is refused before OUT is made
     return train_stage(
         config,
