@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from radsynth.datasets import SpecError, load_spec, parse_spec
 from radsynth.vocabulary import Finding, canonical_caption
@@ -113,6 +114,20 @@ def good(model_folder: Path, **changes: Any) -> dict[str, Any]:
             },
             r"prompts\[0\]\.labels\.findings\[0\]: site 'lung' does not fit",
         ),
+        (
+            {
+                "prompts": [
+                    {
+                        "labels": {
+                            "region": "knee",
+                            "findings": [{"kind": "fracture", "site": "femur", "side": "left"}],
+                        },
+                        "count": 1,
+                    }
+                ]
+            },
+            r"prompts\[0\]\.labels: the fracture on the knee takes the image's side",
+        ),
         ({"formats": ["png", "jpeg"]}, r"formats: unknown format 'jpeg'"),
         ({"split": {"train": 0.9, "val": 0.2}}, r"split: the fractions must add up to 1"),
         ({"split": {"training": 1.0}}, r"split\.training: unknown key; did you mean 'train'"),
@@ -161,3 +176,23 @@ def test_a_guidance_cutoff_is_part_of_the_spec_only_when_given(tiny_model: Path)
     late = parse_spec(good(tiny_model, sampler={"steps": 2, "guidance_cutoff": 0.5}))
     assert late.guidance_cutoff == 0.5 and late.to_dict()["sampler"]["guidance_cutoff"] == 0.5
     assert late.to_dict() != plain.to_dict()
+
+
+def test_a_finding_in_a_spec_may_carry_its_own_side() -> None:
+    femur = {"kind": "fracture", "site": "femur", "side": "right"}
+    labels = {"modality": "xray", "region": "full_body", "findings": [femur]}
+    spec = parse_spec({"source": "phantoms", "prompts": [{"labels": labels, "count": 1}]})
+    (entry,) = spec.prompts
+    assert entry.labels.findings == (Finding("fracture", "femur", side="right"),)
+    assert "fracture of the right femur" in entry.prompt
+
+
+def test_the_readme_spec_example_builds_a_spec(tiny_model: Path) -> None:
+    """The README's SPEC example is valid (its model folder replaced by a real one)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```yaml\nsource: model")[1].split("```")[0]
+    data = yaml.safe_load("source: model" + block)
+    data["model"] = str(tiny_model)
+    spec = parse_spec(data)
+    assert [entry.count for entry in spec.prompts] == [8, 4, 4]
+    assert spec.prompts[2].labels.findings == (Finding("fracture", "femur", side="left"),)

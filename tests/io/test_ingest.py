@@ -19,6 +19,7 @@ from radsynth.io.ingest import id_from_path, labels_from_row, to_uint16
 from radsynth.io.manifest import read_manifest
 from radsynth.io.png import read_png_text
 from radsynth.io.reader import read_image
+from radsynth.vocabulary import Finding
 
 CHEST = "files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.dcm"
 HEAD_CT = "files/p10/p10000764/s57375967/096052b7-d256dc40-453a102b-fa7d01c6-1b22c6b4.dcm"
@@ -185,6 +186,11 @@ def test_labels_from_row_aliases() -> None:
     assert (labels.laterality, labels.sex, labels.age) == ("right", "male", 71)
     assert [f.kind for f in labels.findings] == ["fracture", "joint_effusion"]
     assert labels_from_row({"findings": "No Finding"}).findings == ()
+    chest = labels_from_row({"region": "chest", "findings": "Fracture:Clavicle:L; pacemaker::R"})
+    assert chest.findings == (
+        Finding("fracture", "clavicle", side="left"),
+        Finding("pacemaker", side="right"),
+    )
 
 
 def test_ingest_converts_colour_when_asked(tmp_path: Path) -> None:

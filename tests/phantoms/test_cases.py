@@ -214,3 +214,28 @@ def test_an_asked_finding_that_cannot_be_shown_is_kept_and_flagged() -> None:
     case = make_case(759851391, modality="xray", region="knee", size=SIZE, findings_=(clavicle,))
     assert case.labels.findings == (clavicle,)
     assert case.image.meta["findings_not_shown"] == ["fracture"]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_whole_body_fracture_lies_on_the_side_asked(side: str) -> None:
+    """An AP image shows the patient's left on the image's right."""
+    labels = parse_prompt(f"AP whole-body radiograph with a fracture of the {side} femur")
+    case = make_case(
+        5,
+        modality="xray",
+        region="full_body",
+        view="ap",
+        findings_=labels.findings,
+        caption_style="sentence",
+    )
+    assert case.labels.findings == labels.findings and case.labels.laterality is None
+    assert parse_prompt(case.caption).findings == labels.findings
+    mask = case.image.masks["finding_fracture"]
+    columns = np.nonzero(mask)[1]
+    half = mask.shape[1] / 2
+    assert columns.size and ((columns > half).all() if side == "left" else (columns < half).all())
+
+
+def test_a_finding_side_on_a_paired_region_is_refused() -> None:
+    with pytest.raises(ValueError, match="takes the image's side"):
+        make_case(0, region="knee", modality="xray", findings_=(Finding("fracture", side="left"),))

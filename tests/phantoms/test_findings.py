@@ -275,15 +275,23 @@ def test_ecg_leads_and_jewellery(body):
 def test_errors_name_the_allowed_values(body):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="fracture"):
-        add_finding(body, SimpleNamespace(kind="tumor", site=None, qualifiers=()), rng)
+        add_finding(body, SimpleNamespace(kind="tumor", site=None, qualifiers=(), side=None), rng)
     with pytest.raises(ValueError, match="femur, tibia"):
-        add_finding(body, SimpleNamespace(kind="bone_tumour", site="skull", qualifiers=()), rng)
+        add_finding(
+            body, SimpleNamespace(kind="bone_tumour", site="skull", qualifiers=(), side=None), rng
+        )
     with pytest.raises(ValueError, match="lytic, sclerotic"):
-        add_finding(body, SimpleNamespace(kind="bone_tumour", site=None, qualifiers=("big",)), rng)
+        add_finding(
+            body,
+            SimpleNamespace(kind="bone_tumour", site=None, qualifiers=("big",), side=None),
+            rng,
+        )
     with pytest.raises(ValueError, match="'left', 'right'"):
         add_finding(body, Finding("fracture", "femur"), rng, side="middle")
     with pytest.raises(ValueError, match="left side"):
         add_finding(body, Finding("lung_nodule", "left_lung"), rng, side="right")
+    with pytest.raises(ValueError, match="finding is on the left side"):
+        add_finding(body, Finding("fracture", "femur", side="left"), rng, side="right")
     with pytest.raises(ValueError, match="pick one"):
         add_finding(body, Finding("fracture", "femur", ("non_displaced", "angulated")), rng)
 

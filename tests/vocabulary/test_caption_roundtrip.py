@@ -10,6 +10,7 @@ from radsynth.vocabulary import (
     CT_WINDOWS,
     FINDINGS_BY_REGION,
     LATERALITIES,
+    LIMB_SIDED_KINDS,
     MODALITIES,
     MRI_SEQUENCES,
     PAIRED_REGIONS,
@@ -53,7 +54,11 @@ def _random_findings(rng: np.random.Generator, modality: str, region: str) -> tu
     for kind in kinds:
         sites = places[str(kind)]
         site = _choice(rng, sites) if sites and rng.random() < 0.7 else None
-        findings.append(Finding(str(kind), site, _random_qualifiers(rng, region, str(kind))))
+        qualifiers = _random_qualifiers(rng, region, str(kind))
+        # A limb finding on a midline region may carry its own side ("left clavicle").
+        sided = kind in LIMB_SIDED_KINDS and region not in PAIRED_REGIONS
+        side = _choice(rng, LATERALITIES) if sided and rng.random() < 0.6 else None
+        findings.append(Finding(str(kind), site, qualifiers, side))
     return tuple(findings)
 
 
@@ -87,6 +92,9 @@ def test_generator_covers_the_schema() -> None:
     assert len(kinds) >= 10
     assert any(len(lab.findings) == 2 for lab in batch)
     assert any(f.site is not None and f.qualifiers for lab in batch for f in lab.findings)
+    sided = [(lab.region, f) for lab in batch for f in lab.findings if f.side is not None]
+    assert {region for region, _ in sided} >= {"chest", "pelvis", "full_body"}
+    assert any(f.site is None for _, f in sided) and any(f.qualifiers for _, f in sided)
 
 
 @pytest.mark.parametrize("style", ["sentence", "canonical", "terse"])

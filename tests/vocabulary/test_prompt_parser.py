@@ -497,3 +497,69 @@ def test_a_shaft_fracture_asked_on_an_ankle_radiograph_names_the_ankle_sites() -
     # an ankle radiograph shows the distal leg only; the shaft lies above its field
     with pytest.raises(ValueError, match="sites there: distal fibula, distal tibia"):
         parse_prompt("AP radiograph of the left ankle with a fracture of the tibia")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "region", "finding"),
+    [
+        (
+            "AP whole-body radiograph with a fracture of the left femur",
+            "full_body",
+            Finding("fracture", "femur", side="left"),
+        ),
+        (
+            "CXR with a displaced right clavicle fracture",
+            "chest",
+            Finding("fracture", "clavicle", ("displaced",), side="right"),
+        ),
+        (
+            "pelvis X-ray, rt femoral neck fx",
+            "pelvis",
+            Finding("fracture", "femoral_neck", side="right"),
+        ),
+        (
+            "chest radiograph with a left-sided pacemaker",
+            "chest",
+            Finding("pacemaker", side="left"),
+        ),
+        (
+            "whole body X-ray with a lytic tumour of the right tibia",
+            "full_body",
+            Finding("bone_tumour", "tibia", ("lytic",), side="right"),
+        ),
+    ],
+)
+def test_a_limb_finding_on_a_midline_region_carries_its_own_side(
+    prompt: str, region: str, finding: Finding
+) -> None:
+    labels = parse_prompt(prompt)
+    assert (labels.region, labels.laterality, labels.findings) == (region, None, (finding,))
+    canonical = normalise_prompt(prompt)
+    assert parse_prompt(canonical) == labels
+    assert finding.side in canonical
+
+
+def test_on_a_paired_region_the_side_stays_the_images() -> None:
+    labels = parse_prompt("X-ray of the left knee with a femur fracture")
+    assert labels.laterality == "left"
+    assert labels.findings == (Finding("fracture", "femur"),)
+    with pytest.raises(ValueError, match="takes the image's side"):
+        femur = Finding("fracture", "femur", side="left")
+        Labels(modality="xray", region="knee", findings=(femur,))
+
+
+def test_two_sides_on_one_midline_finding_or_a_side_on_a_sited_kind_are_refused() -> None:
+    with pytest.raises(ValueError, match="both left and right"):
+        parse_prompt("whole-body radiograph with a left right femur fracture")
+    with pytest.raises(ValueError, match="takes no side of its own"):
+        Finding("lung_nodule", "right_upper_lobe", side="right")
+    with pytest.raises(ValueError, match="finding side 'both' is not known"):
+        Finding("fracture", "femur", side="both")
+
+
+def test_a_finding_side_is_stored_only_when_given() -> None:
+    sided = Finding("fracture", "clavicle", ("displaced",), side="left")
+    assert sided.to_dict()["side"] == "left"
+    assert Finding.from_dict(sided.to_dict()) == sided
+    assert "side" not in Finding("fracture", "clavicle").to_dict()
+    assert Finding.from_dict({"kind": "fracture", "site": "femur"}) == Finding("fracture", "femur")

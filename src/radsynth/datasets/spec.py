@@ -45,7 +45,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 TOP_LEVEL_KEYS = ("source", "model", "seed", "size", "sampler", "formats", "split", "prompts")
 ENTRY_KEYS = ("prompt", "labels", "count")
 LABEL_KEYS = ("modality", "region", "view", "laterality", "sex", "age", "findings", "sequence")
-FINDING_KEYS = ("kind", "site", "qualifiers")
+FINDING_KEYS = ("kind", "site", "qualifiers", "side")
 PHANTOM_SIZE = 256  # default phantom image size in pixels
 MAX_IMAGES = 10_000_000  # a larger total is a typo, not a data set
 
@@ -303,13 +303,13 @@ def _labels(value: Any, key: str) -> Labels:
 
 
 def _finding(value: Any, key: str) -> Finding:
-    """A finding as {kind, site, qualifiers} or just its kind ("fracture")."""
+    """A finding as {kind, site, qualifiers, side} or just its kind ("fracture")."""
     data = {"kind": value} if isinstance(value, str) else dict(_mapping(value, key))
     _no_unknown_keys(data, FINDING_KEYS, f"{key}.")
     qualifiers: Any = data.get("qualifiers", [])
     if isinstance(qualifiers, str):
         qualifiers = [qualifiers]
     try:
-        return Finding(str(data.get("kind")), data.get("site"), tuple(qualifiers))
+        return Finding(str(data.get("kind")), data.get("site"), tuple(qualifiers), data.get("side"))
     except ValueError as error:
         raise SpecError(f"{key}: {error}") from None

@@ -3,9 +3,10 @@
 The CSV has a `path` column (relative to the source folder; nested layouts such as MIMIC-CXR's
 `files/p10/p10000032/s50414267/<dicom_id>.dcm` work as they are) and either a `caption` column,
 label columns, or both. Label columns: modality, region, view, laterality, sex, age, findings
-(kinds separated by ";", each optionally "kind:site"), sequence, window; they are checked by
-`radsynth.vocabulary.labels.Labels`. Optional columns: `id` (else made from the path), `frame`
-(multi-frame DICOM, 4-D NIfTI), `slice` and `axis` (NIfTI).
+(kinds separated by ";", each optionally "kind:site", or "kind:site:side" for a limb finding
+on a midline region: "fracture:clavicle:left" on a chest radiograph), sequence, window; they
+are checked by `radsynth.vocabulary.labels.Labels`. Optional columns: `id` (else made from the
+path), `frame` (multi-frame DICOM, 4-D NIfTI), `slice` and `axis` (NIfTI).
 
 Each image is read with `read_image`, windowed for display (the header's window, else its own
 range) and stored as a 16-bit PNG under `images/`, with its pixel spacing in a text chunk; one
@@ -342,9 +343,16 @@ def labels_from_row(row: Mapping[str, str], image: MedicalImage | None = None) -
 def _findings(cell: str) -> tuple[Finding, ...]:
     findings = []
     for item in re.split(r"[;|]", cell):
-        kind, _, site = item.partition(":")
+        kind, _, place = item.partition(":")
+        site, _, side = place.partition(":")
         kind_word = _canonical("findings", kind) or ""
         if kind_word in NO_FINDING:
             continue
-        findings.append(Finding(kind_word, _canonical("findings", site)))
+        findings.append(
+            Finding(
+                kind_word,
+                _canonical("findings", site),
+                side=_canonical("laterality", side),
+            )
+        )
     return tuple(findings)

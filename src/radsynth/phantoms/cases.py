@@ -9,7 +9,7 @@ not change how the others are drawn for the same seed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -128,12 +128,10 @@ def _fitted(finding: Finding, modality: str, region: str, rng: np.random.Generat
     becomes the kind that fits the region (necklace on a chest)."""
     sites = FINDINGS_BY_REGION.get((modality, region), {}).get(finding.kind, ())
     if finding.site is None and sites:
-        finding = Finding(finding.kind, str(rng.choice(sites)), finding.qualifiers)
+        finding = replace(finding, site=str(rng.choice(sites)))
     if finding.kind != "jewellery" or finding.qualifiers:
         return finding
-    return Finding(
-        finding.kind, finding.site, (str(rng.choice(qualifiers_for(region, "jewellery"))),)
-    )
+    return replace(finding, qualifiers=(str(rng.choice(qualifiers_for(region, "jewellery"))),))
 
 
 @lru_cache(maxsize=16)
@@ -201,6 +199,12 @@ def make_case(
     chosen = (
         tuple(findings_) if findings_ is not None else _draw_findings(finding_rng, modality, region)
     )
+    for finding in chosen:
+        if finding.side is not None and laterality is not None:
+            raise ValueError(
+                f"the {finding.kind} on the {laterality} {region} takes the image's side: "
+                "leave the finding's side unset"
+            )
     subject, clean_body = _subject_and_body(subject_rng, subject_seed, sex, age)
     if modality == "mri":
         sequence = sequence or str(choose.choice(MRI_SEQUENCES))
@@ -217,8 +221,9 @@ def make_case(
         rng = finding_rng if attempt == 0 else np.random.default_rng([seed, 5, attempt])
         body, names_of = clean_body, []
         for finding in chosen:
+            side = finding.side or laterality  # a midline region's limb finding: its own
             body, names = findings.add_finding(
-                body, _fitted(finding, modality, region, rng), rng, side=laterality, region=region
+                body, _fitted(finding, modality, region, rng), rng, side=side, region=region
             )
             names_of.append(names)
         image = _render_showing(

@@ -375,6 +375,8 @@ def _check(finding: Finding, side: str | None) -> None:
     own = (finding.site or "").split("_")[0]
     if side is not None and own in SIDES and own != side:
         raise ValueError(f"site {finding.site!r} is on the {own} side; drop side={side!r}")
+    if side is not None and finding.side is not None and finding.side != side:
+        raise ValueError(f"the finding is on the {finding.side} side; drop side={side!r}")
 
 
 def add_finding(
@@ -387,15 +389,17 @@ def add_finding(
 ) -> tuple[Body, list[str]]:
     """Add one finding, implant or foreign body to a copy of `body`.
 
-    `finding.site` picks the structure (limb sites take `side`, 'left' or 'right', random when
-    None; a missing site is drawn from the kind's sites); qualifiers shape it (see
-    `FINDING_QUALIFIERS`). `region`: the region imaged, if one; a fracture or tumour of a long
-    bone's shaft is then placed near the region's joint (`REGION_JOINTS`), in its field. Sizes
-    are in mm for the 1750 mm reference body and scale with it. Returns the new body and the
-    names of the structures whose masks are the finding's masks. The input body is left
-    unchanged; the same `rng` state gives the same result.
+    `finding.site` picks the structure (limb sites take `side`, 'left' or 'right', or else the
+    finding's own side, random when neither is given; a missing site is drawn from the kind's
+    sites); qualifiers shape it (see `FINDING_QUALIFIERS`). `region`: the region imaged, if
+    one; a fracture or tumour of a long bone's shaft is then placed near the region's joint
+    (`REGION_JOINTS`), in its field. Sizes are in mm for the 1750 mm reference body and scale
+    with it. Returns the new body and the names of the structures whose masks are the
+    finding's masks. The input body is left unchanged; the same `rng` state gives the same
+    result.
     """
     _check(finding, side)
+    side = side or finding.side
     sites = FINDING_SITES[finding.kind]
     site = finding.site if finding.site is not None or not sites else str(rng.choice(sites))
     builder = _BUILDERS[finding.kind]

@@ -151,6 +151,8 @@ def _merged(before: str, noun: str) -> str:
 def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> str:
     """The finding's noun phrase with its site before ("patellar fracture") or after it."""
     site = finding.site
+    if finding.side is not None:
+        return _limb_side_phrases(finding, finding.side, noun, adjectives, pick)
     if site is None:
         return _join(adjectives, noun)
     side = site_side(finding.kind, site)
@@ -171,6 +173,20 @@ def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> s
     ]
     if not options:  # a site the words already imply ("knee" for a knee prosthesis)
         return _join(adjectives, noun)
+    return pick(tuple(dict.fromkeys(options)))
+
+
+def _limb_side_phrases(finding: Finding, side: str, noun: str, adjectives: str, pick: Pick) -> str:
+    """A finding with a side of its own (on a midline region): "fracture of the left femur",
+    "left femoral fracture", "left-sided pacemaker"."""
+    site_terms = terms_for("site", finding.site) if finding.site is not None else ()
+    phrase = _join(adjectives, noun)
+    options = [f"{phrase} of the {side} {w}" for t in site_terms for w in t.written]
+    options += [
+        _join(adjectives, side, _merged(t.adjective, noun)) for t in site_terms if t.adjective
+    ]
+    if not options:  # no site, or one the words already imply ("knee" for a knee prosthesis)
+        options = [_join(adjectives, f"{side}-sided", noun), _join(adjectives, side, noun)]
     return pick(tuple(dict.fromkeys(options)))
 
 
@@ -240,6 +256,10 @@ def _terse_finding(finding: Finding) -> str:
     nouns = [q for q in finding.qualifiers if q in QUALIFIER_NOUNS]
     noun = _terse_form("qualifier", nouns[0]) if nouns else _terse_form("finding", finding.kind)
     adjectives = [_terse_form("qualifier", q) for q in finding.qualifiers if q not in nouns[:1]]
+    if finding.side is not None:  # "L femur fx" on a whole body
+        named = finding.site is not None and terms_for("site", finding.site)
+        site = _terse_form("site", finding.site) if named else ""
+        return _join(*adjectives, finding.side[0].upper(), site, noun)
     side = site_side(finding.kind, finding.site)
     if finding.site is None or (side is None and not terms_for("site", finding.site)):
         return _join(*adjectives, noun)

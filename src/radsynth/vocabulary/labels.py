@@ -143,26 +143,54 @@ FINDING_SITES: dict[str, tuple[str, ...]] = {
     "ecg_leads": (),
     "jewellery": (),
 }
+# Kinds placed on one side of the body whose sites name no side ("femur", "knee"; a pacemaker
+# has no site): on a paired region (a knee, a wrist) the image's laterality gives the side; on
+# a midline region (a chest, a pelvis, a whole body) a finding of these kinds may carry its own
+# `side` ("chest radiograph with a fracture of the left clavicle").
+LIMB_SIDED_KINDS: frozenset[str] = frozenset(
+    {
+        "fracture",
+        "bone_tumour",
+        "plate_and_screws",
+        "joint_effusion",
+        "knee_prosthesis",
+        "pacemaker",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Finding:
     """One finding: its kind, where it is (a named structure such as "patella" or "left_lung",
-    or None when unspecified) and qualifiers such as ("displaced",)."""
+    or None when unspecified), qualifiers such as ("displaced",) and, for the kinds in
+    `LIMB_SIDED_KINDS` on a midline region, the side of the body it lies on (None: not given;
+    on a paired region the image's laterality gives it)."""
 
     kind: str
     site: str | None = None
     qualifiers: tuple[str, ...] = ()
+    side: str | None = None
 
     def __post_init__(self) -> None:
         check_finding(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "site": self.site, "qualifiers": list(self.qualifiers)}
+        """The finding as a dict; "side" only when given, so the records of unsided findings
+        keep the keys they always had."""
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "site": self.site,
+            "qualifiers": list(self.qualifiers),
+        }
+        if self.side is not None:
+            data["side"] = self.side
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(data["kind"], data.get("site"), tuple(data.get("qualifiers", ())))
+        return cls(
+            data["kind"], data.get("site"), tuple(data.get("qualifiers", ())), data.get("side")
+        )
 
 
 def check_finding(finding: Finding) -> None:
@@ -178,6 +206,13 @@ def check_finding(finding: Finding) -> None:
             f"site {finding.site!r} does not fit finding {finding.kind!r}; "
             f"use one of: {', '.join(sites) or '(no site)'}"
         )
+    if finding.side is not None:
+        _check_choice("finding side", finding.side, LATERALITIES)
+        if finding.kind not in LIMB_SIDED_KINDS:
+            raise ValueError(
+                f"a {finding.kind!r} finding takes no side of its own; its site names the side "
+                f"where it has one; findings with a side: {', '.join(sorted(LIMB_SIDED_KINDS))}"
+            )
     allowed = FINDING_QUALIFIERS[finding.kind]
     for qualifier in finding.qualifiers:
         if qualifier not in allowed:
@@ -241,3 +276,9 @@ def validate_labels(labels: Labels) -> None:
     _check_choice("CT window", labels.window, CT_WINDOWS)
     if labels.age is not None and not 0 <= labels.age <= 120:
         raise ValueError(f"age {labels.age} is outside 0-120 years")
+    for finding in labels.findings:
+        if finding.side is not None and labels.region in PAIRED_REGIONS:
+            raise ValueError(
+                f"the {finding.kind} on the {labels.region} takes the image's side "
+                f"(laterality {labels.laterality!r}): leave the finding's side unset"
+            )

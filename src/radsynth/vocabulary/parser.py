@@ -19,6 +19,7 @@ from radsynth.vocabulary.labels import (
     CT_WINDOWS,
     FINDING_QUALIFIERS,
     FINDING_SITES,
+    LIMB_SIDED_KINDS,
     MODALITIES,
     MRI_SEQUENCES,
     PAIRED_REGIONS,
@@ -450,7 +451,10 @@ def _finish(draft: _Draft, kind: str) -> Finding:
             f"{draft.texts[-1]!r} is not a place for a {describe('finding', kind)}; "
             f"sites for it: {_names('site', FINDING_SITES[kind])}"
         )
-    if draft.side is not None:
+    side = None
+    if draft.side is not None and kind in LIMB_SIDED_KINDS:
+        side = draft.side  # "fracture of the left femur" on a midline region
+    elif draft.side is not None:
         if site is None:
             site = sided_site(kind, draft.side)
         elif not site.startswith(draft.side):
@@ -461,21 +465,24 @@ def _finish(draft: _Draft, kind: str) -> Finding:
     for qualifier in qualifiers:
         if qualifier not in FINDING_QUALIFIERS[kind]:
             raise ValueError(f"{qualifier!r} does not describe a {describe('finding', kind)}")
-    return Finding(kind, site, qualifiers)
+    return Finding(kind, site, qualifiers, side)
 
 
 def _build_findings(
     mentions: list[_Mention], modalities: set[str], region: str | None
 ) -> tuple[list[Finding], list[_Mention]]:
-    """Findings in prompt order, and the side words that belong to the image instead."""
+    """Findings in prompt order, and the side words that belong to the image instead (on a
+    midline region, a limb finding's side words belong to the finding: "chest radiograph with
+    a fracture of the left clavicle")."""
     findings: list[Finding] = []
     image_sides: list[_Mention] = []
+    midline = region is not None and region not in PAIRED_REGIONS
     for draft, sides in _collect_drafts(mentions):
         if not draft.kinds:
             image_sides += sides
             continue
         kind = _settle_kind(draft, modalities, region, has_side=bool(sides))
-        if kind in SIDED_SITES and sides:
+        if (kind in SIDED_SITES or (midline and kind in LIMB_SIDED_KINDS)) and sides:
             values = {m.value for m in sides}
             if len(values) > 1:
                 raise ValueError(f"finding {' '.join(draft.texts)!r} is both left and right")
@@ -530,8 +537,8 @@ def _laterality(sides: list[_Mention], region: str | None, prompt: str) -> str |
         raise _unsupported(
             prompt,
             f"{text!r} gives a side to the {describe('region', region)}, which is midline; "
-            f"only these regions take a side: {paired} (a sided finding such as "
-            "'left pleural effusion' or 'left hip prosthesis' carries its own side)",
+            f"only these regions take a side: {paired} (a finding carries its own side: "
+            "'left pleural effusion', 'fracture of the left clavicle')",
         )
     return side
 
