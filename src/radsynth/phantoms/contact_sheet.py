@@ -199,6 +199,24 @@ def sheet_tiles() -> list[tuple[str, dict]]:
     return tiles
 
 
+TITLE_MARGIN = 3  # pixels of background left and right of a tile's title
+SMALLEST_TITLE_FONT = 7
+
+
+def _fitted_title(
+    draw: ImageDraw.ImageDraw, title: str, size: int, width: int
+) -> tuple[str, ImageFont.FreeTypeFont | ImageFont.ImageFont]:
+    """The title in the largest font of at most `size` px that fits `width`; below
+    SMALLEST_TITLE_FONT it is cut, ending in "..." (small tiles must not write into the next)."""
+    for font_size in range(size, SMALLEST_TITLE_FONT - 1, -1):
+        font = ImageFont.load_default(size=font_size)
+        if draw.textlength(title, font=font) <= width:
+            return title, font
+    while title and draw.textlength(title + "...", font=font) > width:
+        title = title[:-1]
+    return title.rstrip() + "...", font
+
+
 def make_contact_sheet(
     path: str | Path,
     *,
@@ -213,12 +231,12 @@ def make_contact_sheet(
     rows = (len(tiles) + columns - 1) // columns
     sheet = Image.new("L", (columns * tile_px, rows * (tile_px + label_h)), 24)
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=max(9, label_h - 4))
     for index, (title, kwargs) in enumerate(tiles):
         case: Case = make_case(seed + index, size=tile_px, **kwargs)
         x, y = (index % columns) * tile_px, (index // columns) * (tile_px + label_h)
         sheet.paste(Image.fromarray(case.image.to_uint8()), (x, y))
-        draw.text((x + 3, y + tile_px + 1), title, fill=235, font=font)
+        text, font = _fitted_title(draw, title, max(9, label_h - 4), tile_px - 2 * TITLE_MARGIN)
+        draw.text((x + TITLE_MARGIN, y + tile_px + 1), text, fill=235, font=font)
         if progress is not None:
             progress(index + 1, len(tiles))
     path = Path(path)
