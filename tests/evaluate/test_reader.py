@@ -137,6 +137,15 @@ def test_lesion_targets_mark_each_finding_kind_where_its_masks_lie() -> None:
     assert not others.any()
     clean = make_case(0, modality="xray", region="shoulder", findings_=(), size=96)
     assert not lesion_target(clean.image.masks, shape).any()
+    # Bilateral effusions: the second one's mask ("finding_pleural_effusion_2") counts too.
+    both = (
+        Finding("pleural_effusion", "left_hemithorax"),
+        Finding("pleural_effusion", "right_hemithorax"),
+    )
+    chest = make_case(0, modality="xray", region="chest", findings_=both, size=96)
+    effusions = [chest.image.masks[n] for n in chest.image.meta["finding_structures"]]
+    fluid = lesion_target(chest.image.masks, shape)[FINDINGS.index("pleural_effusion")]
+    assert len(effusions) == 2 and np.array_equal(fluid, effusions[0] | effusions[1])
 
 
 def test_lesion_maps_feed_the_findings_and_their_loss() -> None:

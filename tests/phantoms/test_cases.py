@@ -239,3 +239,14 @@ def test_a_whole_body_fracture_lies_on_the_side_asked(side: str) -> None:
 def test_a_finding_side_on_a_paired_region_is_refused() -> None:
     with pytest.raises(ValueError, match="takes the image's side"):
         make_case(0, region="knee", modality="xray", findings_=(Finding("fracture", side="left"),))
+
+
+def test_each_of_two_findings_of_a_kind_keeps_its_own_mask() -> None:
+    """Bilateral effusions: two structures, two masks (one used to overwrite the other)."""
+    labels = parse_prompt("PA chest radiograph with bilateral pleural effusions")
+    case = make_case(2, modality="xray", region="chest", findings_=labels.findings, size=SIZE)
+    names = case.image.meta["finding_structures"]
+    assert names == ["finding_pleural_effusion", "finding_pleural_effusion_2"]
+    left, right = (np.nonzero(case.image.masks[name])[1] for name in names)
+    # A PA image shows the patient's left on the image's right.
+    assert left.min() > SIZE / 2 > right.max()

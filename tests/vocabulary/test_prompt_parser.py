@@ -563,3 +563,50 @@ def test_a_finding_side_is_stored_only_when_given() -> None:
     assert Finding.from_dict(sided.to_dict()) == sided
     assert "side" not in Finding("fracture", "clavicle").to_dict()
     assert Finding.from_dict({"kind": "fracture", "site": "femur"}) == Finding("fracture", "femur")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "findings"),
+    [
+        (
+            "CXR with bilateral pleural effusions",
+            (
+                Finding("pleural_effusion", "left_hemithorax"),
+                Finding("pleural_effusion", "right_hemithorax"),
+            ),
+        ),
+        (
+            "chest radiograph, consolidation in both lungs",
+            (Finding("consolidation", "left_lung"), Finding("consolidation", "right_lung")),
+        ),
+        (
+            "pelvis X-ray with bilateral hip prostheses",
+            (Finding("hip_prosthesis", "left_hip"), Finding("hip_prosthesis", "right_hip")),
+        ),
+        (
+            "whole-body radiograph with fractures of both femurs",
+            (Finding("fracture", "femur", side="left"), Finding("fracture", "femur", side="right")),
+        ),
+        ("CXR without bilateral effusions", ()),
+    ],
+)
+def test_a_bilateral_finding_is_a_left_and_a_right_one(
+    prompt: str, findings: tuple[Finding, ...]
+) -> None:
+    labels = parse_prompt(prompt)
+    assert labels.findings == findings and labels.laterality is None
+    assert parse_prompt(normalise_prompt(prompt)) == labels
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("CXR with bilateral ECG leads", "'ECG leads' has no side"),
+        ("AP knee X-ray with bilateral femur fractures", "an image of the knee shows one side"),
+        ("bilateral fractures", "name the image for a bilateral fracture"),
+        ("CXR with a bilateral left effusion", "both bilateral and left"),
+    ],
+)
+def test_a_bilateral_finding_that_cannot_be_drawn_is_refused(prompt: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_prompt(prompt)

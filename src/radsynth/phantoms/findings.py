@@ -407,4 +407,28 @@ def add_finding(
     if near is not None and finding.kind in ("fracture", "bone_tumour"):
         builder = partial(builder, near=near)  # type: ignore[call-arg]
     structures, names = builder(body, site, tuple(finding.qualifiers), rng, side)
+    structures, names = _own_names(body, structures, names)
     return body.with_structures(structures), names
+
+
+def _own_names(
+    body: Body, structures: list[Structure], names: list[str]
+) -> tuple[list[Structure], list[str]]:
+    """A second finding of a kind (a left and a right pleural effusion) gets names of its own,
+    "finding_pleural_effusion_2", so that each keeps its mask (the reader's lesion maps unite
+    a kind's names, `finding_<kind>` and `finding_<kind>_<part>`)."""
+    earlier = {id(s) for s in body.structures}
+    taken = set(body.structure_names())
+    renamed: dict[str, str] = {}
+    out = []
+    for structure in structures:
+        name = structure.name
+        if id(structure) not in earlier and name.startswith("finding_") and name in taken:
+            number = 2
+            while f"{name}_{number}" in taken:
+                number += 1
+            renamed[name] = f"{name}_{number}"
+            structure = replace(structure, name=renamed[name])
+        taken.add(structure.name)
+        out.append(structure)
+    return out, [renamed.get(name, name) for name in names]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from radsynth.vocabulary.captions import canonical_caption
 from radsynth.vocabulary.labels import (
@@ -30,6 +30,7 @@ from radsynth.vocabulary.labels import (
 )
 from radsynth.vocabulary.terms import (
     AGE_UNIT_WORDS,
+    BILATERAL,
     DESCRIPTIVE_WORDS,
     FILLER_WORDS,
     FINDINGS_BY_REGION,
@@ -142,13 +143,18 @@ class _Scan:
 
 
 def _lookup(words: list[str], start: int) -> tuple[Term, int] | None:
-    """The longest phrase starting at `start` (plural -s/-es forms accepted) and its length."""
+    """The longest phrase starting at `start` and its length; plurals in -s, -es, -ses
+    ("prostheses") and -ies ("arthroplasties") are read as their singulars."""
     for length in range(min(MAX_PHRASE_WORDS, len(words) - start), 0, -1):
         key = tuple(words[start : start + length])
         last = key[-1]
         candidates = [key]
         if len(last) > 3 and last.endswith("s"):
             candidates += [key[:-1] + (last[:-1],), key[:-1] + (last[:-2],)]
+            if last.endswith("ses"):
+                candidates.append(key[:-1] + (last[:-3] + "sis",))
+            if last.endswith("ies"):
+                candidates.append(key[:-1] + (last[:-3] + "y",))
         for candidate in candidates:
             if candidate in LEXICON:
                 return LEXICON[candidate], length
@@ -482,6 +488,9 @@ def _build_findings(
             image_sides += sides
             continue
         kind = _settle_kind(draft, modalities, region, has_side=bool(sides))
+        if any(m.value == BILATERAL for m in sides):
+            findings += _bilateral(draft, kind, sides, region)
+            continue
         if (kind in SIDED_SITES or (midline and kind in LIMB_SIDED_KINDS)) and sides:
             values = {m.value for m in sides}
             if len(values) > 1:
@@ -492,6 +501,34 @@ def _build_findings(
         if not draft.negated:
             findings.append(_finish(draft, kind))
     return findings, image_sides
+
+
+def _bilateral(
+    draft: _Draft, kind: str, sides: list[_Mention], region: str | None
+) -> list[Finding]:
+    """A left and a right finding for "bilateral pleural effusions" or, on a midline region,
+    "fractures of both femora"; a clear error where a finding cannot be on both sides."""
+    text = " ".join(dict.fromkeys([*(m.text for m in sides), *draft.texts]))
+    others = sorted({m.value for m in sides} - {BILATERAL})
+    if others:
+        raise ValueError(f"finding {text!r} is both bilateral and {others[0]}")
+    name = describe("finding", kind)
+    if kind not in SIDED_SITES and kind not in LIMB_SIDED_KINDS:
+        raise ValueError(f"{text!r}: the finding {name!r} has no side")
+    if kind not in SIDED_SITES and region in PAIRED_REGIONS:
+        where = describe("region", region)
+        raise ValueError(
+            f"{text!r} asks for both sides, but an image of the {where} shows one side: ask for "
+            f"the left or the right {where}, or for a whole-body radiograph"
+        )
+    if kind not in SIDED_SITES and region is None:
+        raise ValueError(
+            f"{text!r}: name the image for a bilateral {name} (a {name} on both sides needs a "
+            "midline region such as the chest, the pelvis or the whole body)"
+        )
+    if draft.negated:
+        return []
+    return [_finish(replace(draft, side=side), kind) for side in ("left", "right")]
 
 
 def _check_fit(findings: list[Finding], modalities: set[str], region: str, prompt: str) -> None:
@@ -526,8 +563,11 @@ def _resolve_view(fields: dict[str, tuple[str, str]], region: str | None) -> str
 
 
 def _laterality(sides: list[_Mention], region: str | None, prompt: str) -> str | None:
+    """The image's side; "bilateral" images ("both knees") give none, as an unsided prompt."""
     fields: dict[str, tuple[str, str]] = {}
     for mention in sides:
+        if mention.value == BILATERAL:
+            continue
         _set_once(fields, "side", mention.value, mention.text)
     if not fields:
         return None

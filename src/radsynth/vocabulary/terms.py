@@ -90,6 +90,8 @@ GENERIC_KINDS: dict[str, tuple[str, ...]] = {
 }
 # A view value that depends on the region: a frontal chest radiograph is PA, other ones are AP.
 FRONTAL_VIEW = "frontal"
+# A side word that asks for both sides ("bilateral pleural effusions", "both femora").
+BILATERAL = "bilateral"
 
 _MODALITY_TERMS = (
     _t(
@@ -236,6 +238,8 @@ _VIEW_TERMS = (
 _PATIENT_TERMS = (
     _t("laterality", "left", "left", parsed=("lt", "left sided", "left side"), terse="L"),
     _t("laterality", "right", "right", parsed=("rt", "right sided", "right side"), terse="R"),
+    # Not a label value: a bilateral finding is parsed into a left and a right one.
+    _t("laterality", BILATERAL, parsed=("bilateral", "bilaterally", "both", "both sides")),
     _t(
         "sex",
         "female",
@@ -538,7 +542,7 @@ FILLER_WORDS: frozenset[str] = _word_set(
     "photo photograph patient patients scan scans study exam examination view views projection "
     "projections imaging radiological radiology medical diagnostic is are has have there seen "
     "shows show shown visible present please generate create make synthetic realistic high "
-    "quality setting settings windowing age aged bilateral both sided"
+    "quality setting settings windowing age aged sided"
 )
 # Describing words that fit radiology prompts but have no label field; accepted and ignored.
 DESCRIPTIVE_WORDS: frozenset[str] = _word_set(
