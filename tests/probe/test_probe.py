@@ -289,6 +289,10 @@ def test_other_side_moves_a_sided_finding_and_leaves_limbs_alone() -> None:
     moved = other_side(parse_prompt("Axial CT of the head with a right intracranial haemorrhage"))
     assert moved is not None and moved.modality == "ct" and moved.region == "head"
     assert [f.site for f in moved.findings] == ["left_hemisphere"]
+    # A limb finding with its own side on a midline region moves to the other limb.
+    moved = other_side(parse_prompt("PA chest radiograph with a fracture of the left clavicle"))
+    assert moved is not None
+    assert [(f.site, f.side) for f in moved.findings] == [("clavicle", "right")]
 
 
 def test_probe_without_a_reader_reports_not_measured(tiny_model: Path) -> None:

@@ -305,10 +305,17 @@ def prompt_diversity(
 def other_side(labels: Labels) -> Labels | None:
     """`labels` with each finding moved to the other side of the body where its site names a
     side inside the image (left/right lung, lobe, hemithorax, hemisphere, hip), else None: the
-    place a finding would take had the prompt asked for the other side. A limb's side (the
-    image's laterality) is not such a side: the other limb is not in the image."""
+    place a finding would take had the prompt asked for the other side; a limb finding with a
+    side of its own on a midline region ("fracture of the left clavicle" on a chest) moves to
+    the other limb. A limb's side on a paired region (the image's laterality) is not such a
+    side: the other limb is not in the image."""
     moved, any_sided = [], False
     for finding in labels.findings:
+        if finding.side is not None:
+            other = "right" if finding.side == "left" else "left"
+            moved.append(dataclasses.replace(finding, side=other))
+            any_sided = True
+            continue
         site = finding.site or ""
         side, _, rest = site.partition("_")
         if side in ("left", "right") and rest:
