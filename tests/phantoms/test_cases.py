@@ -12,6 +12,7 @@ from radsynth.phantoms.findings import add_finding
 from radsynth.vocabulary import (
     FINDING_KINDS,
     FINDINGS_BY_REGION,
+    LIMB_SIDED_KINDS,
     REGIONS_BY_MODALITY,
     Finding,
     parse_prompt,
@@ -250,3 +251,22 @@ def test_each_of_two_findings_of_a_kind_keeps_its_own_mask() -> None:
     left, right = (np.nonzero(case.image.masks[name])[1] for name in names)
     # A PA image shows the patient's left on the image's right.
     assert left.min() > SIZE / 2 > right.max()
+
+
+def test_a_drawn_limb_finding_on_a_midline_region_is_labelled_with_its_side() -> None:
+    """Drawn findings carry the side they were drawn on (AP/PA: the patient's left on the
+    image's right); asked ones stay as asked."""
+    checked = 0
+    for seed in range(40):
+        case = make_case(seed, modality="xray", region="full_body", view="ap", size=SIZE)
+        (finding,) = case.labels.findings or (None,)
+        if finding is None or finding.kind not in LIMB_SIDED_KINDS:
+            continue
+        assert finding.side in ("left", "right"), case.caption
+        masks = [case.image.masks.get(n) for n in case.image.meta["finding_structures"]]
+        columns = np.concatenate([np.nonzero(m)[1] for m in masks if m is not None])
+        assert (columns.mean() > SIZE / 2) == (finding.side == "left"), case.caption
+        checked += 1
+    assert checked >= 5
+    asked = make_case(8, modality="xray", region="chest", findings_=(Finding("pacemaker"),))
+    assert asked.labels.findings == (Finding("pacemaker"),)

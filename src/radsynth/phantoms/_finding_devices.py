@@ -249,11 +249,16 @@ def _heart_points(body: Body) -> np.ndarray:
     return points[keep]
 
 
+def pacemaker_side(side: str | None, rng: np.random.Generator) -> str:
+    """`side`, or the side a pacemaker is drawn on when none is given: left in 85 %."""
+    return side if side is not None else ("left" if rng.random() < 0.85 else "right")
+
+
 def _add_pacemaker(body: Body, site: Site, quals: Quals, rng: Rng, side: Site) -> Out:
     """A titanium generator (about 50 x 45 x 7 mm) in the infraclavicular subcutaneous fat
     (left in 85 % when no side is given), with one or two leads (2 mm wire) through the
     subclavian vein and superior vena cava into the right ventricular apex (and right atrium)."""
-    side = side if side is not None else ("left" if rng.random() < 0.85 else "right")
+    side = pacemaker_side(side, rng)
     s = _SIGN[side]
     clavicle = body.structure(f"{side}_clavicle")
     z_clavicle = float(np.mean([_centre(p)[2] for p in clavicle.parts]))

@@ -20,6 +20,7 @@ from radsynth.phantoms.body import Body, Subject, draw_subject, make_body
 from radsynth.phantoms.image import PhantomImage
 from radsynth.vocabulary import (
     FINDINGS_BY_REGION,
+    LIMB_SIDED_KINDS,
     MRI_SEQUENCES,
     PAIRED_REGIONS,
     REGIONS_BY_MODALITY,
@@ -219,13 +220,14 @@ def make_case(
     # PLACEMENT_ATTEMPTS times; a drawn finding still unseen is left out of the labels.
     for attempt in range(PLACEMENT_ATTEMPTS):
         rng = finding_rng if attempt == 0 else np.random.default_rng([seed, 5, attempt])
-        body, names_of = clean_body, []
+        body, names_of, placed_of = clean_body, [], []
         for finding in chosen:
             side = finding.side or laterality  # a midline region's limb finding: its own
-            body, names = findings.add_finding(
+            body, names, placed = findings.place_finding(
                 body, _fitted(finding, modality, region, rng), rng, side=side, region=region
             )
             names_of.append(names)
+            placed_of.append(placed)
         image = _render_showing(
             body, [n for names in names_of for n in names], what, render_seed, size, subject
         )
@@ -236,6 +238,13 @@ def make_case(
         image.meta["findings_not_shown"] = [
             f.kind for f, seen in zip(chosen, shown, strict=True) if not seen
         ]
+    if findings_ is None and laterality is None:
+        # A drawn limb finding on a midline region (a clavicle fracture on a chest, a
+        # pacemaker) is labelled with the side it was drawn on; asked ones stay as asked.
+        chosen = tuple(
+            replace(f, side=placed.side) if f.kind in LIMB_SIDED_KINDS else f
+            for f, placed in zip(chosen, placed_of, strict=True)
+        )
     kept = [seen or findings_ is not None for seen in shown]
     chosen = tuple(f for f, keep in zip(chosen, kept, strict=True) if keep)
     finding_names = [n for names, keep in zip(names_of, kept, strict=True) if keep for n in names]

@@ -28,6 +28,7 @@ from radsynth.phantoms._finding_devices import (
     _add_knee_prosthesis,
     _add_pacemaker,
     _add_plate_and_screws,
+    pacemaker_side,
 )
 from radsynth.phantoms._finding_geometry import (
     _SIGN,
@@ -71,6 +72,7 @@ from radsynth.phantoms.solids import (
 )
 from radsynth.vocabulary.labels import (
     FINDING_SITES,
+    LIMB_SIDED_KINDS,
     Finding,
     check_finding,
 )
@@ -387,6 +389,20 @@ def add_finding(
     side: str | None = None,
     region: str | None = None,
 ) -> tuple[Body, list[str]]:
+    """`place_finding` without the placed finding: the new body and the finding's structure
+    names."""
+    new_body, names, _ = place_finding(body, finding, rng, side=side, region=region)
+    return new_body, names
+
+
+def place_finding(
+    body: Body,
+    finding: Finding,
+    rng: np.random.Generator,
+    *,
+    side: str | None = None,
+    region: str | None = None,
+) -> tuple[Body, list[str], Finding]:
     """Add one finding, implant or foreign body to a copy of `body`.
 
     `finding.site` picks the structure (limb sites take `side`, 'left' or 'right', or else the
@@ -394,21 +410,26 @@ def add_finding(
     sites); qualifiers shape it (see `FINDING_QUALIFIERS`). `region`: the region imaged, if
     one; a fracture or tumour of a long bone's shaft is then placed near the region's joint
     (`REGION_JOINTS`), in its field. Sizes are in mm for the 1750 mm reference body and scale
-    with it. Returns the new body and the names of the structures whose masks are the
-    finding's masks. The input body is left unchanged; the same `rng` state gives the same
+    with it. Returns the new body, the names of the structures whose masks are the finding's
+    masks and the finding as placed: its site and, for the kinds in `LIMB_SIDED_KINDS`, the
+    side it was drawn on. The input body is left unchanged; the same `rng` state gives the same
     result.
     """
     _check(finding, side)
     side = side or finding.side
     sites = FINDING_SITES[finding.kind]
     site = finding.site if finding.site is not None or not sites else str(rng.choice(sites))
+    if finding.kind in LIMB_SIDED_KINDS:
+        # The builder's own first draw, made here so that the placed finding can name it.
+        side = pacemaker_side(side, rng) if finding.kind == "pacemaker" else _limb_side(side, rng)
     builder = _BUILDERS[finding.kind]
     near = REGION_JOINTS.get(region) if region is not None else None
     if near is not None and finding.kind in ("fracture", "bone_tumour"):
         builder = partial(builder, near=near)  # type: ignore[call-arg]
     structures, names = builder(body, site, tuple(finding.qualifiers), rng, side)
     structures, names = _own_names(body, structures, names)
-    return body.with_structures(structures), names
+    placed = replace(finding, site=site, side=side if finding.kind in LIMB_SIDED_KINDS else None)
+    return body.with_structures(structures), names, placed
 
 
 def _own_names(
