@@ -99,3 +99,28 @@ def test_writes_the_contact_sheet(tmp_path):
     rows = -(-len(sheet_tiles()) // 9)  # 9 tiles of 192 px a row, a 17 px label under each
     with Image.open(path) as sheet:
         assert sheet.mode == "L" and sheet.size == (9 * 192, rows * (192 + 17))
+
+
+def test_a_prompt_fixes_what_it_asks_for(tmp_path):
+    out = tmp_path / "effusions"
+    prompt = "PA chest radiograph of a 70 year old woman with bilateral pleural effusions"
+    args = ["phantoms", "--out", str(out), "--n", "2", "--size", "48", "--prompt", prompt]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for record in read_manifest(out):
+        labels = record["labels"]
+        assert (labels["modality"], labels["region"], labels["view"]) == ("xray", "chest", "pa")
+        assert (labels["sex"], labels["age"]) == ("female", 70)
+        assert [f["site"] for f in labels["findings"]] == ["left_hemithorax", "right_hemithorax"]
+        masks = load_masks(out / record["masks"])
+        assert {"finding_pleural_effusion", "finding_pleural_effusion_2"} <= set(masks)
+    # An option fills what the prompt leaves open and must not contradict it.
+    knees = tmp_path / "knees"
+    args = ["phantoms", "--out", str(knees), "--n", "2", "--size", "32"]
+    assert runner.invoke(app, [*args, "--prompt", "knee X-ray", "--view", "lateral"]).exit_code == 0
+    assert {r["labels"]["view"] for r in read_manifest(knees)} == {"lateral"}
+    assert all(r["labels"]["findings"] == [] for r in read_manifest(knees))
+    clash = runner.invoke(app, [*args, "--prompt", "knee X-ray", "--region", "chest"])
+    assert clash.exit_code == 2 and "disagrees with the prompt's region 'knee'" in clash.output
+    typo = runner.invoke(app, [*args, "--prompt", "X-ray of the knea"])
+    assert typo.exit_code == 2 and "did you mean 'knee'" in typo.output

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from radsynth.io.masks import write_masks
 from radsynth.io.png import write_png
 from radsynth.phantoms.cases import Case, make_case
 from radsynth.phantoms.contact_sheet import make_contact_sheet
+from radsynth.vocabulary import Labels, parse_prompt
 
 
 def _progress() -> Progress:
@@ -69,19 +70,46 @@ class _Job:
     region: str | None
     view: str | None
     subject_seed: int | None
+    labels: Labels | None = None  # a prompt's labels: the fields and findings it fixes
 
 
 def _run_job(job: _Job) -> dict:
     """Make one case and write its files; the caller appends the record to the manifest."""
+    asked = job.labels or Labels()
     case = make_case(
         job.seed,
         modality=job.modality,
         region=job.region,
         view=job.view,
+        laterality=asked.laterality,
+        sex=asked.sex,
+        age=asked.age,
+        findings_=asked.findings if job.labels is not None else None,
+        sequence=asked.sequence,
         size=job.size,
         subject_seed=job.subject_seed,
     )
     return write_case(job.out, f"case_{job.index:06d}", case)
+
+
+def prompt_labels(
+    prompt: str, modality: str | None, region: str | None, view: str | None
+) -> Labels:
+    """The labels of `prompt`, with --modality, --region and --view filling the fields it
+    leaves open; ValueError where the prompt and an option disagree or the prompt does not
+    parse (the parser's message names the unknown words)."""
+    labels = parse_prompt(prompt)
+    options = {"modality": modality, "region": region, "view": view}
+    for name, value in options.items():
+        said = getattr(labels, name)
+        if value is not None and said is not None and value != said:
+            raise ValueError(f"--{name} {value} disagrees with the prompt's {name} {said!r}")
+    return replace(
+        labels,
+        modality=labels.modality or modality,
+        region=labels.region or region,
+        view=labels.view or view,
+    )
 
 
 def generate_cases(
@@ -97,11 +125,14 @@ def generate_cases(
     overwrite: bool,
     resume: bool,
     workers: int = 1,
+    labels: Labels | None = None,
 ) -> int:
     """Write `n` cases to `out`; returns how many were written (resumed runs skip done ones).
 
-    With `workers` > 1 cases are rendered in that many processes; the files and the manifest
-    are the same as with one (records are appended in case order)."""
+    `labels` (a parsed prompt, see `prompt_labels`) fixes every field and finding it gives;
+    the others are drawn per case. With `workers` > 1 cases are rendered in that many
+    processes; the files and the manifest are the same as with one (records are appended in
+    case order)."""
     if n < 1:
         raise typer.BadParameter("--n must be at least 1")
     if workers < 1:
@@ -128,6 +159,7 @@ def generate_cases(
                 region,
                 view,
                 subject_seed_for(seed, i, images_per_subject),
+                labels,
             )
             for i in range(n)
             if f"case_{i:06d}" not in manifest.done_ids
@@ -168,6 +200,14 @@ def phantoms(
     view: Annotated[
         str | None, typer.Option(help="ap, pa, lateral, axial, sagittal, coronal.")
     ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="Draw every case as this prompt asks, e.g. 'PA chest radiograph with bilateral "
+            "pleural effusions': its modality, region, view, side, sex, age and findings "
+            "(none if it names none); what it leaves open is drawn per case."
+        ),
+    ] = None,
     images_per_subject: Annotated[
         int, typer.Option(help="Cases that share one subject's body.")
     ] = 1,
@@ -199,6 +239,10 @@ def phantoms(
     if out is None:
         raise typer.BadParameter("give --out DIR for cases, or --contact-sheet FILE.png")
     try:
+        labels = None
+        if prompt is not None:
+            labels = prompt_labels(prompt, modality, region, view)
+            modality, region, view = labels.modality, labels.region, labels.view
         written = generate_cases(
             out,
             n,
@@ -211,6 +255,7 @@ def phantoms(
             overwrite=overwrite,
             resume=resume,
             workers=workers,
+            labels=labels,
         )
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
