@@ -610,3 +610,65 @@ def test_a_bilateral_finding_is_a_left_and_a_right_one(
 def test_a_bilateral_finding_that_cannot_be_drawn_is_refused(prompt: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_prompt(prompt)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("Portable supine AP chest", Labels(modality="xray", region="chest", view="ap")),
+        ("Non-contrast CT head", Labels(modality="ct", region="head")),
+        ("CT of the abdomen without contrast", Labels(modality="ct", region="abdomen")),
+        ("unenhanced CT chest", Labels(modality="ct", region="chest")),
+        (
+            "Weight-bearing AP right knee, tibial plateau fracture",
+            Labels(
+                modality="xray",
+                region="knee",
+                view="ap",
+                laterality="right",
+                findings=(Finding("fracture", "tibia"),),
+            ),
+        ),
+        (
+            "Left ankle X-ray: Weber B fracture",
+            Labels(
+                modality="xray",
+                region="ankle",
+                laterality="left",
+                findings=(Finding("fracture", "distal_fibula"),),
+            ),
+        ),
+        (
+            "PA hand radiograph, boxer's fracture",
+            Labels(
+                modality="xray",
+                region="hand",
+                view="pa",
+                findings=(Finding("fracture", "metacarpal"),),
+            ),
+        ),
+        (
+            "CXR: left basal effusion",
+            Labels(
+                modality="xray",
+                region="chest",
+                findings=(Finding("pleural_effusion", "left_hemithorax"),),
+            ),
+        ),
+    ],
+)
+def test_words_of_everyday_requests(prompt: str, expected: Labels) -> None:
+    """Position and setting words are accepted and set nothing; named fractures give sites."""
+    assert parse_prompt(prompt) == expected
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["CT abdomen with contrast", "contrast-enhanced MRI of the knee", "knee MRI, gadolinium"],
+)
+def test_contrast_is_refused_as_not_drawn(prompt: str) -> None:
+    with pytest.raises(ValueError, match="unenhanced .*say 'non-contrast'") as caught:
+        parse_prompt(prompt)
+    assert not isinstance(caught.value, UnknownTermError)
+    labels, unknown = parse_prompt_lenient(prompt)
+    assert labels.modality in ("ct", "mri") and unknown

@@ -31,6 +31,7 @@ from radsynth.vocabulary.labels import (
 from radsynth.vocabulary.terms import (
     AGE_UNIT_WORDS,
     BILATERAL,
+    CONTRAST_WORDS,
     DESCRIPTIVE_WORDS,
     FILLER_WORDS,
     FINDINGS_BY_REGION,
@@ -41,6 +42,7 @@ from radsynth.vocabulary.terms import (
     MONTH_WORDS,
     NEGATION_ENDS,
     NEGATION_WORDS,
+    NON_CONTRAST_WORDS,
     NORMAL_WORDS,
     QUALIFIER_KINDS,
     QUALIFIER_NOUNS,
@@ -140,6 +142,7 @@ class _Scan:
     ages: list[tuple[int, str]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     normal: list[str] = field(default_factory=list)
+    contrast: list[str] = field(default_factory=list)  # asks for contrast, which is not drawn
 
 
 def _lookup(words: list[str], start: int) -> tuple[Term, int] | None:
@@ -209,6 +212,11 @@ def _scan(text: str) -> _Scan:
             negated = (negated and not ends) or word in NEGATION_WORDS
         elif word in NORMAL_WORDS:
             scan.normal.append(word)
+        elif word in CONTRAST_WORDS:
+            if i == 0 or words[i - 1] not in NON_CONTRAST_WORDS | CONTRAST_WORDS:
+                scan.contrast.append(word)
+        elif word in NON_CONTRAST_WORDS - NEGATION_WORDS:
+            pass  # "non" of "non-contrast", "unenhanced": what radsynth draws
         elif word not in FILLER_WORDS and word not in DESCRIPTIVE_WORDS:
             scan.unknown.append(word)
         i += 1
@@ -634,7 +642,7 @@ def parse_prompt_lenient(text: str) -> tuple[Labels, list[str]]:
     Combinations radsynth does not support still raise ValueError.
     """
     scan = _scan(text)
-    return _assemble(scan, text), _original_words(text, scan.unknown)
+    return _assemble(scan, text), _original_words(text, scan.unknown + scan.contrast)
 
 
 def _original_words(text: str, words: list[str]) -> list[str]:
@@ -656,6 +664,13 @@ def parse_prompt(text: str) -> Labels:
     if scan.unknown:
         unknown = _original_words(text, scan.unknown)
         raise UnknownTermError(text, unknown, {w: suggest_terms(w) for w in unknown})
+    if scan.contrast:
+        word = _original_words(text, scan.contrast[:1])[0]
+        raise _unsupported(
+            text,
+            f"{word!r}: radsynth's CT and MRI are unenhanced (no contrast agent is drawn); "
+            "leave it out or say 'non-contrast'",
+        )
     return _assemble(scan, text)
 
 

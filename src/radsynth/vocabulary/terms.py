@@ -473,7 +473,13 @@ _SITE_TERMS = (
     _t(
         "site", "femoral_neck", "femoral neck", parsed=("neck of femur", "neck of the femur", "nof")
     ),
-    _t("site", "tibia", "tibia", adjective="tibial", parsed=("shin bone", "shinbone")),
+    _t(
+        "site",
+        "tibia",
+        "tibia",
+        adjective="tibial",
+        parsed=("shin bone", "shinbone", "tibial plateau", "proximal tibia", "tibial shaft"),
+    ),
     _t("site", "fibula", "fibula", adjective="fibular"),
     _t(
         "site",
@@ -487,17 +493,24 @@ _SITE_TERMS = (
         "distal_fibula",
         "distal fibula",
         adjective="distal fibular",
-        parsed=("lateral malleolus", "lateral malleolar"),
+        # Weber A-C: the level of a distal fibular fracture against the syndesmosis
+        parsed=("lateral malleolus", "lateral malleolar", "weber", "weber a", "weber b", "weber c"),
     ),
     _t("site", "patella", "patella", adjective="patellar", parsed=("kneecap", "knee cap")),
     _t("site", "humerus", "humerus", adjective="humeral"),
     _t("site", "radius", "radius", adjective="radial"),
-    _t("site", "distal_radius", "distal radius", adjective="distal radial", parsed=("colles",)),
+    _t(
+        "site",
+        "distal_radius",
+        "distal radius",
+        adjective="distal radial",
+        parsed=("colles", "smith"),
+    ),
     _t("site", "ulna", "ulna", adjective="ulnar"),
     _t(
         "site", "clavicle", "clavicle", adjective="clavicular", parsed=("collarbone", "collar bone")
     ),
-    _t("site", "metacarpal", "metacarpal"),
+    _t("site", "metacarpal", "metacarpal", parsed=("boxer",)),
     _t("site", "left_lung", "left lung", adjective="left lung", terse="L lung"),
     _t("site", "right_lung", "right lung", adjective="right lung", terse="R lung"),
     _t("site", "left_upper_lobe", "left upper lobe", terse="LUL"),
@@ -548,8 +561,15 @@ FILLER_WORDS: frozenset[str] = _word_set(
 DESCRIPTIVE_WORDS: frozenset[str] = _word_set(
     "acute chronic small large tiny big mild moderate severe subtle new healing healed simple "
     "complex complete incomplete comminuted single multiple solitary known suspected possible "
-    "probable focal diffuse dense faint obvious typical"
+    "probable focal diffuse dense faint obvious typical "
+    # patient position and setting: how the image was taken, not what it shows
+    "portable bedside supine erect upright standing weight bearing weightbearing basal basilar"
 )
+# Contrast agent: radsynth's CT and MRI (phantoms and model) are unenhanced. These words are
+# refused unless a word of NON_CONTRAST_WORDS just before them says so ("non-contrast CT",
+# "CT without contrast"); "noncontrast" and "unenhanced" alone say it too.
+CONTRAST_WORDS: frozenset[str] = _word_set("contrast enhanced enhancing gadolinium iodinated")
+NON_CONTRAST_WORDS: frozenset[str] = _word_set("non no without noncontrast unenhanced")
 # Words that separate one finding from the next.
 SEPARATOR_WORDS: frozenset[str] = _word_set(
     "with and or plus showing demonstrating depicting revealing but also including , ; . : ( )"
