@@ -472,6 +472,7 @@ def test_lenient_parse_returns_unknown_words() -> None:
         ("normal CXR with a nodule", "says 'normal' but also names findings"),
         ("patellar pneumonia", "is not a place for a consolidation"),
         ("CXR, left lung", "says where a finding is but not what it is"),
+        ("X-ray of the left femur", "not an imaged region: the X-ray regions are head, chest"),
     ],
 )
 def test_unsupported_combinations_raise_clear_errors(prompt: str, message: str) -> None:

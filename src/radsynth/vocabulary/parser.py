@@ -338,9 +338,11 @@ def _segment_draft(mentions: list[_Mention], previous: _Draft | None) -> _Draft 
         return None
     if not kind_mentions:
         if previous is None:
+            regions = ", ".join(describe("region", r) for r in REGIONS_BY_MODALITY["xray"])
             raise ValueError(
                 f"{sites[0].text!r} says where a finding is but not what it is; "
-                "name the finding too, e.g. 'fracture' or 'nodule'"
+                "name the finding too, e.g. 'fracture' or 'nodule' (it is not an imaged "
+                f"region: the X-ray regions are {regions})"
             )
         draft = _Draft(set(previous.kinds), [m.text for m in sites], named=True)
         draft.negated = all(m.negated for m in sites)
