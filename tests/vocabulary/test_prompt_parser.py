@@ -673,3 +673,18 @@ def test_contrast_is_refused_as_not_drawn(prompt: str) -> None:
     assert not isinstance(caught.value, UnknownTermError)
     labels, unknown = parse_prompt_lenient(prompt)
     assert labels.modality in ("ct", "mri") and unknown
+
+
+def test_an_age_group_word_goes_with_an_age_that_fits() -> None:
+    assert parse_prompt("PA hand radiograph of a 10 year old child").age == 10
+    assert parse_prompt("paediatric chest X-ray of a 6-month-old infant").age == 0
+    labels = parse_prompt("chest X-ray of a 75-year-old elderly woman")
+    assert (labels.age, labels.sex) == (75, "female")
+    with pytest.raises(
+        ValueError, match="'elderly' .* gives no age; write one, e.g. '75-year-old'"
+    ):
+        parse_prompt("chest X-ray of an elderly woman")
+    with pytest.raises(ValueError, match="'80 year old' is no child"):
+        parse_prompt("chest X-ray of an 80 year old child")
+    # The lenient parse lists a group word without an age among the words it could not use.
+    assert parse_prompt_lenient("paediatric chest X-ray")[1] == ["paediatric"]

@@ -29,6 +29,7 @@ from radsynth.vocabulary.labels import (
     Labels,
 )
 from radsynth.vocabulary.terms import (
+    AGE_GROUPS,
     AGE_UNIT_WORDS,
     BILATERAL,
     CONTRAST_WORDS,
@@ -143,6 +144,7 @@ class _Scan:
     unknown: list[str] = field(default_factory=list)
     normal: list[str] = field(default_factory=list)
     contrast: list[str] = field(default_factory=list)  # asks for contrast, which is not drawn
+    age_groups: list[str] = field(default_factory=list)  # "child", "elderly"
 
 
 def _lookup(words: list[str], start: int) -> tuple[Term, int] | None:
@@ -212,6 +214,8 @@ def _scan(text: str) -> _Scan:
             negated = (negated and not ends) or word in NEGATION_WORDS
         elif word in NORMAL_WORDS:
             scan.normal.append(word)
+        elif word in AGE_GROUPS:
+            scan.age_groups.append(word)
         elif word in CONTRAST_WORDS:
             if i == 0 or words[i - 1] not in NON_CONTRAST_WORDS | CONTRAST_WORDS:
                 scan.contrast.append(word)
@@ -600,6 +604,12 @@ def _assemble(scan: _Scan, prompt: str) -> Labels:
             _set_once(fields, mention.field, mention.value, mention.text)
     for years, text in scan.ages:
         _set_once(fields, "age", str(years), text)
+        for group in scan.age_groups:
+            low, high = AGE_GROUPS[group]
+            if not low <= years <= high:
+                raise ValueError(
+                    f"prompt {prompt!r}: {text!r} is no {group} ({low}-{high} years); keep one"
+                )
     modalities = _resolve_modalities(scan.mentions, prompt)
     modality = next(iter(modalities)) if len(modalities) == 1 else None
     region = _resolve_region(scan.mentions, modality)
@@ -644,7 +654,8 @@ def parse_prompt_lenient(text: str) -> tuple[Labels, list[str]]:
     Combinations radsynth does not support still raise ValueError.
     """
     scan = _scan(text)
-    return _assemble(scan, text), _original_words(text, scan.unknown + scan.contrast)
+    ageless = scan.age_groups if not scan.ages else []
+    return _assemble(scan, text), _original_words(text, scan.unknown + scan.contrast + ageless)
 
 
 def _original_words(text: str, words: list[str]) -> list[str]:
@@ -654,6 +665,15 @@ def _original_words(text: str, words: list[str]) -> list[str]:
         match = re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", text, re.I)
         originals.append(match.group(0) if match else word)
     return originals
+
+
+def _age_example(group: str) -> str:
+    low, high = AGE_GROUPS[group]
+    if high <= 1:
+        return "6-month-old"
+    if high < 18:
+        return f"{min(max(8, low), high)}-year-old"
+    return "75-year-old" if low >= 65 else "40-year-old"
 
 
 def parse_prompt(text: str) -> Labels:
@@ -666,6 +686,12 @@ def parse_prompt(text: str) -> Labels:
     if scan.unknown:
         unknown = _original_words(text, scan.unknown)
         raise UnknownTermError(text, unknown, {w: suggest_terms(w) for w in unknown})
+    if scan.age_groups and not scan.ages:
+        group = scan.age_groups[0]
+        raise ValueError(
+            f"{group!r} in prompt {text!r} gives no age; write one, e.g. "
+            f"'{_age_example(group)}'"
+        )
     if scan.contrast:
         word = _original_words(text, scan.contrast[:1])[0]
         raise _unsupported(

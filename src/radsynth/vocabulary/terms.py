@@ -585,6 +585,26 @@ AGE_UNIT_WORDS: frozenset[str] = frozenset(
     {"y", "yo", "yr", "yrs", "year", "years", "old", "month", "months", "mo"}
 )
 MONTH_WORDS: frozenset[str] = frozenset({"month", "months", "mo"})
+# Words for an age group, with the ages (years, inclusive) they fit: accepted beside an age
+# that fits ("8-year-old child"), refused with a hint when the prompt gives no age.
+AGE_GROUPS: dict[str, tuple[int, int]] = {
+    "newborn": (0, 0),
+    "neonate": (0, 0),
+    "neonatal": (0, 0),
+    "infant": (0, 1),
+    "baby": (0, 1),
+    "toddler": (1, 3),
+    "child": (0, 17),
+    "children": (0, 17),
+    "kid": (0, 17),
+    "paediatric": (0, 17),
+    "pediatric": (0, 17),
+    "adolescent": (10, 19),
+    "teenager": (13, 19),
+    "adult": (18, 120),
+    "elderly": (65, 120),
+    "geriatric": (65, 120),
+}
 
 # Qualifier -> the one finding kind it belongs to.
 QUALIFIER_KINDS: dict[str, str] = {
