@@ -688,3 +688,9 @@ def test_an_age_group_word_goes_with_an_age_that_fits() -> None:
         parse_prompt("chest X-ray of an 80 year old child")
     # The lenient parse lists a group word without an age among the words it could not use.
     assert parse_prompt_lenient("paediatric chest X-ray")[1] == ["paediatric"]
+
+
+def test_non_is_read_only_before_contrast() -> None:
+    # "non-angulated" must not read as "angulated": "non" is known only in "non-contrast".
+    with pytest.raises(UnknownTermError, match="'non'"):
+        parse_prompt("knee X-ray with a non-angulated fracture")

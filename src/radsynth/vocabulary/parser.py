@@ -219,8 +219,10 @@ def _scan(text: str) -> _Scan:
         elif word in CONTRAST_WORDS:
             if i == 0 or words[i - 1] not in NON_CONTRAST_WORDS | CONTRAST_WORDS:
                 scan.contrast.append(word)
-        elif word in NON_CONTRAST_WORDS - NEGATION_WORDS:
-            pass  # "non" of "non-contrast", "unenhanced": what radsynth draws
+        elif word in NON_CONTRAST_WORDS - NEGATION_WORDS and (
+            word != "non" or (i + 1 < len(words) and words[i + 1] in CONTRAST_WORDS)
+        ):
+            pass  # "unenhanced", the "non" of "non-contrast": what radsynth draws
         elif word not in FILLER_WORDS and word not in DESCRIPTIVE_WORDS:
             scan.unknown.append(word)
         i += 1
