@@ -589,6 +589,13 @@ def test_a_finding_side_is_stored_only_when_given() -> None:
             (Finding("fracture", "femur", side="left"), Finding("fracture", "femur", side="right")),
         ),
         ("CXR without bilateral effusions", ()),
+        (
+            "chest radiograph with right and left pleural effusions",
+            (
+                Finding("pleural_effusion", "left_hemithorax"),
+                Finding("pleural_effusion", "right_hemithorax"),
+            ),
+        ),
     ],
 )
 def test_a_bilateral_finding_is_a_left_and_a_right_one(

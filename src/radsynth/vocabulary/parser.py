@@ -200,6 +200,12 @@ def _scan(text: str) -> _Scan:
                 scan.mentions.append(_Mention(LEXICON[(sex,)], words[i], segment, False))
             i += used
             continue
+        if words[i : i + 3] in (["left", "and", "right"], ["right", "and", "left"]):
+            # "left and right pleural effusions": both sides, one finding word
+            both = LEXICON[(BILATERAL,)]
+            scan.mentions.append(_Mention(both, " ".join(words[i : i + 3]), segment, negated))
+            i += 3
+            continue
         match = _lookup(words, i)
         if match is not None:
             term, used = match
@@ -691,8 +697,7 @@ def parse_prompt(text: str) -> Labels:
     if scan.age_groups and not scan.ages:
         group = scan.age_groups[0]
         raise ValueError(
-            f"{group!r} in prompt {text!r} gives no age; write one, e.g. "
-            f"'{_age_example(group)}'"
+            f"{group!r} in prompt {text!r} gives no age; write one, e.g. '{_age_example(group)}'"
         )
     if scan.contrast:
         word = _original_words(text, scan.contrast[:1])[0]
