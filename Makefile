@@ -26,7 +26,7 @@ contact-sheet: $(STAMP)
 	$(BIN)/radsynth phantoms --contact-sheet out/contact_sheet.png
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts docs/trials
 	$(BIN)/mypy
 
 test: lint

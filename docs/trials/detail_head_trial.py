@@ -9,8 +9,8 @@ it. 1,350 training images: 500 X-rays with a placed bone finding (runs/builtin-d
 `place_findings`), 700 regional, focus and study-finding X-rays and 150 CT, MRI and ultrasound
 images (runs/builtin-data-v26); timesteps 0-399; 96 px crops, batch 8, AdamW at 2e-3.
 
-    .venv/bin/python docs/trials/detail_head_trial.py train 12    # minutes; writes runs/detail/head.pt
-    .venv/bin/python docs/trials/detail_head_trial.py sample      # reads, prints, runs/detail/sample.png
+    .venv/bin/python docs/trials/detail_head_trial.py train 12  # minutes; runs/detail/head.pt
+    .venv/bin/python docs/trials/detail_head_trial.py sample    # prints; runs/detail/sample.png
 
 `train` prints, on the 12 held-out wrists and knees of runs/heldout-fx (distal radius fractures,
 femoral tumours), the detail kept inside the finding (`denoise_check.detail_kept`) by the UNet
@@ -46,7 +46,9 @@ class Head(nn.Module):
 
     def __init__(self, ch=24, layers=5):
         super().__init__()
-        convs = [nn.Conv2d(4, ch, 3, padding=1)] + [nn.Conv2d(ch, ch, 3, padding=1) for _ in range(layers - 2)]
+        convs = [nn.Conv2d(4, ch, 3, padding=1)] + [
+            nn.Conv2d(ch, ch, 3, padding=1) for _ in range(layers - 2)
+        ]
         self.body = nn.ModuleList(convs)
         self.out = nn.Conv2d(ch, 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -61,7 +63,8 @@ class Head(nn.Module):
 
 def records(folder, keep, n):
     folder = Path(folder)
-    found = [(folder, r) for r in map(json.loads, open(folder / "manifest.jsonl")) if keep(r)]
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    found = [(folder, r) for r in map(json.loads, lines) if keep(r)]
     random.shuffle(found)
     return found[:n]
 
@@ -85,27 +88,51 @@ def train(minutes):
     comp.unet.requires_grad_(False)
     xray = lambda r: r["labels"]["modality"] == "xray"  # noqa: E731
     part = lambda r: r["image"].split("/")[0]  # noqa: E731
-    chosen = records("runs/builtin-data-v25", lambda r: xray(r) and part(r) == "place_findings", 500)
-    chosen += records("runs/builtin-data-v26", lambda r: xray(r) and part(r) in ("focus", "regional", "study_findings"), 700)
+    chosen = records(
+        "runs/builtin-data-v25", lambda r: xray(r) and part(r) == "place_findings", 500
+    )
+    chosen += records(
+        "runs/builtin-data-v26",
+        lambda r: xray(r) and part(r) in ("focus", "regional", "study_findings"),
+        700,
+    )
     chosen += records("runs/builtin-data-v26", lambda r: not xray(r), 150)
     images = torch.from_numpy(np.stack([read_image(f, r, 256) for f, r in chosen]))[:, None]
     captions = [training_caption(r["caption"])[0] for _, r in chosen]
     with torch.no_grad():
-        embeds = torch.cat([comp.prompt_encoder.encode(captions[i : i + 64], "cpu") for i in range(0, len(captions), 64)])
+        embeds = torch.cat(
+            [
+                comp.prompt_encoder.encode(captions[i : i + 64], "cpu")
+                for i in range(0, len(captions), 64)
+            ]
+        )
     held = records("runs/heldout-fx", lambda r: True, 12)
     held_images = torch.from_numpy(np.stack([read_image(f, r, 256) for f, r in held]))[:, None]
-    inside = torch.from_numpy(np.stack([read_structure_mask(f, r, 256, ["finding_*"]) for f, r in held]))[:, None] > 0.5
+    inside = (
+        torch.from_numpy(
+            np.stack([read_structure_mask(f, r, 256, ["finding_*"]) for f, r in held])
+        )[:, None]
+        > 0.5
+    )
     with torch.no_grad():
-        held_embeds = comp.prompt_encoder.encode([training_caption(r["caption"])[0] for _, r in held], "cpu")
+        held_embeds = comp.prompt_encoder.encode(
+            [training_caption(r["caption"])[0] for _, r in held], "cpu"
+        )
 
     def evaluate(head):
         for t in (0, 50, 100, 166, 300):
-            x0, xt, a, s = predict(comp, held_images, [t] * len(held), held_embeds, torch.Generator().manual_seed(1))
+            x0, xt, a, s = predict(
+                comp, held_images, [t] * len(held), held_embeds, torch.Generator().manual_seed(1)
+            )
             with torch.no_grad():
                 corrected = head(x0, xt, a, s)
             unet, mended = ((x0 + 1) / 2).clamp(0, 1), ((corrected + 1) / 2).clamp(0, 1)
             kept = [denoise_check.detail_kept(p, held_images, inside) for p in (unet, mended)]
-            print(f"t={t}: detail kept inside the finding, UNet {kept[0]:.3f}, with the head {kept[1]:.3f}", flush=True)
+            print(
+                f"t={t}: detail kept inside the finding, "
+                f"UNet {kept[0]:.3f}, with the head {kept[1]:.3f}",
+                flush=True,
+            )
 
     head = Head()
     optimiser = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0)
@@ -117,7 +144,12 @@ def train(minutes):
         x0, xt, a, s = predict(comp, images[index], t, embeds[index], generator)
         target = images[index] * 2 - 1
         ys, xs = (torch.randint(0, 256 - crop, (batch,), generator=generator) for _ in range(2))
-        cut = lambda z: torch.stack([z[i, :, ys[i] : ys[i] + crop, xs[i] : xs[i] + crop] for i in range(batch)])  # noqa: E731
+
+        def cut(z: torch.Tensor, ys: torch.Tensor = ys, xs: torch.Tensor = xs) -> torch.Tensor:
+            return torch.stack(
+                [z[i, :, ys[i] : ys[i] + crop, xs[i] : xs[i] + crop] for i in range(batch)]
+            )
+
         loss = F.mse_loss(head(cut(x0), cut(xt), a, s), cut(target))
         optimiser.zero_grad()
         loss.backward()
@@ -145,7 +177,9 @@ def sample():
         if state.get("head") and int(t) < 200:
             a = alpha_bar[int(t)].float().view(1, 1, 1, 1)
             with torch.no_grad():
-                x0 = head(F.pixel_shuffle(out, 8), F.pixel_shuffle(latents, 8), a.sqrt(), (1 - a).sqrt())
+                x0 = head(
+                    F.pixel_shuffle(out, 8), F.pixel_shuffle(latents, 8), a.sqrt(), (1 - a).sqrt()
+                )
             out = F.pixel_unshuffle(x0, 8)
         return out
 
@@ -174,16 +208,33 @@ def sample():
     for name, setting in settings.items():
         state.clear()
         state.update(setting)
-        images = np.concatenate([pipe(p, num_images_per_prompt=4, generator=torch.Generator().manual_seed(s)).images for p, s in prompts])
+        images = np.concatenate(
+            [
+                pipe(p, num_images_per_prompt=4, generator=torch.Generator().manual_seed(s)).images
+                for p, s in prompts
+            ]
+        )
         read = reader.predict(list(images))
         fracture = np.round([r["findings"]["fracture"] for r in read[:4]], 2)
         tumour = np.round([r["findings"]["bone_tumour"] for r in read[4:8]], 2)
-        detail = images - F.avg_pool2d(torch.from_numpy(images)[:, None], 9, 1, 4, count_include_pad=False)[:, 0].numpy()
-        print(f"{name}: wrist fracture {fracture}, knee tumour {tumour}, fine detail rms {np.sqrt((detail**2).mean()):.4f}")
-        columns.append(np.concatenate([np.concatenate(list(images[i * 4 : i * 4 + 4]), 1) for i in range(len(prompts))]))
+        detail = (
+            images
+            - F.avg_pool2d(torch.from_numpy(images)[:, None], 9, 1, 4, count_include_pad=False)[
+                :, 0
+            ].numpy()
+        )
+        rms = np.sqrt((detail**2).mean())
+        print(f"{name}: wrist fracture {fracture}, knee tumour {tumour}, fine detail rms {rms:.4f}")
+        columns.append(
+            np.concatenate(
+                [np.concatenate(list(images[i * 4 : i * 4 + 4]), 1) for i in range(len(prompts))]
+            )
+        )
     from PIL import Image
 
-    Image.fromarray((np.concatenate(columns, 1) * 255).astype(np.uint8)).save("runs/detail/sample.png")
+    Image.fromarray((np.concatenate(columns, 1) * 255).astype(np.uint8)).save(
+        "runs/detail/sample.png"
+    )
 
 
 if __name__ == "__main__":
