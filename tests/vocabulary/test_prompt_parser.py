@@ -547,6 +547,9 @@ def test_on_a_paired_region_the_side_stays_the_images() -> None:
     with pytest.raises(ValueError, match="takes the image's side"):
         femur = Finding("fracture", "femur", side="left")
         Labels(modality="xray", region="knee", findings=(femur,))
+    # Without a region the side could land on a paired one: refused when the labels are made.
+    with pytest.raises(ValueError, match="needs a midline region"):
+        Labels(modality="xray", findings=(femur,))
 
 
 def test_two_sides_on_one_midline_finding_or_a_side_on_a_sited_kind_are_refused() -> None:

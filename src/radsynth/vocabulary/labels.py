@@ -282,3 +282,8 @@ def validate_labels(labels: Labels) -> None:
                 f"the {finding.kind} on the {labels.region} takes the image's side "
                 f"(laterality {labels.laterality!r}): leave the finding's side unset"
             )
+        if finding.side is not None and labels.region is None:
+            raise ValueError(
+                f"a {finding.kind} with a side of its own needs a midline region (chest, "
+                "pelvis, whole body); on a paired one (knee, wrist) give the image's laterality"
+            )
