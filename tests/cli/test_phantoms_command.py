@@ -124,3 +124,24 @@ def test_a_prompt_fixes_what_it_asks_for(tmp_path):
     assert clash.exit_code == 2 and "disagrees with the prompt's region 'knee'" in clash.output
     typo = runner.invoke(app, [*args, "--prompt", "X-ray of the knea"])
     assert typo.exit_code == 2 and "did you mean 'knee'" in typo.output
+
+
+def test_the_folder_gets_a_preview_with_findings_outlined(tmp_path):
+    from radsynth.cli.phantoms_command import PREVIEW_COLUMNS, PREVIEW_TILE
+
+    out = tmp_path / "chests"
+    prompt = "PA chest radiograph with a left pleural effusion"
+    args = ["phantoms", "--out", str(out), "--n", "3", "--size", "64", "--prompt", prompt]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "preview.png" in result.output
+    with Image.open(out / "preview.png") as preview:
+        assert preview.mode == "RGB"
+        assert preview.size == (3 * PREVIEW_TILE, PREVIEW_TILE + max(14, PREVIEW_TILE // 11))
+        pixels = np.asarray(preview).astype(int)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 100) & (pixels[..., 2] < 100)
+    # Each tile outlines its effusion, on the image's right (the patient's left on a PA view).
+    for k in range(3):
+        tile = red[:PREVIEW_TILE, k * PREVIEW_TILE : (k + 1) * PREVIEW_TILE]
+        assert tile.any() and np.nonzero(tile)[1].mean() > PREVIEW_TILE / 2
+    assert PREVIEW_COLUMNS >= 3

@@ -57,3 +57,16 @@ def test_the_sheet_shows_fractures_of_the_arm_knee_hip_and_ankle() -> None:
         if f.kind == "fracture"
     }
     assert {"distal_radius", "patella", "femoral_neck", "distal_fibula"} <= sites
+
+
+def test_a_labelled_sheet_refuses_no_tiles_and_tiles_of_another_size() -> None:
+    from radsynth.phantoms.contact_sheet import labelled_sheet
+
+    with pytest.raises(ValueError, match="at least one tile"):
+        labelled_sheet([], 32, 4)
+    with pytest.raises(ValueError, match="not 32 x 32 px"):
+        labelled_sheet(
+            [(np.zeros((32, 32), np.uint8), "a"), (np.zeros((16, 32), np.uint8), "b")], 32, 4
+        )
+    one_row = labelled_sheet([(np.zeros((32, 32, 3), np.uint8), "a")] * 2, 32, 4)
+    assert one_row.mode == "RGB" and one_row.size == (64, 32 + 14)

@@ -12,14 +12,22 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from scipy import ndimage
 
-from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter
-from radsynth.io.masks import write_masks
+from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
+from radsynth.io.masks import load_masks, write_masks
 from radsynth.io.png import write_png
 from radsynth.phantoms.cases import Case, make_case
-from radsynth.phantoms.contact_sheet import make_contact_sheet
-from radsynth.vocabulary import Labels, parse_prompt
+from radsynth.phantoms.contact_sheet import labelled_sheet, make_contact_sheet
+from radsynth.vocabulary import Labels, make_caption, parse_prompt
+
+PREVIEW_NAME = "preview.png"
+PREVIEW_CASES = 32  # the first cases of a folder shown in its preview
+PREVIEW_TILE = 160  # px
+PREVIEW_COLUMNS = 8
+FINDING_OUTLINE = (255, 64, 64)
 
 
 def _progress() -> Progress:
@@ -168,7 +176,29 @@ def generate_cases(
             manifest.append(record)
             written += 1
             progress.advance(task)
+    write_preview(out)
     return written
+
+
+def write_preview(out: Path) -> Path:
+    """`OUT/preview.png`: the folder's first PREVIEW_CASES cases, each finding's mask outlined
+    in red and each case titled with its terse caption (id, labels), for a look before use."""
+    tiles = []
+    for record in read_manifest(out)[:PREVIEW_CASES]:
+        with Image.open(out / record["image_8bit"]) as shown:
+            gray = np.asarray(shown.convert("L").resize((PREVIEW_TILE, PREVIEW_TILE)))
+        tile = np.repeat(gray[..., None], 3, axis=2)
+        for name, mask in load_masks(out / record["masks"]).items():
+            if name.startswith("finding_"):
+                small = Image.fromarray(mask).resize((PREVIEW_TILE, PREVIEW_TILE))
+                inside = np.asarray(small, dtype=bool)
+                tile[inside & ~ndimage.binary_erosion(inside)] = FINDING_OUTLINE
+        labels = Labels.from_dict(record["labels"])
+        terse = make_caption(labels, np.random.default_rng(0), "terse")
+        tiles.append((tile, f"{record['id'].removeprefix('case_')} {terse}"))
+    path = out / PREVIEW_NAME
+    labelled_sheet(tiles, PREVIEW_TILE, PREVIEW_COLUMNS).save(path)
+    return path
 
 
 def _records(jobs: list[_Job], workers: int) -> Iterator[dict]:
@@ -260,7 +290,7 @@ def phantoms(
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(f"wrote {written} cases to {out}")
+    typer.echo(f"wrote {written} cases to {out} (a look at them: {out / PREVIEW_NAME})")
 
 
 def register(app: typer.Typer) -> None:

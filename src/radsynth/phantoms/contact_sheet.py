@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from radsynth.phantoms.cases import Case, make_case
@@ -226,20 +227,41 @@ def make_contact_sheet(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Render every tile and save one labelled PNG sheet at `path`."""
+    drawn: list[tuple[np.ndarray, str]] = []
     tiles = sheet_tiles()
-    label_h = max(14, tile_px // 11)
-    rows = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("L", (columns * tile_px, rows * (tile_px + label_h)), 24)
-    draw = ImageDraw.Draw(sheet)
     for index, (title, kwargs) in enumerate(tiles):
         case: Case = make_case(seed + index, size=tile_px, **kwargs)
-        x, y = (index % columns) * tile_px, (index // columns) * (tile_px + label_h)
-        sheet.paste(Image.fromarray(case.image.to_uint8()), (x, y))
-        text, font = _fitted_title(draw, title, max(9, label_h - 4), tile_px - 2 * TITLE_MARGIN)
-        draw.text((x + TITLE_MARGIN, y + tile_px + 1), text, fill=235, font=font)
+        drawn.append((case.image.to_uint8(), title))
         if progress is not None:
             progress(index + 1, len(tiles))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    labelled_sheet(drawn, tile_px, columns).save(path)
     return path
+
+
+def labelled_sheet(
+    tiles: Sequence[tuple[np.ndarray, str]], tile_px: int, columns: int
+) -> Image.Image:
+    """One sheet of `tiles` ((tile_px, tile_px) uint8 gray or (tile_px, tile_px, 3) RGB images,
+    each with its title), `columns` to a row, each title fitted into the strip under its tile;
+    RGB when any tile is."""
+    if not tiles:
+        raise ValueError("a sheet needs at least one tile")
+    colour = any(image.ndim == 3 for image, _ in tiles)
+    label_h = max(14, tile_px // 11)
+    rows = (len(tiles) + columns - 1) // columns
+    width = min(columns, len(tiles)) * tile_px if rows == 1 else columns * tile_px
+    background = (24, 24, 24) if colour else 24
+    sheet = Image.new("RGB" if colour else "L", (width, rows * (tile_px + label_h)), background)
+    draw = ImageDraw.Draw(sheet)
+    text_fill = (235, 235, 235) if colour else 235
+    for index, (image, title) in enumerate(tiles):
+        if image.shape[:2] != (tile_px, tile_px):
+            raise ValueError(f"tile {index} is {image.shape[:2]}, not {tile_px} x {tile_px} px")
+        x, y = (index % columns) * tile_px, (index // columns) * (tile_px + label_h)
+        picture = Image.fromarray(image)
+        sheet.paste(picture.convert("RGB") if colour else picture, (x, y))
+        text, font = _fitted_title(draw, title, max(9, label_h - 4), tile_px - 2 * TITLE_MARGIN)
+        draw.text((x + TITLE_MARGIN, y + tile_px + 1), text, fill=text_fill, font=font)
+    return sheet
