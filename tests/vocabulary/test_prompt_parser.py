@@ -704,3 +704,20 @@ def test_non_is_read_only_before_contrast() -> None:
     # "non-angulated" must not read as "angulated": "non" is known only in "non-contrast".
     with pytest.raises(UnknownTermError, match="'non'"):
         parse_prompt("knee X-ray with a non-angulated fracture")
+
+
+def test_a_word_for_what_radsynth_does_not_model_says_so() -> None:
+    from radsynth.vocabulary.terms import DESCRIPTIVE_WORDS, FILLER_WORDS, LEXICON, NOT_MODELLED
+
+    # The words are unknown to the lexicon (else they would be parsed, not explained).
+    assert not set(NOT_MODELLED) & ({k[0] for k in LEXICON if len(k) == 1} | FILLER_WORDS)
+    assert not set(NOT_MODELLED) & DESCRIPTIVE_WORDS
+    with pytest.raises(UnknownTermError, match="'FLAIR' is an MRI sequence .*T2-weighted"):
+        parse_prompt("MRI brain T2 FLAIR")
+    with pytest.raises(UnknownTermError) as caught:
+        parse_prompt("CXR with cardiomegaly and a pneumothorax")
+    message = str(caught.value)
+    assert "'cardiomegaly' is a finding radsynth does not model; it has: fracture" in message
+    assert message.endswith("'pneumothorax' is a finding radsynth does not model either")
+    with pytest.raises(UnknownTermError, match="'elbow' is a region .* wrist"):
+        parse_prompt("X-ray of the elbow")

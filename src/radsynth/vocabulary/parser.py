@@ -14,9 +14,11 @@ import difflib
 import re
 from dataclasses import dataclass, field, replace
 
-from radsynth.vocabulary.captions import canonical_caption
+from radsynth.vocabulary.captions import canonical_caption, indefinite_article
 from radsynth.vocabulary.labels import (
+    ALL_REGIONS,
     CT_WINDOWS,
+    FINDING_KINDS,
     FINDING_QUALIFIERS,
     FINDING_SITES,
     LIMB_SIDED_KINDS,
@@ -45,6 +47,7 @@ from radsynth.vocabulary.terms import (
     NEGATION_WORDS,
     NON_CONTRAST_WORDS,
     NORMAL_WORDS,
+    NOT_MODELLED,
     QUALIFIER_KINDS,
     QUALIFIER_NOUNS,
     SEPARATOR_WORDS,
@@ -89,16 +92,40 @@ class UnknownTermError(ValueError):
         quoted = ", ".join(repr(w) for w in self.words)
         noun = "term" if len(self.words) == 1 else "terms"
         hints = []
+        explained: set[str] = set()
         for word in self.words:
             options = self.suggestions.get(word, [])
             target = "" if len(self.words) == 1 else f" for {word!r}"
             if word.isdigit():
                 hints.append(f"write ages as '{word}-year-old'")
+            elif word.lower() in NOT_MODELLED:
+                hints.append(_not_modelled(word, again=NOT_MODELLED[word.lower()] in explained))
+                explained.add(NOT_MODELLED[word.lower()])
             elif options:
                 hints.append(f"did you mean {_or_list(options)}{target}?")
             else:
                 hints.append(f"no radiology term is close to {word!r}")
         return f"unknown {noun} {quoted} in prompt {self.prompt!r}; " + "; ".join(hints)
+
+
+def _not_modelled(word: str, again: bool = False) -> str:
+    """What radsynth has instead of a radiology word it does not model ("FLAIR"); `again`: the
+    list was given for an earlier word of the same field."""
+    field_name = NOT_MODELLED[word.lower()]
+    what = f"{indefinite_article(field_name)} {field_name} radsynth does not model"
+    if again:
+        return f"{word!r} is {what} either"
+    if field_name == "MRI sequence":
+        have = _names("sequence", MRI_SEQUENCES)
+    elif field_name == "finding":
+        have = _names("finding", FINDING_KINDS)
+    elif field_name == "fracture site":
+        have = _names("site", FINDING_SITES["fracture"])
+    elif field_name == "region":
+        have = ", ".join(sorted({describe("region", r) for r in ALL_REGIONS}))
+    else:
+        have = _names("modality", MODALITIES)
+    return f"{word!r} is {what}; it has: {have}"
 
 
 def suggest_terms(word: str, limit: int = 3) -> list[str]:

@@ -585,6 +585,41 @@ AGE_UNIT_WORDS: frozenset[str] = frozenset(
     {"y", "yo", "yr", "yrs", "year", "years", "old", "month", "months", "mo"}
 )
 MONTH_WORDS: frozenset[str] = frozenset({"month", "months", "mo"})
+# Radiology words for what radsynth does not model, by the label field they would set: an
+# unknown-word error names the field and what radsynth has instead of guessing a spelling.
+NOT_MODELLED: dict[str, str] = {
+    **dict.fromkeys(
+        _word_set("flair dwi adc stir swi gre diffusion perfusion susceptibility"),
+        "MRI sequence",
+    ),
+    **dict.fromkeys(
+        _word_set(
+            "pneumothorax cardiomegaly atelectasis oedema edema emphysema fibrosis "
+            "pneumoperitoneum dislocation osteoarthritis arthritis scoliosis kyphosis "
+            "osteoporosis calcification calculus stone stones gallstone gallstones appendicitis "
+            "abscess hernia metastasis metastases infarct stroke aneurysm cyst hydronephrosis "
+            "ascites thrombosis"
+        ),
+        "finding",
+    ),
+    **dict.fromkeys(
+        _word_set(
+            "scaphoid rib ribs calcaneus talus olecranon acetabulum acetabular vertebra "
+            "vertebral phalanx phalangeal sternum scapula scapular"
+        ),
+        "fracture site",
+    ),
+    **dict.fromkeys(
+        _word_set("elbow foot forearm thigh leg finger toe sinus sinuses orbit jaw breast"),
+        "region",
+    ),
+    **dict.fromkeys(
+        _word_set(
+            "pet mammogram mammography fluoroscopy angiography angiogram dexa scintigraphy spect"
+        ),
+        "modality",
+    ),
+}
 # Words for an age group, with the ages (years, inclusive) they fit: accepted beside an age
 # that fits ("8-year-old child"), refused with a hint when the prompt gives no age.
 AGE_GROUPS: dict[str, tuple[int, int]] = {
