@@ -155,3 +155,10 @@ def test_a_site_ending_in_the_nouns_first_word_is_not_repeated() -> None:
     caption = canonical_caption(labels)
     assert "lung lung" not in caption and "left lung lesion" in caption
     assert parse_prompt(caption).findings == labels.findings
+
+
+def test_a_side_without_a_region_reads_as_a_side() -> None:
+    labels = parse_prompt("left clavicle fracture")
+    caption = canonical_caption(labels)
+    assert caption == "Image of the left side with a clavicular fracture"
+    assert parse_prompt(caption) == labels

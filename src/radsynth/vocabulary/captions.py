@@ -104,7 +104,7 @@ def _image_phrase(labels: Labels, pick: Pick) -> str:
     modality = _optional(pick, "modality", labels.modality) or "image"
     side = _optional(pick, "laterality", labels.laterality)
     if labels.region is None:
-        return _join(view, sequence, modality) + (f" of the {side}" if side else "")
+        return _join(view, sequence, modality) + (f" of the {side} side" if side else "")
     if pick(("of", "before")) == "of":
         region = pick(_region_forms(labels, before_noun=False))
         return f"{_join(view, sequence, modality)} of the {_join(side, region)}"
