@@ -82,3 +82,48 @@ def test_the_class_calls_a_reader_on_images():
         ConditionalAccuracy().update(["X-ray of the hand"], images=np.zeros((1, 8, 8)))
     with pytest.raises(ValueError, match="2 asked labels but 1"):
         conditional_accuracy(["X-ray of the hand"] * 2, [Labels()])
+
+
+def test_a_sided_finding_is_scored_for_its_side_where_it_is_seen():
+    effusion = "PA chest radiograph with a left pleural effusion"
+    asked = [
+        effusion,
+        effusion,
+        effusion,
+        effusion,
+        "PA chest radiograph with bilateral pleural effusions",  # both sides: no side scored
+        "PA chest radiograph with a fracture of the right clavicle",
+        "PA chest radiograph with consolidation of the right lower lobe",
+        "AP radiograph of the left wrist with a fracture of the distal radius",  # image's side
+    ]
+
+    def read(kind: str, p: float, side: str | None) -> dict:
+        return {"modality": "xray", "findings": {kind: p}, "finding_sides": {kind: side}}
+
+    predicted = [
+        read("pleural_effusion", 0.9, "left"),
+        read("pleural_effusion", 0.9, "left"),
+        read("pleural_effusion", 0.9, "right"),
+        read("pleural_effusion", 0.1, "right"),  # not seen: its side is not scored
+        read("pleural_effusion", 0.9, "left"),
+        read("fracture", 0.8, None),  # seen, on no one side: not as asked
+        read("consolidation", 0.8, "right"),
+        read("fracture", 0.9, "left"),
+    ]
+    scores = conditional_accuracy(asked, predicted)
+    sided = scores["side_as_asked"]
+    assert set(sided) == {"pleural_effusion", "fracture", "consolidation"}
+    assert (sided["consolidation"].successes, sided["consolidation"].n) == (1, 1)
+    assert (sided["pleural_effusion"].successes, sided["pleural_effusion"].n) == (2, 3)
+    assert (sided["fracture"].successes, sided["fracture"].n) == (0, 1)
+    pooled = scores["pooled_side_as_asked"]
+    assert (pooled.successes, pooled.n) == (3, 5)
+    # Labels as predictions carry their findings' sides.
+    labels = [
+        Labels(
+            modality="xray",
+            region="chest",
+            findings=(Finding("pleural_effusion", "left_hemithorax"),),
+        )
+    ]
+    assert conditional_accuracy([effusion], labels)["pooled_side_as_asked"].successes == 1

@@ -342,3 +342,32 @@ def test_variant_share_puts_variants_in_training_cases_only(tmp_path: Path) -> N
     ReaderCache(tmp_path, seed=0, size=64)
     with pytest.raises(ValueError, match="another --cache folder"):
         ReaderCache(tmp_path, seed=0, size=64, variant_share=0.25)
+
+
+def test_lesion_sides_follow_the_radiological_convention() -> None:
+    from radsynth.evaluate.reader.inference import lesion_sides
+
+    logits = torch.full((3, 2, 16, 16), -5.0)
+    logits[0, 0, 4:8, 10:14] = 5.0  # the image's right half: the patient's left
+    logits[1, 0, 4:8, 2:6] = 5.0
+    logits[1, 0, 4:6, 10:12] = 5.0  # 16 px against 4: still the patient's right
+    logits[2, 0, 4:8, 6:10] = 5.0  # across the midline: no one side
+    logits[2, 1, 0, 0] = 5.0  # one pixel: too little to tell
+    sides = lesion_sides(logits, ["a", "b"])
+    assert sides == [{"a": "left", "b": None}, {"a": "right", "b": None}, {"a": None, "b": None}]
+
+
+def test_the_shipped_reader_places_a_sided_effusion_on_its_side() -> None:
+    reader = load_reader()
+    images, asked = [], []
+    for side in ("left", "right"):
+        finding = Finding("pleural_effusion", f"{side}_hemithorax")
+        for seed in (0, 1):
+            case = make_case(seed, modality="xray", region="chest", view="pa", findings_=(finding,))
+            images.append(case.image.image)
+            asked.append(side)
+    records = reader.predict(np.stack(images))
+    assert [r["finding_sides"]["pleural_effusion"] for r in records] == asked
+    lateral = make_case(0, modality="xray", region="chest", view="lateral", findings_=(finding,))
+    (record,) = reader.predict(lateral.image.image)
+    assert set(record["finding_sides"].values()) == {None}  # a lateral view shows no side

@@ -8,7 +8,12 @@ that predicts them from the images). Scores, each a proportion with its Wilson 9
   prompt specified that field (a field the prompt left open is not scored);
 - per finding kind: present-when-asked, the share of images asking for the kind in which the
   reader finds it, and absent-when-not-asked, the share of images not asking for it in which the
-  reader does not find it; and both pooled over all finding kinds.
+  reader does not find it; and both pooled over all finding kinds;
+- per finding kind: side-as-asked, among the images asking for the kind on one side of the
+  patient ("left pleural effusion", "fracture of the left clavicle" on a chest) in which the
+  reader finds it, the share where the reader places it on that side (its lesion map, on
+  frontal views; see `radsynth.evaluate.reader.inference.lesion_sides`), and pooled. A kind
+  asked on both sides in one image is not scored for side.
 
 Wilson score interval (Wilson, JASA 1927) for k successes in n trials, p = k / n, z = 1.96:
 
@@ -86,23 +91,45 @@ def as_labels(value: LabelsLike) -> Labels:
     raise TypeError(f"expected Labels, a prompt string or a labels dict, got {type(value)!r}")
 
 
-def _read_labels(value: LabelsLike) -> tuple[dict[str, Any], frozenset[str]]:
-    """(fields, finding kinds) of asked or predicted labels.
+def _finding_sides(findings: Iterable[Any]) -> dict[str, str | None]:
+    """{kind: the patient's side} of findings (Finding objects or dicts as in
+    `Finding.to_dict`): a finding's own side or its site's; None for a kind with no side, or
+    asked on both sides."""
+    sides: dict[str, set[str | None]] = {}
+    for finding in findings:
+        if isinstance(finding, str):
+            kind, site, own = finding, None, None
+        elif isinstance(finding, Mapping):
+            kind, site, own = finding["kind"], finding.get("site"), finding.get("side")
+        else:
+            kind, site, own = finding.kind, finding.site, finding.side
+        named = (site or "").split("_")[0]  # "right_lower_lobe", "left_hip"
+        sides.setdefault(kind, set()).add(own or (named if named in ("left", "right") else None))
+    return {kind: next(iter(found)) if len(found) == 1 else None for kind, found in sides.items()}
+
+
+def _read_labels(
+    value: LabelsLike,
+) -> tuple[dict[str, Any], frozenset[str], dict[str, str | None]]:
+    """(fields, finding kinds, {kind: side}) of asked or predicted labels.
 
     Besides what `as_labels` takes, a prediction may be a reader record: label fields as keys
     (others ignored, the fields need not fit together), and `findings` either a list (of kinds
     or finding dicts) or a {kind: probability} dict, a kind counting as seen at probability
-    >= FINDING_PROBABILITY_THRESHOLD.
+    >= FINDING_PROBABILITY_THRESHOLD; its sides are its `finding_sides` ({kind: side}).
     """
     if isinstance(value, Mapping):
         findings = value.get("findings") or ()
         if isinstance(findings, Mapping):
             kinds = {k for k, p in findings.items() if p >= FINDING_PROBABILITY_THRESHOLD}
+            sides = dict(value.get("finding_sides") or {})
         else:
             kinds = {f if isinstance(f, str) else f["kind"] for f in findings}
-        return {name: value.get(name) for name in LABEL_FIELDS}, frozenset(kinds)
+            sides = _finding_sides(findings)
+        return {name: value.get(name) for name in LABEL_FIELDS}, frozenset(kinds), sides
     labels = as_labels(value)
-    return {name: getattr(labels, name) for name in LABEL_FIELDS}, frozenset(labels.finding_kinds())
+    fields = {name: getattr(labels, name) for name in LABEL_FIELDS}
+    return fields, frozenset(labels.finding_kinds()), _finding_sides(labels.findings)
 
 
 def _proportion_or_none(successes: int, n: int) -> Proportion | None:
@@ -119,7 +146,8 @@ def conditional_accuracy(
     `asked`: prompts, Labels or label dicts; `predicted`: the same or reader records (see
     `_read_labels`). Returns {"n": images, "fields": {field: Proportion},
     "present_when_asked": {kind: Proportion}, "absent_when_not_asked": {kind: Proportion},
-    "pooled_present_when_asked", "pooled_absent_when_not_asked": Proportion or None}; entries
+    "pooled_present_when_asked", "pooled_absent_when_not_asked": Proportion or None,
+    "side_as_asked": {kind: Proportion}, "pooled_side_as_asked": Proportion or None}; entries
     with no images to score are left out.
     """
     if len(asked) != len(predicted):
@@ -144,6 +172,17 @@ def conditional_accuracy(
             absent[kind] = Proportion.of(sum(when_not), len(when_not))
         hits, asked_n = hits + sum(when_asked), asked_n + len(when_asked)
         clear, not_asked_n = clear + sum(when_not), not_asked_n + len(when_not)
+    sided: dict[str, Proportion] = {}
+    right_side = sided_n = 0
+    for kind in kinds:
+        placed = [
+            s[2].get(kind) == w[2][kind]
+            for w, s in pairs
+            if w[2].get(kind) is not None and kind in s[1]
+        ]
+        if placed:
+            sided[kind] = Proportion.of(sum(placed), len(placed))
+        right_side, sided_n = right_side + sum(placed), sided_n + len(placed)
     return {
         "n": len(pairs),
         "fields": fields,
@@ -151,6 +190,8 @@ def conditional_accuracy(
         "absent_when_not_asked": absent,
         "pooled_present_when_asked": _proportion_or_none(hits, asked_n),
         "pooled_absent_when_not_asked": _proportion_or_none(clear, not_asked_n),
+        "side_as_asked": sided,
+        "pooled_side_as_asked": _proportion_or_none(right_side, sided_n),
     }
 
 

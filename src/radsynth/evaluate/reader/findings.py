@@ -370,18 +370,24 @@ class FindingStage:
             return False
         return self.regions is None or record.get("region") in self.regions
 
-    @torch.no_grad()
     def probabilities(self, images: Any, batch_size: int = 32) -> np.ndarray:
         """Float (B, len(kinds)): the probability of each kind in each image (any size, see
         `inference.as_images`)."""
-        from radsynth.evaluate.reader.inference import as_batch
+        return self.read(images, batch_size)[0]
+
+    @torch.no_grad()
+    def read(
+        self, images: Any, batch_size: int = 32
+    ) -> tuple[np.ndarray, list[dict[str, str | None]]]:
+        """The `probabilities` of the images and, per image, the side of the patient each
+        kind's lesion map lies on if the image is frontal (`inference.lesion_sides`)."""
+        from radsynth.evaluate.reader.inference import as_batch, lesion_sides
 
         batch = as_batch(images, self.net.config.size)
-        parts = [
-            torch.sigmoid(self.net(batch[i : i + batch_size])["findings"])
-            for i in range(0, len(batch), batch_size)
-        ]
-        return torch.cat(parts).numpy()[:, self._columns]
+        outs = [self.net(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)]
+        probabilities = torch.cat([torch.sigmoid(o["findings"]) for o in outs]).numpy()
+        lesions = torch.cat([o["lesions"] for o in outs])[:, self._columns]
+        return probabilities[:, self._columns], lesion_sides(lesions, self.kinds)
 
 
 def without_stage(entry: dict[str, Any]) -> dict[str, Any]:

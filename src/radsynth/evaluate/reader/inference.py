@@ -22,6 +22,32 @@ if TYPE_CHECKING:
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PEAK_THRESHOLD = 0.3  # a centre peak counts as a bone above this probability
+# Where a lesion map lies: views that show the patient's left on the image's right (the
+# radiological convention of frontal radiographs and of axial and coronal slices).
+FRONTAL_VIEWS = frozenset({"ap", "pa", "axial", "coronal"})
+SIDE_MARGIN = 2.0  # one half of the image holds this many times the other's lesion pixels
+SIDE_MIN_PIXELS = 2  # lesion pixels (p >= 0.5, at the reader's size) a side is read from
+
+
+def lesion_sides(lesions: torch.Tensor, kinds: Sequence[str]) -> list[dict[str, str | None]]:
+    """Per image, the side of the patient each kind's lesion map lies on, from lesion logits
+    (B, K, S, S) of a frontal image (see FRONTAL_VIEWS): "left" where the image's right half
+    holds SIDE_MARGIN times the lesion pixels of its left half, "right" for the reverse, None
+    where neither does or the map has fewer than SIDE_MIN_PIXELS."""
+    seen = (lesions >= 0.0).float()  # p >= 0.5
+    half = seen.shape[-1] // 2
+    image_left = seen[..., :half].sum((-2, -1))
+    image_right = seen[..., seen.shape[-1] - half :].sum((-2, -1))
+    sides = []
+    for left_px, right_px in zip(image_left.tolist(), image_right.tolist(), strict=True):
+        row: dict[str, str | None] = {}
+        for kind, a, b in zip(kinds, left_px, right_px, strict=True):
+            side = None
+            if a + b >= SIDE_MIN_PIXELS:
+                side = "left" if b >= SIDE_MARGIN * a else "right" if a >= SIDE_MARGIN * b else None
+            row[kind] = side
+        sides.append(row)
+    return sides
 
 
 def count_peaks(heat: np.ndarray, threshold: float = PEAK_THRESHOLD) -> list[tuple[int, int]]:
@@ -135,6 +161,11 @@ class Reader:
                     kind: float(findings[i, j]) for j, kind in enumerate(self.config.findings)
                 }
                 results.append(record)
+            if "lesions" in out:
+                sides = lesion_sides(out["lesions"], self.config.findings)
+                for record, row in zip(results[len(results) - len(sides) :], sides, strict=True):
+                    frontal = record.get("view") in FRONTAL_VIEWS
+                    record["finding_sides"] = {k: v if frontal else None for k, v in row.items()}
         return self.refine_findings(images, results)
 
     def refine_findings(self, images: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -149,11 +180,13 @@ class Reader:
             chosen = [i for i, r in enumerate(records) if stage.answers(r)]
             if not chosen:
                 continue
-            probabilities = stage.probabilities(pictures[chosen])
-            for i, row in zip(chosen, probabilities, strict=True):
+            probabilities, sides = stage.read(pictures[chosen])
+            for i, row, side in zip(chosen, probabilities, sides, strict=True):
                 records[i]["findings"].update(
                     {kind: float(p) for kind, p in zip(stage.kinds, row, strict=True)}
                 )
+                if records[i].get("view") in FRONTAL_VIEWS:
+                    records[i].setdefault("finding_sides", {}).update(side)
         return records
 
     def segmentation_logits(self, images: Any) -> np.ndarray:
