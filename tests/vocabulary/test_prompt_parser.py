@@ -650,6 +650,19 @@ def test_a_bilateral_finding_that_cannot_be_drawn_is_refused(prompt: str, messag
             ),
         ),
         (
+            "AP right ankle X-ray, displaced bimalleolar fracture",
+            Labels(
+                modality="xray",
+                region="ankle",
+                view="ap",
+                laterality="right",
+                findings=(
+                    Finding("fracture", "distal_fibula", ("displaced",)),
+                    Finding("fracture", "distal_tibia"),
+                ),
+            ),
+        ),
+        (
             "PA hand radiograph, boxer's fracture",
             Labels(
                 modality="xray",

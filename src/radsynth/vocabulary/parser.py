@@ -36,6 +36,7 @@ from radsynth.vocabulary.terms import (
     BILATERAL,
     CONTRAST_WORDS,
     DESCRIPTIVE_WORDS,
+    EXPANDED_WORDS,
     FILLER_WORDS,
     FINDINGS_BY_REGION,
     FRONTAL_VIEW,
@@ -214,7 +215,7 @@ def _read_age(words: list[str], start: int) -> tuple[int, int, str | None] | Non
 
 def _scan(text: str) -> _Scan:
     """Match phrases, ages, filler and separators; collect unknown words."""
-    words = normalise_words(text)
+    words = [w for word in normalise_words(text) for w in EXPANDED_WORDS.get(word, (word,))]
     scan = _Scan()
     segment, negated, i = 0, False, 0
     while i < len(words):
