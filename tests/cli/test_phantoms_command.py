@@ -124,6 +124,8 @@ def test_a_prompt_fixes_what_it_asks_for(tmp_path):
     assert clash.exit_code == 2 and "disagrees with the prompt's region 'knee'" in clash.output
     typo = runner.invoke(app, [*args, "--prompt", "X-ray of the knea"])
     assert typo.exit_code == 2 and "did you mean 'knee'" in typo.output
+    nowhere = runner.invoke(app, [*args, "--prompt", "X-ray with a femoral fracture"])
+    assert nowhere.exit_code == 2 and "names no region" in nowhere.output
 
 
 def test_the_folder_gets_a_preview_with_findings_outlined(tmp_path):

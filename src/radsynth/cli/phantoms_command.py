@@ -112,12 +112,19 @@ def prompt_labels(
         said = getattr(labels, name)
         if value is not None and said is not None and value != said:
             raise ValueError(f"--{name} {value} disagrees with the prompt's {name} {said!r}")
-    return replace(
+    labels = replace(
         labels,
         modality=labels.modality or modality,
         region=labels.region or region,
         view=labels.view or view,
     )
+    if labels.region is None and (labels.findings or labels.laterality):
+        asks = "findings" if labels.findings else "a side"
+        raise ValueError(
+            f"the prompt asks for {asks} but names no region; name one (in the prompt or "
+            "with --region), or the findings would be drawn where they cannot be seen"
+        )
+    return labels
 
 
 def generate_cases(
@@ -193,9 +200,12 @@ def write_preview(out: Path) -> Path:
                 small = Image.fromarray(mask).resize((PREVIEW_TILE, PREVIEW_TILE))
                 inside = np.asarray(small, dtype=bool)
                 tile[inside & ~ndimage.binary_erosion(inside)] = FINDING_OUTLINE
-        labels = Labels.from_dict(record["labels"])
-        terse = make_caption(labels, np.random.default_rng(0), "terse")
-        tiles.append((tile, f"{record['id'].removeprefix('case_')} {terse}"))
+        try:
+            labels = Labels.from_dict(record["labels"])
+            title = make_caption(labels, np.random.default_rng(0), "terse")
+        except (KeyError, TypeError, ValueError):  # a record of an older radsynth
+            title = str(record.get("caption", ""))
+        tiles.append((tile, f"{record['id'].removeprefix('case_')} {title}"))
     path = out / PREVIEW_NAME
     labelled_sheet(tiles, PREVIEW_TILE, PREVIEW_COLUMNS).save(path)
     return path
