@@ -118,6 +118,9 @@ def test_a_sided_finding_is_scored_for_its_side_where_it_is_seen():
     assert (sided["fracture"].successes, sided["fracture"].n) == (0, 1)
     pooled = scores["pooled_side_as_asked"]
     assert (pooled.successes, pooled.n) == (3, 5)
+    # A reader that reads no sides leaves side as asked unscored.
+    sideless = [{"modality": "xray", "findings": {"pleural_effusion": 0.9}}]
+    assert conditional_accuracy([effusion], sideless)["pooled_side_as_asked"] is None
     # Labels as predictions carry their findings' sides.
     labels = [
         Labels(

@@ -110,19 +110,22 @@ def _finding_sides(findings: Iterable[Any]) -> dict[str, str | None]:
 
 def _read_labels(
     value: LabelsLike,
-) -> tuple[dict[str, Any], frozenset[str], dict[str, str | None]]:
-    """(fields, finding kinds, {kind: side}) of asked or predicted labels.
+) -> tuple[dict[str, Any], frozenset[str], dict[str, str | None] | None]:
+    """(fields, finding kinds, {kind: side} or None if not known) of asked or predicted
+    labels.
 
     Besides what `as_labels` takes, a prediction may be a reader record: label fields as keys
     (others ignored, the fields need not fit together), and `findings` either a list (of kinds
     or finding dicts) or a {kind: probability} dict, a kind counting as seen at probability
-    >= FINDING_PROBABILITY_THRESHOLD; its sides are its `finding_sides` ({kind: side}).
+    >= FINDING_PROBABILITY_THRESHOLD; its sides are its `finding_sides` ({kind: side}; a
+    record without them, from a reader that reads no sides, leaves side-as-asked unscored).
     """
     if isinstance(value, Mapping):
         findings = value.get("findings") or ()
         if isinstance(findings, Mapping):
             kinds = {k for k, p in findings.items() if p >= FINDING_PROBABILITY_THRESHOLD}
-            sides = dict(value.get("finding_sides") or {})
+            read = value.get("finding_sides")
+            sides = None if read is None else dict(read)
         else:
             kinds = {f if isinstance(f, str) else f["kind"] for f in findings}
             sides = _finding_sides(findings)
@@ -178,7 +181,7 @@ def conditional_accuracy(
         placed = [
             s[2].get(kind) == w[2][kind]
             for w, s in pairs
-            if w[2].get(kind) is not None and kind in s[1]
+            if w[2] is not None and w[2].get(kind) is not None and s[2] is not None and kind in s[1]
         ]
         if placed:
             sided[kind] = Proportion.of(sum(placed), len(placed))
