@@ -117,8 +117,9 @@ def _read_labels(
     Besides what `as_labels` takes, a prediction may be a reader record: label fields as keys
     (others ignored, the fields need not fit together), and `findings` either a list (of kinds
     or finding dicts) or a {kind: probability} dict, a kind counting as seen at probability
-    >= FINDING_PROBABILITY_THRESHOLD; its sides are its `finding_sides` ({kind: side}; a
-    record without them, from a reader that reads no sides, leaves side-as-asked unscored).
+    >= FINDING_PROBABILITY_THRESHOLD; its sides are its `finding_sides` ({kind: side, None
+    where it read no one side}; a kind it has no side entry for, as every kind of a record
+    without them, is left out of side-as-asked).
     """
     if isinstance(value, Mapping):
         findings = value.get("findings") or ()
@@ -179,9 +180,13 @@ def conditional_accuracy(
     right_side = sided_n = 0
     for kind in kinds:
         placed = [
-            s[2].get(kind) == w[2][kind]
+            s[2][kind] == w[2][kind]
             for w, s in pairs
-            if w[2] is not None and w[2].get(kind) is not None and s[2] is not None and kind in s[1]
+            if w[2] is not None
+            and w[2].get(kind) is not None  # asked on one side
+            and s[2] is not None
+            and kind in s[2]
+            and kind in s[1]  # seen, its side read
         ]
         if placed:
             sided[kind] = Proportion.of(sum(placed), len(placed))
