@@ -14,9 +14,21 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     # Imported here so `radsynth --help` stays fast and each module owns its command.
-    from radsynth.cli import dataset_command, diffusion_commands, phantoms_command, probe_command
+    from radsynth.cli import (
+        dataset_command,
+        diffusion_commands,
+        phantoms_command,
+        probe_command,
+        vocabulary_command,
+    )
 
-    for module in (phantoms_command, dataset_command, diffusion_commands, probe_command):
+    for module in (
+        phantoms_command,
+        vocabulary_command,
+        dataset_command,
+        diffusion_commands,
+        probe_command,
+    ):
         module.register(app)
     from radsynth.cli import reader_command  # the reader (radsynth.evaluate.reader)
 

@@ -1,0 +1,97 @@
+"""`radsynth vocabulary`: what a prompt can ask for, and how radsynth reads a prompt."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from radsynth.vocabulary import (
+    CT_WINDOWS,
+    FINDINGS_BY_REGION,
+    LIMB_SIDED_KINDS,
+    MODALITIES,
+    MRI_SEQUENCES,
+    PAIRED_REGIONS,
+    REGIONS_BY_MODALITY,
+    VIEWS_BY_MODALITY,
+    canonical_caption,
+    parse_prompt,
+    qualifiers_for,
+)
+from radsynth.vocabulary.terms import describe
+
+
+def _names(field: str, values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(describe(field, v) for v in values) or "none"
+
+
+def overview_lines(modality: str | None = None, region: str | None = None) -> list[str]:
+    """The regions, views and findings (with sites and qualifiers) a prompt can ask for, per
+    modality, or of one modality or region."""
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; use one of: {', '.join(MODALITIES)}")
+    lines: list[str] = []
+    for name in (modality,) if modality else MODALITIES:
+        regions = [r for r in REGIONS_BY_MODALITY[name] if region in (None, r)]
+        if not regions:
+            continue
+        lines.append(
+            f"{describe('modality', name)}: views {_names('view', VIEWS_BY_MODALITY[name])}"
+        )
+        if name == "mri":
+            lines.append(f"  sequences: {_names('sequence', MRI_SEQUENCES)}")
+        if name == "ct":
+            lines.append(f"  windows: {_names('window', CT_WINDOWS)}")
+        for place in regions:
+            findings = FINDINGS_BY_REGION.get((name, place), {})
+            lines.append(f"  {describe('region', place)}" + ("" if findings else ": no findings"))
+            for kind, sites in findings.items():
+                parts = [describe("finding", kind)]
+                if sites:
+                    parts.append(f"sites: {_names('site', sites)}")
+                qualifiers = qualifiers_for(place, kind)
+                if qualifiers:
+                    parts.append(f"qualifiers: {_names('qualifier', qualifiers)}")
+                lines.append("    " + "; ".join(parts))
+    if not lines:
+        raise ValueError(f"no modality images the region {region!r}")
+    limb_kinds = ", ".join(describe("finding", k) for k in sorted(LIMB_SIDED_KINDS))
+    paired = _names("region", sorted(PAIRED_REGIONS))
+    lines += [
+        f"Sides: 'left'/'right' names the image of a paired region ({paired});",
+        f"  on a midline one these findings take their own side: {limb_kinds};",
+        "  'bilateral' or 'both' asks for a finding on each side.",
+    ]
+    return lines
+
+
+def vocabulary(
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Show how radsynth reads this prompt: its labels and canonical caption."),
+    ] = None,
+    modality: Annotated[
+        str | None, typer.Option(help="Only this modality: xray, ct, mri or us.")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Only this region, e.g. chest.")] = None,
+) -> None:
+    """What a prompt can ask for (modalities, regions, views, findings with their sites and
+    qualifiers), or, with --prompt, how radsynth reads a prompt."""
+    try:
+        if prompt is not None:
+            labels = parse_prompt(prompt)
+            typer.echo(f"reads as: {canonical_caption(labels)}")
+            typer.echo(json.dumps(labels.to_dict(), indent=2))
+            return
+        for line in overview_lines(modality, region):
+            typer.echo(line)
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `vocabulary` command to `app`."""
+    app.command("vocabulary")(vocabulary)

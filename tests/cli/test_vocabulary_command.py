@@ -1,0 +1,66 @@
+"""`radsynth vocabulary`: what a prompt can ask for, and how a prompt is read."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from radsynth.cli.app import app
+from radsynth.vocabulary import FINDINGS_BY_REGION, REGIONS_BY_MODALITY
+from radsynth.vocabulary.terms import describe
+
+runner = CliRunner()
+
+
+def test_the_overview_lists_every_region_and_its_findings():
+    result = runner.invoke(app, ["vocabulary"])
+    assert result.exit_code == 0, result.output
+    blocks: dict[str, list[str]] = {}  # modality heading -> its region lines
+    listing = result.output.split("\nSides:")[0]  # the note on sides closes the list
+    for line in listing.splitlines():
+        if not line.startswith(" ") and ": views " in line:
+            heading = line.split(":")[0]
+            blocks[heading] = []
+        elif line.startswith("  ") and not line.startswith("   ") and ":" not in line.strip()[:-1]:
+            blocks[heading].append(line.strip())
+        elif line.endswith(": no findings"):
+            blocks[heading].append(line.strip().removesuffix(": no findings"))
+    expected = {
+        describe("modality", m): [describe("region", r) for r in regions]
+        for m, regions in REGIONS_BY_MODALITY.items()
+    }
+    assert blocks == expected
+    assert "fracture; sites: femur, femoral neck, tibia" in result.output  # the whole body
+    assert "'bilateral' or 'both' asks for a finding on each side" in result.output
+
+
+def test_one_region_shows_its_findings_with_sites_and_qualifiers():
+    result = runner.invoke(app, ["vocabulary", "--modality", "xray", "--region", "wrist"])
+    assert result.exit_code == 0, result.output
+    findings = [line.strip() for line in result.output.splitlines() if line.startswith("    ")]
+    assert len(findings) == len(FINDINGS_BY_REGION[("xray", "wrist")])
+    assert "fracture; sites: distal radius, radius, ulna, metacarpal" in findings[0]
+    assert "jewellery; qualifiers: ring, bracelet" in findings
+
+
+def test_a_prompt_is_shown_as_read():
+    result = runner.invoke(app, ["vocabulary", "--prompt", "CXR, bilateral effusions, 70F"])
+    assert result.exit_code == 0, result.output
+    first, rest = result.output.split("\n", 1)
+    assert first == (
+        "reads as: X-ray of the chest of a 70-year-old woman with a left pleural effusion and a "
+        "right pleural effusion"
+    )
+    labels = json.loads(rest)
+    assert [f["site"] for f in labels["findings"]] == ["left_hemithorax", "right_hemithorax"]
+
+
+def test_bad_requests_are_exit_2_errors():
+    for args, message in (
+        (["--prompt", "X-ray of the knea"], "did you mean 'knee'"),
+        (["--region", "elbow"], "no modality images the region 'elbow'"),
+        (["--modality", "pet"], "unknown modality 'pet'"),
+    ):
+        result = runner.invoke(app, ["vocabulary", *args])
+        assert result.exit_code == 2 and message in result.output, args
