@@ -221,6 +221,12 @@ def test_bad_options_say_what_to_do(model_dir: Path, knee: Path, tmp_path: Path)
         app, ["generate", "knee", "--model", str(tmp_path / "none"), "--out", str(tmp_path)]
     )
     assert missing.exit_code != 0 and "no model folder" in missing.output
+    typo = runner.invoke(
+        app, ["generate", "X-ray of the knea", "--model", str(model_dir), "--out", str(tmp_path)]
+    )
+    flat = " ".join(typo.output.replace("│", " ").split())  # the error box wraps lines
+    assert typo.exit_code != 0 and "did you mean 'knee'" in flat
+    assert "(radsynth vocabulary lists what a prompt can ask for)" in flat
 
 
 # --- DICOM output (--format dicom, --keep-patient) and inputs read through radsynth.io -----

@@ -270,6 +270,8 @@ def _run(
         hint = ""
         if fit is False and "multiples of" in str(error):
             hint = "; or pass --fit to work on a copy at the model's size"
+        if "in prompt" in str(error):  # the vocabulary's errors name the prompt
+            hint = " (radsynth vocabulary lists what a prompt can ask for)"
         raise typer.BadParameter(f"{error}{hint}") from None
     cutoff = pipe.guidance_cutoff
     return _Run(images, seeds, folder, steps, guidance, cutoff, plan.describe() if plan else None)
