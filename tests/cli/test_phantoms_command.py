@@ -124,6 +124,7 @@ def test_a_prompt_fixes_what_it_asks_for(tmp_path):
     assert clash.exit_code == 2 and "disagrees with the prompt's region 'knee'" in clash.output
     typo = runner.invoke(app, [*args, "--prompt", "X-ray of the knea"])
     assert typo.exit_code == 2 and "did you mean 'knee'" in typo.output
+    assert typo.output.rstrip().endswith("(radsynth vocabulary lists what a prompt can ask for)")
     nowhere = runner.invoke(app, [*args, "--prompt", "X-ray with a femoral fracture"])
     assert nowhere.exit_code == 2 and "names no region" in nowhere.output
 

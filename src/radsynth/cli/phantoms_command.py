@@ -298,7 +298,8 @@ def phantoms(
             labels=labels,
         )
     except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
+        hint = " (radsynth vocabulary lists what a prompt can ask for)"
+        typer.echo(f"error: {error}{hint if 'in prompt' in str(error) else ''}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {written} cases to {out} (a look at them: {out / PREVIEW_NAME})")
 
