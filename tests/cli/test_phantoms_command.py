@@ -140,11 +140,14 @@ def test_the_folder_gets_a_preview_with_findings_outlined(tmp_path):
     assert "preview.png" in result.output
     with Image.open(out / "preview.png") as preview:
         assert preview.mode == "RGB"
-        assert preview.size == (3 * PREVIEW_TILE, PREVIEW_TILE + max(14, PREVIEW_TILE // 11))
+        rows = -(-3 // PREVIEW_COLUMNS)
+        width = min(3, PREVIEW_COLUMNS) * PREVIEW_TILE
+        assert preview.size == (width, rows * (PREVIEW_TILE + max(14, PREVIEW_TILE // 11)))
         pixels = np.asarray(preview).astype(int)
     red = (pixels[..., 0] > 200) & (pixels[..., 1] < 100) & (pixels[..., 2] < 100)
     # Each tile outlines its effusion, on the image's right (the patient's left on a PA view).
     for k in range(3):
-        tile = red[:PREVIEW_TILE, k * PREVIEW_TILE : (k + 1) * PREVIEW_TILE]
+        row, column = divmod(k, PREVIEW_COLUMNS)
+        top = row * (PREVIEW_TILE + max(14, PREVIEW_TILE // 11))
+        tile = red[top : top + PREVIEW_TILE, column * PREVIEW_TILE : (column + 1) * PREVIEW_TILE]
         assert tile.any() and np.nonzero(tile)[1].mean() > PREVIEW_TILE / 2
-    assert PREVIEW_COLUMNS >= 3
