@@ -64,3 +64,16 @@ def test_bad_requests_are_exit_2_errors():
     ):
         result = runner.invoke(app, ["vocabulary", *args])
         assert result.exit_code == 2 and message in result.output, args
+
+
+def test_a_word_is_shown_with_its_value_and_its_other_words():
+    result = runner.invoke(app, ["vocabulary", "--words", "kneecap"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "'kneecap' is the site 'patella' (patella)"
+    assert lines[1] == "  written in captions: patella"
+    assert lines[2] == "  read from: patella, patellar, kneecap, knee cap"
+    hip = runner.invoke(app, ["vocabulary", "--words", "hip fracture"])
+    assert "  also sets: site 'femoral_neck'" in hip.output.splitlines()
+    unknown = runner.invoke(app, ["vocabulary", "--words", "kneecup"])
+    assert unknown.exit_code == 2 and "'kneecup' is not a radsynth term" in unknown.output

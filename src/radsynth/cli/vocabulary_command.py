@@ -20,7 +20,7 @@ from radsynth.vocabulary import (
     parse_prompt,
     qualifiers_for,
 )
-from radsynth.vocabulary.terms import describe
+from radsynth.vocabulary.terms import LEXICON, TERMS, describe, normalise_words
 
 
 def _names(field: str, values: tuple[str, ...] | list[str]) -> str:
@@ -67,7 +67,30 @@ def overview_lines(modality: str | None = None, region: str | None = None) -> li
     return lines
 
 
+def word_lines(word: str) -> list[str]:
+    """What radsynth reads `word` (a word or phrase) as, and every phrase for the same value."""
+    words = normalise_words(word)
+    term = LEXICON.get(tuple(words))
+    if term is None:
+        raise ValueError(
+            f"{word!r} is not a radsynth term; --prompt {word!r} says why, with suggestions"
+        )
+    # Every term for the same value (a value may have one term per modality), in table order.
+    same = [t for t in TERMS if (t.field, t.value) == (term.field, term.value)]
+    phrases = list(dict.fromkeys(p for t in same for p in t.phrases))
+    lines = [f"{word!r} is the {term.field} {term.value!r} ({describe(term.field, term.value)})"]
+    lines.append("  written in captions: " + ", ".join(p for t in same for p in t.written))
+    lines.append("  read from: " + ", ".join(phrases))
+    if term.implies:
+        lines.append("  also sets: " + ", ".join(f"{f} {v!r}" for f, v in term.implies))
+    return lines
+
+
 def vocabulary(
+    words: Annotated[
+        str | None,
+        typer.Option("--words", help="Show what radsynth reads this word as, and its other words."),
+    ] = None,
     prompt: Annotated[
         str | None,
         typer.Option(help="Show how radsynth reads this prompt: its labels and canonical caption."),
@@ -78,8 +101,13 @@ def vocabulary(
     region: Annotated[str | None, typer.Option(help="Only this region, e.g. chest.")] = None,
 ) -> None:
     """What a prompt can ask for (modalities, regions, views, findings with their sites and
-    qualifiers), or, with --prompt, how radsynth reads a prompt."""
+    qualifiers); with --prompt, how radsynth reads a prompt; with --words, what radsynth reads a
+    word as and the other words for it."""
     try:
+        if words is not None:
+            for line in word_lines(words):
+                typer.echo(line)
+            return
         if prompt is not None:
             labels = parse_prompt(prompt)
             typer.echo(f"reads as: {canonical_caption(labels)}")
