@@ -73,6 +73,8 @@ def test_a_word_is_shown_with_its_value_and_its_other_words():
     assert lines[0] == "'kneecap' is the site 'patella' (patella)"
     assert lines[1] == "  written in captions: patella"
     assert lines[2] == "  read from: patella, patellar, kneecap, knee cap"
+    plural = runner.invoke(app, ["vocabulary", "--words", "kneecaps"])
+    assert plural.output.splitlines()[0] == "'kneecaps' is the site 'patella' (patella)"
     hip = runner.invoke(app, ["vocabulary", "--words", "hip fracture"])
     assert "  also sets: site 'femoral_neck'" in hip.output.splitlines()
     unknown = runner.invoke(app, ["vocabulary", "--words", "kneecup"])

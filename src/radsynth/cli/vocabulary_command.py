@@ -20,7 +20,8 @@ from radsynth.vocabulary import (
     parse_prompt,
     qualifiers_for,
 )
-from radsynth.vocabulary.terms import LEXICON, TERMS, describe, normalise_words
+from radsynth.vocabulary.parser import term_of
+from radsynth.vocabulary.terms import TERMS, describe
 
 
 def _names(field: str, values: tuple[str, ...] | list[str]) -> str:
@@ -69,8 +70,7 @@ def overview_lines(modality: str | None = None, region: str | None = None) -> li
 
 def word_lines(word: str) -> list[str]:
     """What radsynth reads `word` (a word or phrase) as, and every phrase for the same value."""
-    words = normalise_words(word)
-    term = LEXICON.get(tuple(words))
+    term = term_of(word)
     if term is None:
         raise ValueError(
             f"{word!r} is not a radsynth term; --prompt {word!r} says why, with suggestions"

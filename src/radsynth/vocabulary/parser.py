@@ -194,6 +194,14 @@ def _lookup(words: list[str], start: int) -> tuple[Term, int] | None:
     return None
 
 
+def term_of(phrase: str) -> Term | None:
+    """The term a whole word or phrase names ("fx", "kneecaps", "hip fracture"), plurals read
+    as their singulars; None if it names none."""
+    words = [w for word in normalise_words(phrase) for w in EXPANDED_WORDS.get(word, (word,))]
+    match = _lookup(words, 0) if words else None
+    return match[0] if match is not None and match[1] == len(words) else None
+
+
 def _read_age(words: list[str], start: int) -> tuple[int, int, str | None] | None:
     """(age in years, words used, sex letter or None) for an age at `start`, else None."""
     match = _COMPACT_AGE.match(words[start])
