@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.reader import MedicalImage
 from radsynth.paths import BUILTIN_MODEL
 
@@ -270,9 +271,7 @@ def _run(
         hint = ""
         if fit is False and "multiples of" in str(error):
             hint = "; or pass --fit to work on a copy at the model's size"
-        if "in prompt" in str(error):  # the vocabulary's errors name the prompt
-            hint = " (radsynth vocabulary lists what a prompt can ask for)"
-        raise typer.BadParameter(f"{error}{hint}") from None
+        raise typer.BadParameter(with_vocabulary_hint(f"{error}{hint}")) from None
     cutoff = pipe.guidance_cutoff
     return _Run(images, seeds, folder, steps, guidance, cutoff, plan.describe() if plan else None)
 

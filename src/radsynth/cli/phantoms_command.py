@@ -16,6 +16,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from scipy import ndimage
 
+from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
 from radsynth.io.png import write_png
@@ -298,8 +299,7 @@ def phantoms(
             labels=labels,
         )
     except ValueError as error:
-        hint = " (radsynth vocabulary lists what a prompt can ask for)"
-        typer.echo(f"error: {error}{hint if 'in prompt' in str(error) else ''}", err=True)
+        typer.echo(f"error: {with_vocabulary_hint(str(error))}", err=True)
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {written} cases to {out} (a look at them: {out / PREVIEW_NAME})")
 

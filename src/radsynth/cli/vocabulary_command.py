@@ -24,6 +24,14 @@ from radsynth.vocabulary.parser import term_of
 from radsynth.vocabulary.terms import TERMS, describe
 
 
+def with_vocabulary_hint(message: str) -> str:
+    """`message`, pointing to this command when it is the vocabulary's refusal of a prompt
+    (its errors name the prompt)."""
+    if "in prompt" not in message:
+        return message
+    return f"{message} (radsynth vocabulary lists what a prompt can ask for)"
+
+
 def _names(field: str, values: tuple[str, ...] | list[str]) -> str:
     return ", ".join(describe(field, v) for v in values) or "none"
 

@@ -75,6 +75,7 @@ from radsynth.vocabulary.labels import (
     LIMB_SIDED_KINDS,
     Finding,
     check_finding,
+    side_named_by,
 )
 
 
@@ -374,8 +375,8 @@ def _check(finding: Finding, side: str | None) -> None:
     check_finding(finding)  # again: a Finding can be built around its own check
     if side is not None and side not in SIDES:
         raise ValueError(f"side must be 'left', 'right' or None, got {side!r}")
-    own = (finding.site or "").split("_")[0]
-    if side is not None and own in SIDES and own != side:
+    own = side_named_by(finding.site)
+    if side is not None and own is not None and own != side:
         raise ValueError(f"site {finding.site!r} is on the {own} side; drop side={side!r}")
     if side is not None and finding.side is not None and finding.side != side:
         raise ValueError(f"the finding is on the {finding.side} side; drop side={side!r}")

@@ -14,7 +14,7 @@ import numpy as np
 from radsynth.evaluate.metrics.conditional import conditional_accuracy
 from radsynth.evaluate.metrics.ssim import MSSSIMDiversity
 from radsynth.probe.targets import Target, json_clean, lateral_within_ap, rate_target, target
-from radsynth.vocabulary.labels import FINDING_SITES, Labels
+from radsynth.vocabulary.labels import FINDING_SITES, Labels, side_named_by
 
 if TYPE_CHECKING:
     from radsynth.probe.protocol import GeneratedImage, ProbeResult
@@ -317,8 +317,9 @@ def other_side(labels: Labels) -> Labels | None:
             any_sided = True
             continue
         site = finding.site or ""
-        side, _, rest = site.partition("_")
-        if side in ("left", "right") and rest:
+        side = side_named_by(site)
+        if side is not None:
+            rest = site.removeprefix(f"{side}_")
             other = "right" if side == "left" else "left"
             sites = FINDING_SITES.get(finding.kind, ())
             # A lobe with no twin on the other side (the right middle lobe) moves to that lung.

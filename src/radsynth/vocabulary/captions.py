@@ -152,7 +152,7 @@ def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> s
     """The finding's noun phrase with its site before ("patellar fracture") or after it."""
     site = finding.site
     if finding.side is not None:
-        return _limb_side_phrases(finding, finding.side, noun, adjectives, pick)
+        return _limb_side_phrases(finding, noun, adjectives, pick)
     if site is None:
         return _join(adjectives, noun)
     side = site_side(finding.kind, site)
@@ -176,9 +176,10 @@ def _site_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> s
     return pick(tuple(dict.fromkeys(options)))
 
 
-def _limb_side_phrases(finding: Finding, side: str, noun: str, adjectives: str, pick: Pick) -> str:
+def _limb_side_phrases(finding: Finding, noun: str, adjectives: str, pick: Pick) -> str:
     """A finding with a side of its own (on a midline region): "fracture of the left femur",
     "left femoral fracture", "left-sided pacemaker"."""
+    side = finding.side
     site_terms = terms_for("site", finding.site) if finding.site is not None else ()
     phrase = _join(adjectives, noun)
     options = [f"{phrase} of the {side} {w}" for t in site_terms for w in t.written]

@@ -159,6 +159,13 @@ LIMB_SIDED_KINDS: frozenset[str] = frozenset(
 )
 
 
+def side_named_by(site: str | None) -> str | None:
+    """The side a site's name begins with ("right_lower_lobe" -> "right", "left_hip" ->
+    "left"); None for a site that names none, or no site."""
+    side = (site or "").split("_")[0]
+    return side if side in LATERALITIES else None
+
+
 @dataclass(frozen=True)
 class Finding:
     """One finding: its kind, where it is (a named structure such as "patella" or "left_lung",
@@ -276,13 +283,13 @@ def validate_labels(labels: Labels) -> None:
     _check_choice("CT window", labels.window, CT_WINDOWS)
     if labels.age is not None and not 0 <= labels.age <= 120:
         raise ValueError(f"age {labels.age} is outside 0-120 years")
-    for finding in labels.findings:
-        if finding.side is not None and labels.region in PAIRED_REGIONS:
+    for finding in (f for f in labels.findings if f.side is not None):
+        if labels.region in PAIRED_REGIONS:
             raise ValueError(
                 f"the {finding.kind} on the {labels.region} takes the image's side "
                 f"(laterality {labels.laterality!r}): leave the finding's side unset"
             )
-        if finding.side is not None and labels.region is None:
+        if labels.region is None:
             raise ValueError(
                 f"a {finding.kind} with a side of its own needs a midline region (chest, "
                 "pelvis, whole body); on a paired one (knee, wrist) give the image's laterality"

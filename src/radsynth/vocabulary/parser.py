@@ -194,10 +194,16 @@ def _lookup(words: list[str], start: int) -> tuple[Term, int] | None:
     return None
 
 
+def _words(text: str) -> list[str]:
+    """The normalised words of `text`, words that stand for several findings written out
+    (`EXPANDED_WORDS`)."""
+    return [w for word in normalise_words(text) for w in EXPANDED_WORDS.get(word, (word,))]
+
+
 def term_of(phrase: str) -> Term | None:
     """The term a whole word or phrase names ("fx", "kneecaps", "hip fracture"), plurals read
     as their singulars; None if it names none."""
-    words = [w for word in normalise_words(phrase) for w in EXPANDED_WORDS.get(word, (word,))]
+    words = _words(phrase)
     match = _lookup(words, 0) if words else None
     return match[0] if match is not None and match[1] == len(words) else None
 
@@ -223,7 +229,7 @@ def _read_age(words: list[str], start: int) -> tuple[int, int, str | None] | Non
 
 def _scan(text: str) -> _Scan:
     """Match phrases, ages, filler and separators; collect unknown words."""
-    words = [w for word in normalise_words(text) for w in EXPANDED_WORDS.get(word, (word,))]
+    words = _words(text)
     scan = _Scan()
     segment, negated, i = 0, False, 0
     while i < len(words):
@@ -571,19 +577,20 @@ def _bilateral(
     if others:
         raise ValueError(f"finding {text!r} is both bilateral and {others[0]}")
     name = describe("finding", kind)
-    if kind not in SIDED_SITES and kind not in LIMB_SIDED_KINDS:
-        raise ValueError(f"{text!r}: the finding {name!r} has no side")
-    if kind not in SIDED_SITES and region in PAIRED_REGIONS:
-        where = describe("region", region)
-        raise ValueError(
-            f"{text!r} asks for both sides, but an image of the {where} shows one side: ask for "
-            f"the left or the right {where}, or for a whole-body radiograph"
-        )
-    if kind not in SIDED_SITES and region is None:
-        raise ValueError(
-            f"{text!r}: name the image for a bilateral {name} (a {name} on both sides needs a "
-            "midline region such as the chest, the pelvis or the whole body)"
-        )
+    if kind not in SIDED_SITES:  # a limb finding: both sides only on a midline region
+        if kind not in LIMB_SIDED_KINDS:
+            raise ValueError(f"{text!r}: the finding {name!r} has no side")
+        if region in PAIRED_REGIONS:
+            where = describe("region", region)
+            raise ValueError(
+                f"{text!r} asks for both sides, but an image of the {where} shows one side: "
+                f"ask for the left or the right {where}, or for a whole-body radiograph"
+            )
+        if region is None:
+            raise ValueError(
+                f"{text!r}: name the image for a bilateral {name} (a {name} on both sides "
+                "needs a midline region such as the chest, the pelvis or the whole body)"
+            )
     if draft.negated:
         return []
     return [_finish(replace(draft, side=side), kind) for side in ("left", "right")]

@@ -588,9 +588,10 @@ MONTH_WORDS: frozenset[str] = frozenset({"month", "months", "mo"})
 # Words that stand for several findings, read as the words written out ("bimalleolar
 # fracture": a fracture of each malleolus; the posterior malleolus of a trimalleolar one is
 # the distal tibia's, which the medial one already names).
+_BOTH_MALLEOLI = ("lateral", "malleolar", "fracture", "and", "medial", "malleolar")
 EXPANDED_WORDS: dict[str, tuple[str, ...]] = {
-    "bimalleolar": ("lateral", "malleolar", "fracture", "and", "medial", "malleolar"),
-    "trimalleolar": ("lateral", "malleolar", "fracture", "and", "medial", "malleolar"),
+    "bimalleolar": _BOTH_MALLEOLI,
+    "trimalleolar": _BOTH_MALLEOLI,
 }
 # Radiology words for what radsynth does not model, by the label field they would set: an
 # unknown-word error names the field and what radsynth has instead of guessing a spelling.

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from radsynth.vocabulary import FINDING_KINDS, Labels, parse_prompt
+from radsynth.vocabulary.labels import side_named_by
 
 __all__ = [
     "LABEL_FIELDS",
@@ -103,8 +104,7 @@ def _finding_sides(findings: Iterable[Any]) -> dict[str, str | None]:
             kind, site, own = finding["kind"], finding.get("site"), finding.get("side")
         else:
             kind, site, own = finding.kind, finding.site, finding.side
-        named = (site or "").split("_")[0]  # "right_lower_lobe", "left_hip"
-        sides.setdefault(kind, set()).add(own or (named if named in ("left", "right") else None))
+        sides.setdefault(kind, set()).add(own or side_named_by(site))
     return {kind: next(iter(found)) if len(found) == 1 else None for kind, found in sides.items()}
 
 

@@ -50,6 +50,13 @@ def lesion_sides(lesions: torch.Tensor, kinds: Sequence[str]) -> list[dict[str, 
     return sides
 
 
+def frontal_sides(record: dict[str, Any], sides: dict[str, str | None]) -> dict[str, str | None]:
+    """`sides` (of `lesion_sides`) where the reader reads the image as frontal (its `view` in
+    FRONTAL_VIEWS), else no side for any kind: a lateral view shows none."""
+    frontal = record.get("view") in FRONTAL_VIEWS
+    return {kind: side if frontal else None for kind, side in sides.items()}
+
+
 def count_peaks(heat: np.ndarray, threshold: float = PEAK_THRESHOLD) -> list[tuple[int, int]]:
     """Local maxima (3x3 neighbourhood) of a centre heat map above `threshold`: one per bone.
     Plateaus (equal neighbours) count once."""
@@ -146,8 +153,9 @@ class Reader:
     def predict(self, images: Any) -> list[dict[str, Any]]:
         """Per image: the most likely value and its probability per label head, and the
         probability of each finding kind."""
-        results = []
+        results: list[dict[str, Any]] = []
         for out in self._run(images):
+            start = len(results)
             probs = {h: torch.softmax(out[h], 1).numpy() for h in self.config.heads}
             findings = torch.sigmoid(out["findings"]).numpy()
             for i in range(len(findings)):
@@ -163,9 +171,8 @@ class Reader:
                 results.append(record)
             if "lesions" in out:
                 sides = lesion_sides(out["lesions"], self.config.findings)
-                for record, row in zip(results[len(results) - len(sides) :], sides, strict=True):
-                    frontal = record.get("view") in FRONTAL_VIEWS
-                    record["finding_sides"] = {k: v if frontal else None for k, v in row.items()}
+                for record, row in zip(results[start:], sides, strict=True):
+                    record["finding_sides"] = frontal_sides(record, row)
         return self.refine_findings(images, results)
 
     def refine_findings(self, images: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -185,8 +192,7 @@ class Reader:
                 records[i]["findings"].update(
                     {kind: float(p) for kind, p in zip(stage.kinds, row, strict=True)}
                 )
-                if records[i].get("view") in FRONTAL_VIEWS:
-                    records[i].setdefault("finding_sides", {}).update(side)
+                records[i].setdefault("finding_sides", {}).update(frontal_sides(records[i], side))
         return records
 
     def segmentation_logits(self, images: Any) -> np.ndarray:
