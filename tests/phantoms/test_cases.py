@@ -84,6 +84,37 @@ def test_every_finding_renders_with_its_mask(kind, where):
 
 
 @pytest.mark.parametrize(
+    "kwargs, fitting",
+    [
+        ({"region": "knee"}, {"xray", "ct", "mri"}),
+        ({"region": "liver"}, {"us"}),
+        ({"view": "lateral"}, {"xray"}),
+        ({"region": "knee", "view": "sagittal"}, {"mri"}),
+        ({"sequence": "t1"}, {"mri"}),
+        ({"region": "knee", "findings_": (Finding("bone_tumour"),)}, {"xray", "mri"}),
+        ({"region": "head", "findings_": (Finding("intracranial_haemorrhage"),)}, {"ct", "mri"}),
+    ],
+)
+def test_a_drawn_modality_is_one_that_shows_the_labels_asked(kwargs, fitting) -> None:
+    # The modality is drawn 55 % X-ray and 15 % each CT, MRI and ultrasound; a draw that
+    # cannot show the asked region, view, sequence or findings is drawn again among those
+    # that can (an error on about half the seeds, or a finding the image could not show).
+    drawn = {make_case(seed, size=32, **kwargs).labels.modality for seed in range(12)}
+    assert drawn <= fitting
+    if len(fitting) > 1:
+        assert len(drawn) > 1  # still drawn, not fixed to one
+
+
+def test_a_first_draw_that_fits_is_kept() -> None:
+    # Cases that could be made before keep their draw: the modality is the seed's first draw,
+    # so where the free draw shows the region asked, asking for the region keeps it.
+    for seed in range(30):
+        free = make_case(seed, size=32, findings_=())
+        if free.labels.modality in ("xray", "ct"):
+            assert make_case(seed, size=32, region="chest").labels.modality == free.labels.modality
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"modality": "pet"}, "modality"),
@@ -92,6 +123,8 @@ def test_every_finding_renders_with_its_mask(kind, where):
         ({"modality": "us", "region": "fetus", "sex": "male"}, "female"),
         ({"size": 8}, "size"),
         ({"modality": "xray", "sequence": "t1"}, "sequence"),
+        ({"region": "abdomen", "view": "sagittal"}, "no modality's phantoms draw"),
+        ({"region": "liver", "sequence": "t2"}, "no modality's phantoms draw"),
     ],
 )
 def test_bad_requests_are_refused(kwargs, message):

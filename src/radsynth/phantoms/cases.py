@@ -24,6 +24,7 @@ from radsynth.vocabulary import (
     MRI_SEQUENCES,
     PAIRED_REGIONS,
     REGIONS_BY_MODALITY,
+    VIEWS_BY_MODALITY,
     Finding,
     Labels,
     make_caption,
@@ -76,15 +77,69 @@ def _frontal_view(region: str, rng: np.random.Generator) -> str:
     return "ap"
 
 
+def modalities_for(
+    region: str | None,
+    view: str | None,
+    sequence: str | None = None,
+    kinds: Sequence[str] = (),
+) -> list[str]:
+    """The modalities whose phantoms can draw a case with these labels (None: any): the region,
+    the view (an MRI view per region), an MRI sequence, and every finding kind in the region."""
+    fitting = []
+    for modality, regions in REGIONS_BY_MODALITY.items():
+        if region is not None and region not in regions:
+            continue
+        views = MRI_VIEWS.get(region or "", ()) if modality == "mri" and region else None
+        if view is not None and view not in (views or VIEWS_BY_MODALITY[modality]):
+            continue
+        if sequence is not None and modality != "mri":
+            continue
+        if kinds and region is not None:
+            shown = FINDINGS_BY_REGION.get((modality, region), {})
+            if any(kind not in shown for kind in kinds):
+                continue
+        fitting.append(modality)
+    return fitting
+
+
+def _draw_modality(
+    rng: np.random.Generator,
+    region: str | None,
+    view: str | None,
+    sequence: str | None,
+    kinds: Sequence[str],
+) -> str:
+    """A modality drawn by MODALITY_WEIGHTS. A draw that cannot show the asked region, view,
+    sequence and finding kinds is drawn again among those that can (ignoring the kinds where no
+    modality shows them all there); a first draw that fits, and so every case it made before,
+    stays as it was."""
+    modality = str(rng.choice(list(MODALITY_WEIGHTS), p=list(MODALITY_WEIGHTS.values())))
+    fitting = modalities_for(region, view, sequence)
+    if not fitting:
+        asked = ", ".join(
+            f"{name} {value!r}"
+            for name, value in (("region", region), ("view", view), ("sequence", sequence))
+            if value is not None
+        )
+        raise ValueError(f"no modality's phantoms draw the {asked}; see `radsynth vocabulary`")
+    fitting = modalities_for(region, view, sequence, kinds) or fitting
+    if modality in fitting:
+        return modality
+    weights = np.array([MODALITY_WEIGHTS[m] for m in fitting])
+    return str(rng.choice(fitting, p=weights / weights.sum()))
+
+
 def _choose_labels(
     rng: np.random.Generator,
     modality: str | None,
     region: str | None,
     view: str | None,
     laterality: str | None,
+    sequence: str | None = None,
+    kinds: Sequence[str] = (),
 ) -> tuple[str, str, str, str | None]:
     if modality is None:
-        modality = str(rng.choice(list(MODALITY_WEIGHTS), p=list(MODALITY_WEIGHTS.values())))
+        modality = _draw_modality(rng, region, view, sequence, kinds)
     if modality not in REGIONS_BY_MODALITY:
         raise ValueError(
             f"unknown modality {modality!r}; use one of: {', '.join(REGIONS_BY_MODALITY)}"
@@ -191,7 +246,10 @@ def make_case(
         raise ValueError(f"image size must be 32-4096 pixels, got {size}")
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
     choose, subject_rng, finding_rng, render_rng, caption_rng = streams
-    modality, region, view, laterality = _choose_labels(choose, modality, region, view, laterality)
+    kinds = [f.kind for f in findings_ or ()]
+    modality, region, view, laterality = _choose_labels(
+        choose, modality, region, view, laterality, sequence, kinds
+    )
     if modality == "us" and region == "fetus":
         if sex == "male":
             raise ValueError("a fetal ultrasound images a pregnant woman: sex must be female")
