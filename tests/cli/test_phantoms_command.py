@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 from PIL import Image
@@ -151,3 +152,74 @@ def test_the_folder_gets_a_preview_with_findings_outlined(tmp_path):
         top = row * (PREVIEW_TILE + max(14, PREVIEW_TILE // 11))
         tile = red[top : top + PREVIEW_TILE, column * PREVIEW_TILE : (column + 1) * PREVIEW_TILE]
         assert tile.any() and np.nonzero(tile)[1].mean() > PREVIEW_TILE / 2
+
+
+def _phantoms(out, *options):
+    return runner.invoke(app, ["phantoms", "--out", str(out), *options])
+
+
+def _flat(output: str) -> str:
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", output).split())  # the error box wraps lines
+
+
+def test_resume_refuses_other_options_and_overwrite_replaces_every_case(tmp_path):
+    out = tmp_path / "cases"
+    assert (
+        _phantoms(out, "--n", "4", "--size", "32", "--prompt", "PA chest radiograph").exit_code == 0
+    )
+    other = _phantoms(
+        out,
+        "--n",
+        "6",
+        "--size",
+        "32",
+        "--seed",
+        "9",
+        "--prompt",
+        "lateral left knee X-ray",
+        "--resume",
+    )
+    assert other.exit_code != 0
+    said = _flat(other.output)
+    assert "seed 0 (now 9)" in said and "'PA XR chest' (now 'Lat XR L knee')" in said
+    assert len(read_manifest(out)) == 4  # nothing added
+    same = _phantoms(out, "--n", "6", "--size", "32", "--prompt", "PA chest radiograph", "--resume")
+    assert same.exit_code == 0, same.output
+    assert len(read_manifest(out)) == 6
+    # --overwrite replaces the cases: no file of the six is left beside the two new ones.
+    (out / "notes.txt").write_text("kept")
+    again = _phantoms(out, "--n", "2", "--size", "32", "--region", "knee", "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "case_000000.png",
+        "case_000001.png",
+    ]
+    assert len(list((out / "masks").iterdir())) == 2
+    assert [r["labels"]["region"] for r in read_manifest(out)] == ["knee", "knee"]
+    assert (out / "notes.txt").read_text() == "kept"
+
+
+def test_a_folder_of_another_kind_is_not_resumed_or_overwritten(tmp_path):
+    out = tmp_path / "archive"
+    out.mkdir()
+    record = {"id": "a1", "image": "images/a1.png", "caption": "PA chest radiograph"}
+    (out / "manifest.jsonl").write_text(json.dumps(record) + "\n")
+    for flag in ("--resume", "--overwrite"):
+        refused = _phantoms(out, "--n", "2", "--size", "32", flag)
+        said = _flat(refused.output)
+        assert refused.exit_code != 0 and "not a folder of `radsynth phantoms`" in said
+    assert (out / "manifest.jsonl").read_text() == json.dumps(record) + "\n"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"]
+
+
+def test_a_mistake_leaves_no_folder_and_a_file_is_not_a_folder(tmp_path):
+    out = tmp_path / "cases"
+    for options in (["--size", "20"], ["--modality", "XRAY"], ["--seed", "-1"]):
+        result = _phantoms(out, "--n", "2", *options)
+        assert result.exit_code != 0
+        assert not out.exists()
+    assert _phantoms(out, "--n", "1", "--size", "32").exit_code == 0  # the corrected run
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    result = _phantoms(a_file, "--n", "1")
+    assert result.exit_code != 0 and "is a file" in _flat(result.output)

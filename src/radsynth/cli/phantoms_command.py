@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,11 +22,13 @@ from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
 from radsynth.io.png import write_png
-from radsynth.phantoms.cases import Case, make_case
+from radsynth.phantoms.cases import MAX_SIZE, MIN_SIZE, Case, make_case
 from radsynth.phantoms.contact_sheet import labelled_sheet, make_contact_sheet
 from radsynth.vocabulary import Labels, make_caption, parse_prompt
 
 PREVIEW_NAME = "preview.png"
+SETTINGS_NAME = "phantoms.json"  # the options a folder's cases were drawn with, for --resume
+CASE_FOLDERS = ("images", "display", "masks")
 PREVIEW_CASES = 32  # the first cases of a folder shown in its preview
 PREVIEW_TILE = 160  # px
 PREVIEW_COLUMNS = 8
@@ -82,9 +86,24 @@ class _Job:
     labels: Labels | None = None  # a prompt's labels: the fields and findings it fixes
 
 
-def _run_job(job: _Job) -> dict:
-    """Make one case and write its files; the caller appends the record to the manifest."""
+def _run_job(job: _Job, write: bool = True) -> dict:
+    """Make one case and write its files; the caller appends the record to the manifest.
+    `write=False` only draws the case, at the smallest size, to check the job's options."""
     asked = job.labels or Labels()
+    if not write:
+        make_case(
+            job.seed,
+            modality=job.modality,
+            region=job.region,
+            view=job.view,
+            laterality=asked.laterality,
+            sex=asked.sex,
+            age=asked.age,
+            findings_=asked.findings if job.labels is not None else None,
+            sequence=asked.sequence,
+            size=MIN_SIZE if MIN_SIZE <= job.size <= MAX_SIZE else job.size,
+        )
+        return {}
     case = make_case(
         job.seed,
         modality=job.modality,
@@ -153,15 +172,38 @@ def generate_cases(
         raise typer.BadParameter("--n must be at least 1")
     if workers < 1:
         raise typer.BadParameter("--workers must be at least 1")
-    if out.exists() and any(out.iterdir()) and not (overwrite or resume):
-        raise typer.BadParameter(
-            f"{out} is not empty: pass --resume to finish an interrupted run "
-            "or --overwrite to add to it"
-        )
-    if overwrite and (out / MANIFEST_NAME).exists():
-        (out / MANIFEST_NAME).unlink()
-    for folder in ("images", "display", "masks"):
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"--out {out} is a file; give a folder")
+    settings = {
+        "seed": seed,
+        "size": size,
+        "modality": modality,
+        "region": region,
+        "view": view,
+        "images_per_subject": images_per_subject,
+        "labels": labels.to_dict() if labels is not None else None,
+    }
+    # Everything the options ask is checked before the folder is touched, so a mistake leaves
+    # no half-made folder behind (the first case is drawn small: the same checks, quickly).
+    _run_job(
+        _Job(out, 0, seed, size, modality, region, view, None, labels),
+        write=False,
+    )
+    if out.exists() and any(out.iterdir()):
+        if not (overwrite or resume):
+            raise typer.BadParameter(
+                f"{out} is not empty: pass --resume to finish an interrupted run "
+                "or --overwrite to replace the cases it holds"
+            )
+        _check_phantoms_folder(out, settings if resume and not overwrite else None)
+    if overwrite:
+        for name in (MANIFEST_NAME, PREVIEW_NAME, SETTINGS_NAME):
+            (out / name).unlink(missing_ok=True)
+        for folder in CASE_FOLDERS:
+            shutil.rmtree(out / folder, ignore_errors=True)
+    for folder in CASE_FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
+    (out / SETTINGS_NAME).write_text(json.dumps(settings, indent=1) + "\n")
     written = 0
     with ManifestWriter(out) as manifest, _progress() as progress:
         task = progress.add_task("phantoms", total=n, completed=len(manifest.done_ids))
@@ -186,6 +228,54 @@ def generate_cases(
             progress.advance(task)
     write_preview(out)
     return written
+
+
+def _check_phantoms_folder(out: Path, settings: dict | None) -> None:
+    """Refuse to resume or overwrite a folder that is not a phantoms folder (a data set, an
+    ingested archive), and to resume one drawn with other options (`settings`; None: no
+    comparison). A phantoms folder of an older radsynth has no settings file: its records are
+    checked against the seeds instead."""
+    foreign = [name for name in ("spec.json",) if (out / name).exists()]
+    manifest = out / MANIFEST_NAME
+    lines = manifest.read_text(encoding="utf-8").splitlines(True) if manifest.exists() else []
+    try:  # complete lines only: a run killed while writing leaves its last line cut short
+        records = [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+    except json.JSONDecodeError:
+        records = [{}]  # not a manifest radsynth wrote
+    if foreign or any("render" not in r or "image_8bit" not in r for r in records):
+        what = f" (it holds {', '.join(foreign)})" if foreign else ""
+        raise typer.BadParameter(
+            f"{out} is not a folder of `radsynth phantoms` cases{what}; give another --out"
+        )
+    if settings is None:
+        return
+    saved_path = out / SETTINGS_NAME
+    if saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        differ = [key for key in settings if saved.get(key) != settings[key]]
+        if differ:
+            said = ", ".join(
+                f"{k} {_said(k, saved.get(k))} (now {_said(k, settings[k])})" for k in differ
+            )
+            raise typer.BadParameter(
+                f"{out} was drawn with other options: {said}; resume with the same options, "
+                "or pass --overwrite to replace its cases"
+            )
+        return
+    for record in records:
+        index = int(str(record["id"]).removeprefix("case_"))
+        if record.get("seed") != settings["seed"] + index:
+            raise typer.BadParameter(
+                f"{out}: {record['id']} was drawn from seed {record.get('seed')}, not "
+                f"{settings['seed'] + index}; resume with the run's --seed"
+            )
+
+
+def _said(key: str, value: object) -> str:
+    """A setting as a message shows it: a prompt's labels as their terse caption."""
+    if key == "labels" and isinstance(value, dict):
+        return repr(make_caption(Labels.from_dict(value), np.random.default_rng(0), "terse"))
+    return repr(value)
 
 
 def write_preview(out: Path) -> Path:
@@ -254,10 +344,12 @@ def phantoms(
     ] = 1,
     workers: Annotated[int, typer.Option(help="Processes rendering cases in parallel.")] = 1,
     overwrite: Annotated[
-        bool, typer.Option(help="Write into a non-empty folder, replacing its manifest.")
+        bool,
+        typer.Option(help="Replace the cases of a phantoms folder (other files are left alone)."),
     ] = False,
     resume: Annotated[
-        bool, typer.Option(help="Finish an interrupted run in the same folder.")
+        bool,
+        typer.Option(help="Finish an interrupted run in the same folder, with the same options."),
     ] = False,
     contact_sheet: Annotated[
         Path | None,

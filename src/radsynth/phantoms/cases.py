@@ -41,6 +41,7 @@ MRI_VIEWS = {
 }
 PA_REGIONS = frozenset({"chest", "hand"})  # where a posteroanterior view is the usual frontal view
 FETUS_AGE_RANGE = (18, 45)
+MIN_SIZE, MAX_SIZE = 32, 4096  # image sizes in pixels
 
 
 @dataclass
@@ -242,8 +243,8 @@ def make_case(
     `subject_seed` images a shared subject (the same body for every case that names it)."""
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    if not 32 <= size <= 4096:
-        raise ValueError(f"image size must be 32-4096 pixels, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"image size must be {MIN_SIZE}-{MAX_SIZE} pixels, got {size}")
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
     choose, subject_rng, finding_rng, render_rng, caption_rng = streams
     kinds = [f.kind for f in findings_ or ()]
