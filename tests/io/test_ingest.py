@@ -208,3 +208,49 @@ def test_ingest_converts_colour_when_asked(tmp_path: Path) -> None:
     assert record["labels"]["modality"] == "us"
     expected = to_uint16(read_image(source / COLOUR_US, color="luminance").windowed())
     np.testing.assert_array_equal(np.asarray(Image.open(out / record["image"])), expected)
+
+
+@pytest.mark.parametrize(
+    "cell, years",
+    [("64", 64), ("071Y", 71), ("45 years old", 45), ("18 months", 1), ("018M", 1)]
+    + [("006M", 0), ("3 weeks", 0), ("003W", 0), ("010D", 0), ("24mo", 2)],
+)
+def test_ages_in_months_weeks_or_days_are_read_as_such(cell: str, years: int) -> None:
+    # DICOM Age Strings and written-out units: "18 months" was stored as 18 years.
+    assert labels_from_row({"age": cell}).age == years
+
+
+@pytest.mark.parametrize("cell", ["adult", "45 lightyears", "45Q", "-3"])
+def test_an_age_that_is_not_one_is_refused(cell: str) -> None:
+    with pytest.raises(ValueError, match="is not an age"):
+        labels_from_row({"age": cell})
+
+
+def test_ids_stay_inside_the_output_and_slices_get_their_own(tmp_path: Path) -> None:
+    source, _ = make_tree(tmp_path)
+    table = tmp_path / "ids.csv"
+    table.write_text(
+        "path,id,caption,modality,region,frame,slice,axis\n"
+        "png/ankle.png,../../escaped,ankle radiograph,xray,ankle,,,\n"
+        "png/elbow.png,a/b,ankle radiograph,xray,ankle,,,\n"
+        f"{MR_FRAMES},,MRI of the knee,mri,knee,2,,\n"
+        f"{MR_FRAMES},,MRI of the knee,mri,knee,3,,\n"
+        "nifti/abd.nii.gz,,CT of the abdomen,ct,abdomen,,1,\n"
+        "nifti/abd.nii.gz,,CT of the abdomen,ct,abdomen,,2,\n"
+        "nifti/abd.nii.gz,,CT of the abdomen,ct,abdomen,,1,coronal\n"
+    )
+    out = tmp_path / "work" / "out"
+    result = invoke(str(source), "--captions", str(table), "--out", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    said = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert said.count("names the image's file") == 2
+    assert not (tmp_path / "escaped.png").exists() and not (tmp_path / "work/escaped.png").exists()
+    ids = [r["id"] for r in read_manifest(out)]
+    stem = id_from_path(MR_FRAMES)
+    assert ids == [f"{stem}_frame2", f"{stem}_frame3"] + [
+        "nifti_abd_slice1",
+        "nifti_abd_slice2",
+        "nifti_abd_coronal_slice1",
+    ]
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(f"{i}.png" for i in ids)
+    assert id_from_path("ünï/mr.dcm") != id_from_path("üné/mr.dcm")

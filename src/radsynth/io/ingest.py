@@ -211,7 +211,17 @@ def _ingest_row(
     if not relative:
         raise ValueError("the path cell is empty")
     file = _inside(source, relative)
-    image_id = row.get("id", "").strip() or id_from_path(relative)
+    image_id = row.get("id", "").strip()
+    if image_id and not re.fullmatch(r"[\w-][\w.-]*", image_id):
+        raise ValueError(
+            f"id {image_id!r} names the image's file: use letters, digits, '_', '-' and '.' "
+            "(no '/', '\\' or spaces, not starting with '.')"
+        )
+    slice_index = _optional_int(row, "slice")
+    axis = row.get("axis", "").strip().lower() if slice_index is not None else ""
+    image_id = image_id or id_from_path(
+        relative, _optional_int(row, "frame"), slice_index, axis or None
+    )
     if image_id in seen:
         raise ValueError(f"id {image_id!r} appears twice in the CSV; give each row its own id")
     seen.add(image_id)
@@ -271,8 +281,16 @@ def to_uint16(display: np.ndarray) -> np.ndarray:
     return np.round(np.clip(display, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
-def id_from_path(relative: str) -> str:
-    """A file-name-safe id from a relative path: "files/p10/x.dcm" -> "files_p10_x"."""
+def id_from_path(
+    relative: str,
+    frame: int | None = None,
+    slice_index: int | None = None,
+    axis: str | None = None,
+) -> str:
+    """A file-name-safe id from a relative path: "files/p10/x.dcm" -> "files_p10_x"; a frame
+    or slice of the file adds "_frame3" or "_slice5" (an axis given: "_sagittal_slice5"), so
+    one volume can give several rows.
+    Letters outside ASCII are kept ("ünï/mr.dcm" -> "ünï_mr")."""
     path = Path(relative)
     stem = path.name
     for suffix in (".nii.gz", ".dcm", ".dicom", ".nii", ".png", ".tif", ".tiff", ".jpg", ".jpeg"):
@@ -280,9 +298,12 @@ def id_from_path(relative: str) -> str:
             stem = stem[: -len(suffix)]
             break
     parts = [*path.parent.parts, stem]
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(p for p in parts if p not in ("", "."))).strip(
-        "._"
-    )
+    if frame is not None:
+        parts.append(f"frame{frame}")
+    if slice_index is not None:
+        parts.extend([axis or "", f"slice{slice_index}"])
+    joined = "_".join(p for p in parts if p not in ("", "."))
+    return re.sub(r"[^\w.-]+", "_", joined).strip("._")
 
 
 def _inside(source: Path, relative: str) -> Path:
@@ -332,12 +353,32 @@ def labels_from_row(row: Mapping[str, str], image: MedicalImage | None = None) -
         values["modality"] = from_header if from_header in MODALITIES else None
     age = row.get("age", "").strip()
     if age:
-        digits = re.match(r"\d+(\.\d+)?", age)
-        if digits is None:
-            raise ValueError(f"age {age!r} is not a number of years")
-        values["age"] = int(float(digits.group(0)))
+        values["age"] = age_in_years(age)
     values["findings"] = _findings(row.get("findings", ""))
     return Labels(**values)
+
+
+# An age's unit -> its length in years: DICOM Age String letters (045Y, 018M, 003W, 010D) and
+# written-out units; no unit means years.
+AGE_UNITS: dict[str, float] = {
+    **dict.fromkeys(("", "y", "yr", "yrs", "year", "years", "yo"), 1.0),
+    **dict.fromkeys(("m", "mo", "mos", "month", "months"), 1 / 12),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 7 / 365.25),
+    **dict.fromkeys(("d", "day", "days"), 1 / 365.25),
+}
+
+
+def age_in_years(cell: str) -> int:
+    """Whole years of an age cell: "45", "45 years", "045Y" (DICOM), "18 months" or "018M" (1),
+    "3 weeks" (0); ValueError for anything else, rather than reading months as years."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)\.?(?:\s+old)?", cell.strip())
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in AGE_UNITS:
+        raise ValueError(
+            f"age {cell!r} is not an age: give years (45, '45 years', DICOM '045Y') or months, "
+            "weeks or days ('18 months', '018M', '3 weeks', '010D')"
+        )
+    return int(float(match.group(1)) * AGE_UNITS[unit] + 1e-9)
 
 
 def _findings(cell: str) -> tuple[Finding, ...]:
