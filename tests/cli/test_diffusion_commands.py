@@ -475,3 +475,68 @@ def test_outpaint_fit_grows_a_full_size_radiograph(model_dir: Path, tmp_path: Pa
     out = gray(tmp_path / "o" / "outpainted-seed0.png")
     original = np.round(np.clip(read_image(source).windowed(), 0, 1) * 255).astype(np.uint8)
     assert out.shape == (2355, 1841) and np.array_equal(out[:1955], original)
+
+
+def flat(result: Result) -> str:
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
+
+
+def test_twelve_bit_data_in_sixteen_bit_samples_keeps_its_scale(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # A common export: 12-bit values (0-4095) in a 16-bit PNG. Read as / 65535 the model saw a
+    # black image and drew its area about six times too bright.
+    y, x = np.mgrid[0:32, 0:32]
+    pixels = (1000 + 90 * x + 9 * y).astype(np.uint16)  # at most 4069
+    source = write_png(tmp_path / "twelve.png", pixels)
+    result = run_cli(
+        "inpaint", source, "--prompt", "knee", "--box", "0,0,8,8", "--model", model_dir,
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "read as 12-bit data" in flat(result)
+    out = gray(tmp_path / "o" / "inpainted-seed0.png")
+    assert out.dtype == np.uint16 and np.array_equal(out[8:], pixels[8:])
+    assert out.max() <= 4095  # the new area on the same 0-4095 scale
+
+
+def test_masks_may_be_label_maps_and_an_empty_one_says_how_to_mark(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    labels = np.zeros((32, 32), np.uint8)
+    labels[:8, :8] = 1
+    mask = write_png(tmp_path / "labels.png", labels)
+    result = run_cli(
+        "inpaint", knee, "--prompt", "knee", "--mask", mask, "--model", model_dir,
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out, source = gray(tmp_path / "o" / "inpainted-seed0.png"), gray(knee)
+    assert np.array_equal(out[8:], source[8:]) and np.array_equal(out[:, 8:], source[:, 8:])
+    assert not np.array_equal(out[:8, :8], source[:8, :8])
+    faint = write_png(tmp_path / "faint.png", (labels * 100).astype(np.uint8))
+    refused = run_cli(
+        "inpaint", knee, "--mask", faint, "--model", model_dir, "--out", tmp_path / "f"
+    )
+    assert refused.exit_code == 2 and "mark the area to change white (255 in 8-bit" in flat(refused)
+
+
+def test_a_dicom_input_is_said_to_be_windowed_and_counts_and_out_are_checked_first(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    source = small_copy("693_UNCR.dcm", 8, tmp_path / "head.dcm")
+    result = run_cli(
+        "inpaint", source, "--box", "0,0,8,8", "--model", model_dir, "--out", tmp_path / "o"
+    )
+    assert result.exit_code == 0, result.output
+    assert "is read as display values through" in flat(result)
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for args, message in [
+        (["generate", "knee", "--out", a_file], "is a file"),
+        (["inpaint", knee, "--box", "0,0,4,4", "--out", a_file], "is a file"),
+        (["generate", "knee", "-n", "0", "--out", tmp_path / "n"], "-n"),
+    ]:
+        refused = run_cli(*args, "--model", model_dir)
+        assert refused.exit_code == 2 and message in flat(refused), refused.output
+    assert not (tmp_path / "n").exists()

@@ -2,8 +2,10 @@
 
 Each command parses its options and calls the library. Input images are read with
 `radsynth.io.read_image` (DICOM, NIfTI, PNG, TIFF, JPEG): PNG, TIFF and JPEG values as stored
-(8-bit / 255, 16-bit / 65535), so kept pixels come back unchanged; DICOM and NIfTI through their
-display window. Outputs are grayscale PNGs (16-bit when the input was a 16-bit PNG or TIFF,
+(8-bit / 255, 16-bit / 65535; 12-bit data in 16-bit samples, told by a PNG's sBIT chunk or by
+values reaching at most 4095, / 4095), so kept pixels come back unchanged; DICOM, NIfTI and
+float TIFF through their display window (a note says so: the output keeps display values, not
+HU). Outputs are grayscale PNGs (16-bit when the input was a 16-bit PNG or TIFF, on its scale,
 else 8-bit) carrying the prompt, seed and model in text chunks and marked "Synthetic: YES", or
 with `--format dicom` synthetic DICOM Secondary Capture files (`radsynth.io.dicom_writer`). A
 known pixel spacing is kept in either. From a DICOM input the output carries none of the
@@ -28,7 +30,7 @@ ModelOption = Annotated[
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
 SeedOption = Annotated[int, typer.Option("--seed", help="seed of the first image; +1 per image")]
-CountOption = Annotated[int, typer.Option("-n", "--num-images", help="images to make")]
+CountOption = Annotated[int, typer.Option("-n", "--num-images", min=1, help="images to make")]
 StepsOption = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
 GuidanceOption = Annotated[float | None, typer.Option("--guidance", help="guidance scale")]
 CutoffOption = Annotated[
@@ -73,6 +75,12 @@ ColorOption = Annotated[
 ]
 
 
+def _check_out(out: Path) -> None:
+    """Before any work: the output folder must be a folder (or not exist yet)."""
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"--out {out} is a file; give a folder")
+
+
 def _model_dir(model: Path | None) -> Path:
     if model is not None:
         return model
@@ -88,6 +96,32 @@ class _Input:
     pixels: np.ndarray  # float32 (rows, columns) in [0, 1]
     image: MedicalImage
     png_bits: int  # bit depth of PNG output: 16 for a 16-bit PNG or TIFF input, else 8
+    top: float = 255.0  # the stored value of 1.0, in and out (4095 for 12-bit data in 16 bits)
+
+
+def _significant_bits(path: Path) -> int | None:
+    """The grayscale significant bits a PNG's sBIT chunk declares (12 for 12-bit data stored in
+    16-bit samples), or None without one."""
+    import struct
+
+    with path.open("rb") as handle:
+        if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while header := handle.read(8):
+            if len(header) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", header)
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            data = handle.read(length)
+            handle.seek(4, 1)  # CRC
+            if kind == b"sBIT" and data:
+                return int(data[0])
+    return None
+
+
+def _note(text: str) -> None:
+    typer.echo(f"note: {text}", err=True)
 
 
 def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _Input:
@@ -99,20 +133,60 @@ def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _
         raise typer.BadParameter(f"--color must be error or luminance, got {color!r}")
     try:
         image = read_image(path, color=color, frame=frame)  # type: ignore[arg-type]
-        if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16:
-            top = float(2**image.bits_stored - 1)
-            pixels = np.clip(image.pixels.astype(np.float32) / top, 0.0, 1.0)
-        else:
-            pixels = image.windowed()
     except ValueError as error:  # ImageReadError names the file and the problem
         raise typer.BadParameter(str(error)) from None
-    bits = 16 if image.format in ("png", "tiff") and image.bits_stored == 16 else 8
-    return _Input(np.asarray(pixels, dtype=np.float32), image, bits)
+    if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16:
+        bits = image.bits_stored
+        if bits == 16:
+            declared = _significant_bits(path) if image.format == "png" else None
+            if declared is not None and 8 <= declared < 16:
+                bits = declared
+            elif float(image.pixels.max()) <= 4095:
+                bits = 12
+                _note(
+                    f"{path.name}: 16-bit samples whose values reach at most 4095 are read as "
+                    "12-bit data (0-4095), in and out; rescale the file to the full 16-bit "
+                    "range if it is a dark 16-bit image"
+                )
+        top = float(2**bits - 1)
+        pixels = np.clip(image.pixels.astype(np.float32) / top, 0.0, 1.0)
+        png_bits = 16 if image.bits_stored == 16 and image.format != "jpeg" else 8
+        return _Input(pixels, image, png_bits, top if png_bits == 16 else 255.0)
+    pixels = np.asarray(image.windowed(), dtype=np.float32)
+    if image.window is not None:
+        centre, width = image.window
+        how = f"its header's window (centre {centre:g}, width {width:g}), clipped outside it"
+    else:
+        how = "its own minimum to maximum"
+    _note(
+        f"{path.name} ({image.format}) is read as display values through {how}; the model "
+        "works on those, and the output (8-bit) keeps them, not the stored values"
+    )
+    return _Input(pixels, image, 8)
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    """A mask or image file as float32 in [0, 1] (see `_read_input`)."""
-    return _read_input(path).pixels
+def _read_mask(path: Path) -> np.ndarray:
+    """A mask file as float32 in [0, 1], 1 = the area to change: white on black (8- or 16-bit),
+    or a 0/1 label map."""
+    from radsynth.io.reader import read_image
+
+    try:
+        image = read_image(path)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{error}; a mask must be a grayscale image, white (or 1) where to change"
+        ) from None
+    values = image.pixels
+    if image.bits_stored <= 16 and values.size and set(np.unique(values)) <= {0, 1}:
+        return values.astype(np.float32)  # a label map: 1 = change
+    top = float(2**image.bits_stored - 1) if image.bits_stored <= 16 else float(values.max() or 1)
+    mask = np.clip(values.astype(np.float32) / top, 0.0, 1.0)
+    if not (mask > 0.5).any():
+        raise typer.BadParameter(
+            f"{path.name} selects no pixels: mark the area to change white (255 in 8-bit, "
+            "65535 in 16-bit) or 1 in a 0/1 label map; values up to half of white are kept"
+        )
+    return mask
 
 
 @dataclass(frozen=True)
@@ -172,9 +246,9 @@ def _write_png_images(out: Path, stem: str, prompt: str, run: _Run, output: _Out
     from radsynth.io.provenance import png_text_chunks
 
     bits = output.source.png_bits if output.source is not None else 8
+    top = output.source.top if output.source is not None else 255.0
     paths = []
     for image, seed in zip(run.images, run.seeds, strict=True):
-        top = 65535 if bits == 16 else 255
         pixels = np.round(np.clip(image, 0.0, 1.0) * top).astype(
             np.uint16 if bits == 16 else np.uint8
         )
@@ -313,6 +387,7 @@ def generate(
     output_format: FormatOption = "png",
 ) -> None:
     """Generate N images from a prompt, each with its own seed, plus a grid."""
+    _check_out(out)
     output = _Output(output_format)
     output.check()
     run = _run(
@@ -353,7 +428,9 @@ def inpaint(
     frame: FrameOption = None,
     fit: FitOption = False,
 ) -> None:
-    """Regenerate a masked area (--mask or --box); every other pixel is kept exactly."""
+    """Regenerate a masked area (--mask or --box); every other pixel is kept exactly as read
+    (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values, 8-bit)."""
+    _check_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
@@ -379,7 +456,7 @@ def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndar
     if (mask is None) == (box is None):
         raise typer.BadParameter("give exactly one of --mask PNG or --box x0,y0,x1,y1")
     if mask is not None:
-        return _read_gray(mask)
+        return _read_mask(mask)
     try:
         x0, y0, x1, y1 = (int(v) for v in str(box).split(","))
     except ValueError:
@@ -430,7 +507,8 @@ def outpaint(
     fit: FitOption = False,
 ) -> None:
     """Extend an image past its borders at the same pixel spacing; the original pixels are
-    kept exactly."""
+    kept exactly as read (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values)."""
+    _check_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
@@ -475,6 +553,7 @@ def edit(
     fit: FitOption = False,
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
+    _check_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
