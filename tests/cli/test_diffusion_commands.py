@@ -540,3 +540,38 @@ def test_a_dicom_input_is_said_to_be_windowed_and_counts_and_out_are_checked_fir
         refused = run_cli(*args, "--model", model_dir)
         assert refused.exit_code == 2 and message in flat(refused), refused.output
     assert not (tmp_path / "n").exists()
+
+
+def test_provenance_names_the_operation_its_inputs_and_options(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    labels = np.zeros((32, 32), np.uint8)
+    labels[:8, :8] = 255
+    mask = write_png(tmp_path / "mask.png", labels)
+    recorded = {}
+    for strength in ("0.3", "0.9"):
+        result = run_cli(
+            "edit", knee, "--prompt", "knee", "--mask", mask, "--strength", strength,
+            "--model", model_dir, "--out", tmp_path / strength,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        text = read_png_text(tmp_path / strength / "edited-seed0.png")
+        recorded[strength] = Provenance.from_png_text(text)
+    low, high = recorded["0.3"], recorded["0.9"]
+    assert low.operation == "edit" and low.inputs is not None and high.inputs is not None
+    assert (low.inputs["strength"], high.inputs["strength"]) == (0.3, 0.9)
+    assert low.inputs["image"] == {
+        "file": "knee.png",
+        "sha256": hashlib.sha256(knee.read_bytes()).hexdigest(),
+    }
+    assert low.inputs["mask"]["sha256"] == hashlib.sha256(mask.read_bytes()).hexdigest()
+    grown = run_cli(
+        "outpaint", knee, "--right", "8", "--model", model_dir, "--out", tmp_path / "g",
+        "--format", "dicom",
+    )  # fmt: skip
+    assert grown.exit_code == 0, grown.output
+    from_dicom = read_provenance(tmp_path / "g" / "outpainted-seed0.dcm")
+    assert from_dicom.operation == "outpaint" and from_dicom.inputs is not None
+    assert from_dicom.inputs["right"] == 8 and "layout_prompt" not in from_dicom.inputs

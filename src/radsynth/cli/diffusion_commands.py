@@ -223,6 +223,33 @@ class _Run:
     guidance: float
     cutoff: float
     fit: str | None = None  # how --fit scaled the image, recorded in the PNG text
+    operation: str = "generate"
+    inputs: dict[str, Any] | None = None  # the operation's input files (hashed) and options
+
+
+def _identity(path: Path) -> dict[str, str]:
+    """A file as provenance names it: its name and SHA-256."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": path.name, "sha256": digest.hexdigest()}
+
+
+def _inputs(image: Path, frame: int | None, **options: Any) -> dict[str, Any]:
+    """The provenance `inputs` of a masked command: the image, its frame, and the options
+    given (a mask file by its identity); options left at None are left out."""
+    given: dict[str, Any] = {"image": _identity(image)}
+    if frame is not None:
+        given["frame"] = frame
+    for name, value in options.items():
+        if isinstance(value, Path):
+            given[name] = _identity(value)
+        elif value is not None:
+            given[name] = value
+    return given
 
 
 def _provenance(prompt: str, run: _Run, seed: int) -> Any:
@@ -238,6 +265,8 @@ def _provenance(prompt: str, run: _Run, seed: int) -> Any:
         guidance_scale=run.guidance,
         guidance_cutoff=run.cutoff,
         processing=f"Fit: {run.fit}" if run.fit is not None else None,
+        operation=run.operation,
+        inputs=run.inputs,
     )
 
 
@@ -449,6 +478,8 @@ def inpaint(
         guidance_scale=guidance,
         guidance_cutoff=guidance_cutoff,
     )
+    run.operation = "inpaint"
+    run.inputs = _inputs(image, frame, mask=mask, box=box)
     _finish(out, "inpainted", prompt, run, output)
 
 
@@ -530,6 +561,12 @@ def outpaint(
         guidance_scale=guidance,
         guidance_cutoff=guidance_cutoff,
     )
+    run.operation = "outpaint"
+    run.inputs = _inputs(
+        image, frame, left=left, right=right, top=top, bottom=bottom,
+        layout_prompt=layout_prompt,
+        layout_strength=layout_strength if layout_prompt is not None else None,
+    )  # fmt: skip
     _finish(out, "outpainted", prompt, run, output)
 
 
@@ -572,6 +609,8 @@ def edit(
         guidance_scale=guidance,
         guidance_cutoff=guidance_cutoff,
     )
+    run.operation = "edit"
+    run.inputs = _inputs(image, frame, mask=mask, box=box, strength=strength)
     _finish(out, "edited", prompt, run, output)
 
 

@@ -38,6 +38,11 @@ class Provenance:
     # How the input was processed around the model, e.g. the --fit plan:
     # "1841x1955 px worked at 241x256 (model canvas 256x256)".
     processing: str | None = None
+    # What was done ("generate", "inpaint", "outpaint", "edit") and with what: the input
+    # image's and mask's file names and SHA-256, the box, the strength, the extensions, the
+    # layout prompt; with the fields above, all it takes to remake the image.
+    operation: str | None = None
+    inputs: dict[str, Any] | None = None
     radsynth_version: str = field(default_factory=_radsynth_version)
 
     def __post_init__(self) -> None:
@@ -82,6 +87,9 @@ class Provenance:
             parts.append(guidance)
         if self.processing:
             parts.append(self.processing)
+        if self.operation:
+            given = json.dumps(self.inputs, sort_keys=True) if self.inputs else ""
+            parts.append(f"{self.operation} {given}".strip())
         parts.append(f"radsynth {self.radsynth_version}")
         return ", ".join(parts)
 
