@@ -734,3 +734,16 @@ def test_a_word_for_what_radsynth_does_not_model_says_so() -> None:
     assert message.endswith("'pneumothorax' is a finding radsynth does not model either")
     with pytest.raises(UnknownTermError, match="'elbow' is a region .* wrist"):
         parse_prompt("X-ray of the elbow")
+
+
+def test_words_in_other_scripts_are_unknown_words_not_dropped() -> None:
+    # "骨折" (fracture) was dropped, so the prompt drew no fracture and no error was raised;
+    # "Röntgen" was cut at the accent into 'r' and 'ntgen'.
+    with pytest.raises(UnknownTermError) as caught:
+        parse_prompt("AP X-ray of the knee 骨折")
+    assert caught.value.words == ("骨折",)
+    with pytest.raises(UnknownTermError) as caught:
+        parse_prompt("Röntgen of the knee")
+    assert caught.value.words == ("Röntgen",) and "'roentgen'" in str(caught.value)
+    # Full-width letters read as their ASCII twins.
+    assert parse_prompt("ＡＰ X-ray of the knee") == parse_prompt("AP X-ray of the knee")

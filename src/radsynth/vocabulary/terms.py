@@ -14,6 +14,7 @@ punctuation read as spaces, so ``X-ray``, ``x ray`` and ``X Ray`` are one phrase
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from radsynth.vocabulary.labels import (
@@ -796,12 +797,14 @@ def site_side(kind: str, site: str | None) -> str | None:
     return None
 
 
-_WORD = re.compile(r"[a-z0-9]+|[,;.:()]")
+# Words are runs of letters and digits of any script ("röntgen", "骨折" are words, so they are
+# refused as unknown rather than cut apart or dropped); punctuation that ends a clause.
+_WORD = re.compile(r"[^\W_]+|[,;.:()]")
 
 
 def normalise_words(text: str) -> list[str]:
     """Split text into the lower-case words and punctuation marks the lexicon is keyed on."""
-    text = re.sub(r"['\u2019]", "", text.lower())
+    text = re.sub(r"['\u2019]", "", unicodedata.normalize("NFKC", text).lower())
     text = re.sub(r"\by\s*[./]\s*o\b\.?", "yo", text)
     return _WORD.findall(text)
 
