@@ -101,6 +101,25 @@ def test_captions_group_images_for_diversity(tmp_path, phantoms, handcrafted):
     assert diversity["pairs"] == 6
 
 
+def test_a_data_sets_prompt_groups_images_whose_captions_differ(tmp_path, phantoms, handcrafted):
+    # `dataset build` writes each phantom its own caption (its drawn sex, side, findings) and
+    # the SPEC line's `prompt` beside it: the images of one prompt are grouped by the prompt.
+    real = _write(tmp_path / "real", phantoms["real"])
+    captions = [f"AP radiograph of the knee, case {i}" for i in range(4)]
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"][:4], captions=captions)
+    manifest = synthetic / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for record, prompt in zip(records, ["knee", "knee", "hand", "hand"], strict=True):
+        record["prompt"] = f"An X-ray of the {prompt}"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "o"
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    diversity = json.loads((out / "scores.json").read_text())["metrics"]["ms_ssim_diversity"]
+    assert sorted(diversity["per_prompt"]) == ["An X-ray of the hand", "An X-ray of the knee"]
+    assert diversity["pairs"] == 2
+
+
 def test_mismatched_sizes_are_resized_and_said(tmp_path, phantoms, handcrafted):
     real = _write(tmp_path / "real", phantoms["real"])
     small = [make_case(60 + i, modality="xray", size=40).image.image for i in range(3)]
@@ -253,3 +272,24 @@ def test_anatomy_checks_of_synthetic_radiographs_by_region(tmp_path, phantoms):
     conditional = json.loads((out / "scores.json").read_text())["metrics"]["conditional_accuracy"]
     assert len(conditional["unparsed_captions"]) == 1
     assert conditional["unparsed_captions"][0].startswith("image_006.png: unknown term 'cat'")
+
+
+def test_out_naming_a_file_is_refused_before_any_work(tmp_path, phantoms):
+    # It was a traceback: in `evaluate` after all the scoring, in `dataset build` and
+    # `dataset ingest` at the first write.
+    real = _write(tmp_path / "real", phantoms["real"][:2])
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("source: phantoms\nsize: 32\nprompts:\n  - prompt: PA chest radiograph\n")
+    table = tmp_path / "c.csv"
+    table.write_text("path,caption\nimage_000.png,PA chest radiograph\n")
+    for args in (
+        ["evaluate", "--quiet", "--real", str(real), "--synthetic", str(real)],
+        ["dataset", "build", str(spec)],
+        ["dataset", "ingest", str(real), "--captions", str(table)],
+    ):
+        result = runner.invoke(app, [*args, "--out", str(a_file)])
+        assert result.exit_code == 2, (args, result.output)
+        assert "is a file" in " ".join(result.output.replace("│", " ").split()), result.output
+    assert a_file.read_text() == ""

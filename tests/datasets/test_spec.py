@@ -135,6 +135,7 @@ def good(model_folder: Path, **changes: Any) -> dict[str, Any]:
         ({"sampler": {"guidance": "high"}}, r"sampler\.guidance: must be a number"),
         ({"sampler": {"guidance_cutoff": 1.5}}, r"sampler\.guidance_cutoff: must be in \[0, 1\]"),
         ({"seed": -1}, r"seed: must be a whole number >= 0"),
+        ({"seed": 2**64}, r"seed: must be at most 9223372036844775807"),
         ({"source": "gan"}, r"source: must be 'model' or 'phantoms'"),
         ({"model": "/no/such/model"}, r"model: /no/such/model is not a model folder"),
     ],

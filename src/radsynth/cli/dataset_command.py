@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from radsynth.cli.checks import check_out
+
 dataset_app = typer.Typer(
     help="Build synthetic data sets, or ingest real images (images + manifest).",
     no_args_is_help=True,
@@ -54,6 +56,7 @@ def ingest_command(
     if color not in ("error", "luminance"):
         err.print(f"error: --color must be error or luminance, got {color!r}")
         raise typer.Exit(code=2)
+    check_out(out)
     try:
         report = ingest(
             source,
@@ -102,11 +105,13 @@ def build_command(
 
     In K processes: accelerate launch --num_processes K -m radsynth dataset build SPEC --out DIR
 
-    Any K gives the same files (bit for bit with the same --threads).
+    Any K gives the same files (bit for bit with the same --threads; DICOM files get fresh
+    UIDs, a fresh synthetic patient ID and the time they were written).
     """
     from radsynth.datasets import BuildError, SpecError, build_dataset, load_spec
 
     err = Console(stderr=True, soft_wrap=True)
+    check_out(out)
     try:
         report = build_dataset(
             load_spec(spec), out, resume=resume, threads=threads, progress=not quiet

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from radsynth.cli.checks import check_out
 from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.reader import MedicalImage
 from radsynth.paths import BUILTIN_MODEL
@@ -73,12 +74,6 @@ ColorOption = Annotated[
     str,
     typer.Option("--color", help="error: refuse colour input; luminance: convert to grayscale"),
 ]
-
-
-def _check_out(out: Path) -> None:
-    """Before any work: the output folder must be a folder (or not exist yet)."""
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"--out {out} is a file; give a folder")
 
 
 def _model_dir(model: Path | None) -> Path:
@@ -416,7 +411,7 @@ def generate(
     output_format: FormatOption = "png",
 ) -> None:
     """Generate N images from a prompt, each with its own seed, plus a grid."""
-    _check_out(out)
+    check_out(out)
     output = _Output(output_format)
     output.check()
     run = _run(
@@ -459,7 +454,7 @@ def inpaint(
 ) -> None:
     """Regenerate a masked area (--mask or --box); every other pixel is kept exactly as read
     (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values, 8-bit)."""
-    _check_out(out)
+    check_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
@@ -539,7 +534,7 @@ def outpaint(
 ) -> None:
     """Extend an image past its borders at the same pixel spacing; the original pixels are
     kept exactly as read (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values)."""
-    _check_out(out)
+    check_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
@@ -590,7 +585,7 @@ def edit(
     fit: FitOption = False,
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
-    _check_out(out)
+    check_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from radsynth.cli.checks import check_out
+
 
 def evaluate_command(
     real: Annotated[
@@ -63,6 +65,7 @@ def evaluate_command(
     if k < 1 or (size is not None and size < 32):
         err.print("error: --k must be at least 1 and --size at least 32", markup=False)
         raise typer.Exit(code=2)
+    check_out(out)
     options = EvaluateOptions(size=size, k=k, on_error=on_error, progress=not quiet)  # type: ignore[arg-type]
     try:
         result = evaluate_folders(real, synthetic, train, options)

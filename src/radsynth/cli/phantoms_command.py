@@ -18,6 +18,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from scipy import ndimage
 
+from radsynth.cli.checks import check_out
 from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
@@ -172,8 +173,7 @@ def generate_cases(
         raise typer.BadParameter("--n must be at least 1")
     if workers < 1:
         raise typer.BadParameter("--workers must be at least 1")
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"--out {out} is a file; give a folder")
+    check_out(out)
     settings = {
         "seed": seed,
         "size": size,

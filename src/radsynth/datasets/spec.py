@@ -48,6 +48,7 @@ LABEL_KEYS = ("modality", "region", "view", "laterality", "sex", "age", "finding
 FINDING_KEYS = ("kind", "site", "qualifiers", "side")
 PHANTOM_SIZE = 256  # default phantom image size in pixels
 MAX_IMAGES = 10_000_000  # a larger total is a typo, not a data set
+MAX_SEED = 2**63 - 1 - MAX_IMAGES  # every image's seed (seed + index) fits the manifests' int64
 
 
 class SpecError(ValueError):
@@ -170,7 +171,7 @@ def parse_spec(data: Any, base_dir: Path | None = None) -> DatasetSpec:
         source=source,
         prompts=prompts,
         model=_model_folder(data.get("model"), base_dir) if source == "model" else None,
-        seed=_integer(data.get("seed", 0), "seed", minimum=0),
+        seed=_integer(data.get("seed", 0), "seed", minimum=0, maximum=MAX_SEED),
         size=size,
         steps=steps,
         guidance=guidance,
@@ -197,9 +198,11 @@ def _mapping(value: Any, key: str) -> Mapping[str, Any]:
     return value
 
 
-def _integer(value: Any, key: str, minimum: int) -> int:
+def _integer(value: Any, key: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{key}: must be a whole number >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise SpecError(f"{key}: must be at most {maximum}, got {value!r}")
     return int(value)
 
 

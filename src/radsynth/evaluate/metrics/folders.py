@@ -45,6 +45,9 @@ class ImageSet:
     labels: list[dict[str, Any] | None]  # from manifest.jsonl, else None
     skipped: list[str] = field(default_factory=list)  # "file: reason" for unreadable files
     notes: list[str] = field(default_factory=list)
+    # The prompt each image was made from (a data set's manifest.jsonl `prompt`), else None:
+    # a prompt's images share it where each image has a caption of its own.
+    prompts: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -57,13 +60,18 @@ def _display(image: MedicalImage) -> np.ndarray:
     return image.windowed()
 
 
-def _entries(folder: Path) -> list[tuple[Path, str | None, dict[str, Any] | None]]:
+Entry = tuple[Path, str | None, dict[str, Any] | None, str | None]  # file, caption, labels, prompt
+
+
+def _entries(folder: Path) -> list[Entry]:
     if (folder / MANIFEST_NAME).is_file():
         try:
             records = read_manifest(folder)
         except ValueError as error:
             raise EvaluateError(f"{folder}: {error}") from None
-        return [(folder / r["image"], r.get("caption"), r.get("labels")) for r in records]
+        return [
+            (folder / r["image"], r.get("caption"), r.get("labels"), _prompt(r)) for r in records
+        ]
     files = sorted(
         path
         for path in folder.rglob("*")
@@ -71,7 +79,12 @@ def _entries(folder: Path) -> list[tuple[Path, str | None, dict[str, Any] | None
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         and "".join(path.suffixes[-1:]).lower() not in NOT_IMAGES
     )
-    return [(path, None, None) for path in files]
+    return [(path, None, None, None) for path in files]
+
+
+def _prompt(record: dict[str, Any]) -> str | None:
+    prompt = record.get("prompt")
+    return prompt if isinstance(prompt, str) and prompt.strip() else None
 
 
 def load_image_folder(
@@ -92,8 +105,8 @@ def load_image_folder(
         raise EvaluateError(f"{folder} holds no image files; give a folder of PNG/DICOM images")
     if on_total is not None:
         on_total(len(entries))
-    images, names, captions, labels, skipped = [], [], [], [], []
-    for path, caption, label in entries:
+    images, names, captions, labels, skipped, prompts = [], [], [], [], [], []
+    for path, caption, label, prompt in entries:
         name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
         try:
             pixels = _display(read_image(path))
@@ -109,13 +122,14 @@ def load_image_folder(
             names.append(name)
             captions.append(caption)
             labels.append(label)
+            prompts.append(prompt)
         if advance is not None:
             advance(1)
     if not images:
         raise EvaluateError(f"{folder}: none of its {len(entries)} files could be read as images")
     stack = np.empty(len(images), dtype=object)
     stack[:] = images
-    return ImageSet(folder, stack, names, captions, labels, skipped)
+    return ImageSet(folder, stack, names, captions, labels, skipped, prompts=prompts)
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

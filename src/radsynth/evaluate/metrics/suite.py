@@ -129,7 +129,9 @@ def _distribution_scores(
 def _diversity(synthetic: ImageSet, bar: _Bar, notes: list[str]) -> dict[str, Any]:
     metric = MSSSIMDiversity()
     captions = synthetic.captions
-    if all(c is None for c in captions):
+    if synthetic.prompts and all(p is not None for p in synthetic.prompts):
+        captions = list(synthetic.prompts)  # a data set's images of one prompt, grouped by it
+    elif all(c is None for c in captions):
         notes.append("no captions in the synthetic folder: MS-SSIM diversity over all images")
         captions = ["(all synthetic images)"] * len(synthetic)
     groups: dict[str, list[int]] = {}

@@ -1,0 +1,14 @@
+"""Checks the commands share, made before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def check_out(out: Path) -> None:
+    """The output folder must be a folder or not exist yet: a file there is a usage error
+    (it was a traceback, in some commands after all the work was done)."""
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"--out {out} is a file; give a folder")
