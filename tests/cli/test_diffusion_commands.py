@@ -281,6 +281,12 @@ def test_generate_dicom_is_valid_synthetic_and_records_the_model(
     assert provenance.weights_sha256 == weights_sha256(model_dir)
     assert provenance.model_name == model_dir.name
     assert (tmp_path / "o" / "generated-grid.png").is_file()
+    # The run's images are one numbered series of one synthetic patient.
+    first = pydicom.dcmread(tmp_path / "o" / "generated-seed3.dcm")
+    for key in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID"):
+        assert first[key].value == dataset[key].value, key
+    assert (first.InstanceNumber, dataset.InstanceNumber) == (1, 2)
+    assert first.SOPInstanceUID != dataset.SOPInstanceUID
 
 
 def test_no_identifying_attribute_survives_from_a_real_dicom(

@@ -287,15 +287,23 @@ def _write_png_images(out: Path, stem: str, prompt: str, run: _Run, output: _Out
 def _write_dicom_images(
     out: Path, stem: str, prompt: str, run: _Run, output: _Output
 ) -> list[Path]:
-    from radsynth.io.dicom_writer import write_synthetic_dicom
+    import highdicom as hd
+
+    from radsynth.io.dicom_writer import synthetic_patient_id, write_synthetic_dicom
 
     source = output.source.image if output.source is not None else None
+    # One run is one series of one synthetic patient (a kept patient's own study), numbered.
+    series = {
+        "series_instance_uid": hd.UID(),
+        "study_instance_uid": None if output.keep_patient else hd.UID(),
+        "patient_id": None if output.keep_patient else synthetic_patient_id(),
+    }
     from_dicom = source is not None and source.format == "dicom"
     described: dict[str, Any] = {}
     if not from_dicom:
         described = _dicom_description(prompt)
     paths = []
-    for image, seed in zip(run.images, run.seeds, strict=True):
+    for number, (image, seed) in enumerate(zip(run.images, run.seeds, strict=True), start=1):
         try:
             paths.append(
                 write_synthetic_dicom(
@@ -305,6 +313,8 @@ def _write_dicom_images(
                     source=source if from_dicom else None,
                     keep_patient=output.keep_patient,
                     pixel_spacing_mm=output.spacing,
+                    instance_number=number,
+                    **series,
                     **described,
                 )
             )

@@ -115,6 +115,7 @@ def write_synthetic_dicom(
     study_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
     instance_number: int = 1,
+    patient_id: str | None = None,
 ) -> Path:
     """Write a 2-D grayscale image as a synthetic Secondary Capture DICOM file; return its path.
 
@@ -124,7 +125,8 @@ def write_synthetic_dicom(
     `body_part` a Body Part Examined term ("CHEST") and `laterality` "R" or "L". `source` is
     the real image the output was made from (a MedicalImage, a pydicom Dataset or a DICOM
     path); see the module doc for what `keep_patient` keeps. Pass the same
-    `study_instance_uid` / `series_instance_uid` to group several outputs.
+    `study_instance_uid` / `series_instance_uid` (and a synthetic `patient_id`, see
+    `synthetic_patient_id`) to group several outputs as one series of one patient.
     """
     path = Path(path)
     stored, bits = _stored_pixels(pixels)
@@ -144,6 +146,8 @@ def write_synthetic_dicom(
         )
     now = datetime.datetime.now()
     study_uid = study_instance_uid or kept.get("StudyInstanceUID") or hd.UID()
+    if patient_id is not None and "PatientID" not in kept:
+        kept = {**kept, "PatientID": patient_id}
     image = _new_sc_image(
         stored, bits, kept, spacing, provenance, now, study_uid, series_instance_uid
     )
@@ -160,6 +164,11 @@ def write_synthetic_dicom(
     image.save_as(tmp, enforce_file_format=True)
     tmp.replace(path)
     return path
+
+
+def synthetic_patient_id() -> str:
+    """A fresh synthetic Patient ID ("RADSYNTH-" and 12 random hex digits)."""
+    return f"RADSYNTH-{secrets.token_hex(6).upper()}"
 
 
 def _new_sc_image(
@@ -187,7 +196,7 @@ def _new_sc_image(
             sop_instance_uid=hd.UID(),
             instance_number=1,
             manufacturer="radsynth",
-            patient_id=kept.get("PatientID", f"RADSYNTH-{secrets.token_hex(6).upper()}"),
+            patient_id=kept.get("PatientID", synthetic_patient_id()),
             patient_name=kept.get("PatientName", SYNTHETIC_PATIENT_NAME),
             patient_birth_date=kept.get("PatientBirthDate"),
             patient_sex=kept.get("PatientSex") or None,
