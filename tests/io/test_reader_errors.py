@@ -161,3 +161,17 @@ def test_absurd_and_truncated_nifti(tmp_path: Path) -> None:
     data = volume.read_bytes()
     volume.write_bytes(data[: len(data) // 2])
     assert "truncated or corrupt" in read_error(volume).problem
+
+
+def test_transparency_is_refused_and_an_opaque_alpha_is_read(tmp_path: Path) -> None:
+    pixels = np.zeros((8, 8, 2), np.uint8)
+    pixels[..., 0], pixels[..., 1] = 100, 255
+    Image.fromarray(pixels, "LA").save(tmp_path / "opaque.png")
+    assert read_image(tmp_path / "opaque.png").pixels.max() == 100
+    pixels[:2, :2, 1] = 0  # four transparent pixels: their grey would be read as if shown
+    Image.fromarray(pixels, "LA").save(tmp_path / "clear.png")
+    rgba = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]], axis=2)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear_rgba.png")
+    for name in ("clear.png", "clear_rgba.png"):
+        with pytest.raises(ImageReadError, match="has transparent pixels \\(4 with alpha"):
+            read_image(tmp_path / name)

@@ -352,6 +352,15 @@ def _pil_pixels(
 ) -> tuple[np.ndarray, str, int, dict[str, str]]:
     """Grayscale pixels, photometric term, bits per sample and notes for a Pillow image."""
     mode = image.mode
+    if mode in ("LA", "PA", "RGBA", "La", "RGBa") or "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if alpha.min() < 255:
+            raise ImageReadError(
+                path,
+                f"has transparent pixels ({int((alpha < 255).sum())} with alpha below 255); "
+                "radsynth reads grayscale intensities and would drop the transparency: "
+                "flatten the image onto a background first",
+            )
     if mode == "1":
         return np.asarray(image, dtype=np.uint8), "MONOCHROME2", 1, {}
     if mode in ("L", "LA"):
