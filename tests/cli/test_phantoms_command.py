@@ -77,6 +77,17 @@ def test_python_m_radsynth_help():
     assert "phantoms" in done.stdout
 
 
+def test_cases_of_one_body_share_a_subject_id(tmp_path):
+    out = tmp_path / "cases"
+    result = _phantoms(out, "--n", "5", "--size", "32", "--images-per-subject", "2")
+    assert result.exit_code == 0, result.output
+    records = read_manifest(out)
+    assert [r["subject_id"] for r in records] == [
+        "subject_000000", "subject_000000", "subject_000001", "subject_000001", "subject_000002",
+    ]  # fmt: skip
+    assert records[0]["subject"] == records[1]["subject"] != records[2]["subject"]
+
+
 def test_two_workers_write_the_same_cases_as_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["phantoms", "--n", "4", "--size", "32", "--seed", "3", "--modality", "xray"]
@@ -97,6 +108,10 @@ def test_writes_the_contact_sheet(tmp_path):
     result = runner.invoke(app, ["phantoms", "--contact-sheet", str(path)])
     assert result.exit_code == 0, result.output
     assert f"wrote {path}" in result.output
+    both = runner.invoke(
+        app, ["phantoms", "--contact-sheet", str(path), "--out", str(tmp_path / "cases")]
+    )
+    assert both.exit_code == 2 and "without --out" in _flat(both.output)
     rows = -(-len(sheet_tiles()) // 9)  # 9 tiles of 192 px a row, a 17 px label under each
     with Image.open(path) as sheet:
         assert sheet.mode == "L" and sheet.size == (9 * 192, rows * (192 + 17))

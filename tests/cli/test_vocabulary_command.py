@@ -61,6 +61,7 @@ def test_bad_requests_are_exit_2_errors():
         (["--prompt", "X-ray of the knea"], "did you mean 'knee'"),
         (["--region", "elbow"], "no modality images the region 'elbow'"),
         (["--modality", "pet"], "unknown modality 'pet'"),
+        (["--modality", "us", "--region", "knee"], "us does not image the region 'knee'; xray"),
     ):
         result = runner.invoke(app, ["vocabulary", *args])
         assert result.exit_code == 2 and message in result.output, args

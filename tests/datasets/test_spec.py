@@ -117,6 +117,14 @@ def good(model_folder: Path, **changes: Any) -> dict[str, Any]:
         (
             {
                 "prompts": [
+                    {"labels": {"findings": [{"kind": "fracture", "qualifiers": 5}]}, "count": 1}
+                ]
+            },
+            r"prompts\[0\]\.labels\.findings\[0\]\.qualifiers: give a word or a list",
+        ),
+        (
+            {
+                "prompts": [
                     {
                         "labels": {
                             "region": "knee",

@@ -222,8 +222,11 @@ def generate_cases(
             for i in range(n)
             if f"case_{i:06d}" not in manifest.done_ids
         ]
+        per_subject = max(1, images_per_subject)
         for record in _records(jobs, workers):
-            manifest.append(record)
+            # The subject a case images, to split by patient (cases sharing a body share it).
+            index = int(record["id"].removeprefix("case_"))
+            manifest.append({**record, "subject_id": f"subject_{index // per_subject:06d}"})
             written += 1
             progress.advance(task)
     write_preview(out)
@@ -360,6 +363,11 @@ def phantoms(
 ) -> None:
     """Write procedural phantom cases, or a contact sheet of them."""
     if contact_sheet is not None:
+        if out is not None or prompt is not None:
+            raise typer.BadParameter(
+                "--contact-sheet writes one sheet of every region, view and finding; "
+                "give it without --out and --prompt (the cases of a folder: OUT/preview.png)"
+            )
         with _progress() as progress:
             task = progress.add_task("contact sheet", total=None)
             make_contact_sheet(

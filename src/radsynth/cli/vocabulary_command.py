@@ -65,6 +65,12 @@ def overview_lines(modality: str | None = None, region: str | None = None) -> li
                     parts.append(f"qualifiers: {_names('qualifier', qualifiers)}")
                 lines.append("    " + "; ".join(parts))
     if not lines:
+        imaging = [m for m, regions in REGIONS_BY_MODALITY.items() if region in regions]
+        if modality is not None and imaging:
+            raise ValueError(
+                f"{modality} does not image the region {region!r}; "
+                f"{', '.join(imaging)} {'does' if len(imaging) == 1 else 'do'}"
+            )
         raise ValueError(f"no modality images the region {region!r}")
     limb_kinds = ", ".join(describe("finding", k) for k in sorted(LIMB_SIDED_KINDS))
     paired = _names("region", sorted(PAIRED_REGIONS))

@@ -15,7 +15,7 @@ A SPEC (YAML shown; TOML takes the same keys)::
       - prompt: "Lateral radiograph of the left knee with a displaced patellar fracture"
         count: 8
       - labels: {modality: xray, region: chest, view: pa, sex: female, age: 60,
-                 findings: [{kind: nodule, site: left_lung}]}
+                 findings: [{kind: lung_nodule, site: left_lung}]}
         count: 4
 
 Each prompt is parsed into labels with `radsynth.vocabulary.parse_prompt` (an unknown word is
@@ -312,6 +312,8 @@ def _finding(value: Any, key: str) -> Finding:
     qualifiers: Any = data.get("qualifiers", [])
     if isinstance(qualifiers, str):
         qualifiers = [qualifiers]
+    if not isinstance(qualifiers, list | tuple) or not all(isinstance(q, str) for q in qualifiers):
+        raise SpecError(f"{key}.qualifiers: give a word or a list of words, got {qualifiers!r}")
     try:
         return Finding(str(data.get("kind")), data.get("site"), tuple(qualifiers), data.get("side"))
     except ValueError as error:

@@ -157,7 +157,7 @@ def _check_arguments(region: str, sequence: str, view: str | None) -> None:
     if view is not None and view not in MRI_VIEWS[region]:
         raise ValueError(
             f"MRI of the {region} is not acquired in the {view!r} view; choose one of "
-            f"{', '.join(MRI_VIEWS[region])} (or None to draw one)"
+            f"{', '.join(MRI_VIEWS[region])} (or leave the view open to draw one)"
         )
 
 
