@@ -581,3 +581,17 @@ def test_provenance_names_the_operation_its_inputs_and_options(
     from_dicom = read_provenance(tmp_path / "g" / "outpainted-seed0.dcm")
     assert from_dicom.operation == "outpaint" and from_dicom.inputs is not None
     assert from_dicom.inputs["right"] == 8 and "layout_prompt" not in from_dicom.inputs
+
+
+def test_small_mistakes_are_named(model_dir: Path, knee: Path, tmp_path: Path) -> None:
+    for args, message in [
+        (["inpaint", knee, "--box", "16,16,0,0"], "is empty: give x0,y0,x1,y1 with x1 > x0"),
+        (["outpaint", knee, "--right", "8", "--layout-strength", "0.7"], "--layout-prompt"),
+        (["generate", "knee", "--seed", str(2**70)], "--seed"),
+    ]:
+        result = run_cli(*args, "--model", model_dir, "--out", tmp_path / "o")
+        assert result.exit_code == 2 and message in flat(result), result.output
+    pipe = TextToImagePipeline.from_pretrained(model_dir)
+    generators = [torch.Generator().manual_seed(s) for s in range(3)]
+    with pytest.raises(ValueError, match="one generator per image: got 3 for a batch of 2"):
+        pipe("knee", num_images_per_prompt=2, generator=generators, num_inference_steps=2)

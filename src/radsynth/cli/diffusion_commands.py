@@ -30,7 +30,10 @@ ModelOption = Annotated[
     Path | None, typer.Option("--model", help="model folder (default: the built-in model)")
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
-SeedOption = Annotated[int, typer.Option("--seed", help="seed of the first image; +1 per image")]
+SeedOption = Annotated[
+    int,
+    typer.Option("--seed", min=0, max=2**63 - 1, help="seed of the first image; +1 per image"),
+]
 CountOption = Annotated[int, typer.Option("-n", "--num-images", min=1, help="images to make")]
 StepsOption = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
 GuidanceOption = Annotated[float | None, typer.Option("--guidance", help="guidance scale")]
@@ -497,6 +500,11 @@ def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndar
         x0, y0, x1, y1 = (int(v) for v in str(box).split(","))
     except ValueError:
         raise typer.BadParameter(f"--box must be x0,y0,x1,y1 in pixels, got {box!r}") from None
+    if x1 <= x0 or y1 <= y0:
+        raise typer.BadParameter(
+            f"--box {box} is empty: give x0,y0,x1,y1 with x1 > x0 and y1 > y0 (the corner "
+            "after the last pixel)"
+        )
     if not (0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]):
         raise typer.BadParameter(f"--box {box} is not inside the {shape[1]}x{shape[0]} image")
     array = np.zeros(shape, dtype=np.float32)
@@ -527,9 +535,12 @@ def outpaint(
         ),
     ] = None,
     layout_strength: Annotated[
-        float,
-        typer.Option(help="how far the tiles may move from the layout (0-1, 1 ignores it)"),
-    ] = 0.5,
+        float | None,
+        typer.Option(
+            help="how far the tiles may move from the layout (0-1, 1 ignores it; default: "
+            "the pipeline's, 0.5)"
+        ),
+    ] = None,
     n: CountOption = 1,
     seed: SeedOption = 0,
     steps: StepsOption = None,
@@ -545,6 +556,8 @@ def outpaint(
     """Extend an image past its borders at the same pixel spacing; the original pixels are
     kept exactly as read (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values)."""
     check_out(out)
+    if layout_prompt is None and layout_strength is not None:
+        raise typer.BadParameter("--layout-strength applies to the layout of --layout-prompt")
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
@@ -561,7 +574,7 @@ def outpaint(
         top=top,
         bottom=bottom,
         layout_prompt=layout_prompt,
-        layout_strength=layout_strength,
+        **({"layout_strength": layout_strength} if layout_strength is not None else {}),
         num_inference_steps=steps,
         guidance_scale=guidance,
         guidance_cutoff=guidance_cutoff,
@@ -570,7 +583,7 @@ def outpaint(
     run.inputs = _inputs(
         image, frame, left=left, right=right, top=top, bottom=bottom,
         layout_prompt=layout_prompt,
-        layout_strength=layout_strength if layout_prompt is not None else None,
+        layout_strength=layout_strength,
     )  # fmt: skip
     _finish(out, "outpainted", prompt, run, output)
 

@@ -201,6 +201,11 @@ class RadiologyPipeline:
     def random_latents(
         self, shape: tuple[int, ...], generator: torch.Generator | None
     ) -> torch.Tensor:
+        if isinstance(generator, list) and len(generator) != shape[0]:
+            raise ValueError(
+                f"pass one generator per image: got {len(generator)} for a batch of {shape[0]} "
+                "(prompts x num_images_per_prompt), or a single generator"
+            )
         return randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
 
     # -- 5. Denoising ----------------------------------------------------------------------
