@@ -595,3 +595,28 @@ def test_small_mistakes_are_named(model_dir: Path, knee: Path, tmp_path: Path) -
     generators = [torch.Generator().manual_seed(s) for s in range(3)]
     with pytest.raises(ValueError, match="one generator per image: got 3 for a batch of 2"):
         pipe("knee", num_images_per_prompt=2, generator=generators, num_inference_steps=2)
+
+
+def test_dicom_output_of_a_ct_reads_back_in_hounsfield_units(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # CT_small has no window in its header: the model sees its own HU range, and the output's
+    # Rescale Slope and Intercept give those HU back (they were values 0-65535 labelled CT).
+    from pydicom.pixels import apply_modality_lut
+
+    source = small_copy("CT_small.dcm", 2, tmp_path / "ct.dcm")
+    result = run_cli(
+        "inpaint", source, "--box", "0,0,8,8", "--format", "dicom", "--model", model_dir,
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "o" / "inpainted-seed0.dcm"
+    assert dciodvfy_errors(path) == []
+    written = pydicom.dcmread(path)
+    assert (written.Modality, written.RescaleType) == ("CT", "HU")
+    original = pydicom.dcmread(source)
+    hu = apply_modality_lut(original.pixel_array, original).astype(np.float64)
+    back = apply_modality_lut(written.pixel_array, written).astype(np.float64)
+    step = (hu.max() - hu.min()) / 65535
+    assert np.abs(back[8:] - hu[8:]).max() <= step  # the kept pixels, in HU
+    assert float(written.WindowCenter) == pytest.approx((hu.max() + hu.min()) / 2, abs=1)

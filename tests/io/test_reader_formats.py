@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from sample_files import sample
 
 from radsynth.io.errors import ImageReadError
 from radsynth.io.provenance import PNG_SPACING_KEY
@@ -137,3 +138,18 @@ def test_jpeg_grayscale(tmp_path: Path) -> None:
     image = read_image(tmp_path / "smooth.jpg")
     assert image.format == "jpeg" and image.bits_stored == 8
     assert np.abs(image.pixels - smooth).mean() < 1.5  # lossy, but close
+
+
+@pytest.mark.parametrize("name", ["693_UNCI.dcm", "CT_small.dcm", "MR_small.dcm"])
+def test_the_display_range_gives_the_source_values_back(name: str) -> None:
+    # A display value d stands for low + d x (high - low) inside the window: what a DICOM
+    # output's Rescale Slope and Intercept record.
+    image = read_image(sample(name))
+    window = image.display_range()
+    assert window is not None
+    low, high = window
+    inside = (image.pixels > low) & (image.pixels < high)
+    assert inside.any()
+    back = low + image.windowed() * (high - low)
+    np.testing.assert_allclose(back[inside], image.pixels[inside], atol=1e-3 * (high - low))
+    assert read_image(sample("RG1_UNCR.dcm")).display_range() is None  # MONOCHROME1, reflected

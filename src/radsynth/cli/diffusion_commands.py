@@ -317,6 +317,7 @@ def _write_dicom_images(
                     keep_patient=output.keep_patient,
                     pixel_spacing_mm=output.spacing,
                     instance_number=number,
+                    display_range=source.display_range() if from_dicom and source else None,
                     **series,
                     **described,
                 )

@@ -116,6 +116,7 @@ def write_synthetic_dicom(
     series_instance_uid: str | None = None,
     instance_number: int = 1,
     patient_id: str | None = None,
+    display_range: tuple[float, float] | None = None,
 ) -> Path:
     """Write a 2-D grayscale image as a synthetic Secondary Capture DICOM file; return its path.
 
@@ -127,6 +128,9 @@ def write_synthetic_dicom(
     path); see the module doc for what `keep_patient` keeps. Pass the same
     `study_instance_uid` / `series_instance_uid` (and a synthetic `patient_id`, see
     `synthetic_patient_id`) to group several outputs as one series of one patient.
+    `display_range` (low, high): the source values float pixels 0 and 1 stand for (a CT's HU
+    at its window's edges, `MedicalImage.display_range`); written as Rescale Slope, Intercept
+    and Type (HU on CT) with that window, so a viewer reads the source's units back.
     """
     path = Path(path)
     stored, bits = _stored_pixels(pixels)
@@ -154,6 +158,8 @@ def write_synthetic_dicom(
     image.InstanceNumber = instance_number
     _mark_synthetic(image, provenance)
     _describe_image(image, header, modality, body_part, laterality, bits)
+    if display_range is not None:
+        _rescale_to(image, display_range, bits, modality)
     if "IssuerOfPatientID" in kept:
         image.IssuerOfPatientID = kept["IssuerOfPatientID"]
     if header is not None and not keep_patient:
@@ -346,6 +352,20 @@ def _describe_image(
     top = 2**bits
     image.WindowCenter = str(top // 2)
     image.WindowWidth = str(top)
+
+
+def _rescale_to(
+    image: Dataset, display_range: tuple[float, float], bits: int, modality: str
+) -> None:
+    """Stored 0 .. 2^bits - 1 stand for `display_range`: Modality LUT (rescale) and window."""
+    low, high = (float(v) for v in display_range)
+    if not high > low:
+        raise ValueError(f"display_range must rise, got {display_range}")
+    image.RescaleIntercept = f"{low:.6g}"
+    image.RescaleSlope = f"{(high - low) / (2**bits - 1):.10g}"[:16]
+    image.RescaleType = "HU" if modality == "CT" else "US"  # US: unspecified
+    image.WindowCenter = f"{(low + high) / 2:.6g}"
+    image.WindowWidth = f"{high - low:.6g}"
 
 
 def read_provenance(path: str | Path) -> Provenance:

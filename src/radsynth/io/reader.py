@@ -103,6 +103,23 @@ class MedicalImage:
             return apply_window(self.pixels, self.window, voi_function or self.voi_function)
         return min_max_scale(self.pixels)
 
+    def display_range(self) -> tuple[float, float] | None:
+        """The source values (`pixels` units: HU on CT) that `windowed()` shows as 0 and 1, where
+        that mapping is a straight line (a LINEAR or LINEAR_EXACT window, or the image's own
+        range); None for a VOI LUT table, a SIGMOID window or a reflected MONOCHROME1 image.
+        A display value d then stands for low + d x (high - low)."""
+        if self.voi_lut is not None or self.inverted:
+            return None
+        if self.window is None:
+            low, high = float(self.pixels.min()), float(self.pixels.max())
+            return (low, high) if high > low else None
+        centre, width = self.window
+        if self.voi_function == "LINEAR_EXACT":
+            return (centre - width / 2, centre + width / 2)
+        if self.voi_function == "LINEAR":
+            return (centre - 0.5 - (width - 1) / 2, centre - 0.5 + (width - 1) / 2)
+        return None
+
     def _unreflected(self) -> np.ndarray:
         """The pixels in the source's stored orientation (MONOCHROME1 reflection undone)."""
         if not self.inverted or self.value_range is None:
