@@ -254,3 +254,28 @@ def test_ids_stay_inside_the_output_and_slices_get_their_own(tmp_path: Path) -> 
     ]
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(f"{i}.png" for i in ids)
     assert id_from_path("ünï/mr.dcm") != id_from_path("üné/mr.dcm")
+
+
+def test_a_rerun_with_an_edited_csv_says_which_rows_keep_their_old_records(
+    tmp_path: Path,
+) -> None:
+    source, _ = make_tree(tmp_path)
+    table = tmp_path / "edit.csv"
+    rows = [
+        "path,caption,modality,region,view",
+        "png/ankle.png,AP radiograph of the left ankle,xray,ankle,ap",
+        "png/elbow.png,,xray,knee,ap",
+    ]
+    table.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert invoke(str(source), "--captions", str(table), "--out", str(out)).exit_code == 0  # type: ignore[attr-defined]
+    same = invoke(str(source), "--captions", str(table), "--out", str(out))
+    assert "note:" not in same.output  # type: ignore[attr-defined]
+    rows[1] = "png/ankle.png,lateral radiograph of the left ankle,xray,ankle,lateral"
+    rows[2] = "png/elbow.png,,xray,knee,lateral"
+    table.write_text("\n".join(rows) + "\n")
+    edited = invoke(str(source), "--captions", str(table), "--out", str(out))
+    said = " ".join(edited.output.split())  # type: ignore[attr-defined]
+    assert "note: 2 rows give another caption or labels" in said
+    assert "png_ankle, png_elbow" in said
+    assert [r["labels"]["view"] for r in read_manifest(out)] == ["ap", "ap"]  # kept, as said

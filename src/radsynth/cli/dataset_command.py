@@ -76,6 +76,15 @@ def ingest_command(
         markup=False,
         highlight=False,
     )
+    if report.changed:
+        shown = ", ".join(report.changed[:5]) + (", ..." if len(report.changed) > 5 else "")
+        err.print(
+            f"note: {len(report.changed)} rows give another caption or labels than the records "
+            f"already in {out} ({shown}); they keep their old records. Ingest into a fresh "
+            "--out to use the CSV as it is now.",
+            markup=False,
+            highlight=False,
+        )
     if report.problems:
         err.print(f"skipped {len(report.problems)} bad rows of {captions}:", markup=False)
         for problem in report.problems:

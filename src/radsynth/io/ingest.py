@@ -31,7 +31,7 @@ from PIL.PngImagePlugin import PngInfo
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from radsynth.io.errors import ImageReadError
-from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter
+from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, iter_manifest
 from radsynth.io.provenance import PNG_SPACING_KEY, format_spacing_text
 from radsynth.io.reader import ColorPolicy, MedicalImage, read_image
 from radsynth.vocabulary.labels import MODALITIES, Finding, Labels
@@ -91,6 +91,9 @@ class IngestReport:
     manifest: Path  # the manifest.jsonl written to
     written: int = 0  # images written in this run
     already_done: int = 0  # rows skipped because their id was in the manifest already
+    # Ids of skipped rows whose caption or labels differ from the record already there (an
+    # edited CSV rerun into the same folder keeps the old records).
+    changed: list[str] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)  # rows skipped as bad
 
 
@@ -118,12 +121,14 @@ def ingest(
     report = IngestReport(manifest=out / MANIFEST_NAME)
     seen: set[str] = set()
     with ManifestWriter(out) as manifest, _progress(progress) as bar:
+        before = {r["id"]: r for r in iter_manifest(manifest.path)} if manifest.done_ids else {}
         task = bar.add_task("ingest", total=len(rows)) if bar is not None else None
         for line, row in rows:
             try:
                 record = _ingest_row(
-                    source, out, row, caption_writer, color, manifest.done_ids, seen
-                )
+                    source, out, row, caption_writer, color, manifest.done_ids, seen, before,
+                    report.changed,
+                )  # fmt: skip
             except (ImageReadError, ValueError) as error:
                 reason = error.problem if isinstance(error, ImageReadError) else str(error)
                 problem = RowProblem(line, str(row.get("path") or "").strip(), reason)
@@ -205,8 +210,11 @@ def _ingest_row(
     color: ColorPolicy,
     done_ids: set[str],
     seen: set[str],
+    before: Mapping[str, Mapping[str, Any]] | None = None,
+    changed: list[str] | None = None,
 ) -> dict[str, Any] | None:
-    """Read, label, caption and store one row's image; None when its id was done before."""
+    """Read, label, caption and store one row's image; None when its id was done before (its
+    id goes to `changed` where the row's caption or labels differ from that record)."""
     relative = row.get("path", "").strip()
     if not relative:
         raise ValueError("the path cell is empty")
@@ -226,6 +234,9 @@ def _ingest_row(
         raise ValueError(f"id {image_id!r} appears twice in the CSV; give each row its own id")
     seen.add(image_id)
     if image_id in done_ids:
+        old = (before or {}).get(image_id)
+        if old is not None and changed is not None and _row_differs(row, old):
+            changed.append(image_id)
         return None
     image = read_image(
         file,
@@ -260,6 +271,19 @@ def _ingest_row(
         "height": image.shape[0],
         "width": image.shape[1],
     }
+
+
+def _row_differs(row: Mapping[str, str], record: Mapping[str, Any]) -> bool:
+    """Whether a row gives a caption or a label other than its record holds."""
+    caption = row.get("caption", "").strip()
+    if caption and caption != record.get("caption"):
+        return True
+    try:
+        said = labels_from_row(row).to_dict()
+    except ValueError:
+        return True
+    held = record.get("labels") or {}
+    return any(value not in (None, []) and held.get(key) != value for key, value in said.items())
 
 
 def save_png16(path: Path, pixels: np.ndarray, text: Mapping[str, str]) -> None:
