@@ -128,6 +128,19 @@ def build_command(
     except (SpecError, BuildError) as error:
         err.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None
+    except (KeyboardInterrupt, SystemError) as error:
+        # Ctrl-C inside a compiled projection kernel surfaces as a SystemError around it.
+        if isinstance(error, SystemError) and not isinstance(
+            error.__context__ or error.__cause__, KeyboardInterrupt
+        ):
+            raise
+        err.print(
+            f"interrupted: the records written so far are kept; finish with "
+            f"`radsynth dataset build {spec} --out {out} --resume`",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(code=130) from None
     if report.manifest is not None:
         names = ["manifest.jsonl", "manifest.csv", "manifest.parquet", "summary.html"]
         written = ", ".join(name for name in names if (out / name).is_file())
