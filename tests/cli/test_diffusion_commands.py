@@ -483,6 +483,13 @@ def test_outpaint_fit_grows_a_full_size_radiograph(model_dir: Path, tmp_path: Pa
     assert out.shape == (2355, 1841) and np.array_equal(out[:1955], original)
 
 
+def square_mask(path: Path, value: int) -> Path:
+    """A 32 x 32 mask file whose top-left 8 x 8 pixels hold `value`, the rest 0."""
+    labels = np.zeros((32, 32), np.uint8)
+    labels[:8, :8] = value
+    return write_png(path, labels)
+
+
 def flat(result: Result) -> str:
     return " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())
 
@@ -509,9 +516,7 @@ def test_twelve_bit_data_in_sixteen_bit_samples_keeps_its_scale(
 def test_masks_may_be_label_maps_and_an_empty_one_says_how_to_mark(
     model_dir: Path, knee: Path, tmp_path: Path
 ) -> None:
-    labels = np.zeros((32, 32), np.uint8)
-    labels[:8, :8] = 1
-    mask = write_png(tmp_path / "labels.png", labels)
+    mask = square_mask(tmp_path / "labels.png", 1)
     result = run_cli(
         "inpaint", knee, "--prompt", "knee", "--mask", mask, "--model", model_dir,
         "--out", tmp_path / "o",
@@ -520,7 +525,7 @@ def test_masks_may_be_label_maps_and_an_empty_one_says_how_to_mark(
     out, source = gray(tmp_path / "o" / "inpainted-seed0.png"), gray(knee)
     assert np.array_equal(out[8:], source[8:]) and np.array_equal(out[:, 8:], source[:, 8:])
     assert not np.array_equal(out[:8, :8], source[:8, :8])
-    faint = write_png(tmp_path / "faint.png", (labels * 100).astype(np.uint8))
+    faint = square_mask(tmp_path / "faint.png", 100)
     refused = run_cli(
         "inpaint", knee, "--mask", faint, "--model", model_dir, "--out", tmp_path / "f"
     )
@@ -553,9 +558,7 @@ def test_provenance_names_the_operation_its_inputs_and_options(
 ) -> None:
     import hashlib
 
-    labels = np.zeros((32, 32), np.uint8)
-    labels[:8, :8] = 255
-    mask = write_png(tmp_path / "mask.png", labels)
+    mask = square_mask(tmp_path / "mask.png", 255)
     recorded = {}
     for strength in ("0.3", "0.9"):
         result = run_cli(

@@ -91,20 +91,7 @@ def _run_job(job: _Job, write: bool = True) -> dict:
     """Make one case and write its files; the caller appends the record to the manifest.
     `write=False` only draws the case, at the smallest size, to check the job's options."""
     asked = job.labels or Labels()
-    if not write:
-        make_case(
-            job.seed,
-            modality=job.modality,
-            region=job.region,
-            view=job.view,
-            laterality=asked.laterality,
-            sex=asked.sex,
-            age=asked.age,
-            findings_=asked.findings if job.labels is not None else None,
-            sequence=asked.sequence,
-            size=MIN_SIZE if MIN_SIZE <= job.size <= MAX_SIZE else job.size,
-        )
-        return {}
+    size = job.size if write or not MIN_SIZE <= job.size <= MAX_SIZE else MIN_SIZE
     case = make_case(
         job.seed,
         modality=job.modality,
@@ -115,10 +102,10 @@ def _run_job(job: _Job, write: bool = True) -> dict:
         age=asked.age,
         findings_=asked.findings if job.labels is not None else None,
         sequence=asked.sequence,
-        size=job.size,
+        size=size,
         subject_seed=job.subject_seed,
     )
-    return write_case(job.out, f"case_{job.index:06d}", case)
+    return write_case(job.out, f"case_{job.index:06d}", case) if write else {}
 
 
 def prompt_labels(
