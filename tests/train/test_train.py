@@ -265,6 +265,12 @@ def test_max_minutes_ends_the_run_as_at_max_steps(
     assert "--max-minutes must be a positive number, got 0.0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="max_minutes must be a positive"):
         tiny_config(data_dir, out, max_minutes=-1.0)
+    # Stopped on a multiple of --sample-every, the run still ends with its grid.
+    every = tmp_path / "every"
+    train(tiny_config(data_dir, every, max_steps=50, sample_every=1, max_minutes=1e-6))
+    assert (every / "samples" / "step-0000001.png").is_file()
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        tiny_config(data_dir, out, ema_decay=1.5)
 
 
 def test_as_flags_names_every_field_by_its_flag() -> None:
@@ -376,6 +382,34 @@ def test_resume_without_checkpoint_and_bad_data_are_clear(data_dir: Path, tmp_pa
         train(tiny_config(data_dir, tmp_path / "fresh", resume=True))
     with pytest.raises(ValueError, match="no manifest"):
         train(tiny_config(tmp_path, tmp_path / "x"))
+
+
+def test_a_folder_of_an_earlier_run_is_continued_only_with_its_own_network(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(data_dir, out, max_steps=2, checkpoint_every=2))
+    # A fresh run into it pruned its own first checkpoint and crashed, then --resume took
+    # the old run's checkpoint for its own.
+    with pytest.raises(ValueError, match="holds an earlier run .*step-0000002.*--resume"):
+        train(tiny_config(data_dir, out, max_steps=6, seed=7))
+    with pytest.raises(ValueError, match="trained with --preset tiny \\(now tiny-patch\\)"):
+        train(tiny_config(data_dir, out, max_steps=4, preset="tiny-patch", resume=True))
+    assert json.loads((out / "training.json").read_text())["steps"] == 2  # untouched
+
+
+def test_a_corrupt_or_colour_png_is_refused_before_training(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = write_manifest_folder(tmp_path / "cases")
+    record = json.loads((folder / "manifest.jsonl").read_text().splitlines()[1])
+    image = folder / record["image"]
+    image.write_bytes(b"junk")
+    with pytest.raises(ValueError, match=f"{record['id']!r}: .* is not a readable PNG"):
+        ManifestImageDataset(folder, resolution=32)
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(image)
+    with pytest.raises(ValueError, match="is RGB, not grayscale"):
+        ManifestImageDataset(folder, resolution=32)
 
 
 def test_accelerate_launch_with_two_cpu_processes(data_dir: Path, tmp_path: Path) -> None:

@@ -96,6 +96,8 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be a positive number, got {self.max_minutes}")
         if self.text_max_length is not None and self.text_max_length < 2:
             raise ValueError(f"text_max_length must be at least 2, got {self.text_max_length}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
 

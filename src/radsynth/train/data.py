@@ -23,7 +23,7 @@ def load_gray(path: Path) -> np.ndarray:
     (DICOM, NIfTI, TIFF) through radsynth.io.reader with their display window."""
     if path.suffix.lower() == ".png":
         with Image.open(path) as image:
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            if image.mode in GRAY_PNG_MODES[1:]:
                 return np.asarray(image, dtype=np.float32) / 65535.0
             if image.mode != "L":
                 raise ValueError(f"{path} is {image.mode}, not grayscale; convert it to 8/16-bit")
@@ -31,6 +31,28 @@ def load_gray(path: Path) -> np.ndarray:
     from radsynth.io.reader import read_image
 
     return np.asarray(read_image(path).windowed(), dtype=np.float32)
+
+
+GRAY_PNG_MODES = ("L", "I;16", "I;16B", "I;16L", "I")
+
+
+def _check_png_header(path: Path, record_id: str) -> None:
+    """Before training: a PNG's header must open and be grayscale (a corrupt or colour file
+    stopped a run with a traceback at the first batch that drew it, hours in)."""
+    if path.suffix.lower() != ".png":
+        return
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+    except (OSError, SyntaxError) as error:
+        raise ValueError(
+            f"manifest record {record_id!r}: {path} is not a readable PNG ({error})"
+        ) from None
+    if mode not in GRAY_PNG_MODES:
+        raise ValueError(
+            f"manifest record {record_id!r}: {path} is {mode}, not grayscale; convert it to "
+            "8/16-bit grayscale"
+        )
 
 
 def square_resize(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -179,6 +201,7 @@ class ManifestImageDataset:
                     f"manifest record {record['id']!r} names {record['image']}, which is not in "
                     f"{self.folder}; fix the manifest or copy the file"
                 )
+            _check_png_header(self.folder / record["image"], str(record["id"]))
 
     def preload(self, workers: int, with_masks: bool) -> None:
         """Fill the cache with every image (with `with_masks`, finding mask; and structure mask

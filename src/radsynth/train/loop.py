@@ -317,6 +317,7 @@ class _Run:
                 f"--resume: no checkpoint in {self.config.output_dir / 'checkpoints'}; "
                 "start without --resume"
             )
+        self._check_same_model(folder)
         state = load_checkpoint(
             folder,
             self.accelerator.unwrap_model(self.unet),
@@ -334,6 +335,21 @@ class _Run:
             # run trains those steps again and logs them anew.
             _rewrite_loss_log(self.config.output_dir, self.losses)
         self.accelerator.wait_for_everyone()
+
+    def _check_same_model(self, folder: Path) -> None:
+        """A resumed run must build the network the checkpoint holds: the same preset,
+        --init-from and text length (it loaded the weights into another network, or silently
+        lost the fine-tune's parent from its record)."""
+        saved = json.loads((folder / "state.json").read_text()).get("config", {})
+        now = self.config.to_json()
+        keys = ("preset", "init_from", "text_max_length")
+        differ = [key for key in keys if key in saved and saved[key] != now[key]]
+        if differ:
+            said = ", ".join(f"--{k.replace('_', '-')} {saved[k]} (now {now[k]})" for k in differ)
+            raise ValueError(
+                f"--resume: the checkpoint in {folder} was trained with {said}; resume with "
+                "the options the run started with"
+            )
 
     def _apply_learning_rate(self) -> None:
         """A resumed run trains at the --learning-rate it is given (a lower rate for the last
@@ -478,6 +494,14 @@ def train(config: TrainConfig) -> Path:
     Writes under `config.output_dir`: `model/` (diffusers layout, EMA weights),
     `checkpoints/step-*/`, `loss.jsonl`, `loss.png`, `samples/step-*.png` and `training.json`.
     """
+    if not config.resume:
+        earlier = latest_checkpoint(config.output_dir)
+        if earlier is not None or (config.output_dir / "model").exists():
+            raise ValueError(
+                f"{config.output_dir} holds an earlier run ("
+                + (f"its checkpoint {earlier.name}" if earlier else "its model/")
+                + "): pass --resume to continue it, or give another --out"
+            )
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(config, accelerator)
@@ -491,6 +515,7 @@ def train(config: TrainConfig) -> Path:
             "raise --max-steps to train further"
         )
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+    sampled_at = None
     with _progress(accelerator) as progress:
         task = progress.add_task("train", total=config.max_steps, completed=run.step, loss=0.0)
         while run.step < config.max_steps:
@@ -516,6 +541,7 @@ def train(config: TrainConfig) -> Path:
                 break
             if config.sample_every and run.step % config.sample_every == 0:
                 run.samples()
-    if not config.sample_every or run.step % config.sample_every:
+                sampled_at = run.step
+    if sampled_at != run.step:
         run.samples()  # the last step's grid, unless one was just written
     return run.finish()

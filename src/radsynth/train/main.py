@@ -143,5 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: the steps after the last checkpoint are not kept; continue with the "
+            "same command and --resume",
+            file=sys.stderr,
+        )
+        return 130
     print(f"model written to {model_dir}")
     return 0
