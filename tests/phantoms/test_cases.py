@@ -303,3 +303,15 @@ def test_a_drawn_limb_finding_on_a_midline_region_is_labelled_with_its_side() ->
     assert checked >= 5
     asked = make_case(8, modality="xray", region="chest", findings_=(Finding("pacemaker"),))
     assert asked.labels.findings == (Finding("pacemaker"),)
+
+
+@pytest.mark.parametrize("modality", ["ct", "mri"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_ct_or_mri_knee_is_the_knee_its_labels_name(modality: str, side: str) -> None:
+    # The CT and MRI renderers drew the knee's side for themselves: about half of the cases
+    # labelled the left knee showed the right one (and an asked effusion went unseen).
+    for seed in range(6):
+        case = make_case(seed, modality=modality, region="knee", laterality=side, size=32)
+        named = {name.split("_")[0] for name in case.image.masks}
+        assert side in named and ({"left", "right"} - {side}).isdisjoint(named), (seed, named)
+        assert case.labels.laterality == side

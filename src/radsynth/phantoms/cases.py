@@ -384,9 +384,16 @@ def _render(
     if modality == "xray":
         return xray.render_xray(body, region, view, laterality, rng, size)
     if modality == "ct":
-        return ct.render_ct(body, region, rng, size, slice_offset_mm=offset)
+        return ct.render_ct(body, region, rng, size, slice_offset_mm=offset, side=laterality)
     if modality == "mri":
         return mri.render_mri(
-            body, region, rng, size, sequence=sequence or "t1", view=view, slice_offset_mm=offset
+            body,
+            region,
+            rng,
+            size,
+            sequence=sequence or "t1",
+            view=view,
+            slice_offset_mm=offset,
+            side=laterality,
         )
     return ultrasound.render_ultrasound(region, rng, size, sex=subject.sex, age=subject.age)

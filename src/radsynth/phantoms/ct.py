@@ -165,11 +165,15 @@ def fitted_axial_plane(
     return SlicePlane(center, AXIAL_ROW_DIR, AXIAL_COL_DIR, fov, 0.0), float(diameter)
 
 
-def _ct_plane(body: Body, region: str, rng: np.random.Generator) -> tuple[SlicePlane, float]:
-    """Scan plane of a CT region (slice thickness set) and the patient's diameter (mm)."""
+def _ct_plane(
+    body: Body, region: str, rng: np.random.Generator, side: str | None = None
+) -> tuple[SlicePlane, float]:
+    """Scan plane of a CT region (slice thickness set) and the patient's diameter (mm); a knee
+    on `side` (None: drawn)."""
     scale = body.scale
     if region == "knee":
-        side = str(rng.choice(("left", "right")))
+        drawn = str(rng.choice(("left", "right")))  # drawn either way: the rest of the draw
+        side = side or drawn  # stays as it was
         knee = body.landmark(f"{side}_knee")
         # The patella's centre lies about 42 mm (reference height) above the joint line.
         z = knee[2] + (42.0 + rng.uniform(-8.0, 6.0)) * scale
@@ -273,14 +277,19 @@ def _check_region(region: str) -> None:
 
 
 def _ct_slice(
-    body: Body, region: str, rng: np.random.Generator, size: int, slice_offset_mm: float
+    body: Body,
+    region: str,
+    rng: np.random.Generator,
+    size: int,
+    slice_offset_mm: float,
+    side: str | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], SlicePlane, float]:
     """HU image, masks, the plane and the noise sigma of one CT slice."""
     _check_region(region)
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels, got {size}")
     # 1. Geometry
-    plane, diameter = _ct_plane(body, region, rng)
+    plane, diameter = _ct_plane(body, region, rng, side)
     plane = plane.shifted(slice_offset_mm)
     spacing = plane.fov_mm / size
     # 2. Partial-volume HU of the anatomy
@@ -306,6 +315,7 @@ def ct_hounsfield(
     rng: np.random.Generator,
     size: int = 256,
     slice_offset_mm: float = 0.0,
+    side: str | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
     """One axial CT slice of `region` before windowing.
 
@@ -313,7 +323,7 @@ def ct_hounsfield(
     structure the slice cuts, and the pixel spacing (row, column) in mm. `slice_offset_mm` moves
     the slice up (+) or down (-) from the region's standard level.
     """
-    hu, masks, plane, _ = _ct_slice(body, region, rng, size, slice_offset_mm)
+    hu, masks, plane, _ = _ct_slice(body, region, rng, size, slice_offset_mm, side)
     spacing = plane.fov_mm / size
     return hu, masks, (spacing, spacing)
 
@@ -334,8 +344,10 @@ def render_ct(
     *,
     window: str | None = None,
     slice_offset_mm: float = 0.0,
+    side: str | None = None,
 ) -> PhantomImage:
-    """An axial CT slice of `region` ("head", "chest", "abdomen", "pelvis", "knee") displayed
+    """An axial CT slice of `region` ("head", "chest", "abdomen", "pelvis", "knee"; a knee on
+    `side`, "left" or "right", drawn when None) displayed
     with a window preset of `CT_WINDOWS` (the region's usual one when `window` is None; for the
     chest lung or soft tissue, drawn from `rng`).
 
@@ -346,7 +358,7 @@ def render_ct(
     _check_region(region)
     if window is not None and window not in CT_WINDOWS:
         raise ValueError(f"unknown CT window {window!r}; choose one of {', '.join(CT_WINDOWS)}")
-    hu, masks, plane, sigma = _ct_slice(body, region, rng, size, slice_offset_mm)
+    hu, masks, plane, sigma = _ct_slice(body, region, rng, size, slice_offset_mm, side)
     if window is None:
         window = str(rng.choice(_DEFAULT_WINDOWS[region]))
     level, width = CT_WINDOWS[window]

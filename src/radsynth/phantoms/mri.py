@@ -85,10 +85,11 @@ def _head_plane(body: Body, view: str, rng: np.random.Generator) -> SlicePlane:
 
 
 def _knee_plane(
-    body: Body, view: str, rng: np.random.Generator
+    body: Body, view: str, rng: np.random.Generator, side: str | None = None
 ) -> tuple[SlicePlane, dict[str, Any]]:
     scale = body.scale
-    side = str(rng.choice(("left", "right")))
+    drawn = str(rng.choice(("left", "right")))  # drawn either way: the rest of the draw stays
+    side = side or drawn
     knee = body.landmark(f"{side}_knee")
     facts: dict[str, Any] = {"side": side}
     if view == "coronal":
@@ -104,14 +105,14 @@ def _knee_plane(
 
 
 def _mri_plane(
-    body: Body, region: str, view: str, rng: np.random.Generator
+    body: Body, region: str, view: str, rng: np.random.Generator, side: str | None = None
 ) -> tuple[SlicePlane, dict[str, Any]]:
     """The imaging plane of a region and view, and region-specific facts for the meta."""
     scale = body.scale
     if region == "head":
         return _head_plane(body, view, rng), {}
     if region == "knee":
-        return _knee_plane(body, view, rng)
+        return _knee_plane(body, view, rng, side)
     if region == "spine":
         # Midline sagittal of the lumbar spine, centred a little in front of L3.
         center = body.landmark("l3_centre") + np.array([0.0, 25.0 * scale, 0.0])
@@ -170,6 +171,7 @@ def render_mri(
     sequence: str = "t1",
     view: str | None = None,
     slice_offset_mm: float = 0.0,
+    side: str | None = None,
 ) -> PhantomImage:
     """A spin-echo MR slice of `region` ("head", "knee", "spine", "abdomen") with `sequence`
     "t1" (TR 500 / TE 15 ms), "t2" (TR 4000 / TE 100 ms) or "pd" (TR 3000 / TE 20 ms).
@@ -184,7 +186,7 @@ def render_mri(
         raise ValueError(f"size must be at least 32 pixels, got {size}")
     if view is None:
         view = str(rng.choice(MRI_VIEWS[region]))
-    plane, facts = _mri_plane(body, region, view, rng)
+    plane, facts = _mri_plane(body, region, view, rng, side)
     plane = plane.shifted(slice_offset_mm)
     # 2. Tissue contrast with partial volume, on the fine grid
     tr, te = MRI_SEQUENCES[sequence]
