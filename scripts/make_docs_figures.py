@@ -8,11 +8,12 @@ docs/sided_findings.jpg: phantoms drawn from prompts that give a finding its sid
 region, or ask for it on both sides; each finding's mask is outlined in a colour of its own
 (the patient's left is on the image's right).
 
-Run: .venv/bin/python scripts/make_docs_figures.py
+Run: .venv/bin/python scripts/make_docs_figures.py [--out docs]
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,16 @@ def sided_findings(path: Path, seed: int = 4, size: int = 320) -> None:
     sheet.save(path, quality=90)
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DOCS, help="folder (default: docs/)")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    answer_key(out / "answer_key.png")
+    print(f"wrote {out / 'answer_key.png'}")
+    sided_findings(out / "sided_findings.jpg")
+    print(f"wrote {out / 'sided_findings.jpg'}")
+
+
 if __name__ == "__main__":
-    DOCS.mkdir(exist_ok=True)
-    answer_key(DOCS / "answer_key.png")
-    print(f"wrote {DOCS / 'answer_key.png'}")
-    sided_findings(DOCS / "sided_findings.jpg")
-    print(f"wrote {DOCS / 'sided_findings.jpg'}")
+    main()
