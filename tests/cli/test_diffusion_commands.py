@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -623,3 +624,24 @@ def test_dicom_output_of_a_ct_reads_back_in_hounsfield_units(
     step = (hu.max() - hu.min()) / 65535
     assert np.abs(back[8:] - hu[8:]).max() <= step  # the kept pixels, in HU
     assert float(written.WindowCenter) == pytest.approx((hu.max() + hu.min()) / 2, abs=1)
+
+
+def test_the_output_folder_is_a_data_folder_without_its_grid(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # `radsynth evaluate` scored the grid as one more synthetic image (squashed to a square).
+    from radsynth.evaluate.metrics.folders import load_image_folder
+
+    out = tmp_path / "o"
+    for args in (["-n", "2", "--seed", "0"], ["-n", "2", "--seed", "1"]):
+        result = run_cli("generate", "PA chest radiograph", *args, "--steps", "2",
+                         "--model", model_dir, "--out", out)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert (out / "generated-grid.png").is_file()
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["seed"]) for r in records] == [
+        ("generated-seed0", 0), ("generated-seed1", 1), ("generated-seed2", 2),
+    ]  # fmt: skip
+    assert {r["caption"] for r in records} == {"PA chest radiograph"}
+    folder = load_image_folder(out)
+    assert len(folder) == 3 and "generated-grid.png" not in folder.names

@@ -406,11 +406,47 @@ def _finish(out: Path, stem: str, prompt: str, run: _Run, output: _Output) -> No
         paths = _write_dicom_images(out, stem, prompt, run, output)
     else:
         paths = _write_png_images(out, stem, prompt, run, output)
+    _record_in_manifest(out, paths, prompt, run)
     if len(run.images) > 1 and len({im.shape for im in run.images}) == 1:
         grid = image_grid(np.stack(run.images))
         info = {"Prompt": prompt, "Model": str(run.folder), "Synthetic": "YES"}
         write_png(out / f"{stem}-grid.png", grid, info)
     typer.echo(f"wrote {len(paths)} image(s) to {out}")
+
+
+def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) -> None:
+    """`OUT/manifest.jsonl`: one record per image written (id, image, caption = the prompt,
+    seed, operation, model), so the folder is a data folder that `radsynth evaluate` and
+    `radsynth train` read (the grid is not an image of the set). A rerun into the folder
+    replaces the records of the files it rewrote and keeps the others."""
+    import json
+    import os
+
+    from radsynth.io.manifest import MANIFEST_NAME, read_manifest
+
+    manifest = out / MANIFEST_NAME
+    new = [
+        {
+            "id": path.stem,
+            "image": path.name,
+            "caption": prompt,
+            "prompt": prompt,
+            "seed": seed,
+            "operation": run.operation,
+            "model": str(run.folder),
+        }
+        for path, seed in zip(paths, run.seeds, strict=True)
+    ]
+    try:
+        kept = read_manifest(manifest) if manifest.is_file() else []
+    except ValueError:  # not a manifest radsynth can read: leave it, say so
+        typer.echo(f"note: {manifest} is not a radsynth manifest; not updated", err=True)
+        return
+    ids = {record["id"] for record in new}
+    records = [r for r in kept if r["id"] not in ids] + new
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    os.replace(tmp, manifest)
 
 
 def generate(
