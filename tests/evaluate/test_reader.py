@@ -255,6 +255,31 @@ def test_training_resumes_from_its_checkpoint(trained: Path, tmp_path: Path) -> 
     assert record["train"]["steps"] == 3
 
 
+def test_bad_counts_and_a_finished_checkpoint_are_refused_before_rendering(
+    trained: Path, tmp_path: Path
+) -> None:
+    # --checkpoint-every 0 and --threads 0 crashed and --batch-size 0 trained on NaN, each
+    # after the cases were rendered; a rerun with fewer steps recorded them over a network
+    # that had trained more.
+    base = {"out": tmp_path / "r", "n": 4, "heldout": 2, "steps": 2, "size": 64, **TINY}
+    for change, flag in (
+        ({"checkpoint_every": 0}, "--checkpoint-every"),
+        ({"threads": 0}, "--threads"),
+        ({"batch_size": 0}, "--batch-size"),
+    ):
+        with pytest.raises(ValueError, match=f"needs {flag} >= 1"):
+            train_reader(TrainReaderConfig(**{"batch_size": 2, **base, **change}))
+    assert not (tmp_path / "r" / "cache").exists()  # nothing rendered
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    fewer = TrainReaderConfig(**{**base, "out": out, "steps": 1, "batch_size": 2})
+    with pytest.raises(ValueError, match="checkpoint at step 2, beyond --steps 1"):
+        train_reader(fewer)
+    other = TrainReaderConfig(out=out, n=4, heldout=2, steps=3, size=64, batch_size=2)
+    with pytest.raises(ValueError, match="a checkpoint of another network"):
+        train_reader(other)
+
+
 def test_train_reader_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,

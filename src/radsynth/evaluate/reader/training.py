@@ -185,7 +185,13 @@ def _load_checkpoint(folder: Path, net: ReaderNet, opt: torch.optim.Optimizer) -
     if not (folder / STATE).is_file() or not (folder / CHECKPOINT).is_file():
         return None
     tensors = load_file(str(folder / CHECKPOINT))
-    net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError:
+        raise ValueError(
+            f"{folder} holds a checkpoint of another network (other options, e.g. --tiny or "
+            "--size); give another --out, or the options it was trained with"
+        ) from None
     opt_state = opt.state_dict()
     for name, value in tensors.items():
         if name.startswith("optim."):
@@ -193,6 +199,40 @@ def _load_checkpoint(folder: Path, net: ReaderNet, opt: torch.optim.Optimizer) -
             opt_state["state"].setdefault(int(index), {})[key] = value
     opt.load_state_dict(opt_state)
     return json.loads((folder / STATE).read_text())
+
+
+class CountsConfig(Protocol):
+    """The counts every reader training run checks before it renders a case."""
+
+    out: Path
+    steps: int
+    n: int
+    batch_size: int
+    threads: int
+    checkpoint_every: int
+
+
+def check_counts(config: CountsConfig, name: str) -> None:
+    """Refuse counts below 1 (they crashed or trained on NaN after the cases were rendered)
+    and a checkpoint in `config.out` beyond `--steps` (it was taken as finished silently)."""
+    for flag, value in (
+        ("--steps", config.steps),
+        ("--batch-size", config.batch_size),
+        ("--threads", config.threads),
+        ("--checkpoint-every", config.checkpoint_every),
+    ):
+        if value < 1:
+            raise ValueError(f"{name} needs {flag} >= 1, got {value}")
+    if config.n < config.batch_size:
+        raise ValueError(f"{name} needs --n >= the batch size ({config.batch_size})")
+    state = config.out / STATE
+    if state.is_file():
+        done = int(json.loads(state.read_text()).get("step", 0))
+        if done > config.steps:
+            raise ValueError(
+                f"{config.out} holds a checkpoint at step {done}, beyond --steps "
+                f"{config.steps}; give --steps {done} or more to continue it, or another --out"
+            )
 
 
 class StepsConfig(Protocol):
@@ -298,8 +338,7 @@ def train_stage(
     each step draw `batch_size` cases, turn each into tensors with `example(data, i, rng)`,
     stack them and sum `loss(net(first), *rest)`; resume from and write checkpoints in
     `config.out` (`run_steps`) and save the network (fp16) with its training record there."""
-    if config.steps < 1 or config.n < config.batch_size:
-        raise ValueError(f"{name} needs --steps >= 1 and --n >= the batch size")
+    check_counts(config, name)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = config.out
@@ -342,10 +381,9 @@ def train_reader(
 ) -> dict[str, Any]:
     """Build the cache, train (resuming from a checkpoint in `config.out`), score held-out
     cases and save the reader. Returns the held-out figures (also written to heldout.json)."""
-    if config.steps < 1 or config.n < config.batch_size or config.heldout < 1:
-        raise ValueError(
-            "train-reader needs --steps >= 1, --n >= the batch size and at least one held-out case"
-        )
+    check_counts(config, "train-reader")
+    if config.heldout < 1:
+        raise ValueError("train-reader needs at least one held-out case (--heldout)")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = config.out
