@@ -222,3 +222,12 @@ def test_runs_read_by_different_readers_are_named_and_never_pooled(tmp_path: Pat
     args = ["probe-compare", *map(str, (*old, new)), "--pool"]
     mixed = runner.invoke(app, [*args, "--label", "v23", "--label", "v23", "--label", "v23"])
     assert mixed.exit_code != 0 and "different readers" in mixed.output
+
+
+def test_a_small_threshold_keeps_its_digits() -> None:
+    from radsynth.probe.compare import _value
+
+    # The memorization target's threshold 0.005 read "< 0.01".
+    assert (_value(0.005), _value(0.0), _value(0.25), _value(12.34)) == (
+        "0.005", "0.00", "0.25", "12.3",
+    )  # fmt: skip

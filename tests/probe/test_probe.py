@@ -398,3 +398,27 @@ def test_scores_name_the_shipped_model_the_same_on_every_machine(tmp_path: Path)
     first = shipped_name(tmp_path / "a", tmp_path / "a", "m")
     (tmp_path / "a" / "w.safetensors").write_bytes(b"2")
     assert shipped_name(tmp_path / "a", tmp_path / "a", "m") != first
+
+
+def test_a_hand_without_digits_read_is_not_counted_free_of_extra_digits() -> None:
+    # A 4-step noise model met "no extra digits" (1.0) while no hand was drawn at all.
+    import numpy as np
+
+    from radsynth.probe.protocol import GeneratedImage
+    from radsynth.probe.scorecard import image_targets
+
+    def hand(metacarpals: int, phalanges: int, extra: list[str]) -> GeneratedImage:
+        checks = {
+            "metacarpals_count": {"value": metacarpals, "passed": metacarpals == 5},
+            "phalanges_count": {"value": phalanges, "passed": phalanges == 14},
+            "extra_bones": {"value": extra, "passed": not extra},
+        }
+        return GeneratedImage(
+            "anatomy", "hand", "PA radiograph of the left hand", 0, np.zeros((8, 8)),
+            {"region": "hand"}, None, checks,
+        )  # fmt: skip
+
+    images = [hand(5, 14, []), hand(6, 14, ["metacarpals"]), hand(0, 0, []), hand(5, 0, [])]
+    targets, _, _ = image_targets(images, has_reader=False, no_reader="")
+    digits = next(t for t in targets if t.key == "no_extra_digits")
+    assert (digits.n, digits.value) == (2, 0.5)  # the two hands whose digits were read

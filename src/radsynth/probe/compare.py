@@ -256,6 +256,8 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "—"
+        if value and abs(value) < 0.01:
+            return f"{value:.2g}"  # a threshold of 0.005 is not "0.01"
         return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
 

@@ -86,7 +86,18 @@ def image_targets(
             "lumbar_vertebrae_count",
         ),
     ]
-    hands = [g for g in xrays if g.asked.get("region") == "hand" and "extra_bones" in g.checks]
+    # Hands whose digits were read: a hand drawn without metacarpals or phalanges has no extra
+    # digits either, and counted as a success (a noise model met this target).
+    hands = [
+        g
+        for g in xrays
+        if g.asked.get("region") == "hand"
+        and "extra_bones" in g.checks
+        and all(
+            (g.checks.get(f"{group}_count") or {}).get("value", 0) > 0
+            for group in ("metacarpals", "phalanges")
+        )
+    ]
     clean = sum(
         not ({"metacarpals", "phalanges"} & set(g.checks["extra_bones"]["value"])) for g in hands
     )
