@@ -133,3 +133,16 @@ def test_a_fine_tune_of_an_average_continues_every_chain() -> None:
     chains = record_chains(tune)
     assert [[r["steps"] for r in chain] for chain in chains] == [[2, 0, 5], [2, 0, 4, 5]]
     assert max(sum(r["steps"] for r in chain) for chain in chains) == 11
+
+
+def test_other_pipeline_defaults_are_named_when_the_first_models_are_kept(
+    two: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = two
+    changed = tmp_path / "free"
+    components = DiffusionComponents.from_pretrained(second)
+    components.defaults = {**components.defaults, "free_text_prompts": True}
+    components.save_pretrained(changed)
+    with pytest.warns(UserWarning, match="free_text_prompts True \\(kept: None\\)"):
+        averaged = average_models([first, changed])
+    assert "free_text_prompts" not in averaged.defaults

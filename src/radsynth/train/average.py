@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,18 @@ def _average(
             raise ValueError(
                 f"{path} differs from {paths[0]} in its {', '.join(differ)}; only models of one "
                 "architecture, text encoder and sampler (fine-tunes of one model) can be averaged"
+            )
+    kept = {k: v for k, v in models[0].defaults.items() if k != "trained_steps"}
+    for path, model in zip(paths[1:], models[1:], strict=True):
+        own = {k: v for k, v in model.defaults.items() if k != "trained_steps"}
+        differ = sorted(k for k in kept.keys() | own.keys() if kept.get(k) != own.get(k))
+        if differ:
+            said = ", ".join(f"{k} {own.get(k)!r} (kept: {kept.get(k)!r})" for k in differ)
+            warnings.warn(
+                f"{path} has other pipeline defaults than {paths[0]}: {said}; the averaged "
+                "model keeps the first model's (list first the model whose defaults it should "
+                "have)",
+                stacklevel=2,
             )
     steps = max(int(m.defaults.get("trained_steps", 0)) for m in models)
     result = models[0]

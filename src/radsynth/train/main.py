@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import sys
@@ -38,6 +39,8 @@ def as_flags(message: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """Command-line arguments to a TrainConfig (defaults from TrainConfig)."""
+    from radsynth.models.presets import list_presets
+
     defaults = TrainConfig(data_dir=Path("."), output_dir=Path("."))
     parser = argparse.ArgumentParser(
         prog="radsynth-train", description="Train a radsynth diffusion model on a manifest folder."
@@ -45,7 +48,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--data", type=Path, required=True, help="folder with manifest.jsonl")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
-        "--preset", help="architecture of a model trained from scratch (default: tiny)"
+        "--preset",
+        help="architecture of a model trained from scratch (default: tiny; one of "
+        f"{', '.join(list_presets())})",
     )
     parser.add_argument("--init-from", type=Path, help="model folder to fine-tune")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
@@ -150,5 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    print(f"model written to {model_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:  # once under `accelerate launch`
+        print(f"model written to {model_dir}")
     return 0
