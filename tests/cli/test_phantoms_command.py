@@ -238,3 +238,29 @@ def test_a_mistake_leaves_no_folder_and_a_file_is_not_a_folder(tmp_path):
     a_file.write_text("")
     result = _phantoms(a_file, "--n", "1")
     assert result.exit_code != 0 and "is a file" in _flat(result.output)
+
+
+def test_a_users_own_images_folder_is_not_overwritten_and_old_folders_check_their_cases(
+    tmp_path,
+):
+    mine = tmp_path / "mine"
+    (mine / "images").mkdir(parents=True)
+    (mine / "images" / "my_xray.png").write_bytes(b"a user's file")
+    refused = _phantoms(mine, "--n", "1", "--size", "32", "--overwrite")
+    assert refused.exit_code == 2 and "(it holds images/)" in _flat(refused.output)
+    assert (mine / "images" / "my_xray.png").read_bytes() == b"a user's file"
+    # A folder of a radsynth without phantoms.json: its cases' labels and size are checked.
+    old = tmp_path / "old"
+    first = _phantoms(old, "--n", "2", "--size", "32", "--region", "knee", "--modality", "xray")
+    assert first.exit_code == 0, first.output
+    (old / "phantoms.json").unlink()
+    for options, said in (
+        (["--size", "32", "--region", "chest", "--modality", "xray"], "is a region 'knee'"),
+        (["--size", "48", "--region", "knee", "--modality", "xray"], "is 32 px, not --size 48"),
+    ):
+        other = _phantoms(old, "--n", "4", *options, "--resume")
+        assert other.exit_code == 2 and said in _flat(other.output), other.output
+    same = _phantoms(old, "--n", "3", "--size", "32", "--region", "knee", "--modality", "xray",
+                     "--resume")  # fmt: skip
+    assert same.exit_code == 0, same.output
+    assert len(read_manifest(old)) == 3

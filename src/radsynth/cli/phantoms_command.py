@@ -232,6 +232,9 @@ def _check_phantoms_folder(out: Path, settings: dict | None) -> None:
         records = [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
     except json.JSONDecodeError:
         records = [{}]  # not a manifest radsynth wrote
+    # Case folders of files radsynth did not record (a user's own images/) are not ours.
+    unrecorded = not records and not (out / SETTINGS_NAME).exists()
+    foreign += [f"{name}/" for name in CASE_FOLDERS if unrecorded and any((out / name).glob("*"))]
     if foreign or any("render" not in r or "image_8bit" not in r for r in records):
         what = f" (it holds {', '.join(foreign)})" if foreign else ""
         raise typer.BadParameter(
@@ -259,6 +262,19 @@ def _check_phantoms_folder(out: Path, settings: dict | None) -> None:
                 f"{out}: {record['id']} was drawn from seed {record.get('seed')}, not "
                 f"{settings['seed'] + index}; resume with the run's --seed"
             )
+        labels = record.get("labels") or {}
+        for key in ("modality", "region", "view"):
+            if settings[key] is not None and labels.get(key) != settings[key]:
+                raise typer.BadParameter(
+                    f"{out}: {record['id']} is a {key} {labels.get(key)!r} case, not "
+                    f"{settings[key]!r}; resume with the run's options"
+                )
+        with Image.open(out / record["image"]) as image:
+            if image.size != (settings["size"], settings["size"]):
+                raise typer.BadParameter(
+                    f"{out}: {record['id']} is {image.size[0]} px, not --size "
+                    f"{settings['size']}; resume with the run's options"
+                )
 
 
 def _said(key: str, value: object) -> str:
