@@ -645,3 +645,54 @@ def test_the_output_folder_is_a_data_folder_without_its_grid(
     assert {r["caption"] for r in records} == {"PA chest radiograph"}
     folder = load_image_folder(out)
     assert len(folder) == 3 and "generated-grid.png" not in folder.names
+
+
+def test_scaled_sbit_data_other_folders_and_a_kept_patient_without_an_id(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    import struct
+    import zlib
+
+    # 12 significant bits scaled to 16 as the PNG standard says (values up to 65520): read
+    # on the full 16-bit scale, kept pixels exact.
+    y, x = np.mgrid[0:32, 0:32]
+    pixels = ((100 * x + 9 * y).astype(np.uint16) << 4).astype(np.uint16)
+    plain = write_png(tmp_path / "plain.png", pixels).read_bytes()
+    chunk = b"sBIT" + bytes([12])
+    at = 8 + 8 + 13 + 4  # after the signature and IHDR
+    sbit = struct.pack(">I", 1) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    scaled = tmp_path / "scaled.png"
+    scaled.write_bytes(plain[:at] + sbit + plain[at:])
+    result = run_cli("inpaint", scaled, "--box", "0,0,8,8", "--model", model_dir,
+                     "--out", tmp_path / "s")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = gray(tmp_path / "s" / "inpainted-seed0.png")
+    assert np.array_equal(out[8:], pixels[8:]) and out.max() > 4095
+    # A phantoms folder is not an output folder for generated images.
+    cases = tmp_path / "cases"
+    assert runner.invoke(app, ["phantoms", "--out", str(cases), "--n", "1", "--size", "32"]
+                         ).exit_code == 0  # fmt: skip
+    refused = run_cli("generate", "knee", "--model", model_dir, "--out", cases)
+    assert refused.exit_code == 2 and "a data folder of another kind" in flat(refused)
+    assert len((cases / "manifest.jsonl").read_text().splitlines()) == 1
+    # --keep-patient from a source with no Patient ID: the run is still one patient.
+    source = small_copy("RG1_UNCR.dcm", 32, tmp_path / "chest.dcm")
+    dataset = pydicom.dcmread(source)
+    del dataset.PatientID
+    dataset.save_as(source)
+    kept = run_cli(
+        "edit", source, "--prompt", "chest", "--box", "0,0,16,16", "-n", "2", "--model",
+        model_dir, "--out", tmp_path / "k", "--format", "dicom", "--keep-patient",
+    )  # fmt: skip
+    assert kept.exit_code == 0, kept.output
+    ids = {pydicom.dcmread(p).PatientID for p in (tmp_path / "k").glob("*.dcm")}
+    assert len(ids) == 1
+    # Seeds stay int64; the layout strength used is recorded.
+    too_far = run_cli("generate", "knee", "-n", "2", "--seed", str(2**63 - 1),
+                      "--model", model_dir, "--out", tmp_path / "g")  # fmt: skip
+    assert too_far.exit_code == 2 and "at most" in flat(too_far)
+    grown = run_cli("outpaint", knee, "--right", "32", "--layout-prompt", "whole body",
+                    "--model", model_dir, "--out", tmp_path / "l")  # fmt: skip
+    assert grown.exit_code == 0, grown.output
+    record = Provenance.from_png_text(read_png_text(tmp_path / "l" / "outpainted-seed0.png"))
+    assert record.inputs is not None and record.inputs["layout_strength"] == 0.5

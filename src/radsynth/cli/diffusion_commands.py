@@ -30,9 +30,10 @@ ModelOption = Annotated[
     Path | None, typer.Option("--model", help="model folder (default: the built-in model)")
 ]
 OutOption = Annotated[Path, typer.Option("--out", help="output folder")]
+MAX_SEED = 2**63 - 1  # seeds are int64 in manifests and DICOM
 SeedOption = Annotated[
     int,
-    typer.Option("--seed", min=0, max=2**63 - 1, help="seed of the first image; +1 per image"),
+    typer.Option("--seed", min=0, max=MAX_SEED, help="seed of the first image; +1 per image"),
 ]
 CountOption = Annotated[int, typer.Option("-n", "--num-images", min=1, help="images to make")]
 StepsOption = Annotated[int | None, typer.Option("--steps", help="denoising steps")]
@@ -137,9 +138,12 @@ def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _
         bits = image.bits_stored
         if bits == 16:
             declared = _significant_bits(path) if image.format == "png" else None
+            highest = float(image.pixels.max())
             if declared is not None and 8 <= declared < 16:
-                bits = declared
-            elif float(image.pixels.max()) <= 4095:
+                # The PNG standard scales such samples to the full 16 bits (values reach
+                # 65520 for 12 bits); only unscaled data stays below 2^bits.
+                bits = declared if highest <= 2**declared - 1 else 16
+            elif highest <= 4095:
                 bits = 12
                 _note(
                     f"{path.name}: 16-bit samples whose values reach at most 4095 are read as "
@@ -158,7 +162,8 @@ def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _
         how = "its own minimum to maximum"
     _note(
         f"{path.name} ({image.format}) is read as display values through {how}; the model "
-        "works on those, and the output (8-bit) keeps them, not the stored values"
+        "works on those, and the output keeps them (an 8-bit PNG; --format dicom records "
+        "how they map back onto the stored units), not the stored values"
     )
     return _Input(pixels, image, 8)
 
@@ -295,13 +300,16 @@ def _write_dicom_images(
     from radsynth.io.dicom_writer import synthetic_patient_id, write_synthetic_dicom
 
     source = output.source.image if output.source is not None else None
-    # One run is one series of one synthetic patient (a kept patient's own study), numbered.
+    from_dicom = source is not None and source.format == "dicom"
+    # One run is one series of one synthetic patient (a kept patient's own study and ID where
+    # the source has them), numbered.
+    header = source.dataset if from_dicom and source is not None else None
+    kept_study = header.get("StudyInstanceUID") if output.keep_patient and header else None
     series = {
         "series_instance_uid": hd.UID(),
-        "study_instance_uid": None if output.keep_patient else hd.UID(),
-        "patient_id": None if output.keep_patient else synthetic_patient_id(),
+        "study_instance_uid": None if kept_study else hd.UID(),
+        "patient_id": synthetic_patient_id(),  # used where no kept Patient ID stands
     }
-    from_dicom = source is not None and source.format == "dicom"
     described: dict[str, Any] = {}
     if not from_dicom:
         described = _dicom_description(prompt)
@@ -359,6 +367,8 @@ def _run(
 
     import radsynth.pipelines as pipelines
 
+    if seed + count - 1 > MAX_SEED:
+        raise typer.BadParameter(f"--seed + -n - 1 must be at most {MAX_SEED} (seed i is S + i)")
     folder = _model_dir(model)
     plan = None
     try:
@@ -414,6 +424,38 @@ def _finish(out: Path, stem: str, prompt: str, run: _Run, output: _Output) -> No
     typer.echo(f"wrote {len(paths)} image(s) to {out}")
 
 
+def _layout_strength(given: float | None) -> float:
+    """The layout strength an outpainting uses: the one given, else the pipeline's default."""
+    import inspect
+
+    from radsynth.pipelines import OutpaintPipeline
+
+    default = inspect.signature(OutpaintPipeline.__call__).parameters["layout_strength"].default
+    return float(default if given is None else given)
+
+
+def _check_image_out(out: Path) -> None:
+    """Before any work: `out` is a folder (or new) and not a data folder of another kind (a
+    phantoms folder, a data set, an ingested archive), whose manifest would get these images'
+    records among its own."""
+    from radsynth.io.manifest import MANIFEST_NAME, iter_manifest
+
+    check_out(out)
+    marks = [name for name in ("phantoms.json", "spec.json") if (out / name).exists()]
+    manifest = out / MANIFEST_NAME
+    if not marks and manifest.is_file():
+        try:
+            if any("operation" not in record for record in iter_manifest(manifest)):
+                marks.append(MANIFEST_NAME)
+        except ValueError:
+            marks.append(MANIFEST_NAME)
+    if marks:
+        raise typer.BadParameter(
+            f"--out {out} is a data folder of another kind (its {', '.join(marks)}); give a "
+            "folder of its own for these images"
+        )
+
+
 def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) -> None:
     """`OUT/manifest.jsonl`: one record per image written (id, image, caption = the prompt,
     seed, operation, model), so the folder is a data folder that `radsynth evaluate` and
@@ -461,7 +503,7 @@ def generate(
     output_format: FormatOption = "png",
 ) -> None:
     """Generate N images from a prompt, each with its own seed, plus a grid."""
-    check_out(out)
+    _check_image_out(out)
     output = _Output(output_format)
     output.check()
     run = _run(
@@ -504,7 +546,7 @@ def inpaint(
 ) -> None:
     """Regenerate a masked area (--mask or --box); every other pixel is kept exactly as read
     (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values, 8-bit)."""
-    check_out(out)
+    _check_image_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
@@ -592,7 +634,7 @@ def outpaint(
 ) -> None:
     """Extend an image past its borders at the same pixel spacing; the original pixels are
     kept exactly as read (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values)."""
-    check_out(out)
+    _check_image_out(out)
     if layout_prompt is None and layout_strength is not None:
         raise typer.BadParameter("--layout-strength applies to the layout of --layout-prompt")
     source = _read_input(image, color, frame)
@@ -620,7 +662,7 @@ def outpaint(
     run.inputs = _inputs(
         image, frame, left=left, right=right, top=top, bottom=bottom,
         layout_prompt=layout_prompt,
-        layout_strength=layout_strength,
+        layout_strength=_layout_strength(layout_strength) if layout_prompt else None,
     )  # fmt: skip
     _finish(out, "outpainted", prompt, run, output)
 
@@ -645,7 +687,7 @@ def edit(
     fit: FitOption = False,
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
-    check_out(out)
+    _check_image_out(out)
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
