@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import unicodedata
 from pathlib import Path
 
 import nibabel as nib
@@ -213,7 +214,8 @@ def test_ingest_converts_colour_when_asked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "cell, years",
     [("64", 64), ("071Y", 71), ("45 years old", 45), ("18 months", 1), ("018M", 1)]
-    + [("006M", 0), ("3 weeks", 0), ("003W", 0), ("010D", 0), ("24mo", 2)],
+    + [("006M", 0), ("3 weeks", 0), ("003W", 0), ("010D", 0), ("24mo", 2)]
+    + [("45-year-old", 45), ("45 y/o", 45), ("45 y.o.", 45), ("90+", 90)],
 )
 def test_ages_in_months_weeks_or_days_are_read_as_such(cell: str, years: int) -> None:
     # DICOM Age Strings and written-out units: "18 months" was stored as 18 years.
@@ -233,6 +235,7 @@ def test_ids_stay_inside_the_output_and_slices_get_their_own(tmp_path: Path) -> 
         "path,id,caption,modality,region,frame,slice,axis\n"
         "png/ankle.png,../../escaped,ankle radiograph,xray,ankle,,,\n"
         "png/elbow.png,a/b,ankle radiograph,xray,ankle,,,\n"
+        "png/elbow.png,patient 1 (2),ankle radiograph,xray,ankle,,,\n"
         f"{MR_FRAMES},,MRI of the knee,mri,knee,2,,\n"
         f"{MR_FRAMES},,MRI of the knee,mri,knee,3,,\n"
         "nifti/abd.nii.gz,,CT of the abdomen,ct,abdomen,,1,\n"
@@ -247,13 +250,15 @@ def test_ids_stay_inside_the_output_and_slices_get_their_own(tmp_path: Path) -> 
     assert not (tmp_path / "escaped.png").exists() and not (tmp_path / "work/escaped.png").exists()
     ids = [r["id"] for r in read_manifest(out)]
     stem = id_from_path(MR_FRAMES)
-    assert ids == [f"{stem}_frame2", f"{stem}_frame3"] + [
+    assert ids == ["patient 1 (2)", f"{stem}_frame2", f"{stem}_frame3"] + [
         "nifti_abd_slice1",
         "nifti_abd_slice2",
         "nifti_abd_coronal_slice1",
     ]
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(f"{i}.png" for i in ids)
     assert id_from_path("ünï/mr.dcm") != id_from_path("üné/mr.dcm")
+    decomposed = unicodedata.normalize("NFD", "Müller/mr.dcm")  # as macOS writes names
+    assert id_from_path(decomposed) == id_from_path("Müller/mr.dcm") == "Müller_mr"
 
 
 def test_a_rerun_with_an_edited_csv_says_which_rows_keep_their_old_records(

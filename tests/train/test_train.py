@@ -439,3 +439,20 @@ def test_accelerate_launch_with_two_cpu_processes(data_dir: Path, tmp_path: Path
     assert (checkpoint / "rng-0.pt").is_file() and (checkpoint / "rng-1.pt").is_file()
     record = json.loads((out / "training.json").read_text())
     assert record["machine"]["num_processes"] == 2 and record["images_seen"] == 4
+
+
+def test_init_from_is_the_same_model_however_its_path_is_written(
+    fine_tune: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from radsynth.train.loop import _same_model
+
+    parent, _ = fine_tune
+    copy = tmp_path / "copy"
+    shutil.copytree(parent, copy)
+    monkeypatch.chdir(tmp_path)
+    assert _same_model("copy", str(copy))  # relative and absolute
+    assert _same_model(str(parent), "copy")  # a copy holds the same weights
+    assert not _same_model(str(parent), str(tmp_path / "elsewhere"))
+    assert _same_model(None, None) and not _same_model(None, "copy")

@@ -747,3 +747,5 @@ def test_words_in_other_scripts_are_unknown_words_not_dropped() -> None:
     assert caught.value.words == ("Röntgen",) and "'roentgen'" in str(caught.value)
     # Full-width letters read as their ASCII twins.
     assert parse_prompt("ＡＰ X-ray of the knee") == parse_prompt("AP X-ray of the knee")
+    # A fraction is not joined to the number before it ("5½" was read as 51).
+    assert parse_prompt("Knee X-ray of a 5½ year old").age == 5

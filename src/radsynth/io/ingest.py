@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -220,10 +221,10 @@ def _ingest_row(
         raise ValueError("the path cell is empty")
     file = _inside(source, relative)
     image_id = row.get("id", "").strip()
-    if image_id and not re.fullmatch(r"[\w-][\w.-]*", image_id):
+    if image_id and (image_id.startswith(".") or re.search(r'[/\\:*?"<>|\x00-\x1f]', image_id)):
         raise ValueError(
-            f"id {image_id!r} names the image's file: use letters, digits, '_', '-' and '.' "
-            "(no '/', '\\' or spaces, not starting with '.')"
+            f"id {image_id!r} names the image's file: it may not hold / \\ : * ? \" < > | "
+            "or control characters, nor start with '.'"
         )
     slice_index = _optional_int(row, "slice")
     axis = row.get("axis", "").strip().lower() if slice_index is not None else ""
@@ -315,7 +316,7 @@ def id_from_path(
     or slice of the file adds "_frame3" or "_slice5" (an axis given: "_sagittal_slice5"), so
     one volume can give several rows.
     Letters outside ASCII are kept ("ünï/mr.dcm" -> "ünï_mr")."""
-    path = Path(relative)
+    path = Path(unicodedata.normalize("NFC", relative))  # one id for NFC and NFD (macOS) names
     stem = path.name
     for suffix in (".nii.gz", ".dcm", ".dicom", ".nii", ".png", ".tif", ".tiff", ".jpg", ".jpeg"):
         if stem.lower().endswith(suffix):
@@ -395,8 +396,11 @@ AGE_UNITS: dict[str, float] = {
 def age_in_years(cell: str) -> int:
     """Whole years of an age cell: "45", "45 years", "045Y" (DICOM), "18 months" or "018M" (1),
     "3 weeks" (0); ValueError for anything else, rather than reading months as years."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)\.?(?:\s+old)?", cell.strip())
-    unit = match.group(2).lower() if match else None
+    # "45-year-old", "45 y/o", "45 y.o." and a de-identified "90+" are years too.
+    text = re.sub(r"\b(y)\s*[./]\s*o\b\.?", "yo", cell.strip().lower())
+    text = re.sub(r"[-\s]+", " ", text)
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\+?\s*([a-z]*)\.?(?: old)?", text)
+    unit = match.group(2) if match else None
     if match is None or unit not in AGE_UNITS:
         raise ValueError(
             f"age {cell!r} is not an age: give years (45, '45 years', DICOM '045Y') or months, "

@@ -343,7 +343,13 @@ class _Run:
         saved = json.loads((folder / "state.json").read_text()).get("config", {})
         now = self.config.to_json()
         keys = ("preset", "init_from", "text_max_length")
-        differ = [key for key in keys if key in saved and saved[key] != now[key]]
+        differ = [
+            key
+            for key in keys
+            if key in saved
+            and saved[key] != now[key]
+            and not (key == "init_from" and _same_model(saved[key], now[key]))
+        ]
         if differ:
             said = ", ".join(f"--{k.replace('_', '-')} {saved[k]} (now {now[k]})" for k in differ)
             raise ValueError(
@@ -486,6 +492,21 @@ class _Run:
             ),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+
+
+def _same_model(saved: str | None, now: str | None) -> bool:
+    """Whether two --init-from paths name one model: the same folder however written, or
+    folders holding the same weights (a copy, a run started from another directory)."""
+    if saved is None or now is None:
+        return saved == now
+    if Path(saved).resolve() == Path(now).resolve():
+        return True
+    from radsynth.datasets.weights import weights_sha256
+
+    try:
+        return weights_sha256(Path(saved)) == weights_sha256(Path(now))
+    except (OSError, ValueError):
+        return False
 
 
 def train(config: TrainConfig) -> Path:

@@ -804,6 +804,9 @@ _WORD = re.compile(r"[^\W_]+|[,;.:()]")
 
 def normalise_words(text: str) -> list[str]:
     """Split text into the lower-case words and punctuation marks the lexicon is keyed on."""
+    # Fractions and superscripts ("5½", "T²") are set apart first: NFKC would join their
+    # digits to the number before them ("5½" -> "51⁄2").
+    text = "".join(" " if unicodedata.category(c) == "No" else c for c in text)
     text = re.sub(r"['\u2019]", "", unicodedata.normalize("NFKC", text).lower())
     text = re.sub(r"\by\s*[./]\s*o\b\.?", "yo", text)
     return _WORD.findall(text)
