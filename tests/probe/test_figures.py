@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
+from radsynth.io.manifest import read_manifest
 from radsynth.io.png import read_png_text
 from radsynth.models import build_components
 from radsynth.pipelines import TextToImagePipeline
@@ -76,6 +77,12 @@ def test_figure1_command_keeps_every_image_with_its_seed(tmp_path: Path) -> None
     assert text["guidance_scale"] == str(float(defaults.default("guidance_scale", None)))
     assert text["guidance_cutoff"] == str(defaults.guidance_cutoff)
     assert Image.open(knee).size == (32, 32)
+    # The single images are a data folder: a manifest grouping them by prompt, no grid.
+    records = read_manifest(out / "figure1")
+    assert sorted(r["image"] for r in records) == [p.name for p in singles]
+    assert {r["caption"] for r in records if r["image"] == "knee-seed22.png"} == {
+        "An X-ray of the knee"
+    }
     # One generator per image: an image is made again from its seed alone, in any batch.
     again = tmp_path / "again"
     result = runner.invoke(

@@ -7,6 +7,7 @@ seed, so any single image can be made again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from radsynth.io.manifest import MANIFEST_NAME
 from radsynth.io.png import write_png
 from radsynth.vocabulary import STUDY_XRAY_REGIONS
 
@@ -110,13 +112,29 @@ def labelled_grid(rows: Sequence[FigureRow], title: str = "", gap: int = 4) -> n
 def write_figure(
     out: Path, name: str, rows: Sequence[FigureRow], info: dict[str, str], title: str = ""
 ) -> Path:
-    """Write every single image (with prompt, seed and model in PNG text, marked synthetic) and
-    the labelled grid `out/<name>.png`; return the grid's path."""
+    """Write every single image (with prompt, seed and model in PNG text, marked synthetic),
+    their `out/<name>/manifest.jsonl` (so `radsynth evaluate` reads the folder grouped by
+    prompt) and the labelled grid `out/<name>.png`; return the grid's path."""
     (out / name).mkdir(parents=True, exist_ok=True)
+    records = []
     for row in rows:
         slug = row.title.replace(" ", "_")
         for image, seed in zip(row.images, row.seeds, strict=True):
             pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
             text = {**info, "Prompt": row.prompt, "Seed": str(seed), "Synthetic": "YES"}
-            write_png(out / name / f"{slug}-seed{seed}.png", pixels, text)
+            file = f"{slug}-seed{seed}.png"
+            write_png(out / name / file, pixels, text)
+            records.append(
+                {
+                    "id": f"{slug}-seed{seed}",
+                    "image": file,
+                    "caption": row.prompt,
+                    "prompt": row.prompt,
+                    "seed": seed,
+                    "operation": "generate",
+                    "model": info.get("Model", ""),
+                }
+            )
+    lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+    (out / name / MANIFEST_NAME).write_text(lines, encoding="utf-8")
     return write_png(out / f"{name}.png", labelled_grid(rows, title), {**info, "Synthetic": "YES"})
