@@ -696,3 +696,11 @@ def test_scaled_sbit_data_other_folders_and_a_kept_patient_without_an_id(
     assert grown.exit_code == 0, grown.output
     record = Provenance.from_png_text(read_png_text(tmp_path / "l" / "outpainted-seed0.png"))
     assert record.inputs is not None and record.inputs["layout_strength"] == 0.5
+
+
+def test_without_a_terminal_each_image_is_logged(model_dir: Path, tmp_path: Path) -> None:
+    # Progress bars are off when stderr is not a terminal; a long run said nothing at all.
+    result = run_cli("generate", "knee", "-n", "2", "--steps", "2", "--model", model_dir,
+                     "--out", tmp_path / "o")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "image 1 of 2 (seed 0)" in result.stderr and "image 2 of 2 (seed 1)" in result.stderr

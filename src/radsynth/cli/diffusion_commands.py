@@ -351,6 +351,28 @@ def _dicom_description(prompt: str) -> dict[str, Any]:
     }
 
 
+class _PlainProgress:
+    """Where stderr is not a terminal (a batch job's log) the progress bars are off: one line
+    per image instead, so a long outpainting is not minutes of silence."""
+
+    def __init__(self, total: int) -> None:
+        import sys
+        import time
+
+        self.total, self.count, self.start = total, 0, time.monotonic()
+        self.enabled = not sys.stderr.isatty()
+
+    def done(self, seed: int) -> None:
+        import time
+
+        self.count += 1
+        if self.enabled:
+            elapsed = time.monotonic() - self.start
+            typer.echo(
+                f"image {self.count} of {self.total} (seed {seed}): {elapsed:.0f} s", err=True
+            )
+
+
 def _run(
     pipeline_name: str,
     model: Path | None,
@@ -380,6 +402,7 @@ def _run(
         seeds = list(range(seed, seed + count))
         call.update(num_inference_steps=steps, guidance_scale=guidance)
         images = []
+        logged = _PlainProgress(len(seeds))
         for s in seeds:
             call["generator"] = torch.Generator().manual_seed(s)
             if fit and pipeline_name == "OutpaintPipeline":
@@ -389,6 +412,7 @@ def _run(
             else:
                 output = pipe(**call)
             images.append(np.asarray(output.images[0]))
+            logged.done(s)
     except ValueError as error:
         hint = ""
         if fit is False and "multiples of" in str(error):
