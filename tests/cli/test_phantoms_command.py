@@ -264,3 +264,17 @@ def test_a_users_own_images_folder_is_not_overwritten_and_old_folders_check_thei
                      "--resume")  # fmt: skip
     assert same.exit_code == 0, same.output
     assert len(read_manifest(old)) == 3
+
+
+def test_ctrl_c_is_told_apart_from_other_system_errors():
+    from radsynth.cli.checks import was_interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("returned a result with an exception set")  # noqa: B904 (as numba does)
+    except SystemError as error:
+        inside_kernel = error
+    assert was_interrupted(KeyboardInterrupt()) and was_interrupted(inside_kernel)
+    assert not was_interrupted(SystemError("another")) and not was_interrupted(ValueError())

@@ -12,3 +12,13 @@ def check_out(out: Path) -> None:
     (it was a traceback, in some commands after all the work was done)."""
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"--out {out} is a file; give a folder")
+
+
+def was_interrupted(error: BaseException) -> bool:
+    """Ctrl-C: a KeyboardInterrupt, or the SystemError it becomes when it arrives inside a
+    compiled (numba) projection kernel."""
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    return isinstance(error, SystemError) and isinstance(
+        error.__context__ or error.__cause__, KeyboardInterrupt
+    )

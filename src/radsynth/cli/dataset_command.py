@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from radsynth.cli.checks import check_out
+from radsynth.cli.checks import check_out, was_interrupted
 
 dataset_app = typer.Typer(
     help="Build synthetic data sets, or ingest real images (images + manifest).",
@@ -129,10 +129,7 @@ def build_command(
         err.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None
     except (KeyboardInterrupt, SystemError) as error:
-        # Ctrl-C inside a compiled projection kernel surfaces as a SystemError around it.
-        if isinstance(error, SystemError) and not isinstance(
-            error.__context__ or error.__cause__, KeyboardInterrupt
-        ):
+        if not was_interrupted(error):
             raise
         err.print(
             f"interrupted: the records written so far are kept; finish with "

@@ -18,7 +18,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from scipy import ndimage
 
-from radsynth.cli.checks import check_out
+from radsynth.cli.checks import check_out, was_interrupted
 from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
@@ -404,6 +404,15 @@ def phantoms(
     except ValueError as error:
         typer.echo(f"error: {with_vocabulary_hint(str(error))}", err=True)
         raise typer.Exit(code=2) from None
+    except (KeyboardInterrupt, SystemError) as error:
+        if not was_interrupted(error):
+            raise
+        typer.echo(
+            "interrupted: the cases written so far are kept; finish with the same command "
+            "and --resume",
+            err=True,
+        )
+        raise typer.Exit(code=130) from None
     typer.echo(f"wrote {written} cases to {out} (a look at them: {out / PREVIEW_NAME})")
 
 
