@@ -130,3 +130,51 @@ def test_unparseable_prompts_say_what_was_not_understood(tiny: DiffusionComponen
         pipe("An X-ray of the hand with a necklace")
     with pytest.raises(ValueError, match="unknown term"):
         InpaintPipeline(tiny)("remove the pacemakr", np.zeros((32, 32)), np.eye(32))
+
+
+def test_users_stable_diffusion_folders_that_cannot_be_read_say_why(
+    sd_folder: Path, tmp_path: Path
+) -> None:
+    # Each was a traceback (OSError, RuntimeError, OverflowError at the first prompt) or an
+    # error giving the wrong reason.
+    def broken(name: str, change) -> Path:  # type: ignore[no-untyped-def]
+        copy = Path(shutil.copytree(sd_folder, tmp_path / name))
+        change(copy)
+        return copy
+
+    def fp16_only(folder: Path) -> None:
+        weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+        weights.rename(weights.with_name("diffusion_pytorch_model.fp16.safetensors"))
+
+    def truncated(folder: Path) -> None:
+        weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:200])
+
+    def xl(folder: Path) -> None:
+        index = json.loads((folder / "model_index.json").read_text())
+        index["_class_name"] = "StableDiffusionXLPipeline"
+        (folder / "model_index.json").write_text(json.dumps(index))
+
+    cases = [
+        ("fp16", fp16_only, "only half-precision variant weights"),
+        ("noconfig", lambda f: (f / "unet" / "config.json").unlink(), "lacks unet/config.json"),
+        (
+            "nosched",
+            lambda f: (f / "scheduler" / "scheduler_config.json").unlink(),
+            "lacks scheduler/scheduler_config.json",
+        ),
+        ("truncated", truncated, "could not be loaded"),
+        ("tok", lambda f: [p.unlink() for p in (f / "tokenizer").iterdir()], "neither tokenizer"),
+        ("xl", xl, "is a StableDiffusionXLPipeline folder"),
+    ]
+    for name, change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            TextToImagePipeline.from_pretrained(broken(name, change))
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(b"")
+    with pytest.raises(ValueError, match="is a single-file checkpoint"):
+        TextToImagePipeline.from_pretrained(single)
+    # A tokenizer without tokenizer_config.json ("no limit") pads to the encoder's positions.
+    loose = broken("loose", lambda f: (f / "tokenizer" / "tokenizer_config.json").unlink())
+    pipe = TextToImagePipeline.from_pretrained(loose)
+    assert pipe("knee", num_inference_steps=2).images.shape == (1, 32, 32)

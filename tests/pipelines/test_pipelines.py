@@ -300,3 +300,16 @@ def test_stable_diffusion_folder_runs_in_grayscale(
     t2i.save_pretrained(tmp_path / "copy")
     again = TextToImagePipeline.from_pretrained(tmp_path / "copy")
     assert np.array_equal(images, again(PROMPT, num_inference_steps=2, generator=seeded(0)).images)
+
+
+def test_a_stable_diffusion_folder_takes_its_prompts_as_written(sd_folder: Path) -> None:
+    # radsynth's vocabulary refused ordinary English ("a photo of a cat": "did you mean
+    # 'ct'?") and rewrote prompts it could read ("Big right-sided pleural effusion" reached
+    # CLIP as "Image with a right pleural effusion") for a model that never learnt it.
+    pipe = TextToImagePipeline.from_pretrained(sd_folder)
+    encoder = pipe.components.prompt_encoder
+    for prompt in ("a photo of a cat", "Big right-sided pleural effusion, mild"):
+        embeds = pipe.encode_prompt([prompt], 1, do_guidance=False)
+        torch.testing.assert_close(embeds, encoder.encode([prompt], pipe.device))
+    images = pipe("chest x-ray, high quality", num_inference_steps=2, generator=seeded(0))
+    assert images.images.shape == (1, 32, 32)

@@ -133,19 +133,32 @@ class DiffusionComponents:
     def from_pretrained(cls, folder: str | Path) -> DiffusionComponents:
         """Load a radsynth model folder or a local Stable Diffusion folder (float32, CPU)."""
         folder = Path(folder)
+        if folder.is_file() and folder.suffix in (".safetensors", ".ckpt"):
+            raise ValueError(
+                f"{folder} is a single-file checkpoint; radsynth reads diffusers model folders: "
+                "convert it once with diffusers (StableDiffusionPipeline.from_single_file(...)"
+                ".save_pretrained(DIR, safe_serialization=True))"
+            )
         index = read_model_index(folder)
-        unet = _load_diffusers_model(UNet2DConditionModel, folder, "unet")
-        vae = None
-        if (index.get("vae") or [None])[0] is not None:
-            vae = _load_diffusers_model(AutoencoderKL, folder, "vae")
-        components = cls(
-            unet=unet,
-            scheduler=_load_scheduler(folder, index),
-            prompt_encoder=_load_prompt_encoder(folder, index),
-            vae=vae,
-            defaults=dict(index.get("_radsynth_defaults") or {}),
-            patch_size=_patch_size(index, folder),
-        )
+        try:
+            unet = _load_diffusers_model(UNet2DConditionModel, folder, "unet")
+            vae = None
+            if (index.get("vae") or [None])[0] is not None:
+                vae = _load_diffusers_model(AutoencoderKL, folder, "vae")
+            components = cls(
+                unet=unet,
+                scheduler=_load_scheduler(folder, index),
+                prompt_encoder=_load_prompt_encoder(folder, index),
+                vae=vae,
+                defaults=dict(index.get("_radsynth_defaults") or {}),
+                patch_size=_patch_size(index, folder),
+            )
+        except (OSError, RuntimeError) as error:  # a damaged or mismatched file
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise ValueError(
+                f"{folder} could not be loaded ({first[:300]}); the folder is incomplete or "
+                "damaged: copy the complete model folder again"
+            ) from None
         components.check()
         return components
 
@@ -188,6 +201,14 @@ def _diffusers_version() -> str:
     return str(diffusers.__version__)
 
 
+# Pipelines whose folders hold a plain text-to-image UNet, an optional VAE and one text encoder.
+READABLE_PIPELINES = (
+    "TextToImagePipeline",
+    "StableDiffusionPipeline",
+    "StableDiffusionImg2ImgPipeline",
+)
+
+
 def read_model_index(folder: Path) -> dict[str, Any]:
     """Read `model_index.json`, with errors that say what a model folder must contain."""
     if not folder.is_dir():
@@ -205,6 +226,13 @@ def read_model_index(folder: Path) -> dict[str, Any]:
         index = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error.msg}); rewrite the folder") from None
+    kind = str(index.get("_class_name") or "")
+    if kind and kind not in READABLE_PIPELINES:
+        raise ValueError(
+            f"{path} is a {kind} folder; radsynth reads its own models and Stable Diffusion "
+            f"1.x/2.x text-to-image folders ({', '.join(READABLE_PIPELINES)}): SDXL, ControlNet "
+            "and inpainting-UNet (9-channel) models are not supported"
+        )
     for name in ("unet", "scheduler", "text_encoder"):
         if (index.get(name) or [None])[0] is None:
             raise ValueError(
@@ -216,7 +244,17 @@ def read_model_index(folder: Path) -> dict[str, Any]:
 def _check_weights(subfolder: Path) -> None:
     if not subfolder.is_dir():
         raise ValueError(f"the model folder lacks {subfolder.name}/ ({subfolder}); copy it in")
-    if any(subfolder.glob("*.safetensors")):
+    if not (subfolder / "config.json").is_file():
+        raise ValueError(f"the model folder lacks {subfolder.name}/config.json ({subfolder})")
+    weights = list(subfolder.glob("*.safetensors"))
+    if weights and all(".fp16." in w.name or ".bf16." in w.name for w in weights):
+        raise ValueError(
+            f"{subfolder} holds only half-precision variant weights ({weights[0].name}); "
+            "radsynth reads the plain file: rename it without the variant part "
+            f"({weights[0].name.replace('.fp16', '').replace('.bf16', '')}; it is read as "
+            "float32) or save the model again without a variant"
+        )
+    if weights:
         return
     if any(subfolder.glob("*.bin")) or any(subfolder.glob("*.ckpt")) or any(subfolder.glob("*.pt")):
         raise ValueError(
@@ -246,6 +284,8 @@ def _load_scheduler(folder: Path, index: dict[str, Any]) -> Any:
         raise ValueError(f"unknown scheduler {class_name!r} in {folder / MODEL_INDEX}")
     if not (folder / "scheduler").is_dir():
         raise ValueError(f"the model folder lacks scheduler/ ({folder}); copy it in")
+    if not (folder / "scheduler" / "scheduler_config.json").is_file():
+        raise ValueError(f"the model folder lacks scheduler/scheduler_config.json ({folder})")
     return scheduler_class.from_pretrained(folder, subfolder="scheduler")
 
 
@@ -257,8 +297,16 @@ def _load_prompt_encoder(folder: Path, index: dict[str, Any]) -> PromptEncoder:
         return MiniLMPromptEncoder.from_pretrained(folder)
     if library == "transformers" and class_name == "CLIPTextModel":
         _check_weights(folder / "text_encoder")
-        if not (folder / "tokenizer").is_dir():
+        tokenizer = folder / "tokenizer"
+        if not tokenizer.is_dir():
             raise ValueError(f"the model folder lacks tokenizer/ ({folder}); copy it in")
+        if not (tokenizer / "tokenizer.json").is_file() and not (
+            (tokenizer / "vocab.json").is_file() and (tokenizer / "merges.txt").is_file()
+        ):
+            raise ValueError(
+                f"{tokenizer} has neither tokenizer.json nor vocab.json and merges.txt; copy "
+                "the complete tokenizer folder"
+            )
         return CLIPPromptEncoder.from_pretrained(folder)
     raise ValueError(
         f"unsupported text encoder {library}.{class_name} in {folder / MODEL_INDEX}; radsynth "

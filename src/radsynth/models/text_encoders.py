@@ -33,14 +33,22 @@ def as_written(prompt: str) -> str:
     return " ".join(prompt.split())
 
 
-def normalise_prompts(prompts: Sequence[str], free_text: bool = False) -> list[str]:
+def normalise_prompts(
+    prompts: Sequence[str], free_text: bool = False, vocabulary: bool = True
+) -> list[str]:
     """Bring prompts to radsynth's canonical radiology wording; "" stays "" (unconditional).
+
+    `vocabulary=False` (a model radsynth did not train: a user's Stable Diffusion folder, whose
+    text encoder learnt its own words) keeps every prompt as written: the vocabulary would
+    refuse ordinary English and drop words it does not model ("big", "mild").
 
     A prompt the vocabulary cannot read raises ValueError (naming the unknown words), unless
     `free_text` is set: then it is kept as written (whitespace collapsed), which is how
     training keeps such captions. Models trained on free-text captions set it (their
     `free_text_prompts` default), so the captions they learnt can be prompted again.
     """
+    if not vocabulary:
+        return [as_written(prompt) if prompt.strip() else "" for prompt in prompts]
     try:
         normalise_prompt = importlib.import_module("radsynth.vocabulary").normalise_prompt
     except (ImportError, AttributeError):
@@ -259,4 +267,9 @@ class CLIPPromptEncoder(_TokenizedEncoder):
             folder / "text_encoder", local_files_only=True, use_safetensors=True
         )
         tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer", local_files_only=True)
+        positions = int(text_encoder.config.max_position_embeddings)
+        if not 0 < int(tokenizer.model_max_length) <= positions:
+            # A tokenizer folder without tokenizer_config.json says "no limit"; padding to it
+            # overflowed. The text encoder's positions are the limit.
+            tokenizer.model_max_length = positions
         return cls(text_encoder, tokenizer)

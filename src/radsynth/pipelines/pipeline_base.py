@@ -158,7 +158,11 @@ class RadiologyPipeline:
     ) -> torch.Tensor:
         """Text embeddings for the batch; with guidance, the unconditional half comes first."""
         free_text = bool(self.components.defaults.get("free_text_prompts", False))
-        texts = normalise_prompts(prompts, free_text=free_text)
+        # A model radsynth trained carries its defaults; a folder without them (a user's
+        # Stable Diffusion model) takes its prompts as written.
+        texts = normalise_prompts(
+            prompts, free_text=free_text, vocabulary=bool(self.components.defaults)
+        )
         for text in dict.fromkeys(texts):
             cut = self.components.prompt_encoder.cut_text(text)
             if cut:
