@@ -6,6 +6,10 @@ from pathlib import Path
 
 import typer
 
+# The file `radsynth phantoms` keeps a folder's options in (for --resume); it marks a phantoms
+# folder to the other commands.
+PHANTOMS_SETTINGS_NAME = "phantoms.json"
+
 
 def check_out(out: Path) -> None:
     """The output folder must be a folder or not exist yet: a file there is a usage error

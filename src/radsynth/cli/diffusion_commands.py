@@ -14,6 +14,8 @@ patient's identifying attributes unless `--keep-patient` is given.
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +23,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from radsynth.cli.checks import check_out
+from radsynth.cli.checks import PHANTOMS_SETTINGS_NAME, check_out
 from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.reader import MedicalImage
 from radsynth.paths import BUILTIN_MODEL
@@ -232,13 +234,9 @@ class _Run:
 
 def _identity(path: Path) -> dict[str, str]:
     """A file as provenance names it: its name and SHA-256."""
-    import hashlib
+    from radsynth.datasets.weights import file_sha256
 
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"file": path.name, "sha256": digest.hexdigest()}
+    return {"file": path.name, "sha256": file_sha256(path)}
 
 
 def _inputs(image: Path, frame: int | None, **options: Any) -> dict[str, Any]:
@@ -356,15 +354,10 @@ class _PlainProgress:
     per image instead, so a long outpainting is not minutes of silence."""
 
     def __init__(self, total: int) -> None:
-        import sys
-        import time
-
         self.total, self.count, self.start = total, 0, time.monotonic()
         self.enabled = not sys.stderr.isatty()
 
     def done(self, seed: int) -> None:
-        import time
-
         self.count += 1
         if self.enabled:
             elapsed = time.monotonic() - self.start
@@ -462,10 +455,11 @@ def _check_image_out(out: Path) -> None:
     """Before any work: `out` is a folder (or new) and not a data folder of another kind (a
     phantoms folder, a data set, an ingested archive), whose manifest would get these images'
     records among its own."""
+    from radsynth.datasets.build import SPEC_NAME
     from radsynth.io.manifest import MANIFEST_NAME, iter_manifest
 
     check_out(out)
-    marks = [name for name in ("phantoms.json", "spec.json") if (out / name).exists()]
+    marks = [name for name in (PHANTOMS_SETTINGS_NAME, SPEC_NAME) if (out / name).exists()]
     manifest = out / MANIFEST_NAME
     if not marks and manifest.is_file():
         try:
@@ -485,34 +479,21 @@ def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) ->
     seed, operation, model), so the folder is a data folder that `radsynth evaluate` and
     `radsynth train` read (the grid is not an image of the set). A rerun into the folder
     replaces the records of the files it rewrote and keeps the others."""
-    import json
-    import os
+    from radsynth.io.manifest import (
+        MANIFEST_NAME,
+        generated_record,
+        read_manifest,
+        write_manifest,
+    )
 
-    from radsynth.io.manifest import MANIFEST_NAME, read_manifest
-
-    manifest = out / MANIFEST_NAME
     new = [
-        {
-            "id": path.stem,
-            "image": path.name,
-            "caption": prompt,
-            "prompt": prompt,
-            "seed": seed,
-            "operation": run.operation,
-            "model": str(run.folder),
-        }
+        generated_record(path.name, prompt, seed, run.operation, str(run.folder))
         for path, seed in zip(paths, run.seeds, strict=True)
     ]
-    try:
-        kept = read_manifest(manifest) if manifest.is_file() else []
-    except ValueError:  # not a manifest radsynth can read: leave it, say so
-        typer.echo(f"note: {manifest} is not a radsynth manifest; not updated", err=True)
-        return
+    # `_check_image_out` let in only a manifest of these commands' records.
+    kept = read_manifest(out) if (out / MANIFEST_NAME).is_file() else []
     ids = {record["id"] for record in new}
-    records = [r for r in kept if r["id"] not in ids] + new
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    os.replace(tmp, manifest)
+    write_manifest(out, [r for r in kept if r["id"] not in ids] + new)
 
 
 def generate(

@@ -18,7 +18,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from scipy import ndimage
 
-from radsynth.cli.checks import check_out, was_interrupted
+from radsynth.cli.checks import PHANTOMS_SETTINGS_NAME, check_out, was_interrupted
 from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
@@ -28,7 +28,7 @@ from radsynth.phantoms.contact_sheet import labelled_sheet, make_contact_sheet
 from radsynth.vocabulary import Labels, make_caption, parse_prompt
 
 PREVIEW_NAME = "preview.png"
-SETTINGS_NAME = "phantoms.json"  # the options a folder's cases were drawn with, for --resume
+SETTINGS_NAME = PHANTOMS_SETTINGS_NAME  # the options a folder's cases were drawn with
 CASE_FOLDERS = ("images", "display", "masks")
 PREVIEW_CASES = 32  # the first cases of a folder shown in its preview
 PREVIEW_TILE = 160  # px
@@ -225,7 +225,9 @@ def _check_phantoms_folder(out: Path, settings: dict | None) -> None:
     ingested archive), and to resume one drawn with other options (`settings`; None: no
     comparison). A phantoms folder of an older radsynth has no settings file: its records are
     checked against the seeds instead."""
-    foreign = [name for name in ("spec.json",) if (out / name).exists()]
+    from radsynth.datasets.build import SPEC_NAME
+
+    foreign = [SPEC_NAME] if (out / SPEC_NAME).exists() else []
     manifest = out / MANIFEST_NAME
     lines = manifest.read_text(encoding="utf-8").splitlines(True) if manifest.exists() else []
     try:  # complete lines only: a run killed while writing leaves its last line cut short

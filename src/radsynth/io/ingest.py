@@ -36,6 +36,7 @@ from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, iter_manifest
 from radsynth.io.provenance import PNG_SPACING_KEY, format_spacing_text
 from radsynth.io.reader import ColorPolicy, MedicalImage, read_image
 from radsynth.vocabulary.labels import MODALITIES, Finding, Labels
+from radsynth.vocabulary.terms import YEARS_OLD
 
 OnError = Literal["skip", "fail"]
 LABEL_COLUMNS = (
@@ -226,11 +227,9 @@ def _ingest_row(
             f"id {image_id!r} names the image's file: it may not hold / \\ : * ? \" < > | "
             "or control characters, nor start with '.'"
         )
-    slice_index = _optional_int(row, "slice")
+    frame, slice_index = _optional_int(row, "frame"), _optional_int(row, "slice")
     axis = row.get("axis", "").strip().lower() if slice_index is not None else ""
-    image_id = image_id or id_from_path(
-        relative, _optional_int(row, "frame"), slice_index, axis or None
-    )
+    image_id = image_id or id_from_path(relative, frame, slice_index, axis or None)
     if image_id in seen:
         raise ValueError(f"id {image_id!r} appears twice in the CSV; give each row its own id")
     seen.add(image_id)
@@ -241,8 +240,8 @@ def _ingest_row(
         return None
     image = read_image(
         file,
-        frame=_optional_int(row, "frame"),
-        slice_index=_optional_int(row, "slice"),
+        frame=frame,
+        slice_index=slice_index,
         axis=_axis(row),
         color=color,
     )
@@ -397,7 +396,7 @@ def age_in_years(cell: str) -> int:
     """Whole years of an age cell: "45", "45 years", "045Y" (DICOM), "18 months" or "018M" (1),
     "3 weeks" (0); ValueError for anything else, rather than reading months as years."""
     # "45-year-old", "45 y/o", "45 y.o." and a de-identified "90+" are years too.
-    text = re.sub(r"\b(y)\s*[./]\s*o\b\.?", "yo", cell.strip().lower())
+    text = YEARS_OLD.sub("yo", cell.strip().lower())
     text = re.sub(r"[-\s]+", " ", text)
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\+?\s*([a-z]*)\.?(?: old)?", text)
     unit = match.group(2) if match else None

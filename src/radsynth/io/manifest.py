@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -96,3 +96,31 @@ class ManifestWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def generated_record(
+    file: str, prompt: str, seed: int, operation: str, model: str
+) -> dict[str, Any]:
+    """The record of an image a model made (`generate`, `inpaint`, ..., Figure 1): its file,
+    the prompt as its caption and as the key that groups a prompt's images, the seed, the
+    operation and the model."""
+    return {
+        "id": Path(file).stem,
+        "image": file,
+        "caption": prompt,
+        "prompt": prompt,
+        "seed": seed,
+        "operation": operation,
+        "model": model,
+    }
+
+
+def write_manifest(folder: str | Path, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Write `folder/manifest.jsonl` whole, atomically (a temporary file renamed into place)."""
+    for record in records:
+        _check_record(record, str(folder))
+    path = Path(folder) / MANIFEST_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records), "utf-8")
+    os.replace(tmp, path)
+    return path

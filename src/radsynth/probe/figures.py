@@ -7,7 +7,6 @@ seed, so any single image can be made again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from radsynth.io.manifest import MANIFEST_NAME
+from radsynth.io.manifest import generated_record, write_manifest
 from radsynth.io.png import write_png
 from radsynth.vocabulary import STUDY_XRAY_REGIONS
 
@@ -125,16 +124,7 @@ def write_figure(
             file = f"{slug}-seed{seed}.png"
             write_png(out / name / file, pixels, text)
             records.append(
-                {
-                    "id": f"{slug}-seed{seed}",
-                    "image": file,
-                    "caption": row.prompt,
-                    "prompt": row.prompt,
-                    "seed": seed,
-                    "operation": "generate",
-                    "model": info.get("Model", ""),
-                }
+                generated_record(file, row.prompt, seed, "generate", info.get("Model", ""))
             )
-    lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    (out / name / MANIFEST_NAME).write_text(lines, encoding="utf-8")
+    write_manifest(out / name, records)
     return write_png(out / f"{name}.png", labelled_grid(rows, title), {**info, "Synthetic": "YES"})

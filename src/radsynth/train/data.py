@@ -23,7 +23,7 @@ def load_gray(path: Path) -> np.ndarray:
     (DICOM, NIfTI, TIFF) through radsynth.io.reader with their display window."""
     if path.suffix.lower() == ".png":
         with Image.open(path) as image:
-            if image.mode in GRAY_PNG_MODES[1:]:
+            if image.mode in SIXTEEN_BIT_PNG_MODES:
                 return np.asarray(image, dtype=np.float32) / 65535.0
             if image.mode != "L":
                 raise ValueError(f"{path} is {image.mode}, not grayscale; convert it to 8/16-bit")
@@ -33,7 +33,8 @@ def load_gray(path: Path) -> np.ndarray:
     return np.asarray(read_image(path).windowed(), dtype=np.float32)
 
 
-GRAY_PNG_MODES = ("L", "I;16", "I;16B", "I;16L", "I")
+SIXTEEN_BIT_PNG_MODES = ("I;16", "I;16B", "I;16L", "I")
+GRAY_PNG_MODES = ("L", *SIXTEEN_BIT_PNG_MODES)
 
 
 def _check_png_header(path: Path, record_id: str) -> None:

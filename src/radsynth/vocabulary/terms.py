@@ -800,6 +800,8 @@ def site_side(kind: str, site: str | None) -> str | None:
 # Words are runs of letters and digits of any script ("röntgen", "骨折" are words, so they are
 # refused as unknown rather than cut apart or dropped); punctuation that ends a clause.
 _WORD = re.compile(r"[^\W_]+|[,;.:()]")
+# "y/o" and "y.o." (years old), read as the one word "yo".
+YEARS_OLD = re.compile(r"\by\s*[./]\s*o\b\.?")
 
 
 def normalise_words(text: str) -> list[str]:
@@ -808,7 +810,7 @@ def normalise_words(text: str) -> list[str]:
     # digits to the number before them ("5½" -> "51⁄2").
     text = "".join(" " if unicodedata.category(c) == "No" else c for c in text)
     text = re.sub(r"['\u2019]", "", unicodedata.normalize("NFKC", text).lower())
-    text = re.sub(r"\by\s*[./]\s*o\b\.?", "yo", text)
+    text = YEARS_OLD.sub("yo", text)
     return _WORD.findall(text)
 
 
