@@ -82,6 +82,26 @@ def test_scores_report_and_a_planted_copy(tmp_path, phantoms, handcrafted):
     assert "frechet_distance" in page and "not comparable with published FID" in page
 
 
+def test_report_in_a_browser(tmp_path, phantoms, handcrafted, browser):
+    """report.html as a reader opens it: every sample shown at the scored size from the page
+    itself (nothing fetched), and the table's numbers are scores.json's."""
+    real = _write(tmp_path / "real", phantoms["real"])
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"])
+    out = tmp_path / "out"
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "scores.json").read_text())["metrics"]
+    page = browser.open(out / "report.html")
+    assert page.title == "radsynth evaluate" and not page.blank
+    assert len(page.images) == 8 + 5 and not page.broken_images
+    assert {(i["width"], i["height"]) for i in page.images} == {(48, 48)}
+    assert not page.outside_requests and not page.console_errors, page.console_errors
+    table = dict(row for row in page.tables[0] if len(row) == 2)
+    assert float(table["frechet_distance"]) == pytest.approx(metrics["frechet_distance"], rel=1e-3)
+    assert float(table["prdc.precision"]) == pytest.approx(metrics["prdc"]["precision"], abs=1e-3)
+    assert "real samples" in page.text and "synthetic samples" in page.text
+
+
 def test_captions_group_images_for_diversity(tmp_path, phantoms, handcrafted):
     real = _write(tmp_path / "real", phantoms["real"])
     same = np.repeat(phantoms["synthetic"][:1], 3, axis=0)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from browser import Browser, RenderedPage
 from radsynth.cli.app import app
 from radsynth.evaluate.anatomy import truth_structure_map
 from radsynth.evaluate.reader import Reader, ReaderConfig, ReaderNet, StructureMap, load_reader
@@ -123,25 +125,36 @@ def test_extension_and_full_body_scores_of_the_truth() -> None:
     assert bone_length(bar) == 40
 
 
-def test_whole_probe_on_a_tiny_model(tiny_model: Path, tmp_path: Path) -> None:
+TINY_PROBE = ProbeConfig(
+    n=2,
+    steps=1,
+    inpaint_cases=1,
+    extend_cases=1,
+    full_body_knee_px=32,
+    full_body_width=1,
+    memorization_train=4,
+    audit_px=32,
+    figure3_regions=("knee", "wrist"),
+    figure4_regions=("hand", "chest"),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_probe(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The whole probe on the tiny model with a random reader, its report written to a folder;
+    returns the folder and the progress steps it counted."""
     torch.manual_seed(0)
     reader = Reader(ReaderNet(ReaderConfig(size=32)))
-    config = ProbeConfig(
-        n=2,
-        steps=1,
-        inpaint_cases=1,
-        extend_cases=1,
-        full_body_knee_px=32,
-        full_body_width=1,
-        memorization_train=4,
-        audit_px=32,
-        figure3_regions=("knee", "wrist"),
-        figure4_regions=("hand", "chest"),
-    )
     steps: list[str] = []
-    result = run_probe(tiny_model, config, reader=reader, on_step=steps.append)
-    assert len(steps) == total_units(config)
-    write_report(result, tmp_path, keep_images=False)
+    result = run_probe(tiny_model, TINY_PROBE, reader=reader, on_step=steps.append)
+    folder = tmp_path_factory.mktemp("tiny-probe")
+    write_report(result, folder, keep_images=False)
+    return folder, len(steps)
+
+
+def test_whole_probe_on_a_tiny_model(tiny_model: Path, tiny_probe: tuple[Path, int]) -> None:
+    tmp_path, steps = tiny_probe
+    assert steps == total_units(TINY_PROBE)
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert set(scores["targets"]) == set(TARGET_SPECS)
     for key, entry in scores["targets"].items():
@@ -422,3 +435,48 @@ def test_a_hand_without_digits_read_is_not_counted_free_of_extra_digits() -> Non
     targets, _, _ = image_targets(images, has_reader=False, no_reader="")
     digits = next(t for t in targets if t.key == "no_extra_digits")
     assert (digits.n, digits.value) == (2, 0.5)  # the two hands whose digits were read
+
+
+DOCS_PROBE = Path(__file__).resolve().parents[2] / "docs" / "probe"
+
+
+def check_probe_page(page: RenderedPage, scores: dict[str, Any], folder: Path) -> None:
+    """Every figure shown, nothing fetched from outside the folder, and the targets table says
+    what scores.json says, target by target."""
+    assert page.title == "radsynth probe"
+    assert page.images and not page.broken_images, page.broken_images
+    assert not page.outside_requests and not page.console_errors, page.console_errors
+    assert not page.blank
+    shown = {Path(i["src"]).name for i in page.images}
+    assert shown <= {p.name for p in folder.glob("*.png")}
+    assert {"figure1.png", "figure3.png", "figure4.png"} <= shown
+    table = page.tables[0]
+    assert table[0][:5] == ["target", "measured", "threshold", "n", "status"]
+    targets = list(scores["targets"].values())
+    assert [row[0] for row in table[1:]] == [t["name"] for t in targets]
+    for row, t in zip(table[1:], targets, strict=True):
+        measured = t["value"] is not None and t["n"] > 0 and t["value"] == t["value"]  # not NaN
+        assert row[4] == ("met" if t["met"] else "not met" if measured else "not measured"), row
+        assert row[3] == str(t["n"]), row
+        if measured:  # the value as scores.json has it, to the page's 3 significant digits
+            assert float(row[1].split()[0]) == pytest.approx(t["value"], rel=5e-3, abs=5e-4), row
+    met = sum(t["met"] for t in targets)
+    assert met == scores["targets_met"]
+    assert f"Targets met: {met} of {len(targets)}" in page.text
+
+
+def test_shipped_probe_report(browser: Browser) -> None:
+    scores = json.loads((DOCS_PROBE / "scores.json").read_text())
+    page = browser.open(DOCS_PROBE / "report.html")
+    check_probe_page(page, scores, DOCS_PROBE)
+    assert "knee_to_full_body.png" in {Path(i["src"]).name for i in page.images}
+
+
+def test_probe_report_in_a_browser(browser: Browser, tiny_probe: tuple[Path, int]) -> None:
+    """The tiny model's report, written now: each figure is the PNG beside the page."""
+    folder, _ = tiny_probe
+    scores = json.loads((folder / "scores.json").read_text())
+    page = browser.open(folder / "report.html")
+    check_probe_page(page, scores, folder)
+    assert {"knee_to_full_body.png", "finding_effect.png"} <= {i["src"] for i in page.images}
+    assert not (folder / "images").exists()  # keep_images=False: the grids only
