@@ -54,6 +54,7 @@ return {
   resources: performance.getEntriesByType('resource').map(e => e.name),
   text: document.body ? document.body.innerText : '',
   title: document.title,
+  overflow_px: document.documentElement.scrollWidth - document.documentElement.clientWidth,
   tables: Array.from(document.querySelectorAll('table')).map(t =>
     Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.innerText.trim()))),
 };
@@ -72,6 +73,7 @@ class RenderedPage:
     resources: list[str]
     console_errors: list[str]
     screenshot: np.ndarray  # (H, W, 3) uint8
+    overflow_px: int  # how far the page runs past the window's width (a sideways scroll bar)
 
     @property
     def broken_images(self) -> list[str]:
@@ -165,6 +167,7 @@ class Browser:
             resources=state["resources"],
             console_errors=errors,
             screenshot=screenshot,
+            overflow_px=state["overflow_px"],
         )
 
     def close(self) -> None:

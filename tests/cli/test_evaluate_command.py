@@ -100,6 +100,7 @@ def test_report_in_a_browser(tmp_path, phantoms, handcrafted, browser):
     assert float(table["frechet_distance"]) == pytest.approx(metrics["frechet_distance"], rel=1e-3)
     assert float(table["prdc.precision"]) == pytest.approx(metrics["prdc"]["precision"], abs=1e-3)
     assert "real samples" in page.text and "synthetic samples" in page.text
+    assert page.overflow_px <= 0
 
 
 def test_captions_group_images_for_diversity(tmp_path, phantoms, handcrafted):

@@ -480,3 +480,4 @@ def test_probe_report_in_a_browser(browser: Browser, tiny_probe: tuple[Path, int
     check_probe_page(page, scores, folder)
     assert {"knee_to_full_body.png", "finding_effect.png"} <= {i["src"] for i in page.images}
     assert not (folder / "images").exists()  # keep_images=False: the grids only
+    assert page.overflow_px <= 0  # long lines (the timings) wrap: no sideways scrolling

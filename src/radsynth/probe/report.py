@@ -188,7 +188,7 @@ body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;
 font-size:13px;text-align:left}tr.met td{background:#e6f4e6}tr.missed td{background:#fbe3e3}
 tr.unmeasured td{background:#f2f2f2}img{max-width:100%;border:1px solid #999}
-code{background:#f4f4f4}
+code{background:#f4f4f4}pre{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 
