@@ -531,6 +531,45 @@ def test_masks_may_be_label_maps_and_an_empty_one_says_how_to_mark(
         "inpaint", knee, "--mask", faint, "--model", model_dir, "--out", tmp_path / "f"
     )
     assert refused.exit_code == 2 and "mark the area to change white (255 in 8-bit" in flat(refused)
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[:8, :8, 0] = 255
+    Image.fromarray(red).save(tmp_path / "red.png")
+    refused = run_cli(
+        "inpaint", knee, "--mask", tmp_path / "red.png", "--color", "luminance",
+        "--model", model_dir, "--out", tmp_path / "r",
+    )  # fmt: skip
+    text = flat(refused)
+    assert refused.exit_code == 2 and "red.png is a colour image; a mask must be a gray" in text
+    assert "--color" not in text  # the image's option, which masks do not take
+
+
+def test_sixteen_bit_colour_png_and_signed_tiff_inputs(model_dir: Path, tmp_path: Path) -> None:
+    """A 16-bit RGB PNG of a grayscale image keeps its 16 bits in and out (it was cut to 8);
+    a signed 8-bit TIFF is read signed, through its own range (negatives were read as 128+)."""
+    import cv2
+    import tifffile
+
+    y, x = np.mgrid[0:32, 0:32]
+    pixels = (x * 2000 + y * 37).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), np.stack([pixels] * 3, axis=-1))
+    result = run_cli(
+        "inpaint", tmp_path / "rgb16.png", "--box", "0,0,8,8", "--model", model_dir,
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = gray(tmp_path / "o" / "inpainted-seed0.png")
+    assert out.dtype == np.uint16 and np.array_equal(out[8:], pixels[8:])
+    signed = (x * 8 - 128).astype(np.int8)
+    tifffile.imwrite(tmp_path / "s8.tif", signed)
+    result = run_cli(
+        "inpaint", tmp_path / "s8.tif", "--box", "0,0,8,8", "--model", model_dir,
+        "--out", tmp_path / "s",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "read as display values through its own minimum to maximum" in flat(result)
+    out = gray(tmp_path / "s" / "inpainted-seed0.png")
+    expected = np.round((signed[8:].astype(float) + 128) / 248 * 255)  # -128..120 to 0..255
+    assert np.abs(out[8:].astype(float) - expected).max() <= 1
 
 
 def test_a_dicom_input_is_said_to_be_windowed_and_counts_and_out_are_checked_first(
@@ -645,6 +684,32 @@ def test_the_output_folder_is_a_data_folder_without_its_grid(
     assert {r["caption"] for r in records} == {"PA chest radiograph"}
     folder = load_image_folder(out)
     assert len(folder) == 3 and "generated-grid.png" not in folder.names
+
+
+def test_a_run_does_not_write_over_another_inputs_or_prompts_images(
+    model_dir: Path, knee: Path, tmp_path: Path
+) -> None:
+    """Two inputs (or prompts) sent to one --out: the second replaced the first's
+    inpainted-seed0.png and its record without a word. A rerun of the same input still may."""
+    out = tmp_path / "o"
+    inpaint = ("inpaint", "--box", "0,0,8,8", "--steps", "1", "--model", model_dir, "--out", out)
+    assert run_cli(inpaint[0], knee, *inpaint[1:]).exit_code == 0
+    first = (out / "inpainted-seed0.png").read_bytes()
+    other = write_png(tmp_path / "other.png", np.full((32, 32), 90, np.uint8))
+    refused = run_cli(inpaint[0], other, *inpaint[1:])
+    assert refused.exit_code == 2
+    assert "already holds inpainted-seed0.png, made from knee.png" in flat(refused)
+    assert (out / "inpainted-seed0.png").read_bytes() == first
+    assert run_cli(inpaint[0], knee, *inpaint[1:]).exit_code == 0  # a rerun: same input
+    assert run_cli(inpaint[0], other, *inpaint[1:3], "--seed", "5", *inpaint[3:]).exit_code == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["image"], r["source"]) for r in records] == [
+        ("inpainted-seed0.png", "knee.png"), ("inpainted-seed5.png", "other.png"),
+    ]  # fmt: skip
+    generate = ("generate", "--steps", "1", "-n", "1", "--model", model_dir, "--out", out)
+    assert run_cli(generate[0], "knee", *generate[1:]).exit_code == 0
+    refused = run_cli(generate[0], "chest", *generate[1:])
+    assert refused.exit_code == 2 and "made from the prompt 'knee'" in flat(refused)
 
 
 def test_scaled_sbit_data_other_folders_and_a_kept_patient_without_an_id(

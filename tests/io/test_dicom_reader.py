@@ -40,6 +40,23 @@ def test_monochrome1_chest_is_inverted_so_bone_is_bright() -> None:
     assert mediastinum > right_lung + 0.15 and mediastinum > left_lung + 0.15
 
 
+def test_monochrome1_through_a_modality_lut_is_reflected(tmp_path: Path) -> None:
+    """A Modality LUT Sequence's outputs span its descriptor's bits: a MONOCHROME1 image read
+    through one is reflected on that range (it was shown as a negative, bone dark)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(sample("mlut_18.dcm"))
+        modality = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+    assert int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) == 16
+    plain = read_image(sample("mlut_18.dcm"))
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(tmp_path / "m1.dcm")
+    image = read_image(tmp_path / "m1.dcm")
+    assert image.inverted and image.value_range == (0.0, 65535.0)
+    np.testing.assert_array_equal(image.pixels, 65535.0 - modality)
+    np.testing.assert_allclose(image.windowed(), 1.0 - plain.windowed(), atol=1e-6)
+
+
 def test_ct_rescale_gives_hounsfield_units_and_header_window() -> None:
     path = sample("693_UNCR.dcm")
     image = read_image(path)

@@ -108,6 +108,66 @@ def test_png_rgb_with_equal_channels_is_grayscale(tmp_path: Path) -> None:
     np.testing.assert_array_equal(image.pixels, gray)
 
 
+def test_png_16_bit_colour_and_gray_alpha_keep_their_16_bits(tmp_path: Path) -> None:
+    """Pillow cuts 16-bit RGB and gray+alpha PNGs to 8 bits; radsynth reads all 16."""
+    import cv2
+
+    gray = np.random.default_rng(2).integers(0, 65536, (20, 30), dtype=np.uint16)
+    opaque = np.full_like(gray, 65535)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), np.stack([gray] * 3, axis=-1))
+    cv2.imwrite(str(tmp_path / "rgba16.png"), np.stack([gray, gray, gray, opaque], axis=-1))
+    for name in ("rgb16.png", "rgba16.png"):
+        image = read_image(tmp_path / name)
+        assert image.bits_stored == 16 and image.value_range == (0.0, 65535.0), name
+        np.testing.assert_array_equal(image.pixels, gray)
+    # cv2 writes gray+alpha as RGBA; a true LA16 file: IHDR colour type 4, 16 bits.
+    la = np.stack([gray, opaque], axis=-1)
+    write_png_raw(tmp_path / "la16.png", la, colour_type=4)
+    image = read_image(tmp_path / "la16.png")
+    assert image.bits_stored == 16 and image.photometric == "MONOCHROME2"
+    np.testing.assert_array_equal(image.pixels, gray)
+    colour = np.stack([gray, gray // 2, gray // 3], axis=-1)[..., ::-1]  # BGR for cv2
+    cv2.imwrite(str(tmp_path / "colour16.png"), colour)
+    with pytest.raises(ImageReadError, match="colour image"):
+        read_image(tmp_path / "colour16.png")
+    luma = read_image(tmp_path / "colour16.png", color="luminance").pixels
+    assert luma.max() > 255  # on the 16-bit scale, not cut to 8 bits
+    half_transparent = np.stack([gray, gray, gray, opaque // 2], axis=-1)
+    cv2.imwrite(str(tmp_path / "alpha16.png"), half_transparent)
+    with pytest.raises(ImageReadError, match="transparent"):
+        read_image(tmp_path / "alpha16.png")
+
+
+def write_png_raw(path: Path, samples: np.ndarray, colour_type: int) -> None:
+    """A 16-bit PNG written byte by byte (Pillow and OpenCV write no 16-bit gray+alpha)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    h, w = samples.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_tiff_signed_8_bit_is_read_signed(tmp_path: Path) -> None:
+    import tifffile
+
+    values = np.arange(-128, 128, dtype=np.int8).reshape(16, 16)
+    tifffile.imwrite(tmp_path / "s8.tif", values)
+    image = read_image(tmp_path / "s8.tif")
+    np.testing.assert_array_equal(image.pixels, values.astype(np.float32))
+    assert image.value_range == (-128.0, 127.0)
+
+
 def test_tiff_16_bit_with_spacing_and_pages(tmp_path: Path) -> None:
     pages = [np.full((10, 12), value, dtype=np.uint16) for value in (1000, 40000)]
     images = [Image.fromarray(page) for page in pages]

@@ -136,7 +136,8 @@ def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _
         image = read_image(path, color=color, frame=frame)  # type: ignore[arg-type]
     except ValueError as error:  # ImageReadError names the file and the problem
         raise typer.BadParameter(str(error)) from None
-    if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16:
+    unsigned = image.value_range is None or image.value_range[0] >= 0
+    if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16 and unsigned:
         bits = image.bits_stored
         if bits == 16:
             declared = _significant_bits(path) if image.format == "png" else None
@@ -178,8 +179,11 @@ def _read_mask(path: Path) -> np.ndarray:
     try:
         image = read_image(path)
     except ValueError as error:
+        text = str(error)
+        if "is a colour image" in text:  # the image's --color does not apply to masks
+            text = f"{path.name} is a colour image"
         raise typer.BadParameter(
-            f"{error}; a mask must be a grayscale image, white (or 1) where to change"
+            f"{text}; a mask must be a grayscale image, white (or 1) where to change"
         ) from None
     values = image.pixels
     if image.bits_stored <= 16 and values.size and set(np.unique(values)) <= {0, 1}:
@@ -474,6 +478,47 @@ def _check_image_out(out: Path) -> None:
         )
 
 
+def _check_not_replacing(
+    out: Path,
+    stem: str,
+    seed: int,
+    n: int,
+    output: _Output,
+    prompt: str,
+    image: Path | None,
+    frame: int | None = None,
+) -> None:
+    """Before any work: the files this run writes (OUT/<stem>-seed<S>.png or .dcm) may replace
+    only a file that an earlier run made from the same input and prompt (a rerun). Another
+    input's or prompt's image of that name is refused: it was overwritten, and its record
+    replaced, without a word."""
+    from radsynth.io.manifest import MANIFEST_NAME, read_manifest
+
+    suffix = ".dcm" if output.format == "dicom" else ".png"
+    names = [f"{stem}-seed{s}{suffix}" for s in range(seed, seed + max(n, 0))]
+    existing = [name for name in names if (out / name).exists()]
+    if not existing:
+        return
+    records = read_manifest(out) if (out / MANIFEST_NAME).is_file() else []
+    made = {str(r.get("image")): r for r in records}
+    source = _identity(image)["sha256"] if image is not None else None
+    for name in existing:
+        record = made.get(name)
+        if record is None:
+            why = "which no record of OUT/manifest.jsonl describes"
+        elif record.get("prompt") != prompt:
+            why = f"made from the prompt {record.get('prompt')!r}"
+        elif (record.get("source_sha256"), record.get("source_frame")) != (source, frame):
+            frame_text = f" frame {record['source_frame']}" if "source_frame" in record else ""
+            why = f"made from {record.get('source', 'another input')}{frame_text}"
+        else:
+            continue
+        raise typer.BadParameter(
+            f"--out {out} already holds {name}, {why}; this run would write over it. Give "
+            "each input and prompt a folder of its own, or remove the file to remake it"
+        )
+
+
 def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) -> None:
     """`OUT/manifest.jsonl`: one record per image written (id, image, caption = the prompt,
     seed, operation, model), so the folder is a data folder that `radsynth evaluate` and
@@ -490,6 +535,12 @@ def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) ->
         generated_record(path.name, prompt, seed, run.operation, str(run.folder))
         for path, seed in zip(paths, run.seeds, strict=True)
     ]
+    source = run.inputs.get("image") if run.inputs else None
+    if source:  # the input an edit was made from, so a later run can tell it from another's
+        for record in new:
+            record.update(source=source["file"], source_sha256=source["sha256"])
+            if "frame" in run.inputs:
+                record["source_frame"] = run.inputs["frame"]
     # `_check_image_out` let in only a manifest of these commands' records.
     kept = read_manifest(out) if (out / MANIFEST_NAME).is_file() else []
     ids = {record["id"] for record in new}
@@ -511,6 +562,7 @@ def generate(
     _check_image_out(out)
     output = _Output(output_format)
     output.check()
+    _check_not_replacing(out, "generated", seed, n, output, prompt, None)
     run = _run(
         "TextToImagePipeline",
         model,
@@ -555,6 +607,7 @@ def inpaint(
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
+    _check_not_replacing(out, "inpainted", seed, n, output, prompt, image, frame)
     pixels = source.pixels
     mask_image = _mask(pixels.shape, mask, box)
     run = _run(
@@ -645,6 +698,7 @@ def outpaint(
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
+    _check_not_replacing(out, "outpainted", seed, n, output, prompt, image, frame)
     run = _run(
         "OutpaintPipeline",
         model,
@@ -696,6 +750,7 @@ def edit(
     source = _read_input(image, color, frame)
     output = _Output(output_format, keep_patient, source)
     output.check()
+    _check_not_replacing(out, "edited", seed, n, output, prompt, image, frame)
     pixels = source.pixels
     run = _run(
         "EditPipeline",

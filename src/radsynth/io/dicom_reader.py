@@ -236,9 +236,16 @@ def _rescale(ds: Dataset, index: int) -> tuple[float, float]:
 
 
 def _value_range(ds: Dataset, index: int) -> tuple[float, float] | None:
-    """(min, max) the stored bits can express, after the modality rescale."""
-    if "PixelData" not in ds or "ModalityLUTSequence" in ds:
+    """(min, max) the stored bits can express, after the modality rescale or LUT (a Modality LUT
+    Sequence's outputs span the bits its LUT Descriptor names, PS3.3 C.11.1.1)."""
+    if "PixelData" not in ds:
         return None
+    if "ModalityLUTSequence" in ds:
+        try:
+            lut_bits = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return None
+        return (0.0, float(2**lut_bits - 1)) if 0 < lut_bits <= 16 else None
     bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
     if int(ds.get("PixelRepresentation", 0) or 0) == 1:
         low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1

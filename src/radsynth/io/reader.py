@@ -359,7 +359,13 @@ def read_raster(
         bits_stored=bits,
         n_frames=n_frames,
         frame_index=index,
-        value_range=(0.0, float(2**bits - 1)) if bits <= 16 else None,
+        value_range=(
+            (-128.0, 127.0)
+            if pixels.dtype == np.int8
+            else (0.0, float(2**bits - 1))
+            if bits <= 16
+            else None
+        ),
         attributes=attributes,
     )
 
@@ -369,6 +375,13 @@ def _pil_pixels(
 ) -> tuple[np.ndarray, str, int, dict[str, str]]:
     """Grayscale pixels, photometric term, bits per sample and notes for a Pillow image."""
     mode = image.mode
+    if image.format == "PNG" and mode in ("LA", "RGB", "RGBA"):
+        depth, colour_type = _png_ihdr(path)
+        if depth == 16:  # colour type 4: gray+alpha, which Pillow opens as RGBA
+            return _png16_colour(path, color, gray_alpha=colour_type == 4)
+    if mode == "L" and image.format == "TIFF" and _tiff_sample_format(image) == 2:
+        # Signed 8-bit samples, which Pillow opens as unsigned "L" (-128 read as 128).
+        return np.asarray(image).view(np.int8), "MONOCHROME2", 8, {}
     if mode in ("LA", "PA", "RGBA", "La", "RGBa") or "transparency" in image.info:
         alpha = np.asarray(image.convert("RGBA").getchannel("A"))
         if alpha.min() < 255:
@@ -404,6 +417,49 @@ def _pil_pixels(
     if color != "luminance":
         raise colour_error(path, kind)
     return to_luminance(rgb), kind, 8, {"grayscale_from": f"{kind}, BT.601 luminance"}
+
+
+def _png_ihdr(path: Path) -> tuple[int, int]:
+    """(bit depth, colour type) from a PNG's IHDR chunk (bytes 24 and 25 of the file)."""
+    with path.open("rb") as f:
+        head = f.read(26)
+    return (head[24], head[25]) if len(head) == 26 else (0, 0)
+
+
+def _tiff_sample_format(image: Image.Image) -> int:
+    """A TIFF's SampleFormat (tag 339): 1 unsigned, 2 signed, 3 float; 1 when absent."""
+    value = getattr(image, "tag_v2", {}).get(339, 1)
+    return int(value[0] if isinstance(value, tuple | list) else value)
+
+
+def _png16_colour(
+    path: Path, color: ColorPolicy, gray_alpha: bool
+) -> tuple[np.ndarray, str, int, dict[str, str]]:
+    """A 16-bit RGB, RGBA or gray+alpha PNG, which Pillow cuts to 8 bits, read through OpenCV
+    at its 16 bits (OpenCV gives gray+alpha as BGRA)."""
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None or data.dtype != np.uint16 or data.ndim != 3:
+        raise ImageReadError(path, "is a 16-bit colour PNG that could not be decoded")
+    if data.shape[2] == 4:
+        alpha = data[..., 3]
+        if alpha.min() < 65535:
+            raise ImageReadError(
+                path,
+                f"has transparent pixels ({int((alpha < 65535).sum())} with alpha below "
+                "65535); radsynth reads grayscale intensities and would drop the "
+                "transparency: flatten the image onto a background first",
+            )
+    rgb = data[..., 2::-1]
+    if gray_alpha:  # opaque: its gray channel, as for an 8-bit gray+alpha PNG
+        return rgb[..., 0].copy(), "MONOCHROME2", 16, {}
+    kind = "RGB"
+    if is_gray_rgb(rgb):
+        return rgb[..., 0].copy(), kind, 16, {"grayscale_from": "16-bit RGB with equal channels"}
+    if color != "luminance":
+        raise colour_error(path, f"16-bit {kind}")
+    return to_luminance(rgb), kind, 16, {"grayscale_from": "16-bit RGB, BT.601 luminance"}
 
 
 def _raster_spacing(image: Image.Image) -> tuple[float, float] | None:
