@@ -535,12 +535,12 @@ def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) ->
         generated_record(path.name, prompt, seed, run.operation, str(run.folder))
         for path, seed in zip(paths, run.seeds, strict=True)
     ]
-    source = run.inputs.get("image") if run.inputs else None
-    if source:  # the input an edit was made from, so a later run can tell it from another's
+    inputs = run.inputs or {}
+    if "image" in inputs:  # the input an edit was made from, so a later run can tell it apart
         for record in new:
-            record.update(source=source["file"], source_sha256=source["sha256"])
-            if "frame" in run.inputs:
-                record["source_frame"] = run.inputs["frame"]
+            record.update(source=inputs["image"]["file"], source_sha256=inputs["image"]["sha256"])
+            if "frame" in inputs:
+                record["source_frame"] = inputs["frame"]
     # `_check_image_out` let in only a manifest of these commands' records.
     kept = read_manifest(out) if (out / MANIFEST_NAME).is_file() else []
     ids = {record["id"] for record in new}
