@@ -401,6 +401,15 @@ def test_several_findings_keep_their_order_and_attributes() -> None:
         "knee X-ray with no fracture or effusion",
         "unremarkable knee radiograph",
         "knee X-ray, negative for fracture",
+        # A report's negated list: each item was read as present but the first.
+        "knee X-ray: no fracture, joint effusion or bone tumour",
+        "knee X-ray without fracture, joint effusion, or bone tumour",
+        "knee X-ray, no fracture nor joint effusion",
+        # A negation after the finding was read as the finding present.
+        "knee X-ray: fracture is not seen",
+        "knee X-ray, joint effusion not present",
+        "knee X-ray: no evidence of fracture",
+        "knee X-ray, joint effusion absent",
     ],
 )
 def test_negations_give_no_findings(prompt: str) -> None:
@@ -412,6 +421,30 @@ def test_negation_scope_ends_at_the_next_positive_finding() -> None:
     assert labels.findings == (Finding("pacemaker"),)
     labels = parse_prompt("Chest X-ray without effusion, with RUL consolidation")
     assert labels.findings == (Finding("consolidation", "right_upper_lobe"),)
+    # A comma ends the negation unless an "or" or "and" closes a list before the clause ends.
+    labels = parse_prompt("Chest X-ray, no effusion, right upper lobe consolidation")
+    assert labels.findings == (Finding("consolidation", "right_upper_lobe"),)
+    labels = parse_prompt("Chest X-ray: nodule not seen, left pleural effusion")
+    assert labels.findings == (Finding("pleural_effusion", "left_hemithorax"),)
+    labels = parse_prompt("Chest X-ray: no consolidation or nodule; left pleural effusion")
+    assert labels.findings == (Finding("pleural_effusion", "left_hemithorax"),)
+
+
+def test_a_side_abbreviated_with_a_full_stop_stays_with_its_finding() -> None:
+    # "lt." split the prompt at its full stop: a side without a finding, or a second fracture.
+    labels = parse_prompt("Chest radiograph with a fracture of the lt. clavicle")
+    assert labels.findings == (Finding("fracture", "clavicle", side="left"),)
+    assert parse_prompt("Chest X-ray with rt. pleural effusion").findings == (
+        Finding("pleural_effusion", "right_hemithorax"),
+    )
+    assert parse_prompt("Lat. X-ray of the L. knee") == parse_prompt("Lateral X-ray, left knee")
+    sentences = parse_prompt("X-ray of the chest. Left pleural effusion")
+    assert sentences.findings == (Finding("pleural_effusion", "left_hemithorax"),)
+
+
+def test_a_sided_hip_says_how_to_ask_for_it() -> None:
+    with pytest.raises(ValueError, match="'AP pelvis X-ray with a right femoral neck fracture'"):
+        parse_prompt("X-ray of the right hip")
 
 
 def test_unknown_word_error_names_word_and_suggestion() -> None:

@@ -31,6 +31,7 @@ from radsynth.vocabulary.labels import (
     Labels,
 )
 from radsynth.vocabulary.terms import (
+    ABSENT_WORDS,
     AGE_GROUPS,
     AGE_UNIT_WORDS,
     BILATERAL,
@@ -49,6 +50,7 @@ from radsynth.vocabulary.terms import (
     NON_CONTRAST_WORDS,
     NORMAL_WORDS,
     NOT_MODELLED,
+    POST_NEGATION_WORDS,
     QUALIFIER_KINDS,
     QUALIFIER_NOUNS,
     SEPARATOR_WORDS,
@@ -197,7 +199,17 @@ def _lookup(words: list[str], start: int) -> tuple[Term, int] | None:
 def _words(text: str) -> list[str]:
     """The normalised words of `text`, words that stand for several findings written out
     (`EXPANDED_WORDS`)."""
-    return [w for word in normalise_words(text) for w in EXPANDED_WORDS.get(word, (word,))]
+    words = [w for word in normalise_words(text) for w in EXPANDED_WORDS.get(word, (word,))]
+    # The full stop of an abbreviated side or view ("lt. clavicle", "lat. view") is not the
+    # end of a sentence: it kept the side from its finding.
+    return [
+        w
+        for k, w in enumerate(words)
+        if not (w == "." and k > 0 and words[k - 1] in _DOTTED_ABBREVIATIONS and k + 1 < len(words))
+    ]
+
+
+_DOTTED_ABBREVIATIONS = frozenset({"lt", "rt", "l", "r", "bil", "bilat", "lat"})
 
 
 def term_of(phrase: str) -> Term | None:
@@ -254,11 +266,23 @@ def _scan(text: str) -> _Scan:
             scan.mentions.append(_Mention(term, " ".join(words[i : i + used]), segment, negated))
             i += used
             continue
+        next_word = words[i + 1] if i + 1 < len(words) else ""
+        if (word == "not" and next_word in POST_NEGATION_WORDS) or word in ABSENT_WORDS:
+            # "fracture is not seen", "effusion absent": a negation of the words before it.
+            for mention in scan.mentions:
+                if mention.segment == segment:
+                    mention.negated = True
+            segment += 1
+            negated = False
+            i += 2 if word == "not" else 1
+            continue
         if word in SEPARATOR_WORDS or word in NEGATION_WORDS:
             segment += 1
-            # "no fracture or effusion" negates both; "no fracture and a nodule" only one.
-            next_word = words[i + 1] if i + 1 < len(words) else ""
-            ends = word in NEGATION_ENDS or next_word in _ARTICLES
+            # "no fracture or effusion" negates both; "no fracture and a nodule" only one;
+            # "no consolidation, effusion or nodule" all three (a list closed by "or").
+            ends = (
+                word in NEGATION_ENDS and not (word == "," and _closes_list(words, i + 1))
+            ) or next_word in _ARTICLES
             negated = (negated and not ends) or word in NEGATION_WORDS
         elif word in NORMAL_WORDS:
             scan.normal.append(word)
@@ -275,6 +299,18 @@ def _scan(text: str) -> _Scan:
             scan.unknown.append(word)
         i += 1
     return scan
+
+
+def _closes_list(words: list[str], start: int) -> bool:
+    """True when an "or", "nor" or "and" follows before the clause ends: the comma at `start`
+    - 1 is one of a list's ("no consolidation, effusion or nodule"), not the end of the
+    negation ("no effusion, right lower lobe consolidation")."""
+    for word in words[start:]:
+        if word in ("or", "nor", "and"):
+            return True
+        if word in NEGATION_ENDS and word != ",":
+            return False
+    return False
 
 
 def _unsupported(prompt: str, detail: str) -> ValueError:
@@ -643,7 +679,13 @@ def _laterality(sides: list[_Mention], region: str | None, prompt: str) -> str |
             prompt,
             f"{text!r} gives a side to the {describe('region', region)}, which is midline; "
             f"only these regions take a side: {paired} (a finding carries its own side: "
-            "'left pleural effusion', 'fracture of the left clavicle')",
+            "'left pleural effusion', 'fracture of the left clavicle')"
+            + (
+                "; radsynth shows a hip on the pelvis radiograph: 'AP pelvis X-ray with a "
+                f"{side} femoral neck fracture' or 'with a {side} hip prosthesis'"
+                if region == "pelvis" and re.search(r"\bhips?\b", prompt, re.IGNORECASE)
+                else ""
+            ),
         )
     return side
 

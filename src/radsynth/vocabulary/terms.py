@@ -556,7 +556,7 @@ FILLER_WORDS: frozenset[str] = _word_set(
     "photo photograph patient patients scan scans study exam examination view views projection "
     "projections imaging radiological radiology medical diagnostic is are has have there seen "
     "shows show shown visible present please generate create make synthetic realistic high "
-    "quality setting settings windowing age aged sided"
+    "quality setting settings windowing age aged sided evidence"
 )
 # Describing words that fit radiology prompts but have no label field; accepted and ignored.
 DESCRIPTIVE_WORDS: frozenset[str] = _word_set(
@@ -573,12 +573,20 @@ CONTRAST_WORDS: frozenset[str] = _word_set("contrast enhanced enhancing gadolini
 NON_CONTRAST_WORDS: frozenset[str] = _word_set("non no without noncontrast unenhanced")
 # Words that separate one finding from the next.
 SEPARATOR_WORDS: frozenset[str] = _word_set(
-    "with and or plus showing demonstrating depicting revealing but also including , ; . : ( )"
+    "with and or nor plus showing demonstrating depicting revealing but also including , ; . : ( )"
 )
 # Words that negate the findings after them up to the next scope end.
 NEGATION_WORDS: frozenset[str] = frozenset({"no", "without", "not", "negative"})
-# Separators that end a negation ("without fracture, with effusion"); "and"/"or" keep it.
-NEGATION_ENDS: frozenset[str] = SEPARATOR_WORDS - {"and", "or"}
+# Separators that end a negation ("without fracture, with effusion"); "and"/"or"/"nor" keep
+# it, and so does a comma of a list closed by one of them ("no consolidation, effusion or
+# nodule").
+NEGATION_ENDS: frozenset[str] = SEPARATOR_WORDS - {"and", "or", "nor"}
+# "not" followed by one of these negates the words before it: "fracture is not seen".
+POST_NEGATION_WORDS: frozenset[str] = frozenset(
+    {"seen", "present", "identified", "visible", "demonstrated", "evident", "noted", "detected"}
+)
+# Words that negate the finding before them: "effusion absent".
+ABSENT_WORDS: frozenset[str] = frozenset({"absent"})
 # Words saying that the image shows no finding.
 NORMAL_WORDS: frozenset[str] = frozenset({"normal", "unremarkable"})
 # Words that may follow an age number: "62 year old", "62 yo", "6 months".
