@@ -80,3 +80,31 @@ def test_a_word_is_shown_with_its_value_and_its_other_words():
     assert "  also sets: site 'femoral_neck'" in hip.output.splitlines()
     unknown = runner.invoke(app, ["vocabulary", "--words", "kneecup"])
     assert unknown.exit_code == 2 and "'kneecup' is not a radsynth term" in unknown.output
+
+
+def test_options_take_the_words_prompts_take():
+    # --region "lumbar spine", "Chest", "hip" and --modality CT were refused ("no modality
+    # images the region 'lumbar spine'") though prompts read them.
+    spelled = runner.invoke(app, ["vocabulary", "--modality", "CT", "--region", "Chest"])
+    plain = runner.invoke(app, ["vocabulary", "--modality", "ct", "--region", "chest"])
+    assert spelled.exit_code == 0 and spelled.output == plain.output
+    spine = runner.invoke(app, ["vocabulary", "--region", "lumbar spine"])
+    assert spine.exit_code == 0 and "  lumbar spine" in spine.output
+    hip = runner.invoke(app, ["vocabulary", "--region", "hip"])
+    assert hip.exit_code == 0 and "  pelvis" in hip.output
+
+
+def test_words_that_set_nothing_say_so_and_a_dotted_side_is_read():
+    # --words said "'comminuted' is not a radsynth term" while prompts accept it.
+    for word in ("comminuted", "weight-bearing", "small"):
+        result = runner.invoke(app, ["vocabulary", "--words", word])
+        assert result.exit_code == 0, result.output
+        assert "is accepted in prompts and sets nothing" in result.output
+    negation = runner.invoke(app, ["vocabulary", "--words", "without"])
+    assert "negates the findings after it" in negation.output
+    side = runner.invoke(app, ["vocabulary", "--words", "lt."])
+    assert side.exit_code == 0 and "'lt.' is the laterality 'left'" in side.output
+    frontal = runner.invoke(app, ["vocabulary", "--words", "frontal"])
+    assert "written in captions: \n" not in frontal.output  # no empty line
+    unknown = runner.invoke(app, ["vocabulary", "--words", "banana"])
+    assert unknown.exit_code == 2 and "not a radsynth term" in unknown.output

@@ -65,6 +65,15 @@ def test_dicom_without_pixel_data(tmp_path: Path) -> None:
     assert "no pixel data" in problem and "CT Image Storage" in problem
 
 
+def test_a_dicomdir_and_a_corrupt_frame_count_are_named(tmp_path: Path) -> None:
+    # A DICOMDIR was "an object without a SOP class ... or cut short"; a Number of Frames of
+    # '1A' was a bare "invalid literal for int()" with no file or attribute named.
+    dicomdir = Path(str(pydicom.data.get_testdata_file("DICOMDIR", download=False)))
+    assert "is a DICOMDIR" in read_error(dicomdir).problem
+    problem = read_error(sample("badVR.dcm")).problem
+    assert "Number of Frames (0028,0008) of '1A', not a whole number" in problem
+
+
 def test_rgb_where_grayscale_is_needed(tmp_path: Path) -> None:
     problem = read_error(sample("SC_rgb.dcm")).problem
     assert "colour" in problem and "color='luminance'" in problem

@@ -21,7 +21,15 @@ from radsynth.vocabulary import (
     qualifiers_for,
 )
 from radsynth.vocabulary.parser import term_of
-from radsynth.vocabulary.terms import TERMS, describe
+from radsynth.vocabulary.terms import (
+    DESCRIPTIVE_WORDS,
+    FILLER_WORDS,
+    NEGATION_WORDS,
+    NORMAL_WORDS,
+    TERMS,
+    describe,
+    normalise_words,
+)
 
 
 def with_vocabulary_hint(message: str) -> str:
@@ -36,9 +44,20 @@ def _names(field: str, values: tuple[str, ...] | list[str]) -> str:
     return ", ".join(describe(field, v) for v in values) or "none"
 
 
+def _as_value(field: str, given: str | None) -> str | None:
+    """`given` as the vocabulary's value of `field` when it is a phrase a prompt reads as one
+    ("CT" is 'ct', "lumbar spine" 'lumbar_spine', "hip" 'pelvis'), else unchanged."""
+    if given is None:
+        return None
+    term = term_of(given)
+    return term.value if term is not None and term.field == field else given
+
+
 def overview_lines(modality: str | None = None, region: str | None = None) -> list[str]:
     """The regions, views and findings (with sites and qualifiers) a prompt can ask for, per
     modality, or of one modality or region."""
+    modality = _as_value("modality", modality)
+    region = _as_value("region", region)
     if modality is not None and modality not in MODALITIES:
         raise ValueError(f"unknown modality {modality!r}; use one of: {', '.join(MODALITIES)}")
     lines: list[str] = []
@@ -82,10 +101,24 @@ def overview_lines(modality: str | None = None, region: str | None = None) -> li
     return lines
 
 
+# Words a prompt accepts that are no term of their own, and what they do.
+_WORDS_THAT_SET_NOTHING = (
+    (DESCRIPTIVE_WORDS, "is accepted in prompts and sets nothing (a describing word: "
+     "radsynth does not draw it)"),
+    (FILLER_WORDS, "is accepted in prompts and sets nothing (a word of grammar or of the image)"),
+    (NORMAL_WORDS, "says the image shows no finding"),
+    (NEGATION_WORDS, "negates the findings after it (up to a separator such as 'with' or ';')"),
+)  # fmt: skip
+
+
 def word_lines(word: str) -> list[str]:
     """What radsynth reads `word` (a word or phrase) as, and every phrase for the same value."""
-    term = term_of(word)
+    term = term_of(word) or term_of(word.rstrip("."))  # "lt." is 'lt'
     if term is None:
+        plain = " ".join(normalise_words(word.rstrip(".")))
+        for words, meaning in _WORDS_THAT_SET_NOTHING:
+            if plain and all(w in words for w in plain.split()):
+                return [f"{word!r} {meaning}"]
         raise ValueError(
             f"{word!r} is not a radsynth term; --prompt {word!r} says why, with suggestions"
         )
@@ -93,7 +126,9 @@ def word_lines(word: str) -> list[str]:
     same = [t for t in TERMS if (t.field, t.value) == (term.field, term.value)]
     phrases = list(dict.fromkeys(p for t in same for p in t.phrases))
     lines = [f"{word!r} is the {term.field} {term.value!r} ({describe(term.field, term.value)})"]
-    lines.append("  written in captions: " + ", ".join(p for t in same for p in t.written))
+    written = [p for t in same for p in t.written]
+    if written:
+        lines.append("  written in captions: " + ", ".join(written))
     lines.append("  read from: " + ", ".join(phrases))
     if term.implies:
         lines.append("  also sets: " + ", ".join(f"{f} {v!r}" for f, v in term.implies))

@@ -69,7 +69,7 @@ def read_dicom(
     path = Path(path)
     ds = _read_dataset(path, force)
     _check_image_header(path, ds, max_pixels)
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    n_frames = _number_of_frames(path, ds)
     index = check_frame(path, frame, n_frames)
     stored = _decode_frame(path, ds, index if n_frames > 1 else None)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
@@ -135,7 +135,35 @@ def _read_dataset(path: Path, force: bool) -> Dataset:
         ) from None
 
 
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def _number_of_frames(path: Path, ds: Dataset) -> int:
+    """Number of Frames (0028,0008), 1 when absent; a value that is no whole number is named."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's warning of an invalid IS value
+        value = ds.get("NumberOfFrames", 1) or 1
+    try:
+        frames = int(value)
+    except (TypeError, ValueError):
+        raise ImageReadError(
+            path,
+            f"has a Number of Frames (0028,0008) of {str(value)!r}, not a whole number: "
+            "the header is corrupt",
+        ) from None
+    if frames < 1:
+        raise ImageReadError(path, f"has a Number of Frames (0028,0008) of {frames}")
+    return frames
+
+
 def _check_image_header(path: Path, ds: Dataset, max_pixels: int) -> None:
+    storage = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+    if storage == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        raise ImageReadError(
+            path,
+            "is a DICOMDIR (a media directory that lists files, not an image): pass one of "
+            "the image files it lists",
+        )
     if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
         sop = ds.get("SOPClassUID")
         what = f"a {sop.name} object" if sop is not None else "an object without a SOP class"
