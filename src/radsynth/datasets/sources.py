@@ -119,15 +119,33 @@ class PhantomSource:
 
     def make(self, entry: PromptEntry, seed: int) -> MadeImage:
         case = self._case(entry, seed, self.size)
-        provenance = Provenance(model_name=self.model, prompt=case.caption, seed=seed)
+        caption = _caption_with_findings(case.caption, case.labels)
+        # What the phantom was drawn as: the SPEC's prompt (its labels), not a random caption.
+        provenance = Provenance(model_name=self.model, prompt=entry.prompt, seed=seed)
         return MadeImage(
             pixels=np.clip(case.image.image, 0.0, 1.0).astype(np.float32),
-            caption=case.caption,
+            caption=caption,
             labels=case.labels,
             provenance=provenance,
             pixel_spacing_mm=tuple(case.image.pixel_spacing_mm),
             masks=dict(case.image.masks),
         )
+
+
+def _caption_with_findings(caption: str, labels: Any) -> str:
+    """`caption`, or the labels' canonical caption where it names fewer findings than the image
+    shows: the study's template ("An X-ray of the chest") leaves them out, so a data set's
+    image with a pleural effusion was captioned without it."""
+    from radsynth.vocabulary import canonical_caption, parse_prompt
+
+    if not labels.findings:
+        return caption
+    try:
+        if len(parse_prompt(caption).findings) >= len(labels.findings):
+            return caption
+    except ValueError:
+        pass
+    return canonical_caption(labels)
 
 
 def open_source(spec: DatasetSpec, device: Any = None) -> ImageSource:
