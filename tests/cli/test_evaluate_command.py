@@ -71,15 +71,20 @@ def test_scores_report_and_a_planted_copy(tmp_path, phantoms, handcrafted):
     assert memorization["flagged"] == 1
     assert memorization["flagged_images"][0] == {
         "image": 5,
+        "image_file": "image_005.png",
         "nearest_train": 2,
+        "nearest_train_file": "image_002.png",
         "pixel_correlation": pytest.approx(1.0),
         "shift_px": [0, 0],
         "residual_lag1": 0.0,
     }
     assert metrics["conditional_accuracy"]["skipped"]
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 8 + 6 + 8
+    # The grids, and the flagged pair side by side.
+    assert page.count("data:image/png;base64,") == 8 + 6 + 8 + 2
     assert "frechet_distance" in page and "not comparable with published FID" in page
+    assert "Flagged as copies (1)" in page
+    assert "<td>image_005.png</td><td>image_002.png</td>" in page
 
 
 def test_report_in_a_browser(tmp_path, phantoms, handcrafted, browser):
@@ -314,3 +319,141 @@ def test_out_naming_a_file_is_refused_before_any_work(tmp_path, phantoms):
         assert result.exit_code == 2, (args, result.output)
         assert "is a file" in " ".join(result.output.replace("│", " ").split()), result.output
     assert a_file.read_text() == ""
+
+
+def test_flagged_copies_are_named_when_skipped_files_shift_positions(
+    tmp_path, phantoms, handcrafted, browser
+):
+    """A skipped file moves every later image's position; the names stay right, and the report
+    shows the pair, the counts, the skipped file and the audit's numbers to 6 digits."""
+    train = _write(tmp_path / "train", phantoms["real"])
+    names = [f"gen_{i}.png" for i in range(5)] + ["gen_9_copy.png"]
+    synthetic = _write(
+        tmp_path / "synthetic",
+        np.concatenate([phantoms["synthetic"], phantoms["real"][6:7]]),
+        names=names,
+    )
+    (synthetic / "gen_0_broken.png").write_text("not an image")  # sorted before gen_1.png
+    out = tmp_path / "out"
+    result = _run(
+        "--real", str(train), "--synthetic", str(synthetic), "--train", str(train),
+        "--out", str(out), "--on-error", "skip",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["sets"]["synthetic"]["n"] == 6
+    assert scores["sets"]["synthetic"]["skipped"][0].startswith("gen_0_broken.png: ")
+    memorization = scores["metrics"]["memorization"]
+    (flagged,) = memorization["flagged_images"]
+    assert flagged["image_file"] == "gen_9_copy.png" and flagged["image"] == 5
+    assert flagged["nearest_train_file"] == "image_006.png" and flagged["nearest_train"] == 6
+
+    page = browser.open(out / "report.html")
+    assert not page.broken_images and not page.outside_requests and page.overflow_px <= 0
+    assert len(page.images) == 8 + 6 + 8 + 2  # the grids and the flagged pair
+    table = dict(row for row in page.tables[0] if len(row) == 2)
+    threshold = memorization["threshold"]
+    assert table["memorization.threshold"] == f"{threshold:.6g}"
+    assert float(table["memorization.threshold"]) == pytest.approx(threshold, rel=1e-6)
+    sets = {row[0]: row for row in page.tables[1][1:]}
+    assert sets["synthetic"][2] == "6" and sets["train"][2] == "8" and sets["real"][2] == "8"
+    assert sets["synthetic"][3].startswith("1") and "gen_0_broken.png" in sets["synthetic"][3]
+    pair = page.tables[2][1]
+    assert pair[:2] == ["gen_9_copy.png", "image_006.png"]
+    assert float(pair[2]) == pytest.approx(flagged["pixel_correlation"], abs=1e-6)
+
+
+def test_report_numbers_near_one_keep_their_digits():
+    assert suite.format_number(0.99994612, 6) == "0.999946"
+    assert suite.format_number(0.99997, 4) == "0.99997"  # 4 digits would say 1
+    assert suite.format_number(0.9999999, 6) == "0.9999999"
+    assert suite.format_number(1.0, 6) == "1" and suite.format_number(12.3456, 4) == "12.35"
+    assert suite.format_number(float("inf")) == "inf"
+    rows = dict(
+        suite._rows({"frechet_distance": 0.123456, "memorization": {"threshold": 0.9999462}})
+    )
+    assert rows == {"frechet_distance": "0.1235", "memorization.threshold": "0.999946"}
+
+
+def test_colour_images_are_refused_or_converted_with_color(tmp_path, phantoms, handcrafted):
+    from PIL import Image
+
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"][:3])
+    rgb = np.zeros((48, 48, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    rgb[8:40, 8:40, 1] = 120
+    Image.fromarray(rgb).save(synthetic / "colour.png")
+    args = ["--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o")]
+    refused = _run(*args)
+    assert refused.exit_code == 1
+    assert "colour.png" in refused.output and "--color luminance" in refused.output
+    converted = _run(*args, "--color", "luminance")
+    assert converted.exit_code == 0, converted.output
+    scores = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert scores["sets"]["synthetic"]["n"] == 4 and not scores["sets"]["synthetic"]["skipped"]
+    bad = _run(*args, "--color", "rgb")
+    assert bad.exit_code == 2 and "--color must be error or luminance" in bad.output
+
+
+def test_a_radsynth_folder_without_its_manifest_is_refused(tmp_path, phantoms, handcrafted):
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    built = _write(tmp_path / "built" / "images", phantoms["synthetic"][:3]).parent
+    _write(built / "display", phantoms["synthetic"][:3])
+    _write(built / "grids", phantoms["synthetic"][:1])
+    (built / "spec.json").write_text("{}")
+    (built / "manifest.parquet").write_bytes(b"PAR1")
+    out = tmp_path / "o"
+    result = _run("--real", str(real), "--synthetic", str(built), "--out", str(out))
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "is a radsynth dataset folder but its manifest.jsonl is missing" in message
+    assert "--resume" in message and "images" in message
+    for marker in ("spec.json", "manifest.parquet"):
+        (built / marker).unlink()
+    # A phantoms folder: images/, display/, a preview and the options it was drawn with.
+    (built / "preview.png").write_bytes((built / "display" / "image_000.png").read_bytes())
+    (built / "phantoms.json").write_text("{}")
+    result = _run("--real", str(real), "--synthetic", str(built), "--out", str(out))
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "is a radsynth phantoms folder" in message and "radsynth phantoms --out" in message
+    # Its images/ on their own are read; parquet tables there are not taken for images.
+    (built / "images" / "labels.parquet").write_bytes(b"PAR1")
+    result = _run("--real", str(real), "--synthetic", str(built / "images"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "scores.json").read_text())["sets"]["synthetic"]["n"] == 3
+
+
+def test_a_phantoms_folder_groups_diversity_by_labels(tmp_path, phantoms, handcrafted):
+    # `radsynth phantoms` captions in the study style repeat across views and sides; the labels
+    # that define a prompt keep AP and lateral, left and right apart.
+    real = _write(tmp_path / "real", phantoms["real"])
+    synthetic = _write(
+        tmp_path / "synthetic", phantoms["synthetic"][:4], captions=["An X-ray of the knee"] * 4
+    )
+    manifest = synthetic / "manifest.jsonl"
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for record, (view, side, sex) in zip(
+        records,
+        [("ap", "left", "male"), ("ap", "left", "female"), ("lateral", "left", None)]
+        + [("ap", "right", None)],
+        strict=True,
+    ):
+        record["labels"] = {"modality": "xray", "region": "knee", "view": view}
+        record["labels"] |= {"laterality": side, "sex": sex, "age": None, "findings": []}
+    records[3]["labels"]["findings"] = [{"kind": "fracture", "site": "patella", "qualifiers": []}]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "o"
+    result = _run("--real", str(real), "--synthetic", str(synthetic), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "scores.json").read_text())
+    diversity = scores["metrics"]["ms_ssim_diversity"]
+    assert diversity["grouped_by"] == "labels"
+    # Only the two AP left knees share a prompt (sex is drawn within one): one pair.
+    assert list(diversity["per_prompt"]) == ["xray, knee, ap, left; no findings"]
+    assert diversity["pairs"] == 1
+    assert suite.prompt_of_labels(records[3]["labels"]) == (
+        "xray, knee, ap, right; fracture at patella"
+    )
+    assert any("groups its images by their labels" in note for note in scores["notes"])

@@ -112,3 +112,17 @@ def test_the_class_reports_feature_neighbours(train):
     assert list(result.feature_index) == [4, 2, 6]
     assert result.feature_cosine == pytest.approx([1.0, 1.0, 1.0])
     assert result.threshold_source == "given" and result.flagged.all()
+
+
+def test_flagged_images_are_named_by_file_beside_their_positions(train, independent):
+    generated = np.concatenate([independent[:2], train[7:8]])
+    result = memorization_audit(generated, train)
+    names = ["a.png", "b.png", "sub/copied.png"]
+    train_names = [f"train/{i:02d}.dcm" for i in range(len(train))]
+    flagged = result.summary(names=names, train_names=train_names)["flagged_images"]
+    assert [(f["image"], f["image_file"]) for f in flagged] == [(2, "sub/copied.png")]
+    assert (flagged[0]["nearest_train"], flagged[0]["nearest_train_file"]) == (7, "train/07.dcm")
+    # Without names the entries keep the keys they always had.
+    assert "image_file" not in result.summary()["flagged_images"][0]
+    with pytest.raises(ValueError, match="2 names for 3 generated images"):
+        result.summary(names=names[:2])

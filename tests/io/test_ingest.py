@@ -284,3 +284,44 @@ def test_a_rerun_with_an_edited_csv_says_which_rows_keep_their_old_records(
     assert "note: 2 rows give another caption or labels" in said
     assert "png_ankle, png_elbow" in said
     assert [r["labels"]["view"] for r in read_manifest(out)] == ["ap", "ap"]  # kept, as said
+
+
+def test_column_names_in_any_case_keep_patient_and_split_and_warn_of_the_rest(
+    tmp_path: Path,
+) -> None:
+    source, _ = make_tree(tmp_path)
+    table = tmp_path / "hospital.csv"
+    table.write_text(
+        "Path,Modality,Body Part,Region,View,Laterality,Sex,Age,Patient ID,Split,Comments\n"
+        "png/ankle.png,XR,Ankle,ankle,AP,L,F,45,P0001,Train,seen twice\n"
+        "png/elbow.png,XR,Ankle,ankle,Lat,R,M,033Y,P0002,test,\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = invoke(str(source), "--captions", str(table), "--out", str(out), "--quiet")
+    output = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert result.exit_code == 0, output  # type: ignore[attr-defined]
+    assert output.count("warning: ignored 2 columns") == 1
+    assert "that radsynth does not read: Body Part, Comments." in output
+    first, second = read_manifest(out)
+    assert first["labels"]["modality"] == "xray" and first["labels"]["region"] == "ankle"
+    assert (first["labels"]["view"], first["labels"]["laterality"]) == ("ap", "left")
+    assert (first["labels"]["sex"], first["labels"]["age"]) == ("female", 45)
+    assert (second["labels"]["view"], second["labels"]["sex"]) == ("lateral", "male")
+    assert (first["subject_id"], first["split"]) == ("P0001", "train")
+    assert (second["subject_id"], second["split"]) == ("P0002", "test")
+    assert "Comments" not in first and "comments" not in first
+
+
+def test_two_columns_for_one_field_are_refused(tmp_path: Path) -> None:
+    source, _ = make_tree(tmp_path)
+    table = tmp_path / "twice.csv"
+    table.write_text("path,sex,Sex\npng/ankle.png,F,M\n", encoding="utf-8")
+    result = invoke(str(source), "--captions", str(table), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1  # type: ignore[attr-defined]
+    message = " ".join(result.output.split())  # type: ignore[attr-defined]
+    assert "two columns for 'sex': 'sex' and 'Sex'; keep one of them" in message
+    # A CSV of known columns only is not warned about.
+    table.write_text("PATH,Caption\npng/ankle.png,AP radiograph of the left ankle\n")
+    result = invoke(str(source), "--captions", str(table), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0 and "warning" not in result.output  # type: ignore[attr-defined]

@@ -26,7 +26,8 @@ def ingest_command(
         typer.Option(
             "--captions",
             help="CSV: a 'path' column relative to SOURCE, and 'caption' and/or label columns "
-            "(modality, region, view, laterality, sex, age, findings).",
+            "(modality, region, view, laterality, sex, age, findings); optional patient_id "
+            "and split. Column names in any case; others are ignored with a warning.",
         ),
     ],
     out: Annotated[
@@ -69,6 +70,16 @@ def ingest_command(
     except IngestError as error:
         err.print(f"error: {error}", markup=False, highlight=False)
         raise typer.Exit(code=1) from None
+    if report.ignored_columns:
+        err.print(
+            f"warning: ignored {len(report.ignored_columns)} columns of {captions} that radsynth "
+            f"does not read: {', '.join(report.ignored_columns)}. It reads path, caption, "
+            "modality, region, view, laterality, sex, age, findings, sequence, window, id, "
+            "frame, slice, axis, patient_id (kept as subject_id) and split, in any case and "
+            "with spaces or underscores; rename a column to keep it.",
+            markup=False,
+            highlight=False,
+        )
     console = Console(soft_wrap=True)
     console.print(
         f"wrote {report.written} images to {report.manifest}"

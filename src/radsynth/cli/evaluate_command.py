@@ -22,8 +22,9 @@ def evaluate_command(
         Path,
         typer.Option(
             "--synthetic",
-            help="Folder of generated images; a manifest.jsonl with captions groups them by "
-            "prompt for MS-SSIM diversity, conditional accuracy and anatomy checks.",
+            help="Folder of generated images; a manifest.jsonl with prompts, labels or "
+            "captions groups them by prompt for MS-SSIM diversity and gives what conditional "
+            "accuracy and the anatomy checks score.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for scores.json and report.html.")],
@@ -46,6 +47,14 @@ def evaluate_command(
         str,
         typer.Option("--on-error", help="fail: stop at an unreadable file; skip: list and go on."),
     ] = "fail",
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color",
+            help="error: refuse colour images; luminance: convert them to grayscale "
+            "(ITU-R BT.601).",
+        ),
+    ] = "error",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Fréchet distance, precision/recall/density/coverage, MS-SSIM diversity, conditional
@@ -62,11 +71,20 @@ def evaluate_command(
     if on_error not in ("fail", "skip"):
         err.print(f"error: --on-error must be fail or skip, got {on_error!r}", markup=False)
         raise typer.Exit(code=2)
+    if color not in ("error", "luminance"):
+        err.print(f"error: --color must be error or luminance, got {color!r}", markup=False)
+        raise typer.Exit(code=2)
     if k < 1 or (size is not None and size < 32):
         err.print("error: --k must be at least 1 and --size at least 32", markup=False)
         raise typer.Exit(code=2)
     check_out(out)
-    options = EvaluateOptions(size=size, k=k, on_error=on_error, progress=not quiet)  # type: ignore[arg-type]
+    options = EvaluateOptions(
+        size=size,
+        k=k,
+        on_error=on_error,  # type: ignore[arg-type]
+        color=color,  # type: ignore[arg-type]
+        progress=not quiet,
+    )
     try:
         result = evaluate_folders(real, synthetic, train, options)
     except EvaluateError as error:

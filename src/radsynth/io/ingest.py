@@ -6,12 +6,18 @@ label columns, or both. Label columns: modality, region, view, laterality, sex, 
 (kinds separated by ";", each optionally "kind:site", or "kind:site:side" for a limb finding
 on a midline region: "fracture:clavicle:left" on a chest radiograph), sequence, window; they
 are checked by `radsynth.vocabulary.labels.Labels`. Optional columns: `id` (else made from the
-path), `frame` (multi-frame DICOM, 4-D NIfTI), `slice` and `axis` (NIfTI).
+path), `frame` (multi-frame DICOM, 4-D NIfTI), `slice` and `axis` (NIfTI), `patient_id` (kept
+as the record's `subject_id`, the field radsynth's phantoms give for patient-level splits;
+`subject_id` is read too) and `split` (train, val, test: kept as the record's `split`).
+Column names are matched ignoring case, spaces, hyphens and underscores ("Sex", "Patient ID",
+"PatientID"; also "gender", "PatientSex" and "PatientAge"); columns of other names are ignored
+and listed in the report's `ignored_columns`.
 
 Each image is read with `read_image`, windowed for display (the header's window, else its own
 range) and stored as a 16-bit PNG under `images/`, with its pixel spacing in a text chunk; one
 record per image goes to `manifest.jsonl` (keys: id, image, caption, labels, pixel_spacing_mm,
-source, source_format, width, height). A rerun resumes: ids already in the manifest are skipped.
+source, source_format, width, height, and subject_id and split where the CSV gives them). A
+rerun resumes: ids already in the manifest are skipped.
 """
 
 from __future__ import annotations
@@ -68,6 +74,23 @@ ALIASES: dict[str, dict[str, str]] = {
     "sex": {"f": "female", "m": "male", "w": "female"},
 }
 NO_FINDING = {"", "none", "normal", "no_finding", "no_findings"}
+OTHER_COLUMNS = ("path", "caption", "id", "frame", "slice", "axis", "subject_id", "split")
+# Other names of columns, as their key (see `column_key`) -> the column radsynth reads.
+COLUMN_ALIASES = {
+    "patientid": "subject_id",
+    "subject": "subject_id",
+    "gender": "sex",
+    "patientsex": "sex",
+    "patientage": "age",
+}
+
+
+def column_key(name: str) -> str:
+    """A CSV column name as it is matched: lower case, no spaces, hyphens or underscores."""
+    return re.sub(r"[\s_-]+", "", name.strip().lower())
+
+
+KNOWN_COLUMNS = {column_key(c): c for c in (*OTHER_COLUMNS, *LABEL_COLUMNS)} | COLUMN_ALIASES
 
 
 class IngestError(ValueError):
@@ -97,6 +120,8 @@ class IngestReport:
     # edited CSV rerun into the same folder keeps the old records).
     changed: list[str] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)  # rows skipped as bad
+    # CSV columns radsynth does not read (not stored anywhere), as the CSV names them.
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 def ingest(
@@ -117,10 +142,10 @@ def ingest(
     source, captions, out = Path(source), Path(captions), Path(out)
     if not source.is_dir():
         raise IngestError(f"source folder {source} does not exist or is not a folder")
-    rows = _read_rows(captions)
+    rows, ignored = _read_rows(captions)
     caption_writer = _caption_writer()
     (out / "images").mkdir(parents=True, exist_ok=True)
-    report = IngestReport(manifest=out / MANIFEST_NAME)
+    report = IngestReport(manifest=out / MANIFEST_NAME, ignored_columns=ignored)
     seen: set[str] = set()
     with ManifestWriter(out) as manifest, _progress(progress) as bar:
         before = {r["id"]: r for r in iter_manifest(manifest.path)} if manifest.done_ids else {}
@@ -159,21 +184,46 @@ def _progress(enabled: bool) -> Any:
     )
 
 
-def _read_rows(captions: Path) -> list[tuple[int, dict[str, str]]]:
-    """(CSV line number, row) pairs; checks the columns before any image is read."""
+def _canonical_columns(captions: Path, names: list[str]) -> tuple[list[str], list[str]]:
+    """The column radsynth reads under each CSV column name ("" for one it does not read),
+    and the names of those it does not read. Two columns for one field are refused."""
+    columns: list[str] = []
+    ignored: list[str] = []
+    seen: dict[str, str] = {}
+    for name in names:
+        column = KNOWN_COLUMNS.get(column_key(name), "")
+        if not column:
+            if name.strip():
+                ignored.append(name.strip())
+        elif column in seen:
+            raise IngestError(
+                f"{captions} has two columns for {column!r}: {seen[column]!r} and "
+                f"{name.strip()!r}; keep one of them"
+            )
+        else:
+            seen[column] = name.strip()
+        columns.append(column)
+    return columns, ignored
+
+
+def _read_rows(captions: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """(CSV line number, row) pairs under radsynth's column names, and the names of the
+    columns it does not read; checks the columns before any image is read."""
     if not captions.is_file():
         raise IngestError(f"captions CSV {captions} does not exist")
     try:
         with captions.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            reader.fieldnames = columns
-            rows = [(reader.line_num, dict(row)) for row in _rows(reader)]
+            given = list(reader.fieldnames or [])
+            canonical, ignored = _canonical_columns(captions, given)
+            reader.fieldnames = canonical
+            rows = [(reader.line_num, {k: v for k, v in row.items() if k}) for row in _rows(reader)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise IngestError(f"{captions} is not a readable UTF-8 CSV file ({error})") from None
+    columns = [c for c in canonical if c]
     if "path" not in columns:
         raise IngestError(
-            f"{captions} has no 'path' column (columns: {', '.join(columns) or 'none'}); "
+            f"{captions} has no 'path' column (columns: {', '.join(given) or 'none'}); "
             "add one with each image's path relative to the source folder"
         )
     if "caption" not in columns and not set(LABEL_COLUMNS) & set(columns):
@@ -181,7 +231,7 @@ def _read_rows(captions: Path) -> list[tuple[int, dict[str, str]]]:
             f"{captions} has neither a 'caption' column nor label columns "
             f"({', '.join(LABEL_COLUMNS)}); add one of them"
         )
-    return rows
+    return rows, ignored
 
 
 def _rows(reader: csv.DictReader[str]) -> Iterator[dict[str, str]]:
@@ -260,7 +310,7 @@ def _ingest_row(
         text[PNG_SPACING_KEY] = format_spacing_text(image.pixel_spacing_mm)
     save_png16(out / name, to_uint16(image.windowed()), text)
     spacing = image.pixel_spacing_mm
-    return {
+    return _optional_fields(row) | {
         "id": image_id,
         "image": name,
         "caption": caption,
@@ -271,6 +321,18 @@ def _ingest_row(
         "height": image.shape[0],
         "width": image.shape[1],
     }
+
+
+def _optional_fields(row: Mapping[str, str]) -> dict[str, str]:
+    """The record's `subject_id` and `split` where the row gives them (the split lower case)."""
+    fields = {}
+    subject = row.get("subject_id", "").strip()
+    if subject:
+        fields["subject_id"] = subject
+    split = row.get("split", "").strip().lower()
+    if split:
+        fields["split"] = split
+    return fields
 
 
 def _row_differs(row: Mapping[str, str], record: Mapping[str, Any]) -> bool:

@@ -2,6 +2,9 @@
 
 A folder is either a radsynth data folder (a `manifest.jsonl` naming the images, with captions
 and labels) or any folder of image files (DICOM, PNG, TIFF, JPEG, NIfTI), searched recursively.
+A folder that radsynth wrote (a `dataset build` or `phantoms` folder) but whose manifest is
+missing is refused rather than searched: it holds each image several times (images/, display/,
+dicom/) besides grids and previews, and the message says how to get the manifest back.
 Display values in [0, 1]: PNG, TIFF and JPEG pixels divided by the largest stored value (so a
 16-bit phantom PNG keeps its intensities), DICOM and NIfTI through their header window (else
 their own minimum to maximum), as `MedicalImage.windowed()` does.
@@ -20,13 +23,28 @@ from PIL import Image
 
 from radsynth.io.errors import ImageReadError
 from radsynth.io.manifest import MANIFEST_NAME, read_manifest
-from radsynth.io.reader import MedicalImage, read_image
+from radsynth.io.reader import ColorPolicy, MedicalImage, read_image
 
-__all__ = ["EvaluateError", "ImageSet", "harmonise_sizes", "load_image_folder"]
+__all__ = [
+    "EvaluateError",
+    "ImageSet",
+    "harmonise_sizes",
+    "load_image_folder",
+    "radsynth_layout",
+]
 
 OnError = Literal["fail", "skip"]
 # Files in a plain folder that are never images (masks, manifests, notes).
-NOT_IMAGES = {".json", ".jsonl", ".npz", ".npy", ".csv", ".txt", ".md", ".html", ".py", ".yaml"}
+NOT_IMAGES = {
+    ".json", ".jsonl", ".npz", ".npy", ".csv", ".parquet", ".txt", ".md", ".html", ".py",
+    ".yaml", ".yml", ".toml",
+}  # fmt: skip
+# What radsynth's own folders hold beside manifest.jsonl (radsynth.datasets.build and
+# .journal, .export and .summary; radsynth.cli.phantoms_command and .checks): the names are
+# written out here because the evaluate layer may not import the data-set builder or the CLI.
+# (Not manifest.csv or summary.html alone: a user's own archive may hold such files.)
+DATASET_MARKERS = ("spec.json", "journals")
+PHANTOMS_MARKERS = ("phantoms.json",)
 DEFAULT_SIZE = 128  # px a side, when the images differ in size and no size is given
 
 
@@ -63,6 +81,44 @@ def _display(image: MedicalImage) -> np.ndarray:
 Entry = tuple[Path, str | None, dict[str, Any] | None, str | None]  # file, caption, labels, prompt
 
 
+def radsynth_layout(folder: Path) -> str | None:
+    """Which radsynth command wrote `folder`, judged by the files it writes beside the
+    manifest: "dataset" (`radsynth dataset build`), "phantoms" (`radsynth phantoms`), "data"
+    (images/ and display/ copies of each image, written by either), or None (not radsynth's)."""
+    if any((folder / name).exists() for name in DATASET_MARKERS):
+        return "dataset"
+    if any((folder / name).exists() for name in PHANTOMS_MARKERS):
+        return "phantoms"
+    if not (folder / "images").is_dir():
+        return None
+    if (folder / "preview.png").is_file():
+        return "phantoms"
+    return "data" if (folder / "display").is_dir() else None
+
+
+def _missing_manifest(folder: Path, layout: str) -> EvaluateError:
+    """The error for a radsynth folder whose manifest.jsonl is gone: how to get it back."""
+    if layout == "dataset":
+        restore = (
+            f"rebuild it from the journals with `radsynth dataset build SPEC --out {folder} "
+            "--resume` and the SPEC file the set was built from (nothing is drawn again)"
+        )
+    elif (folder / PHANTOMS_MARKERS[0]).is_file():
+        restore = (
+            f"redraw it with `radsynth phantoms --out {folder} --resume --n N` and the options "
+            "in its phantoms.json (N: the number of cases in images/; the cases come out the "
+            "same)"
+        )
+    else:
+        restore = "redraw the cases into a new folder with the options they were drawn with"
+    return EvaluateError(
+        f"{folder} is a radsynth {layout} folder but its {MANIFEST_NAME} is missing, so its "
+        f"captions and labels are unknown and each image would count several times (images/, "
+        f"display/, dicom/, grids, previews); {restore}, or give {folder / 'images'} to score "
+        "the images without captions"
+    )
+
+
 def _entries(folder: Path) -> list[Entry]:
     if (folder / MANIFEST_NAME).is_file():
         try:
@@ -72,6 +128,9 @@ def _entries(folder: Path) -> list[Entry]:
         return [
             (folder / r["image"], r.get("caption"), r.get("labels"), _prompt(r)) for r in records
         ]
+    layout = radsynth_layout(folder)
+    if layout is not None:
+        raise _missing_manifest(folder, layout)
     files = sorted(
         path
         for path in folder.rglob("*")
@@ -93,10 +152,12 @@ def load_image_folder(
     on_error: OnError = "fail",
     advance: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    color: ColorPolicy = "error",
 ) -> ImageSet:
     """Read every image of `folder` (see the module doc). Unreadable files stop the run with an
     `EvaluateError` naming them (`on_error="fail"`) or are listed in `skipped` ("skip").
-    `on_total(n)` and `advance(1)` report progress."""
+    `color="luminance"` converts colour images to grayscale (ITU-R BT.601) instead of refusing
+    them. `on_total(n)` and `advance(1)` report progress."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluateError(f"{folder} does not exist or is not a folder")
@@ -109,7 +170,7 @@ def load_image_folder(
     for path, caption, label, prompt in entries:
         name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
         try:
-            pixels = _display(read_image(path))
+            pixels = _display(read_image(path, color=color))
         except (ImageReadError, FileNotFoundError, IsADirectoryError) as error:
             reason = error.problem if isinstance(error, ImageReadError) else "file not found"
             if on_error == "fail":

@@ -37,7 +37,7 @@ An image is flagged as a copy of its nearest training image (by pixels) when eit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,9 +226,22 @@ class AuditResult:
         """Either rule."""
         return self.near_duplicate | self.noisy_copy
 
-    def summary(self) -> dict[str, Any]:
-        """Counts, flag rate with its Wilson interval, and the flagged images."""
+    def summary(
+        self,
+        names: Sequence[str] | None = None,
+        train_names: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Counts, flag rate with its Wilson interval, and the flagged images.
+
+        Each flagged entry gives the generated image's and its nearest training image's
+        positions (`image`, `nearest_train`) and, when `names` and `train_names` (file names,
+        one per image, in the order audited) are given, their names (`image_file`,
+        `nearest_train_file`): positions alone shift when unreadable files are skipped."""
         n = int(self.pixel_correlation.size)
+        if names is not None and len(names) != n:
+            raise ValueError(f"{len(names)} names for {n} generated images")
+        if train_names is not None and len(train_names) <= int(self.pixel_index.max(initial=-1)):
+            raise ValueError(f"{len(train_names)} training names are too few for the audit")
         flagged = np.flatnonzero(self.flagged)
         cosine = self.feature_cosine
         return {
@@ -244,16 +257,22 @@ class AuditResult:
             "max_pixel_correlation": float(self.pixel_correlation.max()) if n else None,
             "median_pixel_correlation": float(np.median(self.pixel_correlation)) if n else None,
             "max_feature_cosine": float(cosine.max()) if cosine is not None and n else None,
-            "flagged_images": [
-                {
-                    "image": int(i),
-                    "nearest_train": int(self.pixel_index[i]),
-                    "pixel_correlation": float(self.pixel_correlation[i]),
-                    "shift_px": [int(v) for v in self.pixel_shift[i]],
-                    "residual_lag1": float(self.residual_lag1[i]),
-                }
-                for i in flagged
-            ],
+            "flagged_images": [self._flagged_entry(int(i), names, train_names) for i in flagged],
+        }
+
+    def _flagged_entry(
+        self, i: int, names: Sequence[str] | None, train_names: Sequence[str] | None
+    ) -> dict[str, Any]:
+        nearest = int(self.pixel_index[i])
+        entry: dict[str, Any] = {"image": i, "nearest_train": nearest}
+        if names is not None:
+            entry["image_file"] = names[i]
+        if train_names is not None:
+            entry["nearest_train_file"] = train_names[nearest]
+        return entry | {
+            "pixel_correlation": float(self.pixel_correlation[i]),
+            "shift_px": [int(v) for v in self.pixel_shift[i]],
+            "residual_lag1": float(self.residual_lag1[i]),
         }
 
 
