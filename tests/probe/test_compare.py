@@ -3,6 +3,7 @@ bookkeeping (ProbeResult.scores, rate_target, the finding effect of real arrays)
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from radsynth.probe.scorecard import finding_effect_row, summarise_finding_effec
 from radsynth.probe.targets import lateral_within_ap, rate_target, target
 
 runner = CliRunner()
+# Each written run its own seed, as independent runs are (runs sharing a seed are not pooled).
+_SEEDS = itertools.count(0, 1000)
 
 
 def _write_run(
@@ -40,7 +43,8 @@ def _write_run(
     (None: not measured); with `lateral`, AP passing 4 of 8 and lateral `lateral` of 8, 13 of
     14 erased joints restored and a knee-to-body ratio error of `knee_error`; with `steps`, the
     sampler it ran; with `reader`, the reader that scored it."""
-    result = ProbeResult(model="m", config=ProbeConfig(), size=16, reader=reader)
+    config = ProbeConfig(seed=next(_SEEDS))
+    result = ProbeResult(model="m", config=config, size=16, reader=reader)
     if steps is not None:  # the sampler as the probe records it
         result.sampler = {
             "scheduler": "DPMSolverMultistepScheduler",
@@ -83,7 +87,10 @@ def test_runs_side_by_side(tmp_path: Path) -> None:
     assert comparison.differs == ("fibula_present",)
     assert comparison.rows["fibula_present"]["cells"] == [(13 / 16, False), (1.0, True)]
     table = markdown_table(comparison)
-    assert "| fibula present in knee X-rays (differs) | >= 0.95 | 0.81 | **1.00** |" in table
+    assert (
+        "| fibula present in knee X-rays (differs) | >= 0.95 | 0.81 (n=16) | **1.00** (n=16) |"
+        in (table)
+    )
     assert "**1 of 2**" in table and "**2 of 2**" in table
     assert "| finding effect, inside / outside (not a target) | | 1.00 " in table
     assert "10.00 (0.1000 / 0.0100)" in table  # 0.01 + 0.09 inside, 0.01 outside
@@ -132,7 +139,9 @@ def test_probe_compare_command(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "| target | threshold | v6 | v8 |" in result.output
-    assert "| modality as asked (differs) | >= 0.98 | 0.93 | **1.00** |" in result.output
+    assert "| modality as asked (differs) | >= 0.98 | 0.93 (n=108) | **1.00** (n=108) |" in (
+        result.output
+    )
     assert "| effusion | " in result.output
     wrong = runner.invoke(app, ["probe-compare", str(a), str(b), "--label", "v6"])
     assert wrong.exit_code != 0 and "give one per run" in wrong.output
@@ -178,7 +187,9 @@ def test_probe_compare_pools_runs_that_share_a_label(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--label", "A", "--label", "A", "--label", "B"])
     assert result.exit_code == 0, result.output
     assert "| target | threshold | A (2 runs: 2/1) | B (1 run: 1) |" in result.output
-    assert "| fibula present in knee X-rays | >= 0.95 | 0.94 | 0.75 |" in result.output
+    assert (
+        "| fibula present in knee X-rays | >= 0.95 | 0.94 (n=32) | 0.75 (n=16) |" in result.output
+    )
     unlabelled = runner.invoke(app, args)
     assert unlabelled.exit_code != 0 and "needs a --label per run" in unlabelled.output
 

@@ -80,7 +80,13 @@ def _model_folder(model: Path | None) -> Path:
 
 
 def probe(
-    out: Annotated[Path, typer.Option("--out", help="output folder")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="output folder; a previous probe run's files there are replaced, others kept",
+        ),
+    ],
     model: Annotated[
         Path | None, typer.Option("--model", help="model folder (default: the built-in model)")
     ] = None,
@@ -100,7 +106,12 @@ def probe(
         int | None, typer.Option("--full-bodies", help="knee-to-full-body cases (default 4)")
     ] = None,
     reader: Annotated[
-        Path | None, typer.Option("--reader", help="reader folder (default: the shipped one)")
+        Path | None,
+        typer.Option(
+            "--reader",
+            help="full reader folder (default: the shipped one), not a stage such as "
+            "train-finding-reader's (that goes in READER/findings/)",
+        ),
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch CPU threads (default: torch's)")
@@ -111,14 +122,19 @@ def probe(
 ) -> None:
     """The study's protocol scored (Figures 1 to 4, pathology, bias, memorization): writes
     OUT/scores.json (each target with name, value, threshold, n, met), OUT/report.html and its
-    figure PNGs. The default run of the built-in model takes about 2 minutes on 2 CPU cores."""
+    figure PNGs. The default run of the built-in model takes about 2 minutes on 2 CPU cores.
+    Re-using OUT: once this run is done, the previous probe run's files there (scores.json,
+    report.html, the figure PNGs, images/) are replaced, so none is left beside the new scores;
+    other files are kept. A --quick run's report says it is a smoke run."""
     import time
 
     import torch
 
-    from radsynth.probe.protocol import ProbeConfig, run_probe, total_units
+    from radsynth.cli.checks import check_out
+    from radsynth.probe.protocol import ProbeConfig, check_probe_reader, run_probe, total_units
     from radsynth.probe.report import write_report
 
+    check_out(out)
     if n is not None and n < 1:
         raise typer.BadParameter(f"--n must be at least 1 image per prompt, got {n}")
     if steps is not None and steps < 1:
@@ -146,6 +162,7 @@ def probe(
         from radsynth.evaluate.reader import load_reader
 
         try:
+            check_probe_reader(reader)  # config.json only: a stage is refused before loading
             load_reader(reader)
         except (FileNotFoundError, ValueError) as error:
             raise typer.BadParameter(str(error)) from None
@@ -155,6 +172,11 @@ def probe(
             raise typer.BadParameter(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     err = Console(stderr=True)
+    if (out / "scores.json").is_file():
+        err.print(
+            f"{out} holds a previous probe run: its outputs (scores.json, report.html, the "
+            "figure PNGs, images/) are replaced when this run is done; other files are kept"
+        )
     started = time.perf_counter()
     columns = (TextColumn("[bold]probe[/] {task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeRemainingColumn(), console=err) as progress:
@@ -192,13 +214,16 @@ def probe_compare(
         typer.Option(
             "--pool",
             help="runs with the same --label (one model and sampler on several seeds) make one "
-            "column: proportions pooled over all their images, other targets at their worst run",
+            "column: proportions pooled over all their images, other targets at their worst run; "
+            "runs sharing images (the same seed, or seeds closer than a run's image count) are "
+            "refused",
         ),
     ] = False,
 ) -> None:
-    """Probe runs side by side (models, seeds, checkpoints): each target's value per run, bold
-    where met, '(differs)' where the runs disagree on met, and the targets met per run; as a
-    Markdown table on stdout."""
+    """Probe runs side by side (models, seeds, checkpoints): each target's value and n per run,
+    bold where met, '(differs)' where the runs disagree on met, a row of the settings that differ
+    between runs (e.g. a --quick run's), and the targets met per run; as a Markdown table on
+    stdout."""
     from radsynth.probe.compare import (
         compare_runs,
         finding_effect_table,

@@ -27,6 +27,7 @@ __all__ = [
     "markdown_table",
     "pool_runs",
     "sampler_text",
+    "settings_that_differ",
 ]
 
 
@@ -73,10 +74,37 @@ def load_run(path: Path | str, label: str | None = None) -> ProbeRun:
         scores = json.loads(file.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{file} is not JSON: {error}") from None
-    if not isinstance(scores, dict) or not isinstance(scores.get("targets"), dict):
-        raise ValueError(f"{file} has no 'targets': not a `radsynth probe` scores.json")
+    problem = _scores_problem(scores)
+    if problem is not None:
+        raise ValueError(f"{file}: {problem}")
     folder = file.parent
     return ProbeRun(label or folder.name, folder, scores)
+
+
+def _scores_problem(scores: Any) -> str | None:
+    """What keeps parsed JSON from being a `radsynth probe` scores.json, or None."""
+    if not isinstance(scores, dict):
+        return (
+            f"the file holds a JSON {type(scores).__name__}, not an object: not a "
+            "`radsynth probe` scores.json"
+        )
+    if "targets" not in scores:
+        return "has no 'targets': not a `radsynth probe` scores.json"
+    targets = scores["targets"]
+    if not isinstance(targets, dict):
+        return (
+            f"'targets' is a JSON {type(targets).__name__}, but `radsynth probe` writes an "
+            'object keyed by target (e.g. {"fibula_present": {"value": ..., "n": ..., '
+            '"met": ...}}): not a `radsynth probe` scores.json, or one edited by hand; '
+            "re-run `radsynth probe` or restore the file"
+        )
+    bad = [key for key, entry in targets.items() if not isinstance(entry, dict)]
+    if bad:
+        return (
+            f"'targets' entries {bad[:3]} are not objects with name, value, n and met: not a "
+            "`radsynth probe` scores.json, or one edited by hand"
+        )
+    return None
 
 
 def sampler_text(sampler: Mapping[str, Any] | None) -> str | None:
@@ -104,15 +132,17 @@ def compare_runs(runs: list[ProbeRun]) -> Comparison:
     differs = []
     for key in keys:
         spec = next(run.targets[key] for run in runs if key in run.targets)
-        cells = []
+        cells, ns = [], []
         for run in runs:
             entry = run.targets.get(key)
             cells.append(None if entry is None else (entry.get("value"), bool(entry.get("met"))))
+            ns.append(None if entry is None else entry.get("n"))
         rows[key] = {
             "name": spec.get("name", key),
             "threshold": spec.get("threshold"),
             "comparison": spec.get("comparison", ""),
             "cells": cells,
+            "n": ns,  # the sample count of each run's value
         }
         if len({None if c is None else c[1] for c in cells}) > 1:
             differs.append(key)
@@ -236,7 +266,11 @@ def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
             f"the runs pooled as {name!r} were read by different readers ({used}): pool runs "
             "scored by one reader, and give the others another --label"
         )
+    _check_independent(runs, name)
+    models = {run.scores.get("model") for run in runs}
     scores = {
+        "model": models.pop() if len(models) == 1 else None,
+        "config": _merged_config(runs),
         "targets": targets,
         "targets_met": sum(bool(t["met"]) for t in targets.values()),
         "targets_total": len(targets),
@@ -248,6 +282,104 @@ def pool_runs(runs: list[ProbeRun], label: str | None = None) -> ProbeRun:
     count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
     title = f"{name} ({count}: {'/'.join(map(str, met_per_run))})"
     return ProbeRun(title, runs[0].path, scores)
+
+
+def _image_keys(run: ProbeRun) -> set[tuple[str, int]]:
+    """(prompt, seed) of every image the run generated (`scores.json`'s "images")."""
+    images = run.scores.get("images")
+    if not isinstance(images, list):
+        return set()
+    return {
+        (str(image["prompt"]), int(image["seed"]))
+        for image in images
+        if isinstance(image, dict) and "prompt" in image and isinstance(image.get("seed"), int)
+    }
+
+
+def _config(run: ProbeRun) -> dict[str, Any]:
+    config = run.scores.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def _shared(a: ProbeRun, b: ProbeRun) -> str | None:
+    """How two runs of one model share generated images, or None where they share none: the
+    same (prompt, seed) in both runs' image records or, for runs without them, the same seed."""
+    keys_a, keys_b = _image_keys(a), _image_keys(b)
+    if keys_a and keys_b:
+        common = len(keys_a & keys_b)
+        if common:
+            return f"share {common} of their {len(keys_a)} and {len(keys_b)} images (same seeds)"
+        return None
+    seed_a, seed_b = _config(a).get("seed"), _config(b).get("seed")
+    if seed_a is not None and seed_a == seed_b:
+        return f"both ran --seed {seed_a}"
+    return None
+
+
+def _check_independent(runs: list[ProbeRun], name: str) -> None:
+    """Refuse to pool runs of one model that generated the same images (the same seed, or
+    seeds closer than a run's number of images): pooling them would count each image twice,
+    doubling n without new evidence."""
+    for i, a in enumerate(runs):
+        for b in runs[i + 1 :]:
+            if a.scores.get("model") != b.scores.get("model"):
+                continue
+            shared = _shared(a, b)
+            if shared is not None:
+                raise ValueError(
+                    f"the runs pooled as {name!r} are not independent: {a.path} and {b.path} "
+                    f"(model {a.scores.get('model')}) {shared}, so pooling would count the same "
+                    "images twice. Pool runs on seeds at least a run's number of images apart "
+                    "(e.g. --seed 0, --seed 1000, --seed 2000), or give them different --label"
+                )
+
+
+def _merged_config(runs: list[ProbeRun]) -> dict[str, Any]:
+    """The settings of pooled runs: each setting all runs share, and the list of the runs'
+    values of one they do not (the seeds)."""
+    configs = [_config(run) for run in runs]
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for config in configs for k in config):
+        values = [config.get(key) for config in configs]
+        same = len({json.dumps(v, sort_keys=True) for v in values}) == 1
+        merged[key] = values[0] if same else values
+    return merged
+
+
+# A setting a run made before it was recorded reads as this (not "not recorded").
+_SETTING_DEFAULTS: dict[str, Any] = {"quick_run": False}
+
+
+def settings_that_differ(runs: tuple[ProbeRun, ...] | list[ProbeRun]) -> list[str]:
+    """The `config` keys (the settings each run was asked for) whose values are not the same
+    in every run, in the first run's order; empty for one run or runs alike."""
+    configs = [_config(run) for run in runs]
+    if len(configs) < 2 or not any(configs):
+        return []
+    keys = dict.fromkeys(k for config in configs for k in config)
+    differ = []
+    for key in keys:
+        values = {
+            json.dumps(config.get(key, _SETTING_DEFAULTS.get(key, "not recorded")), sort_keys=True)
+            for config in configs
+        }
+        if len(values) > 1:
+            differ.append(key)
+    return differ
+
+
+def _setting(config: dict[str, Any], key: str) -> str:
+    """One setting of a run for the table, e.g. "n 1", "steps default", "seed 0/1000"."""
+    value = config[key] if key in config else _SETTING_DEFAULTS.get(key, "not recorded")
+    if value is None:
+        text = "default"
+    elif isinstance(value, list) and key == "seed":
+        text = "/".join(map(str, value))
+    elif isinstance(value, list | tuple):
+        text = ", ".join(map(str, value))
+    else:
+        text = str(value)
+    return f"{key} {text}"
 
 
 def _value(value: Any) -> str:
@@ -264,8 +396,9 @@ def _value(value: Any) -> str:
 
 def markdown_table(comparison: Comparison) -> str:
     """The comparison as a Markdown table: the sampler of each run where recorded, the reader
-    of each where the runs were read by different ones, a row per
-    target (value, bold where met), a row of targets met, and rows of the pooled finding
+    of each where the runs were read by different ones, the settings (`config`) that differ
+    between runs where any do, a row per target (value, bold where met, and its sample count
+    n), a row of targets met, and rows of the pooled finding
     effect (inside/outside ratio) and of its side check (asked side / other side) where
     measured."""
     labels = [run.label for run in comparison.runs]
@@ -279,14 +412,21 @@ def markdown_table(comparison: Comparison) -> str:
     readers = [run.scores.get("reader") for run in comparison.runs]
     if len(set(readers)) > 1:  # named only where the columns were read by different readers
         lines.append("| reader | | " + " | ".join(r or "not recorded" for r in readers) + " |")
+    differ = settings_that_differ(comparison.runs)
+    if differ:  # e.g. a --quick run (1 image per prompt) beside a default one
+        cells = [
+            ", ".join(_setting(_config(run), key) for key in differ) for run in comparison.runs
+        ]
+        lines.append("| settings that differ | | " + " | ".join(cells) + " |")
     for key, row in comparison.rows.items():
         cells = []
-        for cell in row["cells"]:
+        for cell, n in zip(row["cells"], row.get("n") or [None] * len(row["cells"]), strict=True):
             if cell is None:
                 cells.append("not measured")
             else:
                 value, met = cell
-                cells.append(f"**{_value(value)}**" if met else _value(value))
+                text = f"**{_value(value)}**" if met else _value(value)
+                cells.append(text if n is None else f"{text} (n={n})")
         mark = " (differs)" if key in comparison.differs else ""
         lines.append(
             f"| {row['name']}{mark} | {row['comparison']} {_value(row['threshold'])} | "

@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from radsynth.evaluate.anatomy import EXPECTED_PRESENT, check_anatomy, truth_structure_map
+from radsynth.evaluate.anatomy import (
+    EXPECTED_COUNTS,
+    EXPECTED_PRESENT,
+    INSIDE_FIELD,
+    check_anatomy,
+    truth_structure_map,
+)
 from radsynth.evaluate.metrics.masked_fidelity import count_bright_components
 from radsynth.evaluate.metrics.memorization import memorization_audit
 from radsynth.paths import BUILTIN_MODEL
@@ -77,6 +83,7 @@ __all__ = [
     "GeneratedImage",
     "ProbeConfig",
     "ProbeResult",
+    "check_probe_reader",
     "run_probe",
     "total_units",
 ]
@@ -118,6 +125,21 @@ DIVERSITY_SEED_BASE = 4_000_000
 FINDING_PLACE_SEED_BASE = 5_000_000
 DIFFERENCE_GAIN = 5.0  # the finding-effect figure's difference image is |change| x this
 
+# What the probe reads with its reader: every label head (modality, region, view, side and sex
+# as asked vs seen), the structure groups its anatomy checks look for (presence, in field,
+# breast shadows; femur, tibia and lumbar vertebrae of the knee grown to a body) and the groups
+# they count. A reader lacking one failed minutes into a run (KeyError: 'skull').
+PROBE_READER_HEADS: tuple[str, ...] = ("modality", "region", "view", "laterality", "sex")
+PROBE_READER_GROUPS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [g for groups in EXPECTED_PRESENT.values() for g in groups]
+        + [g for groups in INSIDE_FIELD.values() for g in groups]
+        + [group for _, group in EXPECTED_COUNTS]
+        + ["breasts", "femur", "tibia", "lumbar_vertebrae"]
+    )
+)
+PROBE_READER_COUNTED: tuple[str, ...] = tuple(dict.fromkeys(group for _, group in EXPECTED_COUNTS))
+
 
 @dataclass
 class ProbeConfig:
@@ -142,6 +164,7 @@ class ProbeConfig:
     audit_px: int = 64
     figure3_regions: tuple[str, ...] = FIGURE3_REGIONS
     figure4_regions: tuple[str, ...] = FIGURE4_REGIONS
+    quick_run: bool = False  # a smoke run (`ProbeConfig.quick`, `radsynth probe --quick`)
 
     def __post_init__(self) -> None:
         for name in ("n", "inpaint_cases", "extend_cases"):
@@ -156,6 +179,7 @@ class ProbeConfig:
     def quick(cls, **overrides: Any) -> ProbeConfig:
         """A smoke run: one image per prompt, one phantom per edit, a short schedule."""
         values: dict[str, Any] = {
+            "quick_run": True,
             "n": 1,
             "steps": 4,
             "inpaint_cases": 1,
@@ -796,6 +820,29 @@ def shipped_name(folder: str | Path, shipped: Path, label: str) -> str:
     return f"{label} (weights sha256 {digest})"
 
 
+def check_probe_reader(reader: Any) -> None:
+    """Refuse, before any work, a reader the probe cannot use: `reader` is a reader folder
+    (only its config.json is read) or a loaded `Reader`. A folder holding no reader raises
+    FileNotFoundError; a stage (e.g. the output of `radsynth train-finding-reader`, which
+    belongs in READER/findings/) or a reader lacking a head or structure group the probe reads
+    raises ValueError saying what it is and what to do."""
+    from radsynth.evaluate.reader.model import (
+        ReaderConfig,
+        check_full_reader,
+        full_reader_problem,
+    )
+
+    needs = (PROBE_READER_HEADS, PROBE_READER_GROUPS, PROBE_READER_COUNTED)
+    if isinstance(reader, str | Path):
+        check_full_reader(Path(reader), *needs, purpose="the probe")
+        return
+    config = getattr(reader, "config", None)
+    if isinstance(config, ReaderConfig):
+        problem = full_reader_problem(config, "the reader given", *needs, purpose="the probe")
+        if problem is not None:
+            raise ValueError(problem)
+
+
 def run_probe(
     folder: str | Path,
     config: ProbeConfig | None = None,
@@ -820,8 +867,10 @@ def run_probe(
     elif isinstance(reader, str | Path):
         from radsynth.evaluate.reader import load_reader
 
+        check_probe_reader(Path(reader))
         reader_name, reader = str(reader), load_reader(reader)
     elif reader is not None:
+        check_probe_reader(reader)
         reader_name = type(reader).__name__
     probe = _Probe(Path(folder), config, reader, on_step)
     probe.result.model = shipped_name(folder, BUILTIN_MODEL, "radsynth's built-in model")

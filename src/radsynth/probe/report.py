@@ -22,7 +22,7 @@ from radsynth.probe.figures import FigureRow, labelled_grid, write_figure
 from radsynth.probe.protocol import ProbeResult
 from radsynth.probe.scoring import resize_image
 
-__all__ = ["write_report", "write_scores"]
+__all__ = ["PROBE_OUTPUTS", "clear_previous_run", "write_report", "write_scores"]
 
 FIGURE_TITLES = {
     "figure1": "Figure 1: 'An X-ray of the <region>', every image kept",
@@ -33,6 +33,47 @@ FIGURE_TITLES = {
         "Finding effect: asked | twin without it | |difference| x 5 | its place (dim: other side)"
     ),
 }
+
+
+# Every file and folder `write_report` writes into OUT: a run replaces all of them, so that a
+# folder re-used never shows a previous run's figure beside this run's scores.
+FIGURE_GROUPS = ("figure1", "figure2", "anatomy", "pathology", "finding_effect")
+PROBE_PNGS = (
+    *(f"{group}.png" for group in FIGURE_GROUPS),
+    "figure3.png",
+    "figure4.png",
+    "knee_to_full_body.png",
+    "knee_to_full_body_read.png",
+)
+PROBE_OUTPUTS = ("scores.json", "report.html", *PROBE_PNGS, "images/")
+
+
+def clear_previous_run(out: Path) -> list[str]:
+    """Remove from `out` what an earlier probe run wrote there (`PROBE_OUTPUTS`: scores.json,
+    report.html, the figure PNGs, and under images/ each figure's folder and grid); other files
+    are kept, and images/ itself only goes where nothing else is left in it. Returns the names
+    removed (relative to `out`)."""
+    import shutil
+
+    removed: list[str] = []
+    for name in ("scores.json", "report.html", *PROBE_PNGS):
+        path = out / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    images = out / "images"
+    if images.is_dir() and not images.is_symlink():
+        for group in FIGURE_GROUPS:
+            folder, grid = images / group, images / f"{group}.png"
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder)
+                removed.append(f"images/{group}/")
+            if grid.is_file():
+                grid.unlink()
+                removed.append(f"images/{group}.png")
+        if not any(images.iterdir()):
+            images.rmdir()
+    return removed
 
 
 def _json_default(value: Any) -> Any:
@@ -188,7 +229,8 @@ body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;
 font-size:13px;text-align:left}tr.met td{background:#e6f4e6}tr.missed td{background:#fbe3e3}
 tr.unmeasured td{background:#f2f2f2}img{max-width:100%;border:1px solid #999}
-code{background:#f4f4f4}pre{white-space:pre-wrap;overflow-wrap:anywhere}
+code{background:#f4f4f4}p.quick{background:#fff3cd;padding:4px 8px}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 
@@ -257,8 +299,12 @@ def write_report(
     result: ProbeResult, out: Path, tile_px: int = 128, keep_images: bool = True
 ) -> Path:
     """Write OUT/scores.json, the grids OUT/*.png, OUT/report.html and, with `keep_images`,
-    every generated image at full size in OUT/images/<figure>/ with its prompt and seed."""
+    every generated image at full size in OUT/images/<figure>/ with its prompt and seed. What
+    an earlier probe run wrote into OUT goes first (`clear_previous_run`); other files stay."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: the probe writes into a folder; give a folder")
     out.mkdir(parents=True, exist_ok=True)
+    clear_previous_run(out)
     write_scores(result, out)
     info = {"Model": result.model, "Synthetic": "YES"}
     pngs: dict[str, str] = {}
@@ -324,7 +370,8 @@ def write_report(
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>radsynth probe</title>",
         f"<style>{CSS}</style></head><body>",
-        "<h1>radsynth probe</h1>",
+        "<h1>radsynth probe" + (": quick (smoke) run" if result.config.quick_run else "") + "</h1>",
+        _quick_text(result),
         f"<p>Model <code>{html.escape(result.model)}</code>, {result.size} px; reader "
         f"<code>{html.escape(str(result.reader))}</code>; {result.config.n} images per prompt, "
         f"seed {result.config.seed}{_sampler_text(result.sampler)}. "
@@ -380,6 +427,19 @@ def write_report(
     path = out / "report.html"
     path.write_text("\n".join(parts))
     return path
+
+
+def _quick_text(result: ProbeResult) -> str:
+    """A warning paragraph for a quick (smoke) run, else empty: its values rest on far fewer
+    images and a shorter schedule than a default run's and are not the model's scores."""
+    if not result.config.quick_run:
+        return ""
+    return (
+        "<p class='quick'><b>Quick (smoke) run</b> (<code>--quick</code>): "
+        f"{result.config.n} image(s) per prompt, {result.config.inpaint_cases} phantom(s) per "
+        "edit, a short schedule; it checks that the probe runs. Its values are not the "
+        "model's scores: compare only with other quick runs.</p>"
+    )
 
 
 def _sampler_text(sampler: dict[str, Any]) -> str:

@@ -191,29 +191,51 @@ def ap_lateral_bias(
     return lateral_within_ap(ap_passed, len(ap), lateral_passed, len(lateral), no_reader), bias
 
 
+def inpaint_evidence(fig3: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The Figure 3 cases that are evidence for the structure-count targets, and how many were
+    left out: a case whose erased square shows no structure in the truth (truth count 0) is
+    left out, as a model that fills it with anything the reader sees nothing in, or a reader
+    that sees nothing at all, would "restore" its count."""
+    kept = [r for r in fig3 if r["model"].get("count_truth") != 0]
+    return kept, len(fig3) - len(kept)
+
+
 def edit_targets(result: ProbeResult, has_reader: bool, no_reader: str) -> list[Target]:
     """Figure 3's inpainting targets and the knee-to-full-body targets."""
     counted_by = "reader structure groups" if has_reader else "bright blobs"
-    fig3 = result.figure3
+    fig3, left_out = inpaint_evidence(result.figure3)
     model = sum(bool(r["model"].get("count_match")) for r in fig3)
     base = sum(bool(r["biharmonic"].get("count_match")) for r in fig3)
     n = len(fig3)
+    notes = [] if has_reader else ["counted as bright blobs (no reader)"]
+    if result.figure3:
+        # A truth count of 0 matched by 0 is no evidence: a reader that sees nothing meets it.
+        notes.append(
+            "only cases whose erased square shows a structure in the truth count (truth "
+            f"count 0 is matched by seeing nothing): {left_out} of {len(result.figure3)} "
+            "left out"
+        )
+        if not n:
+            notes.insert(0, "not measured: no case shows a structure in its erased square")
+    note = "; ".join(notes)
     out = [
         rate_target(
             "inpaint_structure_count",
             model,
             n,
-            "" if has_reader else "counted as bright blobs (no reader)",
+            note,
             counted_by=counted_by,
             biharmonic_rate=base / n if n else None,
+            cases_left_out_truth_count_0=left_out,
         ),
         target(
             "inpaint_beats_biharmonic",
             (model - base) / n * 100.0 if n else None,
             n,
-            "" if has_reader else "counted as bright blobs (no reader)",
+            note,
             model_rate=model / n if n else None,
             biharmonic_rate=base / n if n else None,
+            cases_left_out_truth_count_0=left_out,
         ),
     ]
     bodies = [r for r in result.full_body if "generated" in r]

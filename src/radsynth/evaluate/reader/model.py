@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,18 +184,142 @@ def save_reader(net: ReaderNet, folder: Path, extra: dict[str, Any] | None = Non
     (folder / "config.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def load_reader_net(folder: Path) -> ReaderNet:
-    """Load a reader written by `save_reader` (float32, eval mode)."""
-    from safetensors.torch import load_file
-
+def read_reader_config(folder: Path) -> ReaderConfig:
+    """The architecture a reader folder's `config.json` records (the weights are not read).
+    FileNotFoundError where the folder holds no reader, ValueError where config.json is not
+    a reader's."""
     config_path, weights_path = folder / "config.json", folder / "reader.safetensors"
     if not config_path.is_file() or not weights_path.is_file():
         raise FileNotFoundError(
             f"no reader in {folder}: expected config.json and reader.safetensors "
             "(train one with `radsynth train-reader --out DIR`)"
         )
-    record = json.loads(config_path.read_text())
-    net = ReaderNet(ReaderConfig(**record["config"]))
+    try:
+        record = json.loads(config_path.read_text())
+        return ReaderConfig(**record["config"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{config_path} is not a reader's config.json ({type(error).__name__}: {error}); "
+            "it is written by `radsynth train-reader` beside reader.safetensors"
+        ) from None
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """A reader stage: what it is, the subfolder of a reader folder it belongs in and the
+    command that trains it."""
+
+    what: str
+    subfolder: str
+    command: str
+
+
+# The stages a reader folder loads from its subfolders (see `inference.load_reader`).
+FINDING_STAGE_KIND = StageKind(
+    "a finding stage", "findings/ (or READER/findings_<name>/)", "train-finding-reader"
+)
+CARPAL_STAGE_KIND = StageKind("a carpal stage", "carpals/", "train-carpal-reader")
+BODY_STAGE_KIND = StageKind("a body stage", "body/", "train-body-reader")
+
+
+def stage_kind(config: ReaderConfig) -> StageKind | None:
+    """The stage a network with `config` is, or None for a full reader (or one of unknown
+    make). Stages have no label heads: a finding stage reads findings only (no structure
+    groups), a carpal stage segments and counts the carpals alone, a body stage segments the
+    body's long bones and counts only lumbar vertebrae."""
+    if config.heads:
+        return None
+    if not config.groups and not config.counted and config.findings:
+        return FINDING_STAGE_KIND
+    if tuple(config.groups) == ("carpals",) and not config.findings:
+        return CARPAL_STAGE_KIND
+    if tuple(config.counted) == ("lumbar_vertebrae",) and not config.findings:
+        return BODY_STAGE_KIND
+    return None
+
+
+def missing_parts(
+    config: ReaderConfig,
+    heads: Sequence[str] = tuple(HEADS),
+    groups: Sequence[str] = GROUPS,
+    counted: Sequence[str] = COUNTED,
+) -> dict[str, list[str]]:
+    """What of `heads`, `groups` (segmented structure groups) and `counted` (groups whose
+    bones are counted) a reader with `config` lacks; empty where it has them all."""
+    wanted = {
+        "label heads": (heads, set(config.heads)),
+        "structure groups": (groups, set(config.groups)),
+        "counted groups": (counted, set(config.counted)),
+    }
+    missing = {
+        what: [name for name in dict.fromkeys(names) if name not in has]
+        for what, (names, has) in wanted.items()
+    }
+    return {what: names for what, names in missing.items() if names}
+
+
+def full_reader_problem(
+    config: ReaderConfig,
+    where: str,
+    heads: Sequence[str] = tuple(HEADS),
+    groups: Sequence[str] = GROUPS,
+    counted: Sequence[str] = COUNTED,
+    purpose: str = "a full reader",
+) -> str | None:
+    """Why a reader with `config` (found at `where`, e.g. a folder) cannot serve as a full
+    reader with `heads`, `groups` and `counted`, as an error message that says what it is and
+    what to do; None where it can. A stage (finding, carpal or body) belongs in a subfolder of
+    a reader folder."""
+    stage = stage_kind(config)
+    if stage is not None:
+        return (
+            f"{where} holds {stage.what} (written by `radsynth {stage.command}`), not a full "
+            f"reader: it has no label heads{_and_groups(config)}, and {purpose} needs a full "
+            f"reader's. A stage belongs in a subfolder of a reader folder: put it at "
+            f"READER/{stage.subfolder}, e.g. in a copy of the shipped reader "
+            "(src/radsynth/evaluate/reader/weights/), and pass that READER folder instead. "
+            "A full reader is written by `radsynth train-reader --out DIR`."
+        )
+    missing = missing_parts(config, heads, groups, counted)
+    if missing:
+        lacks = "; ".join(f"{what} {', '.join(names)}" for what, names in missing.items())
+        return (
+            f"the reader in {where} lacks what {purpose} reads ({lacks}): use a reader "
+            "written by `radsynth train-reader --out DIR` (or the shipped one)"
+        )
+    return None
+
+
+def check_full_reader(
+    folder: Path,
+    heads: Sequence[str] = tuple(HEADS),
+    groups: Sequence[str] = GROUPS,
+    counted: Sequence[str] = COUNTED,
+    purpose: str = "a full reader",
+) -> ReaderConfig:
+    """The config of the reader in `folder`, checked before any weights are loaded (from
+    config.json only) to be a full reader with `heads`, `groups` and `counted` that `purpose`
+    reads (see `full_reader_problem`). Raises FileNotFoundError where the folder holds no
+    reader, ValueError (saying what the folder is and what to do) where it is not a full one."""
+    config = read_reader_config(folder)
+    problem = full_reader_problem(config, str(folder), heads, groups, counted, purpose)
+    if problem is not None:
+        raise ValueError(problem)
+    return config
+
+
+def _and_groups(config: ReaderConfig) -> str:
+    if not config.groups:
+        return " and no structure groups"
+    return f" and only the structure groups {', '.join(config.groups)}"
+
+
+def load_reader_net(folder: Path) -> ReaderNet:
+    """Load a reader written by `save_reader` (float32, eval mode)."""
+    from safetensors.torch import load_file
+
+    net = ReaderNet(read_reader_config(folder))
+    weights_path = folder / "reader.safetensors"
     state = {k: v.float() for k, v in load_file(str(weights_path)).items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
