@@ -396,3 +396,36 @@ def test_the_shipped_reader_places_a_sided_effusion_on_its_side() -> None:
     lateral = make_case(0, modality="xray", region="chest", view="lateral", findings_=(finding,))
     (record,) = reader.predict(lateral.image.image)
     assert set(record["finding_sides"].values()) == {None}  # a lateral view shows no side
+
+
+def test_as_images_scales_uint8_and_uint16_and_keeps_float_in_range() -> None:
+    from radsynth.evaluate.reader.inference import as_images
+
+    ramp = np.linspace(0.0, 1.0, 64 * 64, dtype=np.float32).reshape(64, 64)
+    np.testing.assert_allclose(as_images(ramp)[0], ramp)
+    eight = np.round(ramp * 255).astype(np.uint8)
+    np.testing.assert_allclose(as_images(eight)[0], eight / 255.0, atol=1e-7)
+    sixteen = np.round(ramp * 65535).astype(np.uint16)
+    np.testing.assert_allclose(as_images(sixteen[None, None])[0], sixteen / 65535.0, atol=1e-7)
+    # A rounding overshoot (an interpolation's) is clipped, not refused.
+    assert as_images(ramp * (1 + 1e-5) - 1e-6).min() == 0.0
+    assert as_images(torch.from_numpy(ramp).to(torch.bfloat16)).dtype == np.float32
+    # A batch of three grayscale images is three images, not one colour image.
+    assert as_images(np.zeros((3, 64, 64), dtype=np.float32)).shape == (3, 64, 64)
+
+
+def test_as_images_refuses_colour_other_integers_and_floats_off_the_scale() -> None:
+    from radsynth.evaluate.reader.inference import as_images
+
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    for colour in (rgb, rgb[..., :2].repeat(2, -1), rgb[None]):
+        with pytest.raises(ValueError, match="RGB.*convert to grayscale"):
+            as_images(colour)
+    for dtype in (np.int16, np.int32, np.int64):
+        with pytest.raises(ValueError, match=r"float images in \[0, 1\], uint8, uint16"):
+            as_images(np.full((64, 64), 3, dtype=dtype))
+    for values in (np.full((64, 64), 255.0), np.full((64, 64), -0.5)):
+        with pytest.raises(ValueError, match=r"in \[0, 1\]; these reach.*rescale them first"):
+            as_images(values)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        as_images(np.full((64, 64), np.nan))

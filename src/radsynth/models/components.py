@@ -99,15 +99,36 @@ class DiffusionComponents:
                 pixels = (pixels * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
         return ((pixels + 1.0) / 2.0).clamp(0.0, 1.0)
 
-    def to(self, device: torch.device | str) -> DiffusionComponents:
-        """Move the trainable networks to `device` (the prompt encoder follows on use)."""
-        self.unet.to(device)
-        if self.vae is not None:
-            self.vae.to(device)
+    def to(
+        self,
+        device: torch.device | str | torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> DiffusionComponents:
+        """Move the trainable networks to `device` (the prompt encoder follows on use).
+
+        radsynth's pipelines compute in float32 (training's mixed precision casts on the fly,
+        the weights stay float32): a dtype, given alone (`.to(torch.float16)`) or after the
+        device, must be torch.float32.
+        """
+        if isinstance(device, torch.dtype):
+            if dtype is not None:
+                raise ValueError("give .to(device, dtype) or .to(dtype), not two dtypes")
+            device, dtype = None, device
+        if dtype is not None and dtype != torch.float32:
+            raise ValueError(
+                f"radsynth's pipelines compute in float32 and cannot run in {dtype}: use "
+                ".to(device) alone; to store smaller weights, use "
+                "save_pretrained(..., weights_dtype=torch.float16)"
+            )
+        if device is not None:
+            self.unet.to(device)
+            if self.vae is not None:
+                self.vae.to(device)
         return self
 
     def save_pretrained(self, folder: str | Path, weights_dtype: torch.dtype | None = None) -> Path:
-        """Write the model in diffusers' folder layout; `weights_dtype` e.g. torch.float16."""
+        """Write the model in diffusers' folder layout; `weights_dtype` e.g. torch.float16
+        stores the UNet, autoencoder and a CLIP text encoder in it (read back as float32)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         index: dict[str, Any] = {
@@ -125,7 +146,12 @@ class DiffusionComponents:
             index[name] = ["diffusers", type(model).__name__]
         self.scheduler.save_pretrained(folder / "scheduler")
         index["scheduler"] = ["diffusers", type(self.scheduler).__name__]
-        index.update(self.prompt_encoder.save_pretrained(folder))
+        encoder = self.prompt_encoder
+        if weights_dtype and isinstance(encoder, CLIPPromptEncoder):
+            # The CLIP text encoder's weights are stored like the UNet's (MiniLM is a reference).
+            half = copy.deepcopy(encoder.text_encoder).to(weights_dtype)
+            encoder = CLIPPromptEncoder(half, encoder.tokenizer)
+        index.update(encoder.save_pretrained(folder))
         (folder / MODEL_INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         return folder
 
@@ -307,7 +333,11 @@ def _load_prompt_encoder(folder: Path, index: dict[str, Any]) -> PromptEncoder:
                 f"{tokenizer} has neither tokenizer.json nor vocab.json and merges.txt; copy "
                 "the complete tokenizer folder"
             )
-        return CLIPPromptEncoder.from_pretrained(folder)
+        encoder = CLIPPromptEncoder.from_pretrained(folder)
+        # transformers keeps the stored dtype (half-precision weights load as such); radsynth
+        # computes in float32, as for the UNet and autoencoder (`torch_dtype=torch.float32`).
+        encoder.text_encoder.to(torch.float32)
+        return encoder
     raise ValueError(
         f"unsupported text encoder {library}.{class_name} in {folder / MODEL_INDEX}; radsynth "
         "reads all-MiniLM-L6-v2 references and CLIPTextModel"

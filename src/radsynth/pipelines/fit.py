@@ -87,7 +87,8 @@ def run_at_model_scale(
 ) -> tuple[RadiologyPipelineOutput, FitPlan]:
     """Run a masked pipeline (`InpaintPipeline`, `EditPipeline`) on `image` at the model's
     scale and return full-size images (numpy, [0, 1]) with the plan it followed. `mask_image`
-    None (editing) changes the whole image; `call` holds the pipeline's other arguments."""
+    None changes the whole image (editing only: inpainting must keep some pixels); `call`
+    holds the pipeline's other arguments."""
     _check_numpy_output(call, "run_at_model_scale")
     pixels = image_to_tensor(image)
     height, width = pixels.shape[-2:]
@@ -95,8 +96,10 @@ def run_at_model_scale(
         regenerate = torch.ones_like(pixels, dtype=torch.bool)
     else:
         regenerate = mask_to_tensor(mask_image, height, width)
-        if isinstance(pipe, InpaintPipeline):
-            check_keeps_pixels(regenerate)
+    if isinstance(pipe, InpaintPipeline):
+        # Before padding: the padding added for the size step is kept, which would otherwise
+        # hide a mask (or None) covering the whole image.
+        check_keeps_pixels(regenerate)
     components = pipe.components
     plan = fit_plan(height, width, components.sample_size, components.size_multiple)
     small = _resize(pixels, plan.scaled, "bilinear").clamp(0.0, 1.0)

@@ -2,13 +2,16 @@
 
 Images cross the public boundary as grayscale: 2-D numpy float32 arrays in [0, 1] (uint8 and
 uint16 arrays and PIL images are accepted and scaled) or PIL "L" images. Inside, they are
-tensors of shape (batch, 1, height, width) in [0, 1].
+tensors of shape (batch, 1, height, width) in [0, 1]. Masks also take 0/1 label maps of any
+integer type (see `mask_to_tensor`). The pipelines compute in float32.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +100,15 @@ class RadiologyPipeline:
         """Write the model in diffusers' folder layout (safetensors weights)."""
         return self.components.save_pretrained(folder, weights_dtype=weights_dtype)
 
-    def to(self, device: torch.device | str) -> RadiologyPipeline:
-        self.components.to(device)
+    def to(
+        self,
+        device: torch.device | str | torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> RadiologyPipeline:
+        """Move the networks to `device`, as `pipe.to("cuda")`. The pipelines compute in
+        float32, so a dtype other than torch.float32 is refused (`.to(torch.float16)` and
+        `.to("cuda", torch.bfloat16)` raise ValueError)."""
+        self.components.to(device, dtype)
         return self
 
     def set_progress_bar_config(self, disable: bool = False) -> None:
@@ -123,28 +133,55 @@ class RadiologyPipeline:
     def check_common(
         self,
         prompt: str | Sequence[str],
-        num_inference_steps: int,
-        guidance_scale: float,
+        num_inference_steps: int | None,
+        guidance_scale: float | None,
         num_images_per_prompt: int,
         output_type: str,
-    ) -> list[str]:
-        """Validate the arguments every pipeline takes; return the prompts as a list."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    ) -> tuple[list[str], int, float]:
+        """Validate the arguments every pipeline takes, the model's defaults filling in steps
+        and guidance left at None; return the prompts as a list, the steps and the guidance."""
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        elif isinstance(prompt, Sequence) and not isinstance(prompt, bytes | bytearray):
+            prompts = list(prompt)
+        else:
+            raise ValueError(
+                'prompt must be a string or a non-empty list of strings ("" for an '
+                f"unconditional image), got {type(prompt).__name__}"
+            )
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompt must be a string or a non-empty list of strings")
-        if num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0 (1 = no guidance), got {guidance_scale}")
-        if num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}")
+        steps = self.default("num_inference_steps", num_inference_steps)
+        train_steps = int(self.scheduler.config.num_train_timesteps)
+        if not _is_whole_number(steps):
+            raise ValueError(f"num_inference_steps must be an integer, got {steps!r}")
+        if not 1 <= steps <= train_steps:
+            raise ValueError(
+                f"num_inference_steps must be between 1 and the scheduler's {train_steps} "
+                f"training timesteps, got {steps}"
+            )
+        guidance = self.default("guidance_scale", guidance_scale)
+        if not isinstance(guidance, numbers.Real) or isinstance(guidance, bool):
+            raise ValueError(f"guidance_scale must be a number, got {guidance!r}")
+        if not math.isfinite(guidance) or guidance < 0:
+            raise ValueError(
+                f"guidance_scale must be a finite number >= 0 (1 = no guidance), got {guidance}"
+            )
+        if not _is_whole_number(num_images_per_prompt) or num_images_per_prompt < 1:
+            raise ValueError(
+                f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}"
+            )
         if output_type not in ("np", "pil"):
             raise ValueError(f"output_type must be 'np' or 'pil', got {output_type!r}")
-        return prompts
+        return prompts, int(steps), float(guidance)
 
     def check_size(self, height: int, width: int, what: str = "image") -> None:
         """Raise unless height and width are positive multiples of the model's size step."""
         step = self.components.size_multiple
+        if not (_is_whole_number(height) and _is_whole_number(width)):
+            raise ValueError(
+                f"{what}: height and width must be integers, got {height!r}, {width!r}"
+            )
         if height < step or width < step or height % step or width % step:
             raise ValueError(
                 f"{what} is {height}x{width} pixels (HxW); this model needs sizes that are "
@@ -285,13 +322,48 @@ class RadiologyPipeline:
         return 1.0 - mask
 
 
+def _is_whole_number(value: Any) -> bool:
+    """An int (Python or numpy), not a bool nor a float."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# PIL modes read as they are stored; any other mode (RGB, P, LA...) is converted to "L".
+_PIL_16BIT = ("I;16", "I;16B", "I;16L")
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """A PIL image's pixels as a numpy array of its own type: bool ("1"), uint8 ("L" and
+    modes converted to it), uint16 ("I;16*"), int32 ("I") or float32 ("F")."""
+    if image.mode in _PIL_16BIT:
+        return np.asarray(image).astype(np.uint16)
+    if image.mode in ("1", "L", "I", "F"):
+        return np.array(image)  # a writable copy: torch warns on read-only arrays
+    return np.array(image.convert("L"))
+
+
+def _int_as_16bit(array: np.ndarray, name: str) -> np.ndarray:
+    """A 32-bit integer image (PIL mode "I") as uint16 where its values fit 0..65535."""
+    low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise ValueError(
+            f'{name} is a 32-bit integer image (PIL mode "I") with values {low}..{high}, '
+            "outside 16-bit 0..65535; give a float array in [0, 1] (or uint8/uint16) instead"
+        )
+    return array.astype(np.uint16)
+
+
 def image_to_tensor(image: ImageInput, name: str = "image") -> torch.Tensor:
-    """A grayscale image as a float32 tensor (1, 1, H, W) in [0, 1]."""
+    """A grayscale image as a float32 tensor (1, 1, H, W) in [0, 1].
+
+    Numpy arrays: float in [0, 1], uint8 (/255), uint16 (/65535) or bool. PIL images: "L" and
+    modes converted to it, 16-bit "I;16", 32-bit "I" read as 16-bit where its values fit
+    0..65535, float "F" in [0, 1].
+    """
     if isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(image, dtype=np.float32) / 65535.0
-        else:
-            array = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        array = _pil_to_array(image)
+        if image.mode == "I":
+            array = _int_as_16bit(array, name)
+        array = _array_to_unit(array, name)
     elif isinstance(image, np.ndarray):
         array = _array_to_unit(image, name)
     else:
@@ -301,32 +373,104 @@ def image_to_tensor(image: ImageInput, name: str = "image") -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
 
 
+def _warn_if_few_bits(array: np.ndarray, name: str) -> None:
+    """Warn when 16-bit data never exceed 12 bits (or 8): read /65535 they look nearly black."""
+    high = int(array.max()) if array.size else 0
+    if high == 0 or high > 4095:
+        return
+    bits, top = (8, 255) if high <= 255 else (12, 4095)
+    logger.warning(
+        "%s is 16-bit data whose values never exceed %d: they look like %d-bit data (e.g. a "
+        "DICOM pixel_array), which reads as nearly black on the 16-bit scale (brightest pixel "
+        "%.3f of white); scale them to [0, 1] first, e.g. image / %.1f",
+        name,
+        high,
+        bits,
+        high / 65535.0,
+        top,
+    )
+
+
 def _array_to_unit(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
+        _warn_if_few_bits(array, name)
         return array.astype(np.float32) / 65535.0
     if array.dtype == np.bool_:
         return array.astype(np.float32)
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{name} must be float in [0, 1], uint8 or uint16, got {array.dtype}")
+        raise ValueError(
+            f"{name} must be float in [0, 1], uint8, uint16 or bool, got {array.dtype}; "
+            "scale other types to float in [0, 1] first"
+        )
     if not np.isfinite(array).all() or array.min() < 0.0 or array.max() > 1.0:
         raise ValueError(f"{name} values must be finite and in [0, 1]; rescale it first")
     return array.astype(np.float32, copy=False)
 
 
+MASK_CONVENTIONS = (
+    "mark the area to change with 1 (float in [0, 1], bool, or a 0/1 label map of any integer "
+    "type) or with white (255 in uint8, 65535 in uint16 or other integer types); pixels up to "
+    "half of that are kept"
+)
+
+
+def _mask_to_unit(mask_image: ImageInput) -> np.ndarray:
+    """A mask as float32 in [0, 1]: integer masks whose values are only 0 and 1 are label maps
+    (1 = regenerate), other integer masks are scaled from 0..255 (uint8, or values up to 255)
+    or 0..65535 (uint16, or values up to 65535); bool and float [0, 1] as they are."""
+    name = "mask_image"
+    if isinstance(mask_image, Image.Image):
+        array = _pil_to_array(mask_image)
+    elif isinstance(mask_image, np.ndarray):
+        array = mask_image
+    else:
+        raise ValueError(f"{name} must be a 2-D numpy array or a PIL image, got {type(mask_image)}")
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        return _array_to_unit(array, name)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be bool, float in [0, 1], or an integer type (uint8, uint16, int32, "
+            f"int64...: a 0/1 label map, or white = 255/65535), got {array.dtype}"
+        )
+    low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    if low >= 0 and high <= 1:
+        return array.astype(np.float32)  # a label map: 1 = change
+    if low < 0 or high > 65535:
+        raise ValueError(
+            f"{name} has values {low}..{high}; an integer mask is a 0/1 label map or white on "
+            "black in 0..255 or 0..65535"
+        )
+    top = (
+        255.0 if array.dtype == np.uint8 or (array.dtype != np.uint16 and high <= 255) else 65535.0
+    )
+    return array.astype(np.float32) / np.float32(top)
+
+
 def mask_to_tensor(mask_image: ImageInput, height: int, width: int) -> torch.Tensor:
-    """A mask as a bool tensor (1, 1, H, W): True (mask > 0.5) = regenerate."""
-    mask = image_to_tensor(mask_image, "mask_image") > 0.5
+    """A mask as a bool tensor (1, 1, H, W): True = regenerate.
+
+    Float masks in [0, 1] select where > 0.5, bool masks where True. Integer masks (uint8,
+    uint16, int32, int64, PIL "L", "I;16", "I") whose values are only 0 and 1 are label maps
+    selecting the 1s, as a segmentation mask; others are white on black: uint8 (or values up
+    to 255) selects > 127.5, uint16 (or values up to 65535) > 32767.5.
+    """
+    array = _mask_to_unit(mask_image)
+    if array.ndim != 2:
+        raise ValueError(
+            f"mask_image must be a 2-D grayscale array (H, W), got shape {array.shape}"
+        )
+    mask = torch.from_numpy(np.ascontiguousarray(array))[None, None] > 0.5
     if tuple(mask.shape[-2:]) != (height, width):
         raise ValueError(
             f"mask_image is {tuple(mask.shape[-2:])} (H, W) but image is {(height, width)}; "
             "give a mask of the same size"
         )
     if not mask.any():
-        raise ValueError(
-            "mask_image selects no pixels (all <= 0.5); mark the area to change with 1"
-        )
+        raise ValueError(f"mask_image selects no pixels; {MASK_CONVENTIONS}")
     return mask
 
 

@@ -42,9 +42,9 @@ class EditPipeline(MaskedPipeline):
         `num_inference_steps` is for the full schedule; `strength` of them are run.
         """
         # 1. Check inputs
-        steps = int(self.default("num_inference_steps", num_inference_steps))
-        guidance = float(self.default("guidance_scale", guidance_scale))
-        prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
+        prompts, steps, guidance = self.check_common(
+            prompt, num_inference_steps, guidance_scale, num_images_per_prompt, output_type
+        )
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1] (0.3 subtle, 1 full), got {strength}")
         pixels = image_to_tensor(image)

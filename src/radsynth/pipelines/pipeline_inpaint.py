@@ -99,9 +99,9 @@ class InpaintPipeline(MaskedPipeline):
     ) -> RadiologyPipelineOutput:
         """Inpainted copies of `image` (same size), `num_images_per_prompt` per prompt."""
         # 1. Check inputs
-        steps = int(self.default("num_inference_steps", num_inference_steps))
-        guidance = float(self.default("guidance_scale", guidance_scale))
-        prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
+        prompts, steps, guidance = self.check_common(
+            prompt, num_inference_steps, guidance_scale, num_images_per_prompt, output_type
+        )
         pixels = image_to_tensor(image)
         height, width = pixels.shape[-2:]
         self.check_size(height, width)

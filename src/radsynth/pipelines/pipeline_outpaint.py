@@ -103,9 +103,9 @@ class OutpaintPipeline(MaskedPipeline):
         used when the canvas is larger than one tile.
         """
         # 1. Check inputs
-        steps = int(self.default("num_inference_steps", num_inference_steps))
-        guidance = float(self.default("guidance_scale", guidance_scale))
-        prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
+        prompts, steps, guidance = self.check_common(
+            prompt, num_inference_steps, guidance_scale, num_images_per_prompt, output_type
+        )
         pixels = image_to_tensor(image)
         height, width = pixels.shape[-2:]
         check_amounts(left, right, top, bottom)

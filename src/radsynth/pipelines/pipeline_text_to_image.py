@@ -28,13 +28,14 @@ class TextToImagePipeline(RadiologyPipeline):
         generator: torch.Generator | None = None,
         output_type: OutputType = "np",
     ) -> RadiologyPipelineOutput:
-        """Images of `height` x `width` pixels (default: the model's native size)."""
+        """Images of `height` x `width` pixels (None: the model's native size); both must be
+        positive multiples of the model's size step (`components.size_multiple`)."""
         # 1. Check inputs
-        steps = int(self.default("num_inference_steps", num_inference_steps))
-        guidance = float(self.default("guidance_scale", guidance_scale))
-        prompts = self.check_common(prompt, steps, guidance, num_images_per_prompt, output_type)
-        height = height or self.components.sample_size
-        width = width or self.components.sample_size
+        prompts, steps, guidance = self.check_common(
+            prompt, num_inference_steps, guidance_scale, num_images_per_prompt, output_type
+        )
+        height = self.components.sample_size if height is None else height
+        width = self.components.sample_size if width is None else width
         self.check_size(height, width, "the requested size")
         batch = len(prompts) * num_images_per_prompt
 

@@ -2,7 +2,9 @@
 
 The phantoms give the true pixels under every erased area (inpainting) and past every border
 (outpainting: `render_window` renders the larger field at the same spacing). With `mask` True
-where pixels were filled in and data range L (1 for images in [0, 1]):
+where pixels were filled in and data range L (1 for images in [0, 1]; uint8 and uint16 images
+are scaled to [0, 1] first, other integer types and floats far off the scale of L are refused,
+see `ssim.to_unit_scale`):
 
 - PSNR inside the mask: 10 log10(L^2 / MSE), MSE averaged over the masked pixels only
   (infinite for a perfect fill);
@@ -27,7 +29,7 @@ import numpy as np
 import scipy.ndimage
 
 from radsynth.evaluate.metrics.conditional import Proportion
-from radsynth.evaluate.metrics.ssim import ssim_maps
+from radsynth.evaluate.metrics.ssim import ssim_maps, to_unit_scale
 
 __all__ = [
     "BASELINES",
@@ -46,10 +48,12 @@ StructureCounter = Callable[[np.ndarray, np.ndarray], int]
 
 
 def _check(
-    reconstruction: np.ndarray, truth: np.ndarray, mask: np.ndarray
+    reconstruction: np.ndarray, truth: np.ndarray, mask: np.ndarray, data_range: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    reconstruction = np.asarray(reconstruction, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
+    """The images as float64 (uint8/uint16 scaled to [0, 1], see `ssim.to_unit_scale`) and
+    the mask as bool, checked to be 2-D arrays of one shape with a non-empty mask."""
+    reconstruction = to_unit_scale(reconstruction, data_range, "reconstruction")
+    truth = to_unit_scale(truth, data_range, "truth")
     mask = np.asarray(mask, dtype=bool)
     if reconstruction.shape != truth.shape or truth.shape != mask.shape or truth.ndim != 2:
         raise ValueError(
@@ -65,7 +69,7 @@ def masked_psnr(
     reconstruction: np.ndarray, truth: np.ndarray, mask: np.ndarray, data_range: float = 1.0
 ) -> float:
     """PSNR in dB over the masked pixels (inf when they are equal)."""
-    reconstruction, truth, mask = _check(reconstruction, truth, mask)
+    reconstruction, truth, mask = _check(reconstruction, truth, mask, data_range)
     mse = float(np.mean((reconstruction[mask] - truth[mask]) ** 2))
     return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
@@ -74,7 +78,7 @@ def masked_ssim(
     reconstruction: np.ndarray, truth: np.ndarray, mask: np.ndarray, data_range: float = 1.0
 ) -> float:
     """Mean of the SSIM map over the masked pixels (1 when they and their context are equal)."""
-    reconstruction, truth, mask = _check(reconstruction, truth, mask)
+    reconstruction, truth, mask = _check(reconstruction, truth, mask, data_range)
     ssim_map, _ = ssim_maps(reconstruction, truth, data_range, crop=False)
     return float(ssim_map[mask].mean())
 
@@ -120,7 +124,7 @@ def masked_region_fidelity(
 ) -> dict[str, Any]:
     """PSNR and SSIM inside the mask, the same over its bounding box, and structure counts of
     truth and reconstruction (when a `counter` is given)."""
-    reconstruction, truth, mask = _check(reconstruction, truth, mask)
+    reconstruction, truth, mask = _check(reconstruction, truth, mask, data_range)
     box_mask = np.zeros_like(mask)
     box_mask[bounding_box(mask)] = True
     result: dict[str, Any] = {

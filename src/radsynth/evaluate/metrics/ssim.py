@@ -15,6 +15,12 @@ combines the contrast-structure term of every scale with the full SSIM of the co
 Negative terms are clipped at 0 before the powers. The 5 scales need images of at least
 11 * 2^4 = 176 px; smaller images use as many scales as fit (the coarsest at least 11 px) with
 the first weights renormalised to sum 1, and `ms_ssim` says how many in `scales_used`.
+
+Inputs: float images on the scale of `data_range` (default 1: images in [0, 1]); uint8 and
+uint16 images are scaled to [0, 1] first (/255, /65535; leave `data_range` at 1), bool images
+read as 0/1, other integer types are refused. Float images whose values span more than
+1.5 x `data_range` (e.g. 0..255 data with the default range, which would give meaningless
+scores) are refused; a small overshoot, as an interpolation's, is scored as it is.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "ms_ssim_scales",
     "pairwise_ms_ssim",
     "ssim",
+    "to_unit_scale",
     "ssim_maps",
 ]
 
@@ -71,7 +78,7 @@ def ssim_maps(
     `crop=True` returns only the window positions inside the image (what `ssim` averages);
     `crop=False` returns full-size maps with reflected borders (used to average over a mask).
     """
-    x, y = _check_pair(x, y)
+    x, y = _check_pair(x, y, data_range)
     kernel = _gaussian_kernel(sigma)
     if min(x.shape[-2:]) < kernel.size:
         raise ValueError(
@@ -88,7 +95,8 @@ def ssim_maps(
 
 
 def ssim(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> np.ndarray | float:
-    """Mean SSIM of images (H, W) or batches (B, H, W); a float for one pair.
+    """Mean SSIM of images (H, W) or batches (B, H, W); a float for one pair. Images are
+    float on the scale of `data_range` (default [0, 1]) or uint8/uint16, scaled to [0, 1].
 
     Matches `skimage.metrics.structural_similarity(x, y, data_range=L, gaussian_weights=True,
     sigma=1.5, use_sample_covariance=False)`.
@@ -126,7 +134,7 @@ def ms_ssim(
 
     `scales` defaults to as many of the 5 as the image size allows (`ms_ssim_scales`).
     """
-    x, y = _check_pair(x, y)
+    x, y = _check_pair(x, y, data_range)
     fit = ms_ssim_scales(*x.shape[-2:])
     scales = fit if scales is None else scales
     if not 1 <= scales <= fit:
@@ -144,7 +152,7 @@ def ms_ssim(
 
 def pairwise_ms_ssim(images: np.ndarray, data_range: float = 1.0, chunk: int = 64) -> np.ndarray:
     """MS-SSIM of every unordered pair of images (N, H, W): a vector of N (N - 1) / 2 values."""
-    images = np.asarray(images, dtype=np.float64)
+    images = to_unit_scale(images, data_range)
     if images.ndim != 3:
         raise ValueError(f"pairwise_ms_ssim takes images (N, H, W), got {images.shape}")
     first, second = np.triu_indices(images.shape[0], k=1)
@@ -157,10 +165,58 @@ def pairwise_ms_ssim(images: np.ndarray, data_range: float = 1.0, chunk: int = 6
     return np.concatenate(values) if values else np.zeros(0)
 
 
-def _check_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+# Float values may span this many times `data_range` (an interpolation's overshoot) before
+# they are refused as data on another scale.
+RANGE_MARGIN = 1.5
+
+
+def to_unit_scale(images: np.ndarray, data_range: float = 1.0, name: str = "images") -> np.ndarray:
+    """`images` as float64 for the metrics: uint8 /255 and uint16 /65535 (to [0, 1], so
+    `data_range` must be 1), bool as 0/1, floats as they are (on the scale of `data_range`).
+    Refuses other integer types, non-finite values and floats spanning more than
+    RANGE_MARGIN x `data_range`."""
+    array = np.asarray(images)
+    if not data_range > 0 or not np.isfinite(data_range):
+        raise ValueError(f"data_range must be a positive number, got {data_range}")
+    if array.dtype in (np.uint8, np.uint16):
+        if data_range != 1.0:
+            raise ValueError(
+                f"{name} are {array.dtype}, which the metrics scale to [0, 1] "
+                f"(/{np.iinfo(array.dtype).max}): leave data_range at 1, got {data_range}"
+            )
+        return array.astype(np.float64) / float(np.iinfo(array.dtype).max)
+    if array.dtype == np.bool_:
+        return array.astype(np.float64)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(
+            f"{name} must be float (in [0, 1] for the default data_range 1), uint8 or uint16, "
+            f"got {array.dtype}: scale them to float in [0, 1] first"
+        )
+    array = array.astype(np.float64)
+    _check_span(array, data_range, name)
+    return array
+
+
+def _check_span(array: np.ndarray, data_range: float, name: str) -> None:
+    if not array.size:
+        return
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} hold NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if high - low > RANGE_MARGIN * data_range:
+        raise ValueError(
+            f"{name} span {low:.4g}..{high:.4g}, far more than data_range {data_range:g}: "
+            "scale the images to [0, 1] (or pass the data_range they are on)"
+        )
+
+
+def _check_pair(
+    x: np.ndarray, y: np.ndarray, data_range: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    x, y = to_unit_scale(x, data_range), to_unit_scale(y, data_range)
     if x.shape != y.shape or x.ndim < 2:
         raise ValueError(f"SSIM compares images of one shape, got {x.shape} and {y.shape}")
+    _check_span(np.concatenate([x.ravel(), y.ravel()]), data_range, "the two images together")
     return x, y
 
 
@@ -182,8 +238,9 @@ class MSSSIMDiversity:
         self._groups: dict[Hashable, list[np.ndarray]] = defaultdict(list)
 
     def update(self, images: np.ndarray, prompt: Hashable = "") -> None:
-        """Add images (N, H, W) or one image (H, W) generated for `prompt`."""
-        images = np.asarray(images, dtype=np.float64)
+        """Add images (N, H, W) or one image (H, W) generated for `prompt` (float on the scale
+        of `data_range`, or uint8/uint16, scaled to [0, 1])."""
+        images = to_unit_scale(images, self.data_range)
         self._groups[prompt].extend(images[None] if images.ndim == 2 else images)
 
     def compute(self) -> dict[str, object]:

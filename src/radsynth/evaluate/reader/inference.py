@@ -82,12 +82,26 @@ class StructureMap:
         return next(iter(self.masks.values())).shape
 
 
+# Float images may stray this far outside [0, 1] (rounding of a resize or a blend) and are
+# clipped; further out they are refused as data on another scale.
+FLOAT_TOLERANCE = 1e-3
+
+
 def as_images(images: Any) -> np.ndarray:
     """Images -> float32 (B, H, W) in [0, 1] at their own size. Accepts one (H, W) or a
-    (B, H, W) array or tensor: float in [0, 1], uint8 or uint16."""
-    array = (
-        images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    )
+    (B, H, W) (or (B, 1, H, W)) array or tensor of grayscale images: float in [0, 1], uint8
+    (/255), uint16 (/65535) or bool. Colour images (a trailing axis of 3 or 4 channels), other
+    integer types and floats outside [0, 1] are refused: convert or scale them first."""
+    if isinstance(images, torch.Tensor):
+        tensor = images.detach().cpu()
+        array = (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+    else:
+        array = np.asarray(images)
+    if array.ndim in (3, 4) and array.shape[-1] in (3, 4):
+        raise ValueError(
+            f"the reader takes grayscale images; got shape {array.shape}, whose last axis looks "
+            "like RGB(A) channels: convert to grayscale first (e.g. PIL .convert('L'))"
+        )
     if array.ndim == 4 and array.shape[1] == 1:
         array = array[:, 0]
     if array.ndim == 2:
@@ -97,10 +111,28 @@ def as_images(images: Any) -> np.ndarray:
             f"the reader takes grayscale images shaped (H, W) or (B, H, W); got {array.shape}"
         )
     if array.dtype == np.uint8:
-        array = array / 255.0
-    elif array.dtype == np.uint16:
-        array = array / 65535.0
-    return np.clip(array.astype(np.float32), 0.0, 1.0)
+        return (array / 255.0).astype(np.float32)
+    if array.dtype == np.uint16:
+        return (array / 65535.0).astype(np.float32)
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(
+            f"the reader takes float images in [0, 1], uint8, uint16 or bool; got {array.dtype}: "
+            "scale the images to float in [0, 1] first"
+        )
+    array = array.astype(np.float32)
+    if not array.size:
+        return array
+    if not np.isfinite(array).all():
+        raise ValueError("the images hold NaN or infinite values; the reader takes [0, 1]")
+    low, high = float(array.min()), float(array.max())
+    if low < -FLOAT_TOLERANCE or high > 1.0 + FLOAT_TOLERANCE:
+        raise ValueError(
+            f"the reader takes float images in [0, 1]; these reach {low:.4g}..{high:.4g}: "
+            "rescale them first"
+        )
+    return np.clip(array, 0.0, 1.0)
 
 
 def as_batch(images: Any, size: int) -> torch.Tensor:
