@@ -712,6 +712,40 @@ def test_a_run_does_not_write_over_another_inputs_or_prompts_images(
     assert refused.exit_code == 2 and "made from the prompt 'knee'" in flat(refused)
 
 
+def test_a_nifti_slice_is_chosen_said_and_recorded(model_dir: Path, tmp_path: Path) -> None:
+    """--slice and --axis pick the slice of a 3-D NIfTI (only the middle one could be edited,
+    and nothing said which); the note, the provenance and the manifest name it, and two slices
+    of one volume are two inputs to --out."""
+    import nibabel as nib
+
+    volume = np.stack([np.full((32, 32), 10.0 * k) + np.eye(32) for k in range(5)], axis=-1)
+    path = tmp_path / "vol.nii.gz"
+    nib.save(nib.Nifti1Image(volume.astype(np.float32), np.eye(4)), path)
+    out = tmp_path / "o"
+    args = ("--box", "0,0,8,8", "--steps", "1", "--model", model_dir, "--out", out)
+    result = run_cli("inpaint", path, *args)
+    assert result.exit_code == 0, result.output
+    assert "vol.nii.gz: axial slice 2 of 5 (0 to 4; the middle one" in flat(result)
+    refused = run_cli("inpaint", path, "--slice", "4", *args)
+    assert refused.exit_code == 2 and "made from vol.nii.gz slice axial 2" in flat(refused)
+    other = tmp_path / "o4"
+    result = run_cli("inpaint", path, "--slice", "4", *args[:-1], other)
+    assert result.exit_code == 0, result.output
+    record = json.loads((other / "manifest.jsonl").read_text())
+    assert (record["source"], record["source_slice"]) == ("vol.nii.gz", "axial 4")
+    with Image.open(other / "inpainted-seed0.png") as image:
+        assert Provenance.from_png_text(image.text).inputs["slice"] == "axial 4"
+    wrong = run_cli("inpaint", path, "--axis", "oblique", *args[:-1], tmp_path / "x")
+    assert wrong.exit_code == 2 and "--axis must be axial, coronal, sagittal" in flat(wrong)
+    png = write_png(tmp_path / "flat.png", np.zeros((32, 32), np.uint8))
+    wrong = run_cli("inpaint", png, "--slice", "1", *args[:-1], tmp_path / "x")
+    assert wrong.exit_code == 2 and "--slice and --axis pick a slice of a NIfTI" in flat(wrong)
+    whole = run_cli(
+        "inpaint", png, "--box", "0,0,32,32", "--model", model_dir, "--out", tmp_path / "w"
+    )
+    assert whole.exit_code == 2 and "use `radsynth generate`" in flat(whole)
+
+
 def test_scaled_sbit_data_other_folders_and_a_kept_patient_without_an_id(
     model_dir: Path, knee: Path, tmp_path: Path
 ) -> None:

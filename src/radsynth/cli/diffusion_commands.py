@@ -68,6 +68,19 @@ FrameOption = Annotated[
     int | None,
     typer.Option("--frame", help="frame of a multi-frame DICOM or TIFF, volume of a 4-D NIfTI"),
 ]
+SliceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--slice", help="slice of a 3-D NIfTI along --axis, counted from 0 (default: the middle)"
+    ),
+]
+AxisOption = Annotated[
+    str,
+    typer.Option(
+        "--axis",
+        help="plane of a NIfTI slice: axial, coronal or sagittal (patient space), or 0-2",
+    ),
+]
 FitOption = Annotated[
     bool,
     typer.Option(
@@ -125,17 +138,40 @@ def _note(text: str) -> None:
     typer.echo(f"note: {text}", err=True)
 
 
-def _read_input(path: Path, color: str = "error", frame: int | None = None) -> _Input:
+def _read_input(
+    path: Path,
+    color: str = "error",
+    frame: int | None = None,
+    slice_index: int | None = None,
+    axis: str = "axial",
+) -> _Input:
     """Read an input image with radsynth.io; a user's mistake is a usage error, not a
     traceback. PNG, TIFF and JPEG come as stored (kept pixels stay exact)."""
     from radsynth.io.reader import read_image
 
     if color not in ("error", "luminance"):
         raise typer.BadParameter(f"--color must be error or luminance, got {color!r}")
+    plane: str | int = int(axis) if axis in ("0", "1", "2") else axis
+    if plane not in ("axial", "coronal", "sagittal", 0, 1, 2):
+        raise typer.BadParameter(f"--axis must be axial, coronal, sagittal or 0-2, got {axis!r}")
     try:
-        image = read_image(path, color=color, frame=frame)  # type: ignore[arg-type]
+        image = read_image(
+            path,
+            color=color,  # type: ignore[arg-type]
+            frame=frame,
+            slice_index=slice_index,
+            axis=plane,  # type: ignore[arg-type]
+        )
     except ValueError as error:  # ImageReadError names the file and the problem
         raise typer.BadParameter(str(error)) from None
+    if image.format != "nifti" and (slice_index is not None or axis != "axial"):
+        raise typer.BadParameter("--slice and --axis pick a slice of a NIfTI volume")
+    if image.format == "nifti":
+        _note(
+            f"{path.name}: {image.attributes.get('axis', axis)} slice {image.frame_index} of "
+            f"{image.n_frames} (0 to {image.n_frames - 1}"
+            + ("; the middle one, --slice picks another)" if slice_index is None else ")")
+        )
     unsigned = image.value_range is None or image.value_range[0] >= 0
     if image.format in ("png", "tiff", "jpeg") and image.bits_stored <= 16 and unsigned:
         bits = image.bits_stored
@@ -241,6 +277,15 @@ def _identity(path: Path) -> dict[str, str]:
     from radsynth.datasets.weights import file_sha256
 
     return {"file": path.name, "sha256": file_sha256(path)}
+
+
+def _nifti_slice(source: _Input) -> dict[str, Any]:
+    """The slice a NIfTI input was cut at ({"slice": "axial 2"}), for provenance and the
+    manifest; empty for other formats."""
+    image = source.image
+    if image.format != "nifti":
+        return {}
+    return {"slice": f"{image.attributes.get('axis', 'axial')} {image.frame_index}"}
 
 
 def _inputs(image: Path, frame: int | None, **options: Any) -> dict[str, Any]:
@@ -487,6 +532,7 @@ def _check_not_replacing(
     prompt: str,
     image: Path | None,
     frame: int | None = None,
+    picked: str | None = None,
 ) -> None:
     """Before any work: the files this run writes (OUT/<stem>-seed<S>.png or .dcm) may replace
     only a file that an earlier run made from the same input and prompt (a rerun). Another
@@ -508,8 +554,14 @@ def _check_not_replacing(
             why = "which no record of OUT/manifest.jsonl describes"
         elif record.get("prompt") != prompt:
             why = f"made from the prompt {record.get('prompt')!r}"
-        elif (record.get("source_sha256"), record.get("source_frame")) != (source, frame):
+        elif (
+            record.get("source_sha256"),
+            record.get("source_frame"),
+            record.get("source_slice"),
+        ) != (source, frame, picked):
             frame_text = f" frame {record['source_frame']}" if "source_frame" in record else ""
+            if "source_slice" in record:
+                frame_text += f" slice {record['source_slice']}"
             why = f"made from {record.get('source', 'another input')}{frame_text}"
         else:
             continue
@@ -541,6 +593,8 @@ def _record_in_manifest(out: Path, paths: list[Path], prompt: str, run: _Run) ->
             record.update(source=inputs["image"]["file"], source_sha256=inputs["image"]["sha256"])
             if "frame" in inputs:
                 record["source_frame"] = inputs["frame"]
+            if "slice" in inputs:
+                record["source_slice"] = inputs["slice"]
     # `_check_image_out` let in only a manifest of these commands' records.
     kept = read_manifest(out) if (out / MANIFEST_NAME).is_file() else []
     ids = {record["id"] for record in new}
@@ -599,15 +653,19 @@ def inpaint(
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
     frame: FrameOption = None,
+    slice_index: SliceOption = None,
+    axis: AxisOption = "axial",
     fit: FitOption = False,
 ) -> None:
     """Regenerate a masked area (--mask or --box); every other pixel is kept exactly as read
     (PNG, TIFF, JPEG: as stored; DICOM, NIfTI: their display values, 8-bit)."""
     _check_image_out(out)
-    source = _read_input(image, color, frame)
+    source = _read_input(image, color, frame, slice_index, axis)
     output = _Output(output_format, keep_patient, source)
     output.check()
-    _check_not_replacing(out, "inpainted", seed, n, output, prompt, image, frame)
+    _check_not_replacing(
+        out, "inpainted", seed, n, output, prompt, image, frame, _nifti_slice(source).get("slice")
+    )
     pixels = source.pixels
     mask_image = _mask(pixels.shape, mask, box)
     run = _run(
@@ -624,7 +682,7 @@ def inpaint(
         guidance_cutoff=guidance_cutoff,
     )
     run.operation = "inpaint"
-    run.inputs = _inputs(image, frame, mask=mask, box=box)
+    run.inputs = _inputs(image, frame, mask=mask, box=box, **_nifti_slice(source))
     _finish(out, "inpainted", prompt, run, output)
 
 
@@ -632,7 +690,13 @@ def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndar
     if (mask is None) == (box is None):
         raise typer.BadParameter("give exactly one of --mask PNG or --box x0,y0,x1,y1")
     if mask is not None:
-        return _read_mask(mask)
+        array = _read_mask(mask)
+        if array.shape == tuple(shape) and bool((array > 0.5).all()):
+            raise typer.BadParameter(
+                f"{mask.name} covers the whole image, so nothing of it would be kept: for a new "
+                "image use `radsynth generate`"
+            )
+        return array
     try:
         x0, y0, x1, y1 = (int(v) for v in str(box).split(","))
     except ValueError:
@@ -644,6 +708,11 @@ def _mask(shape: tuple[int, ...], mask: Path | None, box: str | None) -> np.ndar
         )
     if not (0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]):
         raise typer.BadParameter(f"--box {box} is not inside the {shape[1]}x{shape[0]} image")
+    if (x0, y0, x1, y1) == (0, 0, shape[1], shape[0]):
+        raise typer.BadParameter(
+            f"--box {box} is the whole image, so nothing of it would be kept: for a new image "
+            "use `radsynth generate`"
+        )
     array = np.zeros(shape, dtype=np.float32)
     array[y0:y1, x0:x1] = 1.0
     return array
@@ -688,6 +757,8 @@ def outpaint(
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
     frame: FrameOption = None,
+    slice_index: SliceOption = None,
+    axis: AxisOption = "axial",
     fit: FitOption = False,
 ) -> None:
     """Extend an image past its borders at the same pixel spacing; the original pixels are
@@ -695,10 +766,12 @@ def outpaint(
     _check_image_out(out)
     if layout_prompt is None and layout_strength is not None:
         raise typer.BadParameter("--layout-strength applies to the layout of --layout-prompt")
-    source = _read_input(image, color, frame)
+    source = _read_input(image, color, frame, slice_index, axis)
     output = _Output(output_format, keep_patient, source)
     output.check()
-    _check_not_replacing(out, "outpainted", seed, n, output, prompt, image, frame)
+    _check_not_replacing(
+        out, "outpainted", seed, n, output, prompt, image, frame, _nifti_slice(source).get("slice")
+    )
     run = _run(
         "OutpaintPipeline",
         model,
@@ -719,7 +792,7 @@ def outpaint(
     )
     run.operation = "outpaint"
     run.inputs = _inputs(
-        image, frame, left=left, right=right, top=top, bottom=bottom,
+        image, frame, left=left, right=right, top=top, bottom=bottom, **_nifti_slice(source),
         layout_prompt=layout_prompt,
         layout_strength=_layout_strength(layout_strength) if layout_prompt else None,
     )  # fmt: skip
@@ -743,14 +816,18 @@ def edit(
     keep_patient: KeepPatientOption = False,
     color: ColorOption = "error",
     frame: FrameOption = None,
+    slice_index: SliceOption = None,
+    axis: AxisOption = "axial",
     fit: FitOption = False,
 ) -> None:
     """Add or remove a finding inside a mask (--mask or --box)."""
     _check_image_out(out)
-    source = _read_input(image, color, frame)
+    source = _read_input(image, color, frame, slice_index, axis)
     output = _Output(output_format, keep_patient, source)
     output.check()
-    _check_not_replacing(out, "edited", seed, n, output, prompt, image, frame)
+    _check_not_replacing(
+        out, "edited", seed, n, output, prompt, image, frame, _nifti_slice(source).get("slice")
+    )
     pixels = source.pixels
     run = _run(
         "EditPipeline",
@@ -767,7 +844,9 @@ def edit(
         guidance_cutoff=guidance_cutoff,
     )
     run.operation = "edit"
-    run.inputs = _inputs(image, frame, mask=mask, box=box, strength=strength)
+    run.inputs = _inputs(
+        image, frame, mask=mask, box=box, strength=strength, **_nifti_slice(source)
+    )
     _finish(out, "edited", prompt, run, output)
 
 
