@@ -48,7 +48,14 @@ from radsynth.probe.scoring import (
     score_extension,
     score_inpainting,
 )
-from radsynth.probe.targets import TARGET_SPECS, Target, lateral_within_ap, rate_target, target
+from radsynth.probe.targets import (
+    TARGET_MEASURES,
+    TARGET_SPECS,
+    Target,
+    lateral_within_ap,
+    rate_target,
+    target,
+)
 from radsynth.vocabulary import parse_prompt
 
 runner = CliRunner()
@@ -481,3 +488,8 @@ def test_probe_report_in_a_browser(browser: Browser, tiny_probe: tuple[Path, int
     assert {"knee_to_full_body.png", "finding_effect.png"} <= {i["src"] for i in page.images}
     assert not (folder / "images").exists()  # keep_images=False: the grids only
     assert page.overflow_px <= 0  # long lines (the timings) wrap: no sideways scrolling
+    # Each target says what it counts and on which images (the report gave names only).
+    assert page.tables[0][0][-1] == "what it counts"
+    assert [row[-1] for row in page.tables[0][1:]] == [
+        TARGET_MEASURES[key] for key in scores["targets"]
+    ]

@@ -21,6 +21,7 @@ from radsynth.probe.compare import sampler_text
 from radsynth.probe.figures import FigureRow, labelled_grid, write_figure
 from radsynth.probe.protocol import ProbeResult
 from radsynth.probe.scoring import resize_image
+from radsynth.probe.targets import TARGET_MEASURES
 
 __all__ = ["PROBE_OUTPUTS", "clear_previous_run", "write_report", "write_scores"]
 
@@ -145,11 +146,14 @@ def _target_rows(result: ProbeResult) -> str:
             f"<tr class='{css}'><td>{html.escape(t.name)}</td>"
             f"<td>{_fmt(t.value)}{ci}</td><td>{html.escape(t.comparison)} {_fmt(t.threshold)}"
             f" <small>{html.escape(t.unit)}</small></td><td>{t.n}</td><td><b>{status}</b></td>"
-            f"<td>{ref_text}</td><td>{html.escape(t.note)}</td></tr>"
+            f"<td>{ref_text}</td><td>{html.escape(t.note)}</td>"
+            f"<td><small>{html.escape(TARGET_MEASURES.get(t.key, ''))}</small></td></tr>"
         )
     return (
         "<table><tr><th>target</th><th>measured</th><th>threshold</th><th>n</th>"
-        "<th>status</th><th>phantom reference</th><th>note</th></tr>" + "".join(rows) + "</table>"
+        "<th>status</th><th>phantom reference</th><th>note</th><th>what it counts</th></tr>"
+        + "".join(rows)
+        + "</table>"
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "COMPARISONS",
+    "TARGET_MEASURES",
     "TARGET_SPECS",
     "Target",
     "TargetSpec",
@@ -38,6 +39,36 @@ class TargetSpec:
     threshold: float
     comparison: str
     unit: str = "fraction"  # fraction, points, count, relative error
+
+
+# What each target counts and on which images, for the report (docs/probe/README.md, "What it
+# runs", has the prompts).
+TARGET_MEASURES: dict[str, str] = {
+    "fibula_present": "knee radiographs (Figure 1, AP, lateral, tumour prompts): the reader "
+    "segments a fibula",
+    "carpals_eight": "hand and wrist radiographs: the carpal stage counts 8 separate carpals",
+    "lumbar_five": "lumbar spine radiographs (AP, lateral): 5 lumbar vertebra centres",
+    "no_extra_digits": "hand radiographs whose metacarpals and phalanges were read: no extra "
+    "metacarpal or phalanx",
+    "region_in_field": "every radiograph with anatomy checks: the asked region's structures "
+    "lie inside the field",
+    "modality_as_asked": "every generated image: the reader's modality is the prompt's",
+    "region_as_asked": "every generated image: the reader's region is the prompt's",
+    "finding_present_when_asked": "pathology prompts: the reader sees the finding asked for",
+    "finding_absent_when_not_asked": "each image and pathology kind its prompt does not ask "
+    "for: the reader does not see it",
+    "lateral_within_3_points_of_ap": "knees and lumbar spines passing every anatomy check: "
+    "lateral views' rate no more than 3 points below AP views'",
+    "breast_shadows_female": "PA chests of a woman: the reader segments breast shadows",
+    "inpaint_structure_count": "Figure 3 (a central square refilled on phantoms): the reader's "
+    "structure groups in the square equal the truth's (cases with none left out)",
+    "inpaint_beats_biharmonic": "the same rate for the model minus biharmonic inpainting's",
+    "knee_full_body_ratio": "a knee grown to a full body: femur/tibia length ratio against the "
+    "same phantom's, the largest relative error",
+    "knee_full_body_lumbar": "a knee grown to a full body: exactly 5 lumbar vertebrae",
+    "memorization_flags": "every generated image against 48 phantoms with the prompts' labels: "
+    "the share flagged as a copy",
+}
 
 
 # Issue 5, "Targets for the built-in model", in its order.
