@@ -6,12 +6,14 @@ import json
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from radsynth.cli.app import app
 from radsynth.io.manifest import read_manifest
 from radsynth.io.masks import load_masks
+from radsynth.io.reader import read_image
 
 runner = CliRunner()
 
@@ -31,6 +33,9 @@ def test_writes_images_masks_and_manifest(tmp_path):
         assert masks and all(m.shape == (48, 48) for m in masks.values())
         assert record["labels"]["modality"] in ("xray", "ct", "mri", "us")
         assert record["seed"] == 7 + records.index(record)
+        # The spacing travels with the PNG: read_image (ingest, inpaint, outpaint) finds it.
+        spacing = read_image(out / record["image"]).pixel_spacing_mm
+        assert spacing == pytest.approx(record["pixel_spacing_mm"], rel=1e-5)  # 6 digits
 
 
 def test_refuses_a_non_empty_folder_and_resumes(tmp_path):

@@ -23,6 +23,7 @@ from radsynth.cli.vocabulary_command import with_vocabulary_hint
 from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
 from radsynth.io.png import write_png
+from radsynth.io.provenance import PNG_SPACING_KEY, format_spacing_text
 from radsynth.phantoms.cases import MAX_SIZE, MIN_SIZE, Case, make_case
 from radsynth.phantoms.contact_sheet import labelled_sheet, make_contact_sheet
 from radsynth.vocabulary import Labels, make_caption, parse_prompt
@@ -61,6 +62,10 @@ def write_case(out: Path, case_id: str, case: Case) -> dict:
         "Synthetic": "YES",
         "Caption": case.caption,
         "Seed": str(case.seed),
+        # The spacing, so a case read back (ingest, outpainting at the same spacing) keeps it.
+        PNG_SPACING_KEY: format_spacing_text(
+            (float(case.image.pixel_spacing_mm[0]), float(case.image.pixel_spacing_mm[1]))
+        ),
     }
     write_png(out / "images" / f"{case_id}.png", case.image.to_uint16(), text)
     write_png(out / "display" / f"{case_id}.png", case.image.to_uint8(), text)
