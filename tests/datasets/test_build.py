@@ -281,3 +281,15 @@ def test_what_the_source_cannot_make_fails_before_anything_is_written(
     with pytest.raises(SpecError, match="size: .*multiples of 2"):
         build_dataset(odd, tmp_path / "odd", threads=1, progress=False)
     assert not (tmp_path / "fetus").exists() and not (tmp_path / "odd").exists()
+
+
+def test_a_format_not_asked_for_leaves_no_folder(tiny_model: Path, tmp_path: Path) -> None:
+    # A DICOM-only build made empty images/ and display/ folders (and a PNG-only one dicom/).
+    dicom_only = tmp_path / "dicom-only"
+    build(write_spec(tmp_path / "a", tiny_model, "[dicom]"), dicom_only)
+    assert len(list((dicom_only / "dicom").glob("*.dcm"))) == 5
+    assert not (dicom_only / "images").exists() and not (dicom_only / "display").exists()
+    png_only = tmp_path / "png-only"
+    build(write_spec(tmp_path / "b", tiny_model), png_only)
+    assert len(list((png_only / "images").glob("*.png"))) == 5
+    assert not (png_only / "dicom").exists() and not (png_only / "masks").exists()

@@ -42,7 +42,14 @@ from rich.progress import (
 
 from radsynth.datasets import journal
 from radsynth.datasets.export import export_manifest
-from radsynth.datasets.records import OUTPUT_DIRS, make_record
+from radsynth.datasets.records import (
+    DICOM_DIR,
+    DISPLAY_DIR,
+    IMAGE_DIR,
+    MASK_DIR,
+    OUTPUT_DIRS,
+    make_record,
+)
 from radsynth.datasets.sources import open_source
 from radsynth.datasets.spec import DatasetSpec
 from radsynth.datasets.summary import write_summary
@@ -174,8 +181,14 @@ def _prepare_folder(spec: DatasetSpec, out: Path, resume: bool, model_sha256: st
             )
         journal.drop_partial_lines(out)
     out.mkdir(parents=True, exist_ok=True)
+    needed = {
+        IMAGE_DIR: "png" in spec.formats,
+        DISPLAY_DIR: "png" in spec.formats,
+        DICOM_DIR: "dicom" in spec.formats,
+        MASK_DIR: spec.source == "phantoms",
+    }
     for name in OUTPUT_DIRS:
-        if name != "masks" or spec.source == "phantoms":
+        if needed[name]:  # no empty folders of formats the SPEC does not ask for
             (out / name).mkdir(exist_ok=True)
     tmp = saved.with_name(SPEC_NAME + ".tmp")
     tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n", encoding="utf-8")
