@@ -803,3 +803,18 @@ def test_without_a_terminal_each_image_is_logged(model_dir: Path, tmp_path: Path
                      "--out", tmp_path / "o")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "image 1 of 2 (seed 0)" in result.stderr and "image 2 of 2 (seed 1)" in result.stderr
+
+
+def test_an_age_the_built_in_model_never_saw_is_noted(model_dir: Path, tmp_path: Path) -> None:
+    # The built-in model learnt from adults (18-90): "an 8-year-old child" came out an adult's
+    # knee without a word. A user's own model (which may know children) gets no such note.
+    prompt = "AP X-ray of the knee of an 8-year-old child"
+    built_in = run_cli("generate", prompt, "-n", "1", "--steps", "1", "--out", tmp_path / "b")
+    assert built_in.exit_code == 0, built_in.output
+    assert "learnt from adult phantoms (18-90 years)" in flat(built_in)
+    adult = run_cli("generate", "AP X-ray of the knee of a 40-year-old", "-n", "1", "--steps",
+                    "1", "--out", tmp_path / "a")  # fmt: skip
+    assert adult.exit_code == 0 and "adult phantoms" not in flat(adult)
+    own = run_cli("generate", prompt, "-n", "1", "--steps", "1", "--model", model_dir,
+                  "--out", tmp_path / "o")  # fmt: skip
+    assert own.exit_code == 0 and "adult phantoms" not in flat(own)

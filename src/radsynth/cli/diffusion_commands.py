@@ -415,6 +415,27 @@ class _PlainProgress:
             )
 
 
+def _note_outside_training(folder: Path, prompt: str) -> None:
+    """A note when the built-in model is asked for an age it never saw: it learnt from adult
+    phantoms (18-90 years), so "a 6-month-old" or "an 8-year-old child" is drawn as an adult."""
+    from radsynth.paths import BUILTIN_MODEL
+    from radsynth.phantoms.body import ADULT_AGE_RANGE
+    from radsynth.vocabulary import parse_prompt
+
+    if not prompt or folder.resolve() != BUILTIN_MODEL.resolve():
+        return
+    try:
+        age = parse_prompt(prompt).age
+    except ValueError:
+        return  # the pipeline names what is wrong with the prompt
+    low, high = ADULT_AGE_RANGE
+    if age is not None and not low <= age <= high:
+        _note(
+            f"the built-in model learnt from adult phantoms ({low}-{high} years): the age in "
+            f"{prompt!r} ({age} years) is outside them and is drawn as an adult's image"
+        )
+
+
 def _run(
     pipeline_name: str,
     model: Path | None,
@@ -434,6 +455,7 @@ def _run(
     if seed + count - 1 > MAX_SEED:
         raise typer.BadParameter(f"--seed + -n - 1 must be at most {MAX_SEED} (seed i is S + i)")
     folder = _model_dir(model)
+    _note_outside_training(folder, str(call.get("prompt") or ""))
     plan = None
     try:
         pipe = getattr(pipelines, pipeline_name).from_pretrained(folder)
