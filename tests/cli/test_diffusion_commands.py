@@ -818,3 +818,7 @@ def test_an_age_the_built_in_model_never_saw_is_noted(model_dir: Path, tmp_path:
     own = run_cli("generate", prompt, "-n", "1", "--steps", "1", "--model", model_dir,
                   "--out", tmp_path / "o")  # fmt: skip
     assert own.exit_code == 0 and "adult phantoms" not in flat(own)
+    # "both knees" is read as one knee without a side (an image shows one knee): said so.
+    both = run_cli("generate", "AP X-ray of both knees", "-n", "1", "--steps", "1", "--model",
+                   model_dir, "--out", tmp_path / "k")  # fmt: skip
+    assert both.exit_code == 0 and "an image shows one knee" in flat(both)

@@ -14,6 +14,8 @@ patient's identifying attributes unless `--keep-patient` is given.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -415,21 +417,42 @@ class _PlainProgress:
             )
 
 
-def _note_outside_training(folder: Path, prompt: str) -> None:
-    """A note when the built-in model is asked for an age it never saw: it learnt from adult
-    phantoms (18-90 years), so "a 6-month-old" or "an 8-year-old child" is drawn as an adult."""
-    from radsynth.paths import BUILTIN_MODEL
-    from radsynth.phantoms.body import ADULT_AGE_RANGE
-    from radsynth.vocabulary import parse_prompt
+def _reads_the_vocabulary(folder: Path) -> bool:
+    """True for a model radsynth trained (its prompts go through radsynth's vocabulary), False
+    for a user's Stable Diffusion folder (prompts as written)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(index, dict) and "_radsynth_defaults" in index
 
-    if not prompt or folder.resolve() != BUILTIN_MODEL.resolve():
+
+def _note_outside_training(folder: Path, prompt: str) -> None:
+    """Notes on how a radsynth model reads a prompt where it cannot do what the words say:
+    "both knees" (an image shows one knee; it is read without a side), and, for the built-in
+    model, an age it never saw (it learnt from adult phantoms, 18-90 years, so "a 6-month-old"
+    or "an 8-year-old child" is drawn as an adult)."""
+    from radsynth.phantoms.body import ADULT_AGE_RANGE
+    from radsynth.vocabulary import PAIRED_REGIONS, parse_prompt
+
+    if not prompt or not _reads_the_vocabulary(folder):
         return
     try:
-        age = parse_prompt(prompt).age
+        labels = parse_prompt(prompt)
     except ValueError:
         return  # the pipeline names what is wrong with the prompt
+    if (
+        labels.region in PAIRED_REGIONS
+        and labels.laterality is None
+        and re.search(r"\b(both|bilateral|left and right|right and left)\b", prompt, re.I)
+    ):
+        _note(
+            f"an image shows one {labels.region}: {prompt!r} is read without a side; ask for "
+            "the left and the right one in two runs"
+        )
+    age = labels.age
     low, high = ADULT_AGE_RANGE
-    if age is not None and not low <= age <= high:
+    if folder.resolve() == BUILTIN_MODEL.resolve() and age is not None and not low <= age <= high:
         _note(
             f"the built-in model learnt from adult phantoms ({low}-{high} years): the age in "
             f"{prompt!r} ({age} years) is outside them and is drawn as an adult's image"
