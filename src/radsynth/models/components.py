@@ -25,6 +25,9 @@ from radsynth.models.text_encoders import (
 )
 
 MODEL_INDEX = "model_index.json"
+# Sampling defaults a user may set on a pipeline (`pipe.guidance_cutoff = x`): saved in
+# `_radsynth_defaults` like a trained model's, without making a folder a radsynth-trained one.
+SAMPLING_DEFAULTS = ("num_inference_steps", "guidance_scale", "guidance_cutoff")
 # ITU-R BT.601 luma: how an RGB decoder's output becomes one gray value.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -43,6 +46,24 @@ class DiffusionComponents:
     # Pixel-space models only: the image is folded into patch_size x patch_size blocks
     # (pixel_unshuffle) before the UNet, and unfolded after it.
     patch_size: int = 1
+
+    @property
+    def trained_by_radsynth(self) -> bool:
+        """Whether radsynth built or trained the model (its defaults name more than sampling
+        settings: its preset, trained steps...), so prompts go through radsynth's vocabulary;
+        a user's Stable Diffusion folder takes its prompts as written."""
+        return any(name not in SAMPLING_DEFAULTS for name in self.defaults)
+
+    @property
+    def diffusers_class_name(self) -> str:
+        """The `_class_name` written to model_index.json: "StableDiffusionPipeline" for a
+        model diffusers can run (a CLIP text encoder and an RGB autoencoder, as a Stable
+        Diffusion folder), so `diffusers.DiffusionPipeline.from_pretrained` loads the folder;
+        "TextToImagePipeline" for radsynth's own models. radsynth reads both."""
+        rgb_vae = self.vae is not None and self.vae.config.in_channels == 3
+        if rgb_vae and isinstance(self.prompt_encoder, CLIPPromptEncoder):
+            return "StableDiffusionPipeline"
+        return "TextToImagePipeline"
 
     @property
     def vae_scale_factor(self) -> int:
@@ -128,15 +149,29 @@ class DiffusionComponents:
 
     def save_pretrained(self, folder: str | Path, weights_dtype: torch.dtype | None = None) -> Path:
         """Write the model in diffusers' folder layout; `weights_dtype` e.g. torch.float16
-        stores the UNet, autoencoder and a CLIP text encoder in it (read back as float32)."""
+        stores the UNet, autoencoder and a CLIP text encoder in it (read back as float32).
+
+        The sampling defaults (`defaults`, a `guidance_cutoff` set on a pipeline included) go
+        to `_radsynth_defaults`. A Stable Diffusion model is written as a
+        "StableDiffusionPipeline" folder that diffusers loads too (`diffusers_class_name`).
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        class_name = self.diffusers_class_name
         index: dict[str, Any] = {
-            "_class_name": "TextToImagePipeline",
+            "_class_name": class_name,
             "_diffusers_version": _diffusers_version(),
             "_radsynth_defaults": self.defaults,
             "_radsynth_patch_size": self.patch_size,
         }
+        if class_name == "StableDiffusionPipeline":
+            # The parts radsynth does not keep, named absent as diffusers writes them.
+            index.update(
+                safety_checker=[None, None],
+                feature_extractor=[None, None],
+                image_encoder=[None, None],
+                requires_safety_checker=False,
+            )
         for name, model in (("unet", self.unet), ("vae", self.vae)):
             if model is None:
                 index[name] = [None, None]

@@ -1,7 +1,9 @@
 """Inference pipelines: text-to-image, inpainting, outpainting and editing of grayscale images.
 
 All share argument names (`prompt`, `image`, `mask_image`, `num_inference_steps`,
-`guidance_scale`, `generator`, `output_type`, `num_images_per_prompt`) and load and save with
+`guidance_scale`, `generator`, `output_type` "np"/"pil"/"pt", `num_images_per_prompt`,
+`negative_prompt`, `return_dict`, `callback_on_step_end`, `callback_on_step_end_tensor_inputs`;
+`latents` for text-to-image) with diffusers' pipelines and load and save with
 `from_pretrained(folder)` / `save_pretrained(folder)` in diffusers' folder layout.
 `run_at_model_scale` (inpainting, editing) and `outpaint_at_model_scale` work on an image of
 any size (a full-size clinical radiograph) through a copy at the model's scale, keeping every

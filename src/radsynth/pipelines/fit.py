@@ -68,6 +68,10 @@ def fit_plan(height: int, width: int, native: int, step: int) -> FitPlan:
 def _check_numpy_output(call: dict[str, Any], name: str) -> None:
     if call.get("output_type", "np") != "np":
         raise ValueError(f"{name} returns numpy images; leave output_type at 'np'")
+    if call.get("return_dict", True) is not True:
+        raise ValueError(
+            f"{name} returns (RadiologyPipelineOutput, FitPlan); leave return_dict at True"
+        )
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:

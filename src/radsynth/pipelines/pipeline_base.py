@@ -1,9 +1,15 @@
 """What every radsynth pipeline shares: loading, prompt encoding, image conversion, guidance.
 
 Images cross the public boundary as grayscale: 2-D numpy float32 arrays in [0, 1] (uint8 and
-uint16 arrays and PIL images are accepted and scaled) or PIL "L" images. Inside, they are
-tensors of shape (batch, 1, height, width) in [0, 1]. Masks also take 0/1 label maps of any
-integer type (see `mask_to_tensor`). The pipelines compute in float32.
+uint16 arrays, PIL images and torch tensors are accepted and scaled; a single leading axis of
+size 1, (1, H, W) or (1, 1, H, W), is dropped) or PIL "L" images. Inside, they are tensors of
+shape (batch, 1, height, width) in [0, 1]. Masks also take 0/1 label maps of any integer type
+(see `mask_to_tensor`). The pipelines compute in float32.
+
+The call arguments follow diffusers' pipelines: `output_type` ("np", "pil" or "pt"),
+`return_dict`, `negative_prompt`, `callback_on_step_end` with
+`callback_on_step_end_tensor_inputs`, `set_progress_bar_config(...)`, and `latents` for
+text-to-image.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import inspect
 import logging
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,17 +32,92 @@ from rich.progress import track
 
 from radsynth.models import DiffusionComponents, normalise_prompts
 
-OutputType = Literal["np", "pil"]
-ImageInput = np.ndarray | Image.Image
+OutputType = Literal["np", "pil", "pt"]
+OUTPUT_TYPES: tuple[str, ...] = ("np", "pil", "pt")
+ImageInput = np.ndarray | Image.Image | torch.Tensor
+# diffusers' `callback_on_step_end(pipe, step_index, timestep, callback_kwargs) -> dict`.
+StepEndCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
+# The tensors a step-end callback may ask for (diffusers' `_callback_tensor_inputs`).
+CALLBACK_TENSOR_INPUTS: tuple[str, ...] = ("latents", "prompt_embeds", "negative_prompt_embeds")
+# diffusers hands `set_progress_bar_config`'s keywords to tqdm. radsynth draws its bar with
+# rich: these four are honoured; the rest of tqdm's keywords only change how tqdm draws and are
+# accepted without effect (a warning names them).
+PROGRESS_BAR_OPTIONS = ("disable", "desc", "leave", "file")
+TQDM_DRAWING_OPTIONS = (
+    "ascii", "bar_format", "colour", "delay", "dynamic_ncols", "gui", "initial", "lock_args",
+    "maxinterval", "mininterval", "miniters", "ncols", "nrows", "position", "postfix",
+    "smoothing", "total", "unit", "unit_divisor", "unit_scale", "write_bytes",
+)  # fmt: skip
 
 logger = logging.getLogger("radsynth.pipelines")
 
 
 @dataclass
 class RadiologyPipelineOutput:
-    """Generated images: `np` (N, H, W) float32 in [0, 1], or a list of PIL "L" images."""
+    """Generated images: `np` (N, H, W) float32 in [0, 1], a list of PIL "L" images, or `pt`
+    a float32 tensor (N, 1, H, W) in [0, 1] on the pipeline's device."""
 
-    images: np.ndarray | list[Image.Image]
+    images: np.ndarray | list[Image.Image] | torch.Tensor
+
+
+@dataclass
+class StepEnd:
+    """A diffusers-style `callback_on_step_end` and the names of the tensors it is given.
+
+    Called after every denoising step as `callback(pipe, step_index, timestep, kwargs)`, where
+    `kwargs` maps each requested name to its tensor: `latents` (B, C, h, w), what the next step
+    starts from; `prompt_embeds` (B, tokens, width); `negative_prompt_embeds`, the
+    unconditional half under classifier-free guidance (None without guidance). It returns a
+    dict; any of those tensors in it replaces the pipeline's for the following steps.
+    """
+
+    callback: StepEndCallback
+    tensor_inputs: tuple[str, ...]
+
+    def __call__(
+        self,
+        pipe: RadiologyPipeline,
+        step_index: int,
+        timestep: torch.Tensor,
+        latents: torch.Tensor,
+        embeds: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the callback; return the latents and embeddings to go on with."""
+        batch = latents.shape[0]
+        guided = embeds.shape[0] == 2 * batch
+        tensors: dict[str, Any] = {
+            "latents": latents,
+            "prompt_embeds": embeds[batch:] if guided else embeds,
+            "negative_prompt_embeds": embeds[:batch] if guided else None,
+        }
+        given = {name: tensors[name] for name in self.tensor_inputs}
+        returned = self.callback(pipe, step_index, timestep, given)
+        if not isinstance(returned, dict):
+            raise TypeError(
+                "callback_on_step_end must return a dict (the callback_kwargs it was given, "
+                f"changed or not), got {type(returned).__name__}"
+            )
+        for name in CALLBACK_TENSOR_INPUTS:
+            if name in returned and returned[name] is not tensors[name]:
+                tensors[name] = _same_shape(returned[name], tensors[name], name)
+        if guided:
+            embeds = torch.cat([tensors["negative_prompt_embeds"], tensors["prompt_embeds"]])
+        else:
+            embeds = tensors["prompt_embeds"]
+        return tensors["latents"], embeds
+
+
+def _same_shape(value: Any, before: torch.Tensor | None, name: str) -> torch.Tensor:
+    """A tensor a step-end callback returned, checked against the one it replaces."""
+    if before is None:
+        raise ValueError(f"callback_on_step_end returned {name}, which exists only with guidance")
+    if not isinstance(value, torch.Tensor) or value.shape != before.shape:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(
+            f"callback_on_step_end returned {name} of shape {shape}; it must keep the shape "
+            f"{tuple(before.shape)} it was given"
+        )
+    return value.to(before.device, torch.float32)
 
 
 class RadiologyPipeline:
@@ -48,8 +129,7 @@ class RadiologyPipeline:
         # so the same components and seed give the same images however the pipeline was made.
         components.unet.to(memory_format=torch.channels_last)
         self.components = components
-        self.progress_bar_disabled = False
-        self._guidance_cutoff: float | None = None
+        self._progress_bar_config: dict[str, Any] = {}
 
     @property
     def guidance_cutoff(self) -> float:
@@ -57,17 +137,24 @@ class RadiologyPipeline:
 
         Below it the step runs the conditional half alone, at half the cost: guidance shapes
         the layout at high noise and adds little at low noise (Kynkaanniemi et al. 2024).
-        Defaults to the value saved with the model; assign to override, e.g. 0.0.
+        Defaults to the value saved with the model; assign to change it, e.g. 0.0.
+
+        The value is one of the model's sampling defaults (`components.defaults`): assigning
+        it changes it for every pipeline built from the same components
+        (`InpaintPipeline(pipe.components)`), and `save_pretrained` saves it with the model.
         """
-        if self._guidance_cutoff is not None:
-            return self._guidance_cutoff
         return float(self.components.defaults.get("guidance_cutoff", 0.0))
 
     @guidance_cutoff.setter
     def guidance_cutoff(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"guidance_cutoff must be in [0, 1], got {value}")
-        self._guidance_cutoff = float(value)
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not 0.0 <= value <= 1.0
+        ):
+            raise ValueError(f"guidance_cutoff must be a number in [0, 1], got {value!r}")
+        # A new dict, as training does: components copied with dataclasses.replace keep theirs.
+        self.components.defaults = {**self.components.defaults, "guidance_cutoff": float(value)}
 
     # Diffusers-style access to the parts; assigning `pipe.scheduler` swaps the sampler, e.g.
     # `pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)`.
@@ -97,7 +184,8 @@ class RadiologyPipeline:
         return cls(DiffusionComponents.from_pretrained(folder))
 
     def save_pretrained(self, folder: str | Path, weights_dtype: torch.dtype | None = None) -> Path:
-        """Write the model in diffusers' folder layout (safetensors weights)."""
+        """Write the model in diffusers' folder layout (safetensors weights), with its sampling
+        defaults as they are now (a `guidance_cutoff` assigned to the pipeline included)."""
         return self.components.save_pretrained(folder, weights_dtype=weights_dtype)
 
     def to(
@@ -111,16 +199,47 @@ class RadiologyPipeline:
         self.components.to(device, dtype)
         return self
 
-    def set_progress_bar_config(self, disable: bool = False) -> None:
-        """Show (default) or hide the denoising progress bar."""
-        self.progress_bar_disabled = disable
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """Configure the denoising progress bar with diffusers' (tqdm's) keywords; each call
+        replaces the previous configuration, as in diffusers.
+
+        `disable=True` hides it, `desc` labels it ("Denoising"), `leave=True` keeps it on screen
+        when done (default: it vanishes), `file` writes it there instead of stderr. The bar is
+        drawn only on a terminal. tqdm's drawing options (`ncols`, `position`, `mininterval`,
+        ...) are accepted and have no effect: radsynth draws the bar with rich.
+        """
+        unknown = sorted(set(kwargs) - set(PROGRESS_BAR_OPTIONS) - set(TQDM_DRAWING_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"set_progress_bar_config got unknown keyword(s) {', '.join(unknown)}; it takes "
+                f"{', '.join(PROGRESS_BAR_OPTIONS)} and tqdm's drawing options"
+            )
+        unused = sorted(set(kwargs) & set(TQDM_DRAWING_OPTIONS))
+        if unused:
+            logger.warning(
+                "radsynth draws its progress bar with rich: %s have no effect (it uses %s)",
+                ", ".join(unused),
+                ", ".join(PROGRESS_BAR_OPTIONS),
+            )
+        self._progress_bar_config = dict(kwargs)
+
+    @property
+    def progress_bar_disabled(self) -> bool:
+        """Whether `set_progress_bar_config(disable=True)` hid the progress bar."""
+        return bool(self._progress_bar_config.get("disable") or False)
 
     def progress_bar(self, timesteps: torch.Tensor) -> Any:
-        console = Console(stderr=True)
-        # Off when stderr is not a terminal: a log file gets no half-drawn bars.
+        config = self._progress_bar_config
+        file = config.get("file")
+        console = Console(stderr=True) if file is None else Console(file=file)
+        # Off when its stream is not a terminal: a log file gets no half-drawn bars.
         disable = self.progress_bar_disabled or not console.is_terminal
         return track(
-            timesteps, description="Denoising", disable=disable, transient=True, console=console
+            timesteps,
+            description=str(config.get("desc") or "Denoising"),
+            disable=disable,
+            transient=not config.get("leave", False),
+            console=console,
         )
 
     # -- 1. Check inputs -------------------------------------------------------------------
@@ -171,9 +290,77 @@ class RadiologyPipeline:
             raise ValueError(
                 f"num_images_per_prompt must be an integer >= 1, got {num_images_per_prompt!r}"
             )
-        if output_type not in ("np", "pil"):
-            raise ValueError(f"output_type must be 'np' or 'pil', got {output_type!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(
+                "output_type must be 'np' (numpy float32 in [0, 1]), 'pil' (PIL \"L\" images) or "
+                f"'pt' (a float32 torch tensor (B, 1, H, W) in [0, 1]), got {output_type!r}"
+            )
         return prompts, int(steps), float(guidance)
+
+    def check_negative_prompt(
+        self, negative_prompt: str | Sequence[str] | None, prompts: list[str], guidance: float
+    ) -> list[str] | None:
+        """The negative prompts, one per prompt (a string applies to all), or None.
+
+        A negative prompt replaces the empty prompt as the unconditional input of classifier-
+        free guidance, steering away from it. Without guidance (guidance_scale <= 1), and at
+        the steps past `guidance_cutoff`, there is no unconditional input, so it has no effect
+        (a warning says so for guidance_scale <= 1), as in diffusers.
+        """
+        if negative_prompt is None:
+            return None
+        if isinstance(negative_prompt, str):
+            negatives = [negative_prompt] * len(prompts)
+        elif isinstance(negative_prompt, Sequence) and not isinstance(
+            negative_prompt, bytes | bytearray
+        ):
+            negatives = list(negative_prompt)
+        else:
+            raise ValueError(
+                "negative_prompt must be a string or a list of strings, one per prompt, got "
+                f"{type(negative_prompt).__name__}"
+            )
+        if not all(isinstance(n, str) for n in negatives):
+            raise ValueError("negative_prompt must be a string or a list of strings")
+        if len(negatives) != len(prompts):
+            raise ValueError(
+                f"negative_prompt has {len(negatives)} prompts but prompt has {len(prompts)}; "
+                "give one negative prompt per prompt, or a single string for all"
+            )
+        if guidance <= 1.0:
+            logger.warning(
+                "negative_prompt has no effect without classifier-free guidance "
+                "(guidance_scale %g <= 1); set guidance_scale > 1 to use it",
+                guidance,
+            )
+            return None
+        return negatives
+
+    def check_callback(
+        self,
+        callback_on_step_end: StepEndCallback | None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None,
+    ) -> StepEnd | None:
+        """The step-end callback with the tensors it asks for (default: `latents`), or None."""
+        names = (
+            ["latents"]
+            if callback_on_step_end_tensor_inputs is None
+            else list(callback_on_step_end_tensor_inputs)
+        )
+        unknown = [name for name in names if name not in CALLBACK_TENSOR_INPUTS]
+        if unknown or isinstance(callback_on_step_end_tensor_inputs, str):
+            raise ValueError(
+                "callback_on_step_end_tensor_inputs must be a list of names among "
+                f"{list(CALLBACK_TENSOR_INPUTS)}, got {callback_on_step_end_tensor_inputs!r}"
+            )
+        if callback_on_step_end is None:
+            return None
+        if not callable(callback_on_step_end):
+            raise ValueError(
+                "callback_on_step_end must be a function (pipe, step_index, timestep, "
+                f"callback_kwargs) -> dict, got {type(callback_on_step_end).__name__}"
+            )
+        return StepEnd(callback_on_step_end, tuple(names))
 
     def check_size(self, height: int, width: int, what: str = "image") -> None:
         """Raise unless height and width are positive multiples of the model's size step."""
@@ -191,16 +378,25 @@ class RadiologyPipeline:
     # -- 2. Encode prompt ------------------------------------------------------------------
 
     def encode_prompt(
-        self, prompts: list[str], num_images_per_prompt: int, do_guidance: bool
+        self,
+        prompts: list[str],
+        num_images_per_prompt: int,
+        do_guidance: bool,
+        negative_prompts: list[str] | None = None,
     ) -> torch.Tensor:
-        """Text embeddings for the batch; with guidance, the unconditional half comes first."""
+        """Text embeddings for the batch; with guidance, the unconditional half comes first:
+        the empty prompt's embedding, or that of each prompt's negative prompt."""
         free_text = bool(self.components.defaults.get("free_text_prompts", False))
         # A model radsynth trained carries its defaults; a folder without them (a user's
         # Stable Diffusion model) takes its prompts as written.
-        texts = normalise_prompts(
-            prompts, free_text=free_text, vocabulary=bool(self.components.defaults)
-        )
-        for text in dict.fromkeys(texts):
+        vocabulary = self.components.trained_by_radsynth
+        texts = normalise_prompts(prompts, free_text=free_text, vocabulary=vocabulary)
+        negatives = None
+        if do_guidance and negative_prompts is not None:
+            negatives = normalise_prompts(
+                negative_prompts, free_text=free_text, vocabulary=vocabulary
+            )
+        for text in dict.fromkeys(texts + (negatives or [])):
             cut = self.components.prompt_encoder.cut_text(text)
             if cut:
                 # As diffusers does for CLIP's 77 tokens: the model never sees these words.
@@ -215,6 +411,9 @@ class RadiologyPipeline:
         embeds = embeds.repeat_interleave(num_images_per_prompt, dim=0)
         if not do_guidance:
             return embeds
+        if negatives is not None:
+            uncond = self.components.prompt_encoder.encode(negatives, self.device)
+            return torch.cat([uncond.repeat_interleave(num_images_per_prompt, dim=0), embeds])
         # An empty prompt is the unconditional input: training drops captions to "".
         empty = self.components.prompt_encoder.encode([""], self.device)
         return torch.cat([empty.expand_as(embeds), embeds])
@@ -248,6 +447,26 @@ class RadiologyPipeline:
                 "(prompts x num_images_per_prompt), or a single generator"
             )
         return randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
+
+    def check_latents(self, latents: Any, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """User-given initial noise (diffusers' `latents`) as float32 on the device, checked
+        against the shape the call needs."""
+        factor = self.components.vae_scale_factor
+        if not isinstance(latents, torch.Tensor):
+            raise ValueError(
+                f"latents must be a torch tensor of shape {shape}, got {type(latents)}"
+            )
+        if tuple(latents.shape) != shape:
+            raise ValueError(
+                f"latents must have shape {shape} (prompts x num_images_per_prompt, the "
+                f"model's {shape[1]} channels, height / {factor}, width / {factor}), got "
+                f"{tuple(latents.shape)}"
+            )
+        if not latents.is_floating_point():
+            raise ValueError(
+                f"latents must be a float tensor (standard normal noise), got {latents.dtype}"
+            )
+        return latents.to(self.device, torch.float32)
 
     # -- 5. Denoising ----------------------------------------------------------------------
 
@@ -283,9 +502,11 @@ class RadiologyPipeline:
         embeds: torch.Tensor,
         guidance_scale: float,
         generator: torch.Generator | None,
+        step_end: StepEnd | None = None,
     ) -> torch.Tensor:
         """Denoise, replacing the known region (`keep` = 1) by the known latents noised to the
         next timestep after every step, so the generated region grows out of its context.
+        `step_end` is called after each step, on the blended latents.
         """
         noise = self.random_latents(tuple(known.shape), generator)
         extra = self.step_kwargs(generator)
@@ -297,9 +518,21 @@ class RadiologyPipeline:
             else:
                 known_now = known
             latents = keep * known_now + (1.0 - keep) * latents
+            if step_end is not None:
+                latents, embeds = step_end(self, i, t, latents, embeds)
         return latents
 
     # -- 6. Postprocess --------------------------------------------------------------------
+
+    def output(
+        self, images: torch.Tensor, output_type: str, return_dict: bool
+    ) -> RadiologyPipelineOutput | tuple[Any, ...]:
+        """(B, 1, H, W) images in [0, 1] as the call asked: a RadiologyPipelineOutput, or with
+        `return_dict=False` a tuple whose only item is the images (diffusers' `[0]`)."""
+        if output_type == "pt":
+            images = images.to(self.device)
+        result = postprocess(images, output_type)
+        return result if return_dict else (result.images,)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -364,13 +597,34 @@ def image_to_tensor(image: ImageInput, name: str = "image") -> torch.Tensor:
         if image.mode == "I":
             array = _int_as_16bit(array, name)
         array = _array_to_unit(array, name)
-    elif isinstance(image, np.ndarray):
-        array = _array_to_unit(image, name)
+    elif isinstance(image, np.ndarray | torch.Tensor):
+        array = _array_to_unit(_one_image(image, name), name)
     else:
-        raise ValueError(f"{name} must be a 2-D numpy array or a PIL image, got {type(image)}")
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D grayscale array (H, W), got shape {array.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D numpy array or a PIL image (or a torch tensor), got "
+            f"{type(image)}"
+        )
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+
+
+def _one_image(image: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    """A numpy array or torch tensor of one grayscale image as a 2-D numpy array: (H, W), or
+    (1, H, W) and (1, 1, H, W) with the leading axes dropped."""
+    if isinstance(image, torch.Tensor):
+        tensor = image.detach().cpu()
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+            tensor = tensor.float()  # half precision: numpy has no bfloat16
+        array = tensor.numpy()
+    else:
+        array = image
+    if array.ndim in (3, 4) and all(size == 1 for size in array.shape[:-2]):
+        array = array.reshape(array.shape[-2:])
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D grayscale array (H, W), (1, H, W) or (1, 1, H, W), got shape "
+            f"{tuple(array.shape)}; pass one grayscale image (num_images_per_prompt makes more)"
+        )
+    return array
 
 
 def _warn_if_few_bits(array: np.ndarray, name: str) -> None:
@@ -423,10 +677,13 @@ def _mask_to_unit(mask_image: ImageInput) -> np.ndarray:
     name = "mask_image"
     if isinstance(mask_image, Image.Image):
         array = _pil_to_array(mask_image)
-    elif isinstance(mask_image, np.ndarray):
-        array = mask_image
+    elif isinstance(mask_image, np.ndarray | torch.Tensor):
+        array = _one_image(mask_image, name)
     else:
-        raise ValueError(f"{name} must be a 2-D numpy array or a PIL image, got {type(mask_image)}")
+        raise ValueError(
+            f"{name} must be a 2-D numpy array or a PIL image (or a torch tensor), got "
+            f"{type(mask_image)}"
+        )
     if array.dtype == np.bool_:
         return array.astype(np.float32)
     if np.issubdtype(array.dtype, np.floating):
@@ -475,7 +732,9 @@ def mask_to_tensor(mask_image: ImageInput, height: int, width: int) -> torch.Ten
 
 
 def postprocess(images: torch.Tensor, output_type: str) -> RadiologyPipelineOutput:
-    """(B, 1, H, W) tensors in [0, 1] to the public output type."""
+    """(B, 1, H, W) tensors in [0, 1] to the public output type ("pt": as they are, float32)."""
+    if output_type == "pt":
+        return RadiologyPipelineOutput(images=images.detach().to(torch.float32))
     arrays = images[:, 0].detach().cpu().numpy().astype(np.float32, copy=False)
     if output_type == "np":
         return RadiologyPipelineOutput(images=arrays)

@@ -16,6 +16,7 @@ noised to `layout_strength` of the schedule (SDEdit), and refine it at full reso
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import torch
 
@@ -23,8 +24,9 @@ from radsynth.pipelines.pipeline_base import (
     ImageInput,
     OutputType,
     RadiologyPipelineOutput,
+    StepEnd,
+    StepEndCallback,
     image_to_tensor,
-    postprocess,
 )
 from radsynth.pipelines.pipeline_inpaint import MaskedPipeline
 
@@ -78,6 +80,7 @@ def place_on_canvas(
 class OutpaintPipeline(MaskedPipeline):
     """Extend `image` by the given pixel amounts on each side."""
 
+    @overload
     def __call__(
         self,
         prompt: str | Sequence[str],
@@ -94,18 +97,74 @@ class OutpaintPipeline(MaskedPipeline):
         overlap: int | None = None,
         layout_prompt: str | None = None,
         layout_strength: float = 0.5,
-    ) -> RadiologyPipelineOutput:
+        negative_prompt: str | Sequence[str] | None = None,
+        return_dict: Literal[True] = True,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+    ) -> RadiologyPipelineOutput: ...
+
+    @overload
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        image: ImageInput,
+        left: int = 0,
+        right: int = 0,
+        top: int = 0,
+        bottom: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: OutputType = "np",
+        overlap: int | None = None,
+        layout_prompt: str | None = None,
+        layout_strength: float = 0.5,
+        negative_prompt: str | Sequence[str] | None = None,
+        *,
+        return_dict: Literal[False],
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+    ) -> tuple[Any, ...]: ...
+
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        image: ImageInput,
+        left: int = 0,
+        right: int = 0,
+        top: int = 0,
+        bottom: int = 0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | None = None,
+        output_type: OutputType = "np",
+        overlap: int | None = None,
+        layout_prompt: str | None = None,
+        layout_strength: float = 0.5,
+        negative_prompt: str | Sequence[str] | None = None,
+        return_dict: bool = True,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] | None = None,
+    ) -> RadiologyPipelineOutput | tuple[Any, ...]:
         """Images of (top + H + bottom) x (left + W + right) pixels, the original in place.
 
         `overlap`: pixels shared by neighbouring tiles (default half a tile).
         `layout_prompt`: draw the whole canvas first, shrunk to one tile, with this prompt, and
         refine that layout tile by tile from `layout_strength` (1 keeps nothing of it). Only
         used when the canvas is larger than one tile.
+        `negative_prompt` (used for the layout pass too), `output_type` and `return_dict` as in
+        `TextToImagePipeline`. The canvas is denoised in several passes (the layout, then each
+        tile): `callback_on_step_end` is called at every step of every pass, its step index
+        counting from 0 in each pass, and sees that pass's latents (one tile).
         """
         # 1. Check inputs
         prompts, steps, guidance = self.check_common(
             prompt, num_inference_steps, guidance_scale, num_images_per_prompt, output_type
         )
+        negatives = self.check_negative_prompt(negative_prompt, prompts, guidance)
+        step_end = self.check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         pixels = image_to_tensor(image)
         height, width = pixels.shape[-2:]
         check_amounts(left, right, top, bottom)
@@ -125,7 +184,7 @@ class OutpaintPipeline(MaskedPipeline):
             layout_prompt = None  # one tile sees the whole canvas: nothing to plan
 
         # 2. Encode prompt
-        embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0)
+        embeds = self.encode_prompt(prompts, num_images_per_prompt, guidance > 1.0, negatives)
         batch = len(prompts) * num_images_per_prompt
 
         # 3.-6. For each tile: timesteps, latents, masked denoising, paste-back
@@ -133,9 +192,9 @@ class OutpaintPipeline(MaskedPipeline):
         strength = 1.0
         if layout_prompt is not None:
             layout_embeds = self.encode_prompt(
-                [layout_prompt] * len(prompts), num_images_per_prompt, guidance > 1.0
+                [layout_prompt] * len(prompts), num_images_per_prompt, guidance > 1.0, negatives
             )
-            guess = self.layout(canvas, known, layout_embeds, steps, guidance, generator)
+            guess = self.layout(canvas, known, layout_embeds, steps, guidance, generator, step_end)
             canvas = torch.where(known, canvas, guess)
             strength = layout_strength
         stride_h, stride_w = tile_h - overlap, tile_w - overlap
@@ -144,11 +203,11 @@ class OutpaintPipeline(MaskedPipeline):
             window = (slice(None), slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
             regenerate = ~known[y : y + tile_h, x : x + tile_w][None, None]
             tile = self.regenerate(
-                canvas[window], regenerate, embeds, steps, guidance, strength, generator
+                canvas[window], regenerate, embeds, steps, guidance, strength, generator, step_end
             )
             canvas[window] = tile.cpu()
             known[y : y + tile_h, x : x + tile_w] = True
-        return postprocess(canvas, output_type)
+        return self.output(canvas, output_type, return_dict)
 
     def layout(
         self,
@@ -158,6 +217,7 @@ class OutpaintPipeline(MaskedPipeline):
         steps: int,
         guidance: float,
         generator: torch.Generator | None,
+        step_end: StepEnd | None = None,
     ) -> torch.Tensor:
         """The whole canvas drawn in one native-size pass around its shrunk known pixels, then
         enlarged back to the canvas: (B, 1, H, W), a plan for the tiles to refine."""
@@ -176,7 +236,9 @@ class OutpaintPipeline(MaskedPipeline):
         field[:, :, top : top + small_h, left : left + small_w] = small
         regenerate = torch.ones(1, 1, size, size, dtype=torch.bool)
         regenerate[:, :, top : top + small_h, left : left + small_w] = ~small_known
-        drawn = self.regenerate(field, regenerate, embeds, steps, guidance, 1.0, generator).cpu()
+        drawn = self.regenerate(
+            field, regenerate, embeds, steps, guidance, 1.0, generator, step_end
+        ).cpu()
         drawn = drawn[:, :, top : top + small_h, left : left + small_w]
         enlarged = shrink(drawn, size=(canvas_h, canvas_w), mode="bilinear", align_corners=False)
         return enlarged.clamp(0.0, 1.0)
