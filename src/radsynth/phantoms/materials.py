@@ -51,7 +51,10 @@ _TABLE: tuple[Material, ...] = (
     Material("trabecular_bone", 0.0420, 300.0, 350.0, 70.0, 0.8, 3.0, 10.0),
     Material("cartilage", 0.0268, 100.0, 1000.0, 40.0, 0.7, 0.3, 1.0),
     Material("fluid", 0.0245, 5.0, 3000.0, 1500.0, 1.0, 0.0, 0.05),
-    Material("haemorrhage", 0.0265, 70.0, 900.0, 70.0, 0.85, 0.8, 0.3),
+    # Blood products: acute on CT (70 HU), late subacute on MR (extracellular methaemoglobin:
+    # short T1, long T2, bright on T1, T2 and PD). The values of brain tissue it had before
+    # (T1 900, T2 70) left an intracranial haemorrhage invisible on every sequence.
+    Material("haemorrhage", 0.0265, 70.0, 300.0, 250.0, 0.9, 0.8, 0.3),
     Material("tumour_lytic", 0.0252, 40.0, 1100.0, 110.0, 0.85, 0.5, 0.8),
     Material("tumour_sclerotic", 0.0720, 900.0, 800.0, 10.0, 0.2, 3.5, 15.0),
     Material("nodule", 0.0255, 35.0, 900.0, 70.0, 0.8, 0.8, 0.8),

@@ -1,0 +1,32 @@
+"""A finding a case's labels name stands out in its image: measured against the tissue around
+its mask, on the same seed rendered with and without it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from radsynth.phantoms.cases import make_case
+from radsynth.vocabulary import Finding
+
+
+@pytest.mark.parametrize("sequence", ["t1", "t2", "pd"])
+def test_an_intracranial_haemorrhage_shows_on_every_mr_sequence(sequence: str) -> None:
+    # With brain tissue's relaxation times (T1 900, T2 70 ms) the haemorrhage was invisible
+    # on T1, T2 and PD (contrast-to-noise -2 to +3.6) though labelled and captioned.
+    for seed in range(3):
+        case = make_case(
+            seed, modality="mri", region="head", view="axial", sequence=sequence,
+            findings_=(Finding("intracranial_haemorrhage"),), size=96,
+        )  # fmt: skip
+        clean = make_case(
+            seed, modality="mri", region="head", view="axial", sequence=sequence,
+            findings_=(), size=96,
+        )  # fmt: skip
+        mask = next(m for k, m in case.image.masks.items() if "haemorrhage" in k)
+        ring = ndimage.binary_dilation(mask, iterations=3) & ~mask
+        image = case.image.image
+        contrast = (image[mask].mean() - image[ring].mean()) / (image[ring].std() + 1e-6)
+        assert contrast > 1.5, (sequence, seed, contrast)
+        assert np.abs(image - clean.image.image)[mask].max() > 0.1
