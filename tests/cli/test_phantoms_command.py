@@ -283,3 +283,30 @@ def test_ctrl_c_is_told_apart_from_other_system_errors():
         inside_kernel = error
     assert was_interrupted(KeyboardInterrupt()) and was_interrupted(inside_kernel)
     assert not was_interrupted(SystemError("another")) and not was_interrupted(ValueError())
+
+
+def test_a_fetal_ultrasound_shares_a_subject_id_only_with_its_own_body():
+    # A fetal ultrasound in a group whose shared subject is a man (or past the fetal cases'
+    # ages) images another woman; it kept the group's subject_id, mixing two people (14 of 100
+    # four-image subjects). A woman who can carry is imaged as herself.
+    from radsynth.phantoms.cases import make_case, shared_subject
+
+    man, woman = 0, 11  # subject seeds: an 82-year-old man, a 32-year-old woman
+    assert shared_subject(man).sex == "male" and shared_subject(woman).age == 32
+    for subject_seed, same in ((man, False), (woman, True)):
+        fetal = make_case(5, modality="us", region="fetus", size=32, subject_seed=subject_seed)
+        knee = make_case(6, modality="xray", region="knee", size=32, subject_seed=subject_seed)
+        assert (fetal.subject == knee.subject) is same
+        assert knee.subject == shared_subject(subject_seed)
+
+
+def test_subject_ids_follow_the_person_imaged(tmp_path, monkeypatch):
+    import radsynth.cli.phantoms_command as command
+    from radsynth.phantoms.cases import shared_subject
+
+    record = {"id": "case_000009", "subject": {"sex": "female", "age": 30}}
+    monkeypatch.setattr(command, "subject_seed_for", lambda seed, index, per: 0)
+    assert shared_subject(0).sex == "male"
+    assert command._subject_id(record, 9, 0, 4) == "subject_000002_case_000009"
+    same = {"id": "case_000008", "subject": {"sex": "male", "age": shared_subject(0).age}}
+    assert command._subject_id(same, 8, 0, 4) == "subject_000002"

@@ -24,7 +24,7 @@ from radsynth.io.manifest import MANIFEST_NAME, ManifestWriter, read_manifest
 from radsynth.io.masks import load_masks, write_masks
 from radsynth.io.png import write_png
 from radsynth.io.provenance import PNG_SPACING_KEY, format_spacing_text
-from radsynth.phantoms.cases import MAX_SIZE, MIN_SIZE, Case, make_case
+from radsynth.phantoms.cases import MAX_SIZE, MIN_SIZE, Case, make_case, shared_subject
 from radsynth.phantoms.contact_sheet import labelled_sheet, make_contact_sheet
 from radsynth.vocabulary import Labels, make_caption, parse_prompt
 
@@ -218,11 +218,27 @@ def generate_cases(
         for record in _records(jobs, workers):
             # The subject a case images, to split by patient (cases sharing a body share it).
             index = int(record["id"].removeprefix("case_"))
-            manifest.append({**record, "subject_id": f"subject_{index // per_subject:06d}"})
+            manifest.append({**record, "subject_id": _subject_id(record, index, seed, per_subject)})
             written += 1
             progress.advance(task)
     write_preview(out)
     return written
+
+
+def _subject_id(record: dict, index: int, seed: int, per_subject: int) -> str:
+    """The id of the person a case images: its group's ("subject_000009") where the case shows
+    the group's shared subject; one of its own where a case fixed who it images (a fetal
+    ultrasound in a group whose subject is a man or past the fetal cases' ages is another
+    woman, who must not share the id)."""
+    group = f"subject_{index // per_subject:06d}"
+    subject_seed = subject_seed_for(seed, index, per_subject)
+    if subject_seed is None:
+        return group
+    shared = shared_subject(subject_seed)
+    drawn = record.get("subject") or {}
+    if (drawn.get("sex"), drawn.get("age")) == (shared.sex, shared.age):
+        return group
+    return f"{group}_{record['id']}"
 
 
 def _check_phantoms_folder(out: Path, settings: dict | None) -> None:

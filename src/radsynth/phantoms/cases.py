@@ -198,6 +198,19 @@ def _shared_body(subject_seed: int, sex: str | None, age: int | None) -> tuple[S
     return subject, make_body(subject, rng)
 
 
+def shared_subject(subject_seed: int) -> Subject:
+    """The subject that the cases of `subject_seed` image (`make_case(subject_seed=...)`) where
+    no case fixes sex or age. A case that fixes them (a fetal ultrasound of a man's subject
+    seed) images another person: compare its `subject` with this to tell."""
+    return _shared_body(subject_seed, None, None)[0]
+
+
+def _can_carry(subject: Subject) -> bool:
+    """A subject a fetal ultrasound can image: a woman of the fetal cases' ages."""
+    low, high = FETUS_AGE_RANGE
+    return subject.sex == "female" and low <= subject.age < high
+
+
 def _subject_and_body(
     seed_stream: np.random.Generator, subject_seed: int | None, sex: str | None, age: int | None
 ) -> tuple[Subject, Body]:
@@ -254,8 +267,12 @@ def make_case(
     if modality == "us" and region == "fetus":
         if sex == "male":
             raise ValueError("a fetal ultrasound images a pregnant woman: sex must be female")
+        drawn_age = int(choose.integers(*FETUS_AGE_RANGE))  # drawn either way: streams stay
+        shared = shared_subject(subject_seed) if subject_seed is not None else None
+        if age is None and shared is not None and _can_carry(shared):
+            age = shared.age  # the subject of the other cases, not another woman
         sex = "female"
-        age = age if age is not None else int(choose.integers(*FETUS_AGE_RANGE))
+        age = age if age is not None else drawn_age
     chosen = (
         tuple(findings_) if findings_ is not None else _draw_findings(finding_rng, modality, region)
     )
