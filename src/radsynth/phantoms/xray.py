@@ -6,6 +6,13 @@ Physics, in order: exact line integrals of attenuation through the body (Beer-La
 a window fixed per body and region (as automatic exposure control would set it), a film-like
 tone curve and the unsharp masking of digital radiography, and a lead side marker.
 
+Attenuation is that of one effective energy, about 45 keV (`materials.py`). Thick projections
+(lateral pelvis, lateral lumbar spine; line integrals of 10-12 at 45 keV) are taken as in
+practice at higher kVp and with an anti-scatter grid: their `RegionSpec` names a `Technique`
+for the lateral view, an effective energy of ~60 keV at which every material's attenuation is
+rescaled (bone falls more than soft tissue, see `energy_factors`), the share of scatter the grid
+lets through, and the stronger equalisation the then much wider dynamic range needs.
+
 Every regional radiograph is a window onto one infinite detector plane per (body, view, pixel
 spacing): pixel centres sit on a lattice anchored at the body's origin and the noise is drawn
 per lattice tile, so a regional image is exactly a crop of the same body's full projection at
@@ -16,7 +23,8 @@ answer key for outpainting).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -25,6 +33,7 @@ from scipy import ndimage
 
 from radsynth.phantoms.body import Body
 from radsynth.phantoms.image import PhantomImage
+from radsynth.phantoms.materials import MATERIALS
 from radsynth.phantoms.raycast import Grid, project
 from radsynth.vocabulary.labels import PAIRED_REGIONS, XRAY_REGIONS
 
@@ -36,12 +45,27 @@ MARGIN_PX = 8  # rendered around the window so blurs near its border match a lar
 
 
 @dataclass(frozen=True)
+class Technique:
+    """Exposure technique of a thick projection, taken as in practice at higher kVp with an
+    anti-scatter grid: the beam's effective energy (keV), the share of this model's scatter the
+    grid lets through, and the processing set for it (dynamic range compression and black level,
+    as in `RegionSpec`): with the scatter gone the detector sees the projection's full dynamic
+    range, which is equalised more strongly."""
+
+    kev: float
+    grid: float
+    compression: float
+    floor: float
+
+
+@dataclass(frozen=True)
 class RegionSpec:
     """Where a regional radiograph is centred (a landmark plus an offset, mm, reference body),
     its square field of view (mm, reference body), scatter-to-primary ratio, the x-ray quanta
     per pixel behind typical tissue (automatic exposure control) and the black level as a
     fraction of the typical attenuation (soft tissue of an extremity stays visible, the thick
-    soft tissue of the trunk is pushed towards grey)."""
+    soft tissue of the trunk is pushed towards grey). Thick lateral projections name the
+    `Technique` of their lateral view (None: EFFECTIVE_KEV, no grid, the settings above)."""
 
     landmark: str
     offset: tuple[float, float, float]
@@ -50,26 +74,95 @@ class RegionSpec:
     photons: float
     floor: float
     compression: float
+    lateral: Technique | None = None
 
+
+# Lateral pelvis and lumbar spine (line integrals of 10-12 at 45 keV, the primary beam buried in
+# scatter): about 90 kVp, effective energy ~60 keV, and a high-ratio grid.
+_THICK_LATERAL = Technique(kev=60.0, grid=0.025, compression=0.9, floor=0.1)
 
 REGIONS: dict[str, RegionSpec] = {
     "head": RegionSpec("head_centre", (0.0, 10.0, -12.0), 260.0, 0.1, 3000.0, 0.45, 0.4),
     "chest": RegionSpec("t6_centre", (0.0, 40.0, -30.0), 400.0, 0.12, 4000.0, 0.3, 0.45),
     "shoulder": RegionSpec("{side}_shoulder", (-30.0, 0.0, -10.0), 230.0, 0.1, 3000.0, 0.3, 0.45),
     "abdomen": RegionSpec("l3_centre", (0.0, 30.0, 10.0), 400.0, 0.15, 3000.0, 0.55, 0.55),
-    "pelvis": RegionSpec("pelvis_centre", (0.0, 0.0, -20.0), 380.0, 0.15, 3000.0, 0.55, 0.6),
+    "pelvis": RegionSpec(
+        "pelvis_centre", (0.0, 0.0, -20.0), 380.0, 0.15, 3000.0, 0.55, 0.6, _THICK_LATERAL
+    ),
     "hand": RegionSpec("{side}_hand", (0.0, 0.0, -15.0), 230.0, 0.03, 2500.0, 0.6, 0.3),
     "wrist": RegionSpec("{side}_wrist", (0.0, 0.0, -12.0), 130.0, 0.03, 2500.0, 0.6, 0.3),
     "knee": RegionSpec("{side}_knee", (0.0, 0.0, 10.0), 220.0, 0.06, 3000.0, 0.35, 0.45),
     "ankle": RegionSpec("{side}_ankle", (0.0, 0.0, 5.0), 200.0, 0.05, 3000.0, 0.35, 0.7),
     "cervical_spine": RegionSpec("c4_centre", (0.0, 10.0, 0.0), 190.0, 0.1, 3000.0, 0.4, 0.5),
     "thoracic_spine": RegionSpec("t7_centre", (0.0, 20.0, 0.0), 400.0, 0.15, 3000.0, 0.45, 0.55),
-    "lumbar_spine": RegionSpec("l3_centre", (0.0, 20.0, -10.0), 280.0, 0.15, 3000.0, 0.55, 0.55),
+    "lumbar_spine": RegionSpec(
+        "l3_centre", (0.0, 20.0, -10.0), 280.0, 0.15, 3000.0, 0.55, 0.55, _THICK_LATERAL
+    ),
     "full_body": RegionSpec("pelvis_centre", (0.0, 0.0, -55.0), 1820.0, 0.08, 4000.0, 0.3, 0.5),
 }
 # Lateral views of one limb keep only the rays' part on that side of this plane (x, mm from
 # the landmark towards the midline), so the other limb is out of the beam.
 _LATERAL_CLIP_MM = {"shoulder": 110.0, "hand": 70.0, "wrist": 60.0, "knee": 95.0, "ankle": 85.0}
+
+EFFECTIVE_KEV = 45.0  # the energy of the attenuation coefficients in `materials.py`
+# Mass attenuation coefficients (cm^2/g, NIST XCOM) of water, cortical bone (ICRU-44) and iron
+# at these energies (keV); only their ratios to the value at EFFECTIVE_KEV are used.
+_NIST_KEV = np.array([40.0, 50.0, 60.0, 80.0, 100.0])
+_NIST_MU = {
+    "water": np.array([0.2683, 0.2269, 0.2059, 0.1837, 0.1707]),
+    "bone": np.array([0.6655, 0.4242, 0.3148, 0.2229, 0.1855]),
+    "iron": np.array([3.629, 1.958, 1.205, 0.5952, 0.3717]),
+}
+
+
+def _nist_ratio(reference: str, kev: float) -> float:
+    """Attenuation of `reference` at `kev` over that at EFFECTIVE_KEV (log-log interpolation)."""
+    x = np.log(_NIST_KEV)
+    y = np.log(_NIST_MU[reference])
+    return float(np.exp(np.interp(np.log(kev), x, y) - np.interp(np.log(EFFECTIVE_KEV), x, y)))
+
+
+_SOFT_TISSUE_MAX_MU = 0.035  # 1/mm at EFFECTIVE_KEV: above this a material contains mineral
+
+
+@lru_cache(maxsize=8)
+def energy_factors(kev: float) -> dict[str, float]:
+    """Per material, its attenuation at effective energy `kev` over that at EFFECTIVE_KEV.
+
+    Soft tissues, fluids, fat and lung (differing from water mostly in density) scale as water;
+    materials between soft tissue and cortical bone as a mixture of water and bone (the mixture
+    rule is exact for linear attenuation: trabecular bone, sclerotic tumour); denser ones
+    (metals: mostly photoelectric absorption between absorption edges) as iron."""
+    if not _NIST_KEV[0] <= kev <= _NIST_KEV[-1]:
+        raise ValueError(f"effective energy must be {_NIST_KEV[0]:g}-{_NIST_KEV[-1]:g} keV")
+    water_mu = MATERIALS["fluid"].mu_per_mm
+    bone_mu = MATERIALS["cortical_bone"].mu_per_mm
+    water, bone, metal = (_nist_ratio(name, kev) for name in ("water", "bone", "iron"))
+    factors = {}
+    for name, m in MATERIALS.items():
+        if m.mu_per_mm <= _SOFT_TISSUE_MAX_MU:
+            factors[name] = water
+        elif m.mu_per_mm <= bone_mu:
+            share = (m.mu_per_mm - water_mu) / (bone_mu - water_mu)  # bone's volume share
+            factors[name] = ((1.0 - share) * water_mu * water + share * bone_mu * bone) / (
+                m.mu_per_mm
+            )
+        else:
+            factors[name] = metal
+    return factors
+
+
+def _body_at(body: Body, kev: float) -> Body:
+    """`body` with every material's attenuation at effective energy `kev` (cached on the body;
+    the body itself at EFFECTIVE_KEV)."""
+    if kev == EFFECTIVE_KEV:
+        return body
+    cache: dict[float, Body] = body.__dict__.setdefault("_at_kev", {})
+    if kev not in cache:
+        factors = energy_factors(kev)
+        mu_scale = {name: body.mu_scale.get(name, 1.0) * f for name, f in factors.items()}
+        cache[kev] = replace(body, mu_scale=mu_scale)
+    return cache[kev]
 
 
 @dataclass(frozen=True)
@@ -249,6 +342,8 @@ class XraySettings:
     photons: float = 3000.0  # quanta per pixel in air, after automatic exposure control
     typical: float = 0.0  # median attenuation (line integral) of the body in the region
     compression: float = 0.0  # dynamic range compression: share of large-scale contrast removed
+    kev: float = EFFECTIVE_KEV  # effective beam energy (higher kVp for thick projections)
+    grid: float = 1.0  # share of scatter that an anti-scatter grid lets through
 
 
 def _clip(
@@ -294,6 +389,7 @@ def _primary_and_masks(
     spacing: float,
     masks: bool,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int, int], Grid]:
+    body = _body_at(body, settings.kev)
     projection = view_geometry(settings.view)
     grid, first = _lattice_grid(projection, centre, shape, spacing)
     clip = _clip(body, settings.region, settings.view, settings.laterality, grid, projection)
@@ -355,7 +451,7 @@ def render_window(
     lo, hi = settings.window
     gray = _develop(
         integral,
-        (spec.scatter * scatter).astype(np.float64),
+        (spec.scatter * settings.grid * scatter).astype(np.float64),
         background.astype(np.float64),
         np.array(
             [
@@ -400,6 +496,7 @@ def _scatter(
     """Scatter fluence (the primary blurred over ~30 mm) and the large-scale attenuation (the
     line integral blurred alike), computed on a coarse lattice that is itself anchored at the
     body origin, so both agree between windows."""
+    body = _body_at(body, settings.kev)
     coarse = settings.spacing_mm * COARSE_FACTOR
     sigma_px = SCATTER_SIGMA_MM * body.scale / coarse
     pad = int(np.ceil(4.0 * sigma_px)) + 2
@@ -466,8 +563,20 @@ def region_settings(
         exclude = exclude | arm_structures(body)
     spacing = pixel_spacing(body, region, size)
     spec = REGIONS[region]
+    technique = spec.lateral if view == "lateral" else None
+    kev, grid = (technique.kev, technique.grid) if technique else (EFFECTIVE_KEV, 1.0)
+    compression = technique.compression if technique else spec.compression
+    floor = technique.floor if technique else spec.floor
     probe = XraySettings(
-        region, view, laterality, spacing * size / PROBE_PX, (0.0, 1.0), noise_seed, exclude
+        region,
+        view,
+        laterality,
+        spacing * size / PROBE_PX,
+        (0.0, 1.0),
+        noise_seed,
+        exclude,
+        kev=kev,
+        grid=grid,
     )
     centre = region_centre(body, region, laterality)
     integral, _, _, _ = _primary_and_masks(
@@ -475,17 +584,16 @@ def region_settings(
     )
     inside = integral[integral > 0.05]
     typical = float(np.median(inside)) if inside.size else 0.0
-    compression = spec.compression
     sigma_px = SCATTER_SIGMA_MM * body.scale / probe.spacing_mm
     capped = np.minimum(integral, 1.8 * typical + 1.0)
     background = ndimage.gaussian_filter(capped, sigma_px, mode="nearest")
     scatter = ndimage.gaussian_filter(scatter_source(integral), sigma_px, mode="nearest")
-    log_signal = -np.log(np.exp(-integral) + spec.scatter * scatter)
+    log_signal = -np.log(np.exp(-integral) + spec.scatter * grid * scatter)
     log_signal -= compression * (background - typical)
     in_body = log_signal[integral > 0.05] if inside.size else log_signal.ravel()
     low, high = np.percentile(in_body, [15.0, 99.8])
     spread = max(float(high - low), 0.3)
-    lo = max(float(low) - spec.floor * spread, 0.02)  # air stays black
+    lo = max(float(low) - floor * spread, 0.02)  # air stays black
     hi = float(high) + 0.04 * spread
     photons = spec.photons * float(np.exp(min(typical, 9.0)))
     window = (lo, max(hi, lo + 0.5))
@@ -500,6 +608,8 @@ def region_settings(
         photons,
         typical,
         compression,
+        kev,
+        grid,
     )
 
 
