@@ -450,3 +450,13 @@ def test_the_side_of_an_ap_knee_is_read_from_where_the_fibula_lies() -> None:
     assert all(r["laterality_from"] == "fibula and tibia" for r in records[:-1])
     assert all(r["laterality_head"] in ("left", "right") for r in records[:-1])
     assert "laterality_from" not in records[-1]
+
+
+@pytest.mark.parametrize("stage", ["findings", "carpals", "body"])
+def test_load_reader_refuses_a_stage_folder(stage: str) -> None:
+    """A stage on its own loaded as a reader without label heads, and failed later at the
+    first check that reads them; load_reader now says where the stage belongs."""
+    if not (WEIGHTS_DIR / stage / "config.json").is_file():
+        pytest.skip(f"no shipped {stage} stage in this checkout")
+    with pytest.raises(ValueError, match=f"belongs in a subfolder .* READER/{stage}"):
+        load_reader(WEIGHTS_DIR / stage)

@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from radsynth.evaluate.reader.model import ReaderNet, load_reader_net
+from radsynth.evaluate.reader.model import (
+    ReaderNet,
+    full_reader_problem,
+    load_reader_net,
+    read_reader_config,
+    stage_kind,
+)
 
 if TYPE_CHECKING:
     from radsynth.evaluate.reader.body import BodyStage
@@ -329,8 +335,16 @@ def load_reader(folder: str | Path | None = None) -> Reader:
     loaded offline from safetensors, cached per folder. A `carpals/` subfolder (written by
     `radsynth train-carpal-reader`) adds the carpal stage, a `findings/` subfolder and any
     `findings_<name>/` ones (written by `radsynth train-finding-reader`) the finding stages, a
-    `body/` subfolder (written by `radsynth train-body-reader`) the body stage."""
-    return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))
+    `body/` subfolder (written by `radsynth train-body-reader`) the body stage. A folder that
+    holds such a stage on its own is refused, saying where it belongs (it loaded as a reader
+    without label heads, and failed later at the first check that reads them)."""
+    path = Path(folder) if folder is not None else WEIGHTS_DIR
+    if (path / "config.json").is_file() and (path / "reader.safetensors").is_file():
+        config = read_reader_config(path)
+        if stage_kind(config) is not None:
+            problem = full_reader_problem(config, str(path), (), (), (), "load_reader")
+            raise ValueError(problem)
+    return _cached(str(path))
 
 
 def pad_to_square(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
