@@ -30,3 +30,17 @@ def test_an_intracranial_haemorrhage_shows_on_every_mr_sequence(sequence: str) -
         contrast = (image[mask].mean() - image[ring].mean()) / (image[ring].std() + 1e-6)
         assert contrast > 1.5, (sequence, seed, contrast)
         assert np.abs(image - clean.image.image)[mask].max() > 0.1
+
+
+@pytest.mark.parametrize("site", ["fibula", "tibia", "femur"])
+def test_a_plate_asked_on_a_knee_lies_in_its_field(site: str) -> None:
+    # Plates took a random place along the shaft (fibular ones at the ankle): asked on a knee
+    # radiograph, 0 of 12 fibular and 4 of 12 tibial plates were in the field.
+    for seed in range(900, 904):
+        case = make_case(
+            seed, modality="xray", region="knee", view="ap",
+            findings_=(Finding("plate_and_screws", site),), size=64,
+        )  # fmt: skip
+        assert "plate_and_screws" not in case.image.meta.get("findings_not_shown", []), seed
+        plate = [m for k, m in case.image.masks.items() if "plate" in k]
+        assert plate and sum(int(m.sum()) for m in plate) >= 4, seed

@@ -33,6 +33,7 @@ from radsynth.phantoms._finding_geometry import (
     _spline,
     _unit,
     _with_cutouts,
+    near_joint_point,
 )
 from radsynth.phantoms.body import Body
 from radsynth.phantoms.solids import (
@@ -168,12 +169,19 @@ def _add_knee_prosthesis(body: Body, site: Site, quals: Quals, rng: Rng, side: S
     return [*structures, *parts], [p.name for p in parts]
 
 
+# The longest plate asked on a regional radiograph: a periarticular plate, inside the field.
+NEAR_JOINT_PLATE_MM = 80.0
 _PLATE_SIDE = {"femur": _X, "tibia": -_X, "fibula": _X, "humerus": _X, "radius": None}
 
 
-def _add_plate_and_screws(body: Body, site: Site, quals: Quals, rng: Rng, side: Site) -> Out:
+def _add_plate_and_screws(
+    body: Body, site: Site, quals: Quals, rng: Rng, side: Site, near: str | None = None
+) -> Out:
     """A steel plate on the lateral (tibia: medial; radius: volar) cortex of the shaft with 4-8
-    screws across the bone; in most cases over a fixed fracture at the plate's centre."""
+    screws across the bone; in most cases over a fixed fracture at the plate's centre. Asked on
+    a regional radiograph (`near`: the joint at its field's centre, `REGION_JOINTS`), the plate
+    is at most 80 mm long and its centre lies as near that joint as the shaft allows: a tibial
+    plate on a knee radiograph is a proximal one, not one at the ankle off the film."""
     assert site is not None
     side = _limb_side(side, rng)
     name = f"{side}_{site}"
@@ -185,7 +193,12 @@ def _add_plate_and_screws(body: Body, site: Site, quals: Quals, rng: Rng, side: 
     out = _perpendicular(shaft.axis, _Y if preferred is None else preferred * _SIGN[side])
     length = min(rng.uniform(0.4, 0.65) * shaft.length, 200.0)
     t_mid = rng.uniform(length / 2 + 5.0, shaft.length - length / 2 - 5.0)
-    if site in ("fibula", "radius"):  # ankle (Weber B) and distal radius plates sit distally
+    if near is not None:
+        length = min(length, NEAR_JOINT_PLATE_MM)
+        point = near_joint_point(body, bone, near, side, rng)
+        t_near = float(np.dot(point - shaft.start, shaft.axis))
+        t_mid = float(np.clip(t_near, length / 2 + 2.0, shaft.length - length / 2 - 2.0))
+    elif site in ("fibula", "radius"):  # ankle (Weber B) and distal radius plates sit distally
         length = min(length, 110.0)
         t_mid = shaft.length - length / 2 - 5.0
     r_mid = max(shaft.a, shaft.b) * (1.0 + shaft.slope * t_mid)

@@ -425,7 +425,7 @@ def place_finding(
         side = pacemaker_side(side, rng) if finding.kind == "pacemaker" else _limb_side(side, rng)
     builder = _BUILDERS[finding.kind]
     near = REGION_JOINTS.get(region) if region is not None else None
-    if near is not None and finding.kind in ("fracture", "bone_tumour"):
+    if near is not None and finding.kind in ("fracture", "bone_tumour", "plate_and_screws"):
         builder = partial(builder, near=near)  # type: ignore[call-arg]
     structures, names = builder(body, site, tuple(finding.qualifiers), rng, side)
     structures, names = _own_names(body, structures, names)
