@@ -108,3 +108,11 @@ def test_words_that_set_nothing_say_so_and_a_dotted_side_is_read():
     assert "written in captions: \n" not in frontal.output  # no empty line
     unknown = runner.invoke(app, ["vocabulary", "--words", "banana"])
     assert unknown.exit_code == 2 and "not a radsynth term" in unknown.output
+
+
+def test_reading_and_listing_are_not_mixed():
+    # --prompt with --region printed the prompt's reading and ignored the region.
+    result = runner.invoke(app, ["vocabulary", "--prompt", "knee X-ray", "--region", "chest"])
+    assert result.exit_code == 2 and "--prompt and --region do different things" in result.output
+    both = runner.invoke(app, ["vocabulary", "--words", "fx", "--prompt", "knee X-ray"])
+    assert both.exit_code == 2 and "give one" in both.output

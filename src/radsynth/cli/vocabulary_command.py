@@ -153,6 +153,14 @@ def vocabulary(
     qualifiers); with --prompt, how radsynth reads a prompt; with --words, what radsynth reads a
     word as and the other words for it."""
     try:
+        asked = [name for name, value in (("--words", words), ("--prompt", prompt)) if value]
+        listing = [n for n, v in (("--modality", modality), ("--region", region)) if v]
+        if len(asked) > 1 or (asked and listing):
+            raise ValueError(
+                f"{' and '.join(asked + listing)} do different things: --words and --prompt "
+                "read a word or a prompt, --modality and --region narrow the list of what a "
+                "prompt can ask for; give one"
+            )
         if words is not None:
             for line in word_lines(words):
                 typer.echo(line)
