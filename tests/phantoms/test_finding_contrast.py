@@ -44,3 +44,17 @@ def test_a_plate_asked_on_a_knee_lies_in_its_field(site: str) -> None:
         assert "plate_and_screws" not in case.image.meta.get("findings_not_shown", []), seed
         plate = [m for k, m in case.image.masks.items() if "plate" in k]
         assert plate and sum(int(m.sum()) for m in plate) >= 4, seed
+
+
+def test_a_ct_chest_pacemaker_shows_its_generator_on_its_side() -> None:
+    # The chest slice lies between the heart and the carina: it crossed the leads (1-6 px)
+    # but never the infraclavicular generator, in 12 of 12 cases labelled "pacemaker".
+    for seed, side in ((800, "right"), (801, "left"), (802, "left")):
+        case = make_case(
+            seed, modality="ct", region="chest",
+            findings_=(Finding("pacemaker", side=side),), size=64,
+        )  # fmt: skip
+        generator = case.image.masks.get("finding_pacemaker_generator")
+        assert generator is not None and generator.any(), seed
+        on_image_right = np.nonzero(generator)[1].mean() > 32
+        assert on_image_right == (side == "left")  # the patient's left on the image's right

@@ -352,6 +352,10 @@ def _shows(image: PhantomImage, names: list[str]) -> bool:
     return not own or any(name in image.masks and image.masks[name].any() for name in own)
 
 
+# Parts of a finding that do not show it on their own in a slice.
+_NOT_ALONE = frozenset({"finding_pacemaker_leads"})
+
+
 def _render_showing(
     body: Body,
     finding_names: list[str],
@@ -373,15 +377,18 @@ def _render_showing(
     image = render(0.0)
     if modality not in ("ct", "mri") or not finding_names:
         return image
-    if any(name in image.masks for name in finding_names):
+    # A pacemaker's leads run through the heart, so a chest slice crossed them but never the
+    # generator (1-6 px of lead labelled "pacemaker"): the slice must show the generator.
+    wanted = [name for name in finding_names if name not in _NOT_ALONE] or finding_names
+    if any(name in image.masks for name in wanted):
         return image
-    lows, highs = zip(*(body.structure(n).bounds() for n in finding_names), strict=True)
+    lows, highs = zip(*(body.structure(n).bounds() for n in wanted), strict=True)
     centre = (np.min(lows, axis=0) + np.max(highs, axis=0)) / 2.0 * body.scale
     axis = _SLICE_AXIS[view]
     distance = float(centre[axis] - image.meta["slice_center_mm"][axis])
     for offset in (distance, -distance):
         moved = render(offset)
-        if any(name in moved.masks for name in finding_names):
+        if any(name in moved.masks for name in wanted):
             return moved
     return image
 
