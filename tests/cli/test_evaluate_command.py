@@ -457,3 +457,13 @@ def test_a_phantoms_folder_groups_diversity_by_labels(tmp_path, phantoms, handcr
         "xray, knee, ap, right; fracture at patella"
     )
     assert any("groups its images by their labels" in note for note in scores["notes"])
+
+
+def test_a_second_run_into_out_says_it_replaces_the_first(tmp_path, phantoms, handcrafted):
+    real = _write(tmp_path / "real", phantoms["real"][:4])
+    synthetic = _write(tmp_path / "synthetic", phantoms["synthetic"][:3])
+    args = ("--real", str(real), "--synthetic", str(synthetic), "--out", str(tmp_path / "o"))
+    first = _run(*args)
+    assert first.exit_code == 0 and "earlier evaluation" not in first.output
+    second = _run(*args)
+    assert second.exit_code == 0 and "holds an earlier evaluation" in second.output

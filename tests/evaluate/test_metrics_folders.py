@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -70,3 +71,21 @@ def test_a_phantoms_folder_without_its_manifest_is_refused_until_resumed(tmp_pat
     assert resumed.exit_code == 0, resumed.output
     assert read_manifest(out) == before
     assert load_image_folder(out).names == [record["image"] for record in before]
+
+
+def test_a_nifti_volume_in_a_folder_is_noted(tmp_path: Path) -> None:
+    # A 3-D NIfTI counted as one image, its middle slice, with no word.
+    import nibabel as nib
+
+    from radsynth.evaluate.metrics.folders import load_image_folder
+    from radsynth.io.png import write_png
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_png(folder / "a.png", np.full((16, 16), 100, np.uint8))
+    volume = np.random.default_rng(0).random((16, 16, 5)).astype(np.float32)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), folder / "vol.nii.gz")
+    images = load_image_folder(folder)
+    assert len(images) == 2
+    assert any("1 NIfTI volume(s) read as one image each" in n and "vol.nii.gz" in n
+               for n in images.notes)  # fmt: skip

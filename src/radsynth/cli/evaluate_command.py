@@ -78,6 +78,12 @@ def evaluate_command(
         err.print("error: --k must be at least 1 and --size at least 32", markup=False)
         raise typer.Exit(code=2)
     check_out(out)
+    if (out / "scores.json").is_file():
+        typer.echo(
+            f"note: {out} holds an earlier evaluation; its scores.json and report.html will be "
+            "replaced (give another --out to keep them)",
+            err=True,
+        )
     options = EvaluateOptions(
         size=size,
         k=k,

@@ -167,10 +167,14 @@ def load_image_folder(
     if on_total is not None:
         on_total(len(entries))
     images, names, captions, labels, skipped, prompts = [], [], [], [], [], []
+    volumes: list[str] = []  # 3-D NIfTI files, each read as its middle axial slice
     for path, caption, label, prompt in entries:
         name = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
         try:
-            pixels = _display(read_image(path, color=color))
+            image = read_image(path, color=color)
+            if image.format == "nifti" and image.n_frames > 1:
+                volumes.append(name)
+            pixels = _display(image)
         except (ImageReadError, FileNotFoundError, IsADirectoryError) as error:
             reason = error.problem if isinstance(error, ImageReadError) else "file not found"
             if on_error == "fail":
@@ -190,7 +194,15 @@ def load_image_folder(
         raise EvaluateError(f"{folder}: none of its {len(entries)} files could be read as images")
     stack = np.empty(len(images), dtype=object)
     stack[:] = images
-    return ImageSet(folder, stack, names, captions, labels, skipped, prompts=prompts)
+    result = ImageSet(folder, stack, names, captions, labels, skipped, prompts=prompts)
+    if volumes:
+        more = f" and {len(volumes) - 5} more" if len(volumes) > 5 else ""
+        shown = ", ".join(volumes[:5]) + more
+        result.notes.append(
+            f"{len(volumes)} NIfTI volume(s) read as one image each, their middle axial slice "
+            f"({shown}); export the slices to score as images"
+        )
+    return result
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
