@@ -275,6 +275,7 @@ def test_tensor_and_batched_axis_images_and_masks_are_read_as_the_2d_array(
     for shape in ((32, 32), (1, 32, 32), (1, 1, 32, 32)):
         assert np.array_equal(inpaint(t_image.reshape(shape), t_mask.reshape(shape)), expected)
     assert np.array_equal(inpaint(image[None], box_mask[None]), expected)
+    assert np.array_equal(inpaint(image[..., None], box_mask[..., None]), expected)  # (H, W, 1)
     assert np.array_equal(
         inpaint(t_image.half(), t_mask.bool()), inpaint(image.astype(np.float16), box_mask > 0.5)
     )
@@ -282,7 +283,7 @@ def test_tensor_and_batched_axis_images_and_masks_are_read_as_the_2d_array(
     assert edited.images.shape == (1, 32, 32)
     outpainted = OutpaintPipeline(tiny)(PROMPT, t_image[None], right=16, generator=seeded(0))
     assert np.array_equal(outpainted.images[0][:, :32], image)
-    with pytest.raises(ValueError, match=r"\(H, W\), \(1, H, W\) or \(1, 1, H, W\).*\(2, 32, 32\)"):
+    with pytest.raises(ValueError, match=r"\(1, 1, H, W\) or \(H, W, 1\).*\(2, 32, 32\)"):
         inpaint(torch.stack([t_image, t_image]), box_mask)
     with pytest.raises(ValueError, match=r"values must be finite and in \[0, 1\]"):
         inpaint(t_image * 255.0, box_mask)

@@ -609,7 +609,7 @@ def image_to_tensor(image: ImageInput, name: str = "image") -> torch.Tensor:
 
 def _one_image(image: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     """A numpy array or torch tensor of one grayscale image as a 2-D numpy array: (H, W), or
-    (1, H, W) and (1, 1, H, W) with the leading axes dropped."""
+    (1, H, W) and (1, 1, H, W) with the leading axes dropped, or (H, W, 1) with its channel."""
     if isinstance(image, torch.Tensor):
         tensor = image.detach().cpu()
         if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
@@ -619,10 +619,13 @@ def _one_image(image: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
         array = image
     if array.ndim in (3, 4) and all(size == 1 for size in array.shape[:-2]):
         array = array.reshape(array.shape[-2:])
+    elif array.ndim == 3 and array.shape[-1] == 1:  # (H, W, 1): an image library's channel axis
+        array = array[..., 0]
     if array.ndim != 2:
         raise ValueError(
-            f"{name} must be a 2-D grayscale array (H, W), (1, H, W) or (1, 1, H, W), got shape "
-            f"{tuple(array.shape)}; pass one grayscale image (num_images_per_prompt makes more)"
+            f"{name} must be a 2-D grayscale array (H, W), (1, H, W), (1, 1, H, W) or (H, W, 1), "
+            f"got shape {tuple(array.shape)}; pass one grayscale image (num_images_per_prompt "
+            "makes more)"
         )
     return array
 
