@@ -75,7 +75,13 @@ def train_reader_command(
     n: Annotated[int, typer.Option(help="Training cases (rendered once, cached).")] = 4000,
     heldout: Annotated[int, typer.Option(help="Held-out cases scored at the end.")] = 400,
     steps: Annotated[int, typer.Option(help="Optimiser steps (batch of 16).")] = 3000,
-    size: Annotated[int, typer.Option(help="Reader input size in pixels (multiple of 32).")] = 160,
+    size: Annotated[
+        int,
+        typer.Option(
+            help="Reader input size in pixels: a multiple of 32 (of 8 with --tiny, whose "
+            "encoder has 3 stages)."
+        ),
+    ] = 160,
     seed: Annotated[int, typer.Option(help="Seed of the cases and of training.")] = 0,
     workers: Annotated[int, typer.Option(help="Processes rendering the cache.")] = 1,
     threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 1,
