@@ -367,3 +367,29 @@ def test_a_resaved_stable_diffusion_folder_loads_in_diffusers(
     assert not again.components.trained_by_radsynth
     image = again("a banana on a beach", negative_prompt="a blurry photo", num_inference_steps=2)
     assert np.asarray(image.images).shape == (1, 32, 32)
+
+
+def test_an_edit_strength_below_one_step_says_what_runs(
+    tiny: DiffusionComponents, image: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At 6 steps strengths 0.05, 0.1 and 0.2 all ran one step and gave the same image, unsaid.
+    # Strengths are rounded to whole steps; one below half a step is said to run a whole one.
+    pipe = EditPipeline(tiny)
+    pipe.set_progress_bar_config(disable=True)
+
+    def edit(strength: float) -> np.ndarray:
+        out = pipe(PROMPT, image, strength=strength, num_inference_steps=6, generator=seeded(0))
+        return np.asarray(out.images)
+
+    with caplog.at_level("WARNING", logger="radsynth.pipelines"):
+        coarse, fine = edit(0.05), edit(0.2)
+    assert np.array_equal(coarse, fine)
+    said = [r.getMessage() for r in caplog.records if "effective strength" in r.getMessage()]
+    assert said == [
+        "strength 0.05 runs 1 of 6 steps, an effective strength of 0.17: strengths are "
+        "rounded to whole steps; raise num_inference_steps for a finer one"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="radsynth.pipelines"):
+        edit(0.6)  # the default: 4 of 6 steps, rounded, not said
+    assert not [r for r in caplog.records if "effective strength" in r.getMessage()]

@@ -426,7 +426,17 @@ class RadiologyPipeline:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         timesteps = self.scheduler.timesteps
+        # `strength` is rounded to whole steps; below half a step it still runs one.
         keep = min(max(round(num_inference_steps * strength), 1), len(timesteps))
+        if keep - num_inference_steps * strength > 0.5:
+            logger.warning(
+                "strength %g runs %d of %d steps, an effective strength of %.2f: strengths "
+                "are rounded to whole steps; raise num_inference_steps for a finer one",
+                strength,
+                keep,
+                num_inference_steps,
+                keep / num_inference_steps,
+            )
         start = len(timesteps) - keep
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(start)
