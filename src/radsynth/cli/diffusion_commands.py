@@ -14,7 +14,6 @@ patient's identifying attributes unless `--keep-patient` is given.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -417,17 +416,7 @@ class _PlainProgress:
             )
 
 
-def _reads_the_vocabulary(folder: Path) -> bool:
-    """True for a model radsynth trained (its prompts go through radsynth's vocabulary), False
-    for a user's Stable Diffusion folder (prompts as written)."""
-    try:
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(index, dict) and "_radsynth_defaults" in index
-
-
-def _note_outside_training(folder: Path, prompt: str) -> None:
+def _note_outside_training(folder: Path, prompt: str, reads_vocabulary: bool) -> None:
     """Notes on how a radsynth model reads a prompt where it cannot do what the words say:
     "both knees" (an image shows one knee; it is read without a side), and, for the built-in
     model, an age it never saw (it learnt from adult phantoms, 18-90 years, so "a 6-month-old"
@@ -435,7 +424,7 @@ def _note_outside_training(folder: Path, prompt: str) -> None:
     from radsynth.phantoms.body import ADULT_AGE_RANGE
     from radsynth.vocabulary import PAIRED_REGIONS, parse_prompt
 
-    if not prompt or not _reads_the_vocabulary(folder):
+    if not prompt or not reads_vocabulary:  # a user's SD folder takes prompts as written
         return
     try:
         labels = parse_prompt(prompt)
@@ -478,10 +467,11 @@ def _run(
     if seed + count - 1 > MAX_SEED:
         raise typer.BadParameter(f"--seed + -n - 1 must be at most {MAX_SEED} (seed i is S + i)")
     folder = _model_dir(model)
-    _note_outside_training(folder, str(call.get("prompt") or ""))
     plan = None
     try:
         pipe = getattr(pipelines, pipeline_name).from_pretrained(folder)
+        prompt = str(call.get("prompt") or "")
+        _note_outside_training(folder, prompt, pipe.components.trained_by_radsynth)
         steps = int(pipe.default("num_inference_steps", call.pop("num_inference_steps", None)))
         guidance = float(pipe.default("guidance_scale", call.pop("guidance_scale", None)))
         if guidance_cutoff is not None:

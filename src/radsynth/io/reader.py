@@ -383,14 +383,7 @@ def _pil_pixels(
         # Signed 8-bit samples, which Pillow opens as unsigned "L" (-128 read as 128).
         return np.asarray(image).view(np.int8), "MONOCHROME2", 8, {}
     if mode in ("LA", "PA", "RGBA", "La", "RGBa") or "transparency" in image.info:
-        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
-        if alpha.min() < 255:
-            raise ImageReadError(
-                path,
-                f"has transparent pixels ({int((alpha < 255).sum())} with alpha below 255); "
-                "radsynth reads grayscale intensities and would drop the transparency: "
-                "flatten the image onto a background first",
-            )
+        _refuse_transparency(path, np.asarray(image.convert("RGBA").getchannel("A")), 255)
     if mode == "1":
         return np.asarray(image, dtype=np.uint8), "MONOCHROME2", 1, {}
     if mode in ("L", "LA"):
@@ -419,6 +412,17 @@ def _pil_pixels(
     return to_luminance(rgb), kind, 8, {"grayscale_from": f"{kind}, BT.601 luminance"}
 
 
+def _refuse_transparency(path: Path, alpha: np.ndarray, opaque: int) -> None:
+    """Refuse an image with any pixel less than `opaque` in its alpha channel."""
+    if alpha.min() < opaque:
+        raise ImageReadError(
+            path,
+            f"has transparent pixels ({int((alpha < opaque).sum())} with alpha below "
+            f"{opaque}); radsynth reads grayscale intensities and would drop the transparency: "
+            "flatten the image onto a background first",
+        )
+
+
 def _png_ihdr(path: Path) -> tuple[int, int]:
     """(bit depth, colour type) from a PNG's IHDR chunk (bytes 24 and 25 of the file)."""
     with path.open("rb") as f:
@@ -443,14 +447,7 @@ def _png16_colour(
     if data is None or data.dtype != np.uint16 or data.ndim != 3:
         raise ImageReadError(path, "is a 16-bit colour PNG that could not be decoded")
     if data.shape[2] == 4:
-        alpha = data[..., 3]
-        if alpha.min() < 65535:
-            raise ImageReadError(
-                path,
-                f"has transparent pixels ({int((alpha < 65535).sum())} with alpha below "
-                "65535); radsynth reads grayscale intensities and would drop the "
-                "transparency: flatten the image onto a background first",
-            )
+        _refuse_transparency(path, data[..., 3], 65535)
     rgb = data[..., 2::-1]
     if gray_alpha:  # opaque: its gray channel, as for an 8-bit gray+alpha PNG
         return rgb[..., 0].copy(), "MONOCHROME2", 16, {}

@@ -23,7 +23,7 @@ from radsynth.probe.protocol import ProbeResult
 from radsynth.probe.scoring import resize_image
 from radsynth.probe.targets import TARGET_MEASURES
 
-__all__ = ["PROBE_OUTPUTS", "clear_previous_run", "write_report", "write_scores"]
+__all__ = ["PROBE_FILES", "clear_previous_run", "write_report", "write_scores"]
 
 FIGURE_TITLES = {
     "figure1": "Figure 1: 'An X-ray of the <region>', every image kept",
@@ -46,18 +46,18 @@ PROBE_PNGS = (
     "knee_to_full_body.png",
     "knee_to_full_body_read.png",
 )
-PROBE_OUTPUTS = ("scores.json", "report.html", *PROBE_PNGS, "images/")
+PROBE_FILES = ("scores.json", "report.html", *PROBE_PNGS)  # besides images/<figure>/
 
 
 def clear_previous_run(out: Path) -> list[str]:
-    """Remove from `out` what an earlier probe run wrote there (`PROBE_OUTPUTS`: scores.json,
+    """Remove from `out` what an earlier probe run wrote there (`PROBE_FILES`: scores.json,
     report.html, the figure PNGs, and under images/ each figure's folder and grid); other files
     are kept, and images/ itself only goes where nothing else is left in it. Returns the names
     removed (relative to `out`)."""
     import shutil
 
     removed: list[str] = []
-    for name in ("scores.json", "report.html", *PROBE_PNGS):
+    for name in PROBE_FILES:
         path = out / name
         if path.is_file() or path.is_symlink():
             path.unlink()

@@ -312,6 +312,12 @@ def finding_stage_folders(folder: Path) -> list[Path]:
 
 @lru_cache(maxsize=4)
 def _cached(folder: str) -> Reader:
+    path = Path(folder)
+    if (path / "config.json").is_file() and (path / "reader.safetensors").is_file():
+        # Once per folder (a refusal is not cached): a stage on its own is no reader.
+        config = read_reader_config(path)
+        if stage_kind(config) is not None:
+            raise ValueError(full_reader_problem(config, folder, (), (), (), "load_reader"))
     carpals = Path(folder) / CARPAL_STAGE
     carpal_stage = None
     if (carpals / "config.json").is_file():
@@ -338,13 +344,7 @@ def load_reader(folder: str | Path | None = None) -> Reader:
     `body/` subfolder (written by `radsynth train-body-reader`) the body stage. A folder that
     holds such a stage on its own is refused, saying where it belongs (it loaded as a reader
     without label heads, and failed later at the first check that reads them)."""
-    path = Path(folder) if folder is not None else WEIGHTS_DIR
-    if (path / "config.json").is_file() and (path / "reader.safetensors").is_file():
-        config = read_reader_config(path)
-        if stage_kind(config) is not None:
-            problem = full_reader_problem(config, str(path), (), (), (), "load_reader")
-            raise ValueError(problem)
-    return _cached(str(path))
+    return _cached(str(Path(folder) if folder is not None else WEIGHTS_DIR))
 
 
 def pad_to_square(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
